@@ -1,0 +1,168 @@
+#include "base/sas.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <cctype>
+#include <string>
+
+namespace pushhub::sas {
+namespace {
+
+Error unauthenticated(std::string message) {
+  return Error{Error::Code::kUnauthenticated, std::move(message)};
+}
+
+std::string base64(const unsigned char* data, size_t size) {
+  std::string out(4 * ((size + 2) / 3), '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(size));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+std::string hmacSha256Base64(std::string_view key, std::string_view message) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(message.data()), message.size(), digest, &length);
+  return base64(digest, length);
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\n')) s.remove_suffix(1);
+  return s;
+}
+
+}  // namespace
+
+std::string ConnectionString::httpsEndpoint() const {
+  std::string url = endpoint;
+  if (url.rfind("sb://", 0) == 0) url.replace(0, 5, "https://");
+  return url;
+}
+
+Result<ConnectionString> parseConnectionString(std::string_view text) {
+  ConnectionString cs;
+  text = trim(text);
+  while (!text.empty()) {
+    size_t end = text.find(';');
+    std::string_view part = text.substr(0, end);
+    text = end == std::string_view::npos ? std::string_view{} : text.substr(end + 1);
+    if (part.empty()) continue;
+    size_t eq = part.find('=');
+    if (eq == std::string_view::npos) continue;
+    std::string_view name = part.substr(0, eq), value = part.substr(eq + 1);
+    if (name == "Endpoint") cs.endpoint = value;
+    if (name == "SharedAccessKeyName") cs.key_name = value;
+    if (name == "SharedAccessKey") cs.key = value;
+  }
+  if (cs.endpoint.empty()) return Error::invalidArgument("connection string: Endpoint is missing");
+  if (cs.key_name.empty()) {
+    return Error::invalidArgument("connection string: SharedAccessKeyName is missing");
+  }
+  if (cs.key.empty()) return Error::invalidArgument("connection string: SharedAccessKey is missing");
+  return cs;
+}
+
+std::string urlEncode(std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(text.size() * 3);
+  for (unsigned char c : text) {
+    // encodeURIComponent's unreserved set.
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '!' || c == '~' || c == '*' ||
+        c == '\'' || c == '(' || c == ')') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+std::string urlDecode(std::string_view text) {
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '%' && i + 2 < text.size() && hex(text[i + 1]) >= 0 && hex(text[i + 2]) >= 0) {
+      out += static_cast<char>(hex(text[i + 1]) * 16 + hex(text[i + 2]));
+      i += 2;
+    } else if (text[i] == '+') {
+      out += ' ';
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
+}
+
+std::string makeToken(std::string_view resource_url, std::string_view key_name,
+                      std::string_view key, std::chrono::system_clock::time_point expiry) {
+  std::string lowered(resource_url);
+  for (auto& c : lowered) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::string audience = urlEncode(lowered);
+  std::string se = std::to_string(
+      std::chrono::duration_cast<std::chrono::seconds>(expiry.time_since_epoch()).count());
+  std::string sig = hmacSha256Base64(key, audience + "\n" + se);
+  return "SharedAccessSignature sr=" + audience + "&sig=" + urlEncode(sig) + "&se=" + se +
+         "&skn=" + urlEncode(key_name);
+}
+
+Result<Verified> verifyToken(
+    std::string_view header,
+    const std::function<std::optional<std::string>(std::string_view key_name)>& key_for,
+    std::chrono::system_clock::time_point now) {
+  constexpr std::string_view kScheme = "SharedAccessSignature ";
+  if (header.substr(0, kScheme.size()) != kScheme) {
+    return unauthenticated("authorization: expected 'SharedAccessSignature sr=..&sig=..&se=..&skn=..'");
+  }
+  std::string_view rest = header.substr(kScheme.size());
+  std::string_view sr, sig, se, skn;
+  while (!rest.empty()) {
+    size_t amp = rest.find('&');
+    std::string_view part = rest.substr(0, amp);
+    rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
+    size_t eq = part.find('=');
+    if (eq == std::string_view::npos) continue;
+    std::string_view name = part.substr(0, eq), value = part.substr(eq + 1);
+    if (name == "sr") sr = value;
+    if (name == "sig") sig = value;
+    if (name == "se") se = value;
+    if (name == "skn") skn = value;
+  }
+  if (sr.empty() || sig.empty() || se.empty() || skn.empty()) {
+    return unauthenticated("authorization: the signature needs sr, sig, se and skn");
+  }
+  int64_t expiry = 0;
+  for (char c : se) {
+    if (c < '0' || c > '9' || expiry > (int64_t{1} << 50)) {
+      return unauthenticated("authorization: se is not a unix time");
+    }
+    expiry = expiry * 10 + (c - '0');
+  }
+  std::string key_name = urlDecode(skn);
+  auto key = key_for(key_name);
+  if (!key) return unauthenticated("authorization: unknown key name '" + key_name + "'");
+  std::string expected = hmacSha256Base64(*key, std::string(sr) + "\n" + std::string(se));
+  std::string given = urlDecode(sig);
+  if (given.size() != expected.size() ||
+      CRYPTO_memcmp(given.data(), expected.data(), expected.size()) != 0) {
+    return unauthenticated("authorization: signature does not match key '" + key_name + "'");
+  }
+  auto now_s = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+  constexpr int64_t kSkewSeconds = 300;
+  if (expiry + kSkewSeconds < now_s) return unauthenticated("authorization: the signature expired");
+  return Verified{key_name};
+}
+
+}  // namespace pushhub::sas

@@ -1,0 +1,266 @@
+#include "gateway/api_service.h"
+
+#include <boost/asio/post.hpp>
+#include <google/protobuf/util/time_util.h>
+
+#include "base/log.h"
+#include "base/sas.h"
+#include "gateway/notification.h"
+
+namespace pushhub::gateway {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+grpc::ServerUnaryReactor* finish(grpc::CallbackServerContext* context, grpc::Status status) {
+  auto* reactor = context->DefaultReactor();
+  reactor->Finish(std::move(status));
+  return reactor;
+}
+
+Result<registry::Installation> fromProto(const v1::Installation& in) {
+  registry::Installation out;
+  out.id = in.installation_id();
+  auto platform = gateway::fromProto(in.platform(), "installation.platform");
+  if (!platform) return platform.error();
+  out.platform = *platform;
+  out.push_channel = in.push_channel();
+  out.tags.assign(in.tags().begin(), in.tags().end());
+  out.user_id = in.user_id();
+  for (const auto& [name, tpl] : in.templates()) {
+    registry::InstallationTemplate t;
+    t.body = tpl.body();
+    t.headers.insert(tpl.headers().begin(), tpl.headers().end());
+    t.tags.assign(tpl.tags().begin(), tpl.tags().end());
+    t.expiry = tpl.expiry();
+    out.templates.emplace(name, std::move(t));
+  }
+  if (in.has_expiration_time()) {
+    out.expiration_unix = TimeUtil::TimestampToSeconds(in.expiration_time());
+  }
+  return out;
+}
+
+void toProto(const registry::Installation& in, v1::Installation& out) {
+  out.set_installation_id(in.id);
+  out.set_platform(gateway::toProto(in.platform));
+  out.set_push_channel(in.push_channel);
+  for (const auto& tag : in.tags) out.add_tags(tag);
+  out.set_user_id(in.user_id);
+  for (const auto& [name, tpl] : in.templates) {
+    auto& t = (*out.mutable_templates())[name];
+    t.set_body(tpl.body);
+    t.mutable_headers()->insert(tpl.headers.begin(), tpl.headers.end());
+    for (const auto& tag : tpl.tags) t.add_tags(tag);
+    t.set_expiry(tpl.expiry);
+  }
+  if (in.expiration_unix > 0) {
+    *out.mutable_expiration_time() = TimeUtil::SecondsToTimestamp(in.expiration_unix);
+  }
+  *out.mutable_last_update() = TimeUtil::MillisecondsToTimestamp(in.last_update_ms);
+  out.set_push_channel_expired(in.push_channel_expired);
+}
+
+registry::Hub hubOf(const HubSettings& hub) { return registry::Hub{hub.name, hub.buckets}; }
+
+}  // namespace
+
+grpc::Status toStatus(const Error& error) {
+  switch (error.code) {
+    case Error::Code::kInvalidArgument:
+      return {grpc::StatusCode::INVALID_ARGUMENT, error.message};
+    case Error::Code::kNotFound: return {grpc::StatusCode::NOT_FOUND, error.message};
+    case Error::Code::kUnauthenticated: return {grpc::StatusCode::UNAUTHENTICATED, error.message};
+    case Error::Code::kPermissionDenied:
+      return {grpc::StatusCode::PERMISSION_DENIED, error.message};
+    case Error::Code::kUnavailable: return {grpc::StatusCode::UNAVAILABLE, error.message};
+    case Error::Code::kInternal: break;
+  }
+  return {grpc::StatusCode::INTERNAL, error.message};
+}
+
+ApiService::ApiService(const Config& config, std::vector<std::unique_ptr<Worker>>& workers)
+    : config_(config), workers_(workers) {}
+
+Worker& ApiService::nextWorker() {
+  return *workers_[next_worker_.fetch_add(1, std::memory_order_relaxed) % workers_.size()];
+}
+
+Result<const HubSettings*> ApiService::authorize(grpc::CallbackServerContext* context,
+                                                 const std::string& hub_name, Right right) const {
+  const HubSettings* hub = config_.findHub(hub_name);
+  if (!hub) {
+    if (hub_name.empty()) return Error::invalidArgument("hub: is required");
+    return Error::notFound("hub: no hub named '" + hub_name + "'");
+  }
+  const auto& metadata = context->client_metadata();
+  auto it = metadata.find("authorization");
+  if (it == metadata.end()) {
+    return Error{Error::Code::kUnauthenticated,
+                 "authorization: metadata entry missing (a SharedAccessSignature)"};
+  }
+  std::string_view header(it->second.data(), it->second.size());
+  auto verified = sas::verifyToken(
+      header,
+      [hub](std::string_view name) -> std::optional<std::string> {
+        if (const AccessKey* key = hub->findKey(name)) return key->secret;
+        return std::nullopt;
+      },
+      std::chrono::system_clock::now());
+  if (!verified) return verified.error();
+  const AccessKey* key = hub->findKey(verified->key_name);
+  if (!key->allows(right)) {
+    static constexpr const char* kNames[] = {"", "Listen", "Send", "", "Manage"};
+    return Error{Error::Code::kPermissionDenied,
+                 "key '" + key->name + "' lacks the " + kNames[right] + " right"};
+  }
+  return hub;
+}
+
+grpc::ServerUnaryReactor* ApiService::CreateOrUpdateInstallation(
+    grpc::CallbackServerContext* context, const v1::CreateOrUpdateInstallationRequest* request,
+    v1::CreateOrUpdateInstallationResponse* /*response*/) {
+  auto hub = authorize(context, request->hub(), kListen);
+  if (!hub) return finish(context, toStatus(hub.error()));
+  if (!request->has_installation()) {
+    return finish(context, toStatus(Error::invalidArgument("installation: is required")));
+  }
+  auto installation = fromProto(request->installation());
+  if (!installation) return finish(context, toStatus(installation.error()));
+  if (auto ok = registry::validateInstallation(*installation); !ok) {
+    return finish(context, toStatus(ok.error()));
+  }
+  auto* reactor = context->DefaultReactor();
+  Worker& worker = nextWorker();
+  boost::asio::post(worker.ioc(), [&worker, reactor, hub = hubOf(**hub),
+                                   installation = std::move(*installation)] {
+    worker.registry().upsert(hub, installation, [reactor](Result<void> ok) {
+      reactor->Finish(ok ? grpc::Status::OK : toStatus(ok.error()));
+    });
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* ApiService::GetInstallation(grpc::CallbackServerContext* context,
+                                                      const v1::GetInstallationRequest* request,
+                                                      v1::Installation* response) {
+  auto hub = authorize(context, request->hub(), kListen);
+  if (!hub) return finish(context, toStatus(hub.error()));
+  if (auto ok = registry::validateInstallationId(request->installation_id(), "installation_id");
+      !ok) {
+    return finish(context, toStatus(ok.error()));
+  }
+  auto* reactor = context->DefaultReactor();
+  Worker& worker = nextWorker();
+  boost::asio::post(worker.ioc(), [&worker, reactor, response, hub = hubOf(**hub),
+                                   id = request->installation_id()] {
+    worker.registry().get(hub, id, [reactor, response, id](
+                                       Result<std::optional<registry::Installation>> found) {
+      if (!found) return reactor->Finish(toStatus(found.error()));
+      if (!*found) {
+        return reactor->Finish(toStatus(Error::notFound("installation '" + id + "' not found")));
+      }
+      toProto(**found, *response);
+      reactor->Finish(grpc::Status::OK);
+    });
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* ApiService::DeleteInstallation(
+    grpc::CallbackServerContext* context, const v1::DeleteInstallationRequest* request,
+    v1::DeleteInstallationResponse* response) {
+  auto hub = authorize(context, request->hub(), kListen);
+  if (!hub) return finish(context, toStatus(hub.error()));
+  if (auto ok = registry::validateInstallationId(request->installation_id(), "installation_id");
+      !ok) {
+    return finish(context, toStatus(ok.error()));
+  }
+  auto* reactor = context->DefaultReactor();
+  Worker& worker = nextWorker();
+  boost::asio::post(worker.ioc(), [&worker, reactor, response, hub = hubOf(**hub),
+                                   id = request->installation_id()] {
+    worker.registry().remove(hub, id, [reactor, response](Result<bool> existed) {
+      if (!existed) return reactor->Finish(toStatus(existed.error()));
+      response->set_existed(*existed);
+      reactor->Finish(grpc::Status::OK);
+    });
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* ApiService::SendNotification(grpc::CallbackServerContext* context,
+                                                       const v1::SendNotificationRequest* request,
+                                                       v1::SendNotificationResponse* response) {
+  auto hub = authorize(context, request->hub(), kSend);
+  if (!hub) return finish(context, toStatus(hub.error()));
+  if (auto ok = validateSendRequest(*request, std::chrono::system_clock::now()); !ok) {
+    return finish(context, toStatus(ok.error()));
+  }
+  // Store the hub's canonical name, so jobs find it whatever case the caller used.
+  v1::SendNotificationRequest stored = *request;
+  stored.set_hub((*hub)->name);
+  std::vector<std::string> jobs;
+  for (const auto& range : planJobs(stored, (*hub)->buckets, config_.buckets_per_job)) {
+    jobs.push_back(encodeJob(range));
+  }
+  auto* reactor = context->DefaultReactor();
+  Worker& worker = nextWorker();
+  boost::asio::post(worker.ioc(), [&worker, reactor, response, hub = (*hub)->name,
+                                   body = stored.SerializeAsString(), jobs = std::move(jobs)]() mutable {
+    std::string id = newNotificationId();
+    worker.queue().enqueue(id, hub, std::move(body), std::move(jobs),
+                           [&worker, reactor, response, id](Result<void> ok) {
+                             if (!ok) return reactor->Finish(toStatus(ok.error()));
+                             WorkerMetrics::add(worker.metrics().notifications_accepted);
+                             response->set_notification_id(id);
+                             reactor->Finish(grpc::Status::OK);
+                           });
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* ApiService::GetNotification(grpc::CallbackServerContext* context,
+                                                      const v1::GetNotificationRequest* request,
+                                                      v1::NotificationStatus* response) {
+  auto hub = authorize(context, request->hub(), kSend);
+  if (!hub) return finish(context, toStatus(hub.error()));
+  const std::string& id = request->notification_id();
+  if (id.size() != 32 || id.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    return finish(context, toStatus(Error::invalidArgument(
+                               "notification_id: must be 32 lower-case hex characters")));
+  }
+  auto* reactor = context->DefaultReactor();
+  Worker& worker = nextWorker();
+  boost::asio::post(worker.ioc(), [&worker, reactor, response, id,
+                                   hub = (*hub)->name] {
+    worker.queue().state(id, [reactor, response, id,
+                              hub](Result<std::optional<registry::NotificationState>> state) {
+      if (!state) return reactor->Finish(toStatus(state.error()));
+      if (!*state || (*state)->hub != hub) {
+        return reactor->Finish(toStatus(Error::notFound("notification '" + id + "' not found")));
+      }
+      const auto& s = **state;
+      response->set_notification_id(id);
+      response->set_state(s.jobs_done >= s.jobs_total ? v1::NotificationStatus::STATE_COMPLETED
+                          : s.jobs_done > 0            ? v1::NotificationStatus::STATE_PROCESSING
+                                                       : v1::NotificationStatus::STATE_ENQUEUED);
+      *response->mutable_enqueue_time() = TimeUtil::MillisecondsToTimestamp(s.created_ms);
+      response->set_jobs_total(s.jobs_total);
+      response->set_jobs_done(s.jobs_done);
+      for (const auto& [key, count] : s.outcome_counts) {
+        auto colon = key.find(':');
+        auto platform = registry::parsePlatform(key.substr(0, colon));
+        if (!platform || colon == std::string::npos) continue;
+        auto* outcome = response->add_outcomes();
+        outcome->set_platform(gateway::toProto(*platform));
+        outcome->set_outcome(key.substr(colon + 1));
+        outcome->set_count(count);
+      }
+      reactor->Finish(grpc::Status::OK);
+    });
+  });
+  return reactor;
+}
+
+}  // namespace pushhub::gateway

@@ -1,0 +1,53 @@
+#pragma once
+// The pushhub.v1.PushHub gRPC service. Runs on gRPC's threads only long enough to authenticate
+// (SAS), validate and convert a request; the Redis work is posted to a worker (round robin) and
+// the call is finished from that worker's thread when Redis answers.
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <vector>
+
+#include "gateway/config.h"
+#include "gateway/worker.h"
+#include "pushhub/v1/pushhub.grpc.pb.h"
+
+namespace pushhub::gateway {
+
+class ApiService final : public v1::PushHub::CallbackService {
+ public:
+  // `config` and the workers must outlive the service (and the gRPC server serving it).
+  ApiService(const Config& config, std::vector<std::unique_ptr<Worker>>& workers);
+
+  // v1::PushHub::CallbackService
+  grpc::ServerUnaryReactor* CreateOrUpdateInstallation(
+      grpc::CallbackServerContext* context, const v1::CreateOrUpdateInstallationRequest* request,
+      v1::CreateOrUpdateInstallationResponse* response) override;
+  grpc::ServerUnaryReactor* GetInstallation(grpc::CallbackServerContext* context,
+                                            const v1::GetInstallationRequest* request,
+                                            v1::Installation* response) override;
+  grpc::ServerUnaryReactor* DeleteInstallation(grpc::CallbackServerContext* context,
+                                               const v1::DeleteInstallationRequest* request,
+                                               v1::DeleteInstallationResponse* response) override;
+  grpc::ServerUnaryReactor* SendNotification(grpc::CallbackServerContext* context,
+                                             const v1::SendNotificationRequest* request,
+                                             v1::SendNotificationResponse* response) override;
+  grpc::ServerUnaryReactor* GetNotification(grpc::CallbackServerContext* context,
+                                            const v1::GetNotificationRequest* request,
+                                            v1::NotificationStatus* response) override;
+
+ private:
+  // The hub the caller may act on with `right`, or the status to answer.
+  Result<const HubSettings*> authorize(grpc::CallbackServerContext* context,
+                                       const std::string& hub, Right right) const;
+  Worker& nextWorker();
+
+  const Config& config_;
+  std::vector<std::unique_ptr<Worker>>& workers_;
+  std::atomic<size_t> next_worker_{0};
+};
+
+// Error -> gRPC status, keeping the message.
+grpc::Status toStatus(const Error& error);
+
+}  // namespace pushhub::gateway

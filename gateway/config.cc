@@ -1,0 +1,248 @@
+#include "gateway/config.h"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+namespace pushhub::gateway {
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+  return out;
+}
+
+Error bad(const std::string& key, const std::string& what) {
+  return Error::invalidArgument("config: " + key + ": " + what);
+}
+
+// Reads optional typed values, remembering the first error so parsing reads straight through.
+class Reader {
+ public:
+  explicit Reader(std::optional<Error>& error) : error_(error) {}
+
+  template <typename T>
+  void get(const toml::node_view<const toml::node>& node, const std::string& key, T& out) {
+    if (!node) return;
+    if (auto v = node.value<T>()) {
+      out = *v;
+    } else {
+      fail(key, "has the wrong type");
+    }
+  }
+
+  template <typename T>
+  void getInt(const toml::node_view<const toml::node>& node, const std::string& key, T& out,
+              int64_t min, int64_t max) {
+    if (!node) return;
+    auto v = node.value<int64_t>();
+    if (!v) return fail(key, "must be an integer");
+    if (*v < min || *v > max) {
+      return fail(key, "must be between " + std::to_string(min) + " and " + std::to_string(max));
+    }
+    out = static_cast<T>(*v);
+  }
+
+  void fail(const std::string& key, const std::string& what) {
+    if (!error_) error_ = bad(key, what);
+  }
+
+ private:
+  std::optional<Error>& error_;
+};
+
+std::string readFile(const std::filesystem::path& path, bool& ok) {
+  std::ifstream in(path, std::ios::binary);
+  ok = static_cast<bool>(in);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+bool validListen(const std::string& address) {
+  auto colon = address.rfind(':');
+  return colon != std::string::npos && colon > 0 && colon + 1 < address.size();
+}
+
+// host[:port] from an https URL; the scheme must be https.
+bool parseHttpsUrl(const std::string& url, std::string& host, uint16_t& port) {
+  constexpr std::string_view kScheme = "https://";
+  if (url.rfind(kScheme, 0) != 0) return false;
+  std::string rest = url.substr(kScheme.size());
+  rest = rest.substr(0, rest.find('/'));
+  auto colon = rest.rfind(':');
+  host = rest.substr(0, colon);
+  port = 443;
+  if (colon != std::string::npos) {
+    try {
+      int p = std::stoi(rest.substr(colon + 1));
+      if (p <= 0 || p > 65535) return false;
+      port = static_cast<uint16_t>(p);
+    } catch (...) {
+      return false;
+    }
+  }
+  return !host.empty();
+}
+
+void parseApns(const toml::table& table, const std::string& prefix,
+               const std::filesystem::path& base_dir, Reader& r, ApnsSettings& apns) {
+  std::string endpoint = "https://api.push.apple.com:443";
+  r.get(table["endpoint"], prefix + ".endpoint", endpoint);
+  if (!parseHttpsUrl(endpoint, apns.host, apns.port)) {
+    r.fail(prefix + ".endpoint", "must be an https URL such as https://api.push.apple.com:443");
+  }
+  r.get(table["ca_file"], prefix + ".ca_file", apns.ca_file);
+  if (!apns.ca_file.empty()) apns.ca_file = (base_dir / apns.ca_file).string();
+  std::string key_file;
+  r.get(table["key_file"], prefix + ".key_file", key_file);
+  r.get(table["key_id"], prefix + ".key_id", apns.key_id);
+  r.get(table["team_id"], prefix + ".team_id", apns.team_id);
+  r.get(table["topic"], prefix + ".topic", apns.topic);
+  r.getInt(table["connections"], prefix + ".connections", apns.connections, 1, 64);
+  if (key_file.empty()) return r.fail(prefix + ".key_file", "is required (the .p8 key)");
+  bool ok = false;
+  apns.key_pem = readFile(base_dir / key_file, ok);
+  if (!ok) r.fail(prefix + ".key_file", "cannot read " + (base_dir / key_file).string());
+  if (apns.key_id.empty()) r.fail(prefix + ".key_id", "is required");
+  if (apns.team_id.empty()) r.fail(prefix + ".team_id", "is required");
+  if (apns.topic.empty()) r.fail(prefix + ".topic", "is required (the app's bundle id)");
+}
+
+void parseHub(const toml::table& table, size_t index, const std::filesystem::path& base_dir,
+              Reader& r, Config& config) {
+  std::string prefix = "hubs[" + std::to_string(index) + "]";
+  HubSettings hub;
+  r.get(table["name"], prefix + ".name", hub.name);
+  if (hub.name.empty() || hub.name.size() > 50 ||
+      !std::all_of(hub.name.begin(), hub.name.end(), [](unsigned char c) {
+        return std::isalnum(c) || c == '-' || c == '_' || c == '.';
+      })) {
+    return r.fail(prefix + ".name", "must be 1 to 50 characters of [A-Za-z0-9._-]");
+  }
+  r.getInt(table["buckets"], prefix + ".buckets", hub.buckets, 1, 1 << 16);
+  if ((hub.buckets & (hub.buckets - 1)) != 0) r.fail(prefix + ".buckets", "must be a power of two");
+  if (auto keys = table["keys"].as_array()) {
+    size_t k = 0;
+    for (const auto& node : *keys) {
+      std::string key_prefix = prefix + ".keys[" + std::to_string(k++) + "]";
+      const auto* kt = node.as_table();
+      if (!kt) return r.fail(key_prefix, "must be a table");
+      AccessKey key;
+      r.get((*kt)["name"], key_prefix + ".name", key.name);
+      r.get((*kt)["key"], key_prefix + ".key", key.secret);
+      if (key.name.empty()) r.fail(key_prefix + ".name", "is required");
+      if (key.secret.size() < 16) r.fail(key_prefix + ".key", "must be at least 16 characters");
+      if (auto rights = (*kt)["rights"].as_array()) {
+        for (const auto& right : *rights) {
+          auto name = lower(right.value_or(std::string()));
+          if (name == "listen") key.rights |= kListen;
+          else if (name == "send") key.rights |= kSend;
+          else if (name == "manage") key.rights |= kManage;
+          else r.fail(key_prefix + ".rights", "entries must be Listen, Send or Manage");
+        }
+      }
+      if (key.rights == 0) r.fail(key_prefix + ".rights", "must name at least one right");
+      hub.keys.push_back(std::move(key));
+    }
+  }
+  if (hub.keys.empty()) r.fail(prefix + ".keys", "a hub needs at least one access key");
+  if (auto apns = table["apns"].as_table()) {
+    parseApns(*apns, prefix + ".apns", base_dir, r, hub.apns.emplace());
+  }
+  auto name = lower(hub.name);
+  if (config.hubs.count(name)) return r.fail(prefix + ".name", "'" + hub.name + "' appears twice");
+  config.hubs.emplace(name, std::move(hub));
+}
+
+}  // namespace
+
+const AccessKey* HubSettings::findKey(std::string_view key_name) const {
+  for (const auto& key : keys) {
+    if (key.name == key_name) return &key;
+  }
+  return nullptr;
+}
+
+const HubSettings* Config::findHub(std::string_view name) const {
+  auto it = hubs.find(lower(name));
+  return it == hubs.end() ? nullptr : &it->second;
+}
+
+Result<Config> parseConfig(std::string_view toml_text, const std::filesystem::path& base_dir) {
+  toml::table root;
+  try {
+    root = toml::parse(toml_text);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream where;
+    where << "config: line " << e.source().begin.line << ": " << e.description();
+    return Error::invalidArgument(where.str());
+  }
+  Config config;
+  std::optional<Error> error;
+  Reader r(error);
+  auto server = root["server"];
+  r.get(server["grpc_listen"], "server.grpc_listen", config.grpc_listen);
+  r.get(server["admin_listen"], "server.admin_listen", config.admin_listen);
+  r.get(server["tls_cert"], "server.tls_cert", config.tls_cert_file);
+  r.get(server["tls_key"], "server.tls_key", config.tls_key_file);
+  r.getInt(server["workers"], "server.workers", config.workers, 0, 256);
+  if (!validListen(config.grpc_listen)) r.fail("server.grpc_listen", "must be host:port");
+  if (!validListen(config.admin_listen)) r.fail("server.admin_listen", "must be host:port");
+  if (config.tls_cert_file.empty() != config.tls_key_file.empty()) {
+    r.fail("server.tls_cert", "tls_cert and tls_key go together");
+  }
+  if (!config.tls_cert_file.empty()) {
+    config.tls_cert_file = (base_dir / config.tls_cert_file).string();
+    config.tls_key_file = (base_dir / config.tls_key_file).string();
+  }
+
+  auto redis = root["redis"];
+  r.get(redis["host"], "redis.host", config.redis_host);
+  r.getInt(redis["port"], "redis.port", config.redis_port, 1, 65535);
+  r.get(redis["password"], "redis.password", config.redis_password);
+
+  auto dispatch = root["dispatch"];
+  r.getInt(dispatch["buckets_per_job"], "dispatch.buckets_per_job", config.buckets_per_job, 1,
+           1 << 16);
+  r.getInt(dispatch["max_jobs_per_worker"], "dispatch.max_jobs_per_worker",
+           config.max_jobs_per_worker, 1, 1024);
+  r.getInt(dispatch["max_in_flight_per_job"], "dispatch.max_in_flight_per_job",
+           config.max_in_flight_per_job, 1, 1 << 20);
+  r.getInt(dispatch["max_attempts"], "dispatch.max_attempts", config.max_attempts, 1, 20);
+
+  if (auto hubs = root["hubs"].as_array()) {
+    size_t index = 0;
+    for (const auto& node : *hubs) {
+      if (const auto* table = node.as_table()) {
+        parseHub(*table, index, base_dir, r, config);
+      } else {
+        r.fail("hubs[" + std::to_string(index) + "]", "must be a table");
+      }
+      ++index;
+    }
+  }
+  if (config.hubs.empty()) r.fail("hubs", "at least one [[hubs]] entry is required");
+  for (const auto& [key, value] : root) {
+    static const std::vector<std::string> kKnown{"server", "redis", "dispatch", "hubs"};
+    if (std::find(kKnown.begin(), kKnown.end(), std::string(key.str())) == kKnown.end()) {
+      r.fail(std::string(key.str()), "unknown section");
+    }
+  }
+  if (error) return *error;
+  return config;
+}
+
+Result<Config> loadConfig(const std::filesystem::path& path) {
+  bool ok = false;
+  std::string text = readFile(path, ok);
+  if (!ok) return Error::invalidArgument("config: cannot read " + path.string());
+  auto config = parseConfig(text, path.parent_path());
+  if (!config) return Error::invalidArgument(path.string() + ": " + config.error().message);
+  return config;
+}
+
+}  // namespace pushhub::gateway

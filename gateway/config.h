@@ -1,0 +1,75 @@
+#pragma once
+// pushhubd's configuration: parsed once from TOML at start-up into an immutable Config, validated
+// completely (every error names its key), then shared read-only by every thread.
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+
+namespace pushhub::gateway {
+
+// What a Shared Access key may do (Azure's rights).
+enum Right : uint8_t { kListen = 1, kSend = 2, kManage = 4 };
+
+struct AccessKey {
+  std::string name;
+  std::string secret;
+  uint8_t rights = 0;  // a set of Right bits; Manage implies the others
+  bool allows(Right right) const { return (rights & kManage) || (rights & right); }
+};
+
+// Token-based APNs credentials of one hub and where APNs is.
+struct ApnsSettings {
+  std::string host = "api.push.apple.com";
+  uint16_t port = 443;
+  std::string ca_file;  // empty: the system's roots
+  std::string key_pem;  // contents of the .p8 file (never logged)
+  std::string key_id;
+  std::string team_id;
+  std::string topic;
+  size_t connections = 1;  // per worker
+};
+
+struct HubSettings {
+  std::string name;
+  uint32_t buckets = 1024;
+  std::vector<AccessKey> keys;
+  std::optional<ApnsSettings> apns;
+
+  const AccessKey* findKey(std::string_view name) const;
+};
+
+struct Config {
+  // Listeners.
+  std::string grpc_listen = "127.0.0.1:50051";
+  std::string admin_listen = "127.0.0.1:9090";  // /metrics, /healthz (plain HTTP; keep on loopback)
+  std::string tls_cert_file;                     // gRPC serves TLS when both are set
+  std::string tls_key_file;
+  size_t workers = 0;  // 0: one per core
+
+  // Redis.
+  std::string redis_host = "127.0.0.1";
+  uint16_t redis_port = 6379;
+  std::string redis_password;
+
+  // Dispatch.
+  uint32_t buckets_per_job = 64;      // a tag or broadcast send is split in jobs of this many buckets
+  size_t max_jobs_per_worker = 4;     // jobs one worker works on at once
+  size_t max_in_flight_per_job = 4096;  // targets handed to providers and not yet answered
+  uint32_t max_attempts = 3;          // per target, for retryable outcomes
+
+  std::map<std::string, HubSettings> hubs;  // by lower-cased name
+
+  const HubSettings* findHub(std::string_view name) const;
+};
+
+// Parses and validates a config file; the error names the file, the key and what is wrong.
+Result<Config> loadConfig(const std::filesystem::path& path);
+Result<Config> parseConfig(std::string_view toml_text, const std::filesystem::path& base_dir);
+
+}  // namespace pushhub::gateway

@@ -1,0 +1,243 @@
+#include "gateway/dispatcher.h"
+
+#include <algorithm>
+#include <random>
+
+#include "base/log.h"
+
+namespace pushhub::gateway {
+namespace {
+
+using namespace std::chrono_literals;
+using providers::OutcomeKind;
+
+constexpr auto kClaimBlock = 1000ms;
+constexpr auto kRedisRetryDelay = 500ms;
+constexpr size_t kRecentNotifications = 8;
+
+std::chrono::milliseconds backoff(uint32_t attempt, std::chrono::seconds retry_after) {
+  if (retry_after.count() > 0) return retry_after;
+  // Exponential with full jitter: 0..(500 ms * 2^attempt), so a burst of failures spreads out.
+  thread_local std::mt19937 rng{std::random_device{}()};
+  auto cap = 500ms * (1u << std::min(attempt, 6u));
+  return std::chrono::milliseconds(std::uniform_int_distribution<int64_t>(100, cap.count())(rng));
+}
+
+}  // namespace
+
+struct Dispatcher::Run {
+  registry::Job job;
+  std::shared_ptr<const PreparedNotification> notification;
+  registry::Hub hub;
+  HubClients* clients = nullptr;
+  uint32_t next_bucket = 0;
+  uint32_t end_bucket = 0;
+  bool resolving = false;
+  bool finishing = false;
+  size_t in_flight = 0;
+  std::map<std::string, int64_t> counts;  // "apns:Success" -> n
+};
+
+Dispatcher::Dispatcher(boost::asio::io_context& ioc, const Config& config,
+                       registry::Registry& registry, registry::NotificationQueue& queue,
+                       std::unordered_map<std::string, HubClients>& clients,
+                       WorkerMetrics& metrics)
+    : ioc_(ioc),
+      config_(config),
+      registry_(registry),
+      queue_(queue),
+      clients_(clients),
+      metrics_(metrics) {}
+
+void Dispatcher::start() {
+  claiming_ = true;
+  queue_.init([this](Result<void> ok) {
+    claiming_ = false;
+    if (!ok) {
+      log::get("dispatch")->warn("cannot create the consumer group yet: {}", ok.error().message);
+      return retryLater(kRedisRetryDelay, [this] { start(); });
+    }
+    claimMore();
+  });
+}
+
+void Dispatcher::stop() { stopping_ = true; }
+
+void Dispatcher::retryLater(std::chrono::milliseconds delay, std::function<void()> action) {
+  auto timer = std::make_shared<boost::asio::steady_timer>(ioc_, delay);
+  timer->async_wait([timer, action = std::move(action)](boost::system::error_code) { action(); });
+}
+
+void Dispatcher::claimMore() {
+  if (stopping_ || claiming_ || active_.size() >= config_.max_jobs_per_worker) return;
+  claiming_ = true;
+  queue_.claim(config_.max_jobs_per_worker - active_.size(), kClaimBlock,
+               [this](Result<std::vector<registry::Job>> jobs) {
+                 claiming_ = false;
+                 if (!jobs) {
+                   WorkerMetrics::add(metrics_.redis_errors);
+                   return retryLater(kRedisRetryDelay, [this] { claimMore(); });
+                 }
+                 for (auto& job : *jobs) startJob(std::move(job));
+                 claimMore();
+               });
+}
+
+std::shared_ptr<const PreparedNotification> Dispatcher::cached(const std::string& id) {
+  for (const auto& n : recent_) {
+    if (n->id == id) return n;
+  }
+  return nullptr;
+}
+
+void Dispatcher::remember(const std::shared_ptr<const PreparedNotification>& notification) {
+  recent_.push_front(notification);
+  if (recent_.size() > kRecentNotifications) recent_.pop_back();
+}
+
+void Dispatcher::startJob(registry::Job job) {
+  WorkerMetrics::add(metrics_.jobs_started);
+  auto run = std::make_shared<Run>();
+  run->job = std::move(job);
+  active_.emplace(run->job.stream_id, run);
+  if (auto n = cached(run->job.notification_id)) {
+    run->notification = std::move(n);
+    return begin(run);
+  }
+  queue_.loadBody(run->job.notification_id, [this, run](Result<std::string> body) {
+    if (!body) {
+      WorkerMetrics::add(metrics_.redis_errors);
+      log::get("dispatch")->warn("notification {}: cannot load: {}", run->job.notification_id,
+                                 body.error().message);
+      // Leave the job pending in Redis: another attempt (or another worker) takes it later.
+      active_.erase(run->job.stream_id);
+      return retryLater(kRedisRetryDelay, [this] { claimMore(); });
+    }
+    auto prepared = prepareNotification(run->job.notification_id, *body);
+    if (!prepared) {
+      log::get("dispatch")->error("{}", prepared.error().message);
+      return finish(run);  // nothing can ever deliver it: acknowledge so it is not retried forever
+    }
+    remember(*prepared);
+    run->notification = std::move(*prepared);
+    begin(run);
+  });
+}
+
+void Dispatcher::begin(const RunPtr& run) {
+  const HubSettings* hub = config_.findHub(run->notification->hub);
+  auto range = decodeJob(run->job.payload);
+  if (!hub || !range) {
+    log::get("dispatch")->error("notification {}: unknown hub '{}' or bad job '{}'; dropping",
+                                run->notification->id, run->notification->hub, run->job.payload);
+    return finish(run);
+  }
+  run->hub = registry::Hub{hub->name, hub->buckets};
+  run->clients = &clients_[hub->name];
+  run->next_bucket = range->first;
+  run->end_bucket = std::min(range->last, hub->buckets);
+  pump(run);
+}
+
+void Dispatcher::pump(const RunPtr& run) {
+  if (run->finishing) return;
+  if (!run->resolving && run->next_bucket < run->end_bucket &&
+      run->in_flight < config_.max_in_flight_per_job) {
+    run->resolving = true;
+    uint32_t bucket = run->next_bucket;
+    registry_.resolve(run->hub, bucket, run->notification->selector,
+                      [this, run, bucket](Result<std::vector<registry::ResolvedTarget>> targets) {
+                        run->resolving = false;
+                        if (!targets) {
+                          WorkerMetrics::add(metrics_.redis_errors);
+                          return retryLater(kRedisRetryDelay, [this, run] { pump(run); });
+                        }
+                        run->next_bucket = bucket + 1;
+                        WorkerMetrics::add(metrics_.targets_resolved, targets->size());
+                        for (const auto& target : *targets) deliver(run, target);
+                        pump(run);
+                      });
+    return;
+  }
+  if (!run->resolving && run->next_bucket >= run->end_bucket && run->in_flight == 0) finish(run);
+}
+
+void Dispatcher::deliver(const RunPtr& run, const registry::ResolvedTarget& target) {
+  const auto& n = *run->notification;
+  providers::Target to{target.installation_id, target.push_channel};
+  if (!n.uses_templates) {
+    if (auto payload = n.native[static_cast<size_t>(target.platform)]) {
+      sendOne(run, target.platform, std::move(to), std::move(payload), 1);
+    }
+    return;
+  }
+  for (const auto& [name, tpl] : target.templates) {
+    sendOne(run, target.platform, to, n.render(target.platform, *tpl), 1);
+  }
+}
+
+void Dispatcher::sendOne(const RunPtr& run, registry::Platform platform, providers::Target target,
+                         std::shared_ptr<const providers::Notification> notification,
+                         uint32_t attempt) {
+  auto& client = run->clients->by_platform[static_cast<size_t>(platform)];
+  if (!client) return count(run, platform, "InvalidCredentials");
+  if (run->notification->expired(std::chrono::system_clock::now())) {
+    return count(run, platform, "Expired");
+  }
+  ++run->in_flight;
+  metrics_.in_flight.fetch_add(1, std::memory_order_relaxed);
+  // `notification` is captured so the payload outlives any retry the client makes internally.
+  client->send(target, *notification,
+               [this, run, platform, target, notification, attempt](providers::Outcome outcome) {
+                 --run->in_flight;
+                 metrics_.in_flight.fetch_sub(1, std::memory_order_relaxed);
+                 bool retryable = outcome.kind == OutcomeKind::kRetryAfter ||
+                                  outcome.kind == OutcomeKind::kRetryBackoff;
+                 if (retryable && attempt < config_.max_attempts && !stopping_) {
+                   WorkerMetrics::add(metrics_.retries);
+                   ++run->in_flight;  // still ours until the retry answers
+                   return retryLater(backoff(attempt, outcome.retry_after),
+                                     [this, run, platform, target, notification, attempt] {
+                                       --run->in_flight;
+                                       sendOne(run, platform, target, notification, attempt + 1);
+                                       pump(run);
+                                     });
+                 }
+                 count(run, platform, outcome.azure_outcome);
+                 if (outcome.kind == OutcomeKind::kDropToken) {
+                   registry_.dropChannel(run->hub, target.installation_id, target.push_channel,
+                                         [this, id = target.installation_id](Result<bool> removed) {
+                                           if (removed && *removed) {
+                                             WorkerMetrics::add(metrics_.handles_removed);
+                                           } else if (!removed) {
+                                             WorkerMetrics::add(metrics_.redis_errors);
+                                           }
+                                         });
+                 }
+                 pump(run);
+               });
+}
+
+void Dispatcher::count(const RunPtr& run, registry::Platform platform, std::string_view outcome) {
+  size_t p = static_cast<size_t>(platform);
+  size_t index = outcomeIndex(outcome);
+  WorkerMetrics::add(metrics_.outcomes[p][index]);
+  ++run->counts[std::string(registry::toString(platform)) + ":" + std::string(kOutcomeNames[index])];
+}
+
+void Dispatcher::finish(const RunPtr& run) {
+  run->finishing = true;
+  queue_.complete(run->job, run->counts, [this, run](Result<void> ok) {
+    if (!ok) {
+      WorkerMetrics::add(metrics_.redis_errors);
+      log::get("dispatch")->warn("job {}: cannot acknowledge yet: {}", run->job.stream_id,
+                                 ok.error().message);
+      return retryLater(kRedisRetryDelay, [this, run] { finish(run); });
+    }
+    WorkerMetrics::add(metrics_.jobs_completed);
+    active_.erase(run->job.stream_id);
+    claimMore();
+  });
+}
+
+}  // namespace pushhub::gateway

@@ -1,0 +1,81 @@
+#pragma once
+// The delivery loop of one worker: claims jobs from the Redis Stream, resolves each job's buckets
+// to targets, renders and hands every target to its provider, retries retryable outcomes with
+// backoff within the notification's expiry, removes handles providers call dead, and
+// acknowledges a job (with its outcome counts) only when every target has a final outcome.
+//
+// Memory stays bounded whatever the audience: a job resolves one bucket at a time and only while
+// fewer than max_in_flight_per_job targets are outstanding, and a worker runs at most
+// max_jobs_per_worker jobs.
+//
+// Thread: everything runs on the owning worker's io_context.
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <array>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "gateway/config.h"
+#include "gateway/metrics.h"
+#include "gateway/notification.h"
+#include "providers/common/provider_client.h"
+#include "registry/notification_queue.h"
+#include "registry/registry.h"
+
+namespace pushhub::gateway {
+
+// The provider clients of one hub on one worker, by platform (null: no credentials configured).
+struct HubClients {
+  std::array<std::unique_ptr<providers::ProviderClient>, kPlatforms> by_platform;
+};
+
+class Dispatcher {
+ public:
+  // All references must outlive the dispatcher and belong to the same worker.
+  Dispatcher(boost::asio::io_context& ioc, const Config& config, registry::Registry& registry,
+             registry::NotificationQueue& queue,
+             std::unordered_map<std::string, HubClients>& clients, WorkerMetrics& metrics);
+
+  // Creates the consumer group if needed and starts claiming jobs.
+  void start();
+  // Stops claiming; running jobs go on. `idle()` tells when they are done.
+  void stop();
+  bool idle() const { return active_.empty() && !claiming_; }
+
+ private:
+  struct Run;
+  using RunPtr = std::shared_ptr<Run>;
+
+  void claimMore();
+  void startJob(registry::Job job);
+  void begin(const RunPtr& run);
+  void pump(const RunPtr& run);
+  void deliver(const RunPtr& run, const registry::ResolvedTarget& target);
+  void sendOne(const RunPtr& run, registry::Platform platform, providers::Target target,
+               std::shared_ptr<const providers::Notification> notification, uint32_t attempt);
+  void count(const RunPtr& run, registry::Platform platform, std::string_view outcome);
+  void finish(const RunPtr& run);
+  void retryLater(std::chrono::milliseconds delay, std::function<void()> action);
+  std::shared_ptr<const PreparedNotification> cached(const std::string& id);
+  void remember(const std::shared_ptr<const PreparedNotification>& notification);
+
+  boost::asio::io_context& ioc_;
+  const Config& config_;
+  registry::Registry& registry_;
+  registry::NotificationQueue& queue_;
+  std::unordered_map<std::string, HubClients>& clients_;
+  WorkerMetrics& metrics_;
+
+  bool stopping_ = false;
+  bool claiming_ = false;
+  std::map<std::string, RunPtr> active_;  // by stream id
+  // Jobs of one notification usually follow each other; keep the last few parsed.
+  std::deque<std::shared_ptr<const PreparedNotification>> recent_;
+};
+
+}  // namespace pushhub::gateway

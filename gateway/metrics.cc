@@ -1,0 +1,68 @@
+#include "gateway/metrics.h"
+
+#include <fmt/format.h>
+
+namespace pushhub::gateway {
+namespace {
+
+constexpr std::array<std::string_view, kPlatforms> kPlatformNames{"apns", "fcm", "wns"};
+
+template <typename Get>
+uint64_t sum(const std::vector<const WorkerMetrics*>& workers, Get get) {
+  uint64_t total = 0;
+  for (const auto* w : workers) total += get(*w).load(std::memory_order_relaxed);
+  return total;
+}
+
+}  // namespace
+
+size_t outcomeIndex(std::string_view azure_name) {
+  for (size_t i = 0; i < kOutcomeNames.size(); ++i) {
+    if (kOutcomeNames[i] == azure_name) return i;
+  }
+  return kOutcomeNames.size() - 1;
+}
+
+std::string renderPrometheus(const std::vector<const WorkerMetrics*>& workers) {
+  std::string out;
+  auto counter = [&](std::string_view name, std::string_view help, auto get) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} counter\n{} {}\n", name, help, name, name,
+                       sum(workers, get));
+  };
+  counter("pushhub_notifications_accepted_total", "Notifications stored and queued.",
+          [](const WorkerMetrics& m) -> const WorkerMetrics::Counter& { return m.notifications_accepted; });
+  counter("pushhub_jobs_started_total", "Jobs claimed from the queue.",
+          [](const WorkerMetrics& m) -> const WorkerMetrics::Counter& { return m.jobs_started; });
+  counter("pushhub_jobs_completed_total", "Jobs whose every target has a final outcome.",
+          [](const WorkerMetrics& m) -> const WorkerMetrics::Counter& { return m.jobs_completed; });
+  counter("pushhub_targets_resolved_total", "Installations selected by sends.",
+          [](const WorkerMetrics& m) -> const WorkerMetrics::Counter& { return m.targets_resolved; });
+  counter("pushhub_retries_total", "Deliveries retried after a retryable outcome.",
+          [](const WorkerMetrics& m) -> const WorkerMetrics::Counter& { return m.retries; });
+  counter("pushhub_handles_removed_total", "Installations removed because a provider called the handle dead.",
+          [](const WorkerMetrics& m) -> const WorkerMetrics::Counter& { return m.handles_removed; });
+  counter("pushhub_redis_errors_total", "Redis commands that failed.",
+          [](const WorkerMetrics& m) -> const WorkerMetrics::Counter& { return m.redis_errors; });
+
+  int64_t in_flight = 0;
+  for (const auto* w : workers) in_flight += w->in_flight.load(std::memory_order_relaxed);
+  out += fmt::format(
+      "# HELP pushhub_deliveries_in_flight Deliveries handed to providers and not yet answered.\n"
+      "# TYPE pushhub_deliveries_in_flight gauge\npushhub_deliveries_in_flight {}\n",
+      in_flight);
+
+  out += "# HELP pushhub_deliveries_total Final delivery outcomes by platform and Azure outcome name.\n"
+         "# TYPE pushhub_deliveries_total counter\n";
+  for (size_t p = 0; p < kPlatforms; ++p) {
+    for (size_t o = 0; o < kOutcomeNames.size(); ++o) {
+      uint64_t total = 0;
+      for (const auto* w : workers) total += w->outcomes[p][o].load(std::memory_order_relaxed);
+      if (total == 0) continue;
+      out += fmt::format("pushhub_deliveries_total{{platform=\"{}\",outcome=\"{}\"}} {}\n",
+                         kPlatformNames[p], kOutcomeNames[o], total);
+    }
+  }
+  return out;
+}
+
+}  // namespace pushhub::gateway

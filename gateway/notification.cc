@@ -1,0 +1,269 @@
+#include "gateway/notification.h"
+
+#include <google/protobuf/util/time_util.h>
+
+#include <algorithm>
+#include <charconv>
+#include <random>
+
+namespace pushhub::gateway {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+std::chrono::system_clock::time_point toTimePoint(const google::protobuf::Timestamp& ts) {
+  return std::chrono::system_clock::time_point(
+      std::chrono::milliseconds(TimeUtil::TimestampToMilliseconds(ts)));
+}
+
+bool isDigits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+bool isUuid(std::string_view s) {
+  if (s.size() != 36) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash != (s[i] == '-')) return false;
+    if (!dash && !std::isxdigit(static_cast<unsigned char>(s[i]))) return false;
+  }
+  return true;
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// The apns-* headers APNs accepts, checked here so a bad one is refused at the API instead of
+// failing every device later.
+Result<void> validateApnsHeaders(const google::protobuf::Map<std::string, std::string>& headers,
+                                 const std::string& field, size_t body_size) {
+  static const std::array<std::string_view, 11> kPushTypes{
+      "alert",    "background", "voip",     "complication", "fileprovider", "mdm",
+      "location", "liveactivity", "pushtotalk", "widgets",  "controls"};
+  bool voip = false;
+  for (const auto& [raw_name, value] : headers) {
+    std::string name = lower(raw_name);
+    std::string where = field + ".headers[" + raw_name + "]";
+    if (name == "apns-push-type") {
+      if (std::find(kPushTypes.begin(), kPushTypes.end(), value) == kPushTypes.end()) {
+        return Error::invalidArgument(where + ": unknown push type '" + value + "'");
+      }
+      voip = value == "voip";
+    } else if (name == "apns-priority") {
+      if (value != "10" && value != "5" && value != "1") {
+        return Error::invalidArgument(where + ": must be 10, 5 or 1");
+      }
+    } else if (name == "apns-expiration") {
+      if (!isDigits(value) || value.size() > 12) {
+        return Error::invalidArgument(where + ": must be a unix time in seconds");
+      }
+    } else if (name == "apns-collapse-id") {
+      if (value.empty() || value.size() > 64) {
+        return Error::invalidArgument(where + ": must be 1 to 64 bytes");
+      }
+    } else if (name == "apns-id") {
+      if (!isUuid(value)) return Error::invalidArgument(where + ": must be a UUID");
+    } else if (name == "apns-topic") {
+      if (value.empty() || value.size() > 255) {
+        return Error::invalidArgument(where + ": must be 1 to 255 bytes");
+      }
+    } else {
+      return Error::invalidArgument(where + ": not an APNs header (apns-push-type, apns-priority, "
+                                    "apns-expiration, apns-collapse-id, apns-id, apns-topic)");
+    }
+  }
+  size_t limit = voip ? kApnsMaxVoipPayloadBytes : kApnsMaxPayloadBytes;
+  if (body_size > limit) {
+    return Error::invalidArgument(field + ".body: " + std::to_string(body_size) +
+                                  " bytes is over the APNs limit of " + std::to_string(limit));
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<registry::Platform> fromProto(v1::Platform platform, std::string_view field) {
+  switch (platform) {
+    case v1::PLATFORM_APNS: return registry::Platform::kApns;
+    case v1::PLATFORM_FCM: return registry::Platform::kFcm;
+    case v1::PLATFORM_WNS: return registry::Platform::kWns;
+    default:
+      return Error::invalidArgument(std::string(field) + ": must be APNS, FCM or WNS");
+  }
+}
+
+v1::Platform toProto(registry::Platform platform) {
+  switch (platform) {
+    case registry::Platform::kApns: return v1::PLATFORM_APNS;
+    case registry::Platform::kFcm: return v1::PLATFORM_FCM;
+    case registry::Platform::kWns: return v1::PLATFORM_WNS;
+  }
+  return v1::PLATFORM_UNSPECIFIED;
+}
+
+Result<void> validateSendRequest(const v1::SendNotificationRequest& request,
+                                 std::chrono::system_clock::time_point now) {
+  switch (request.audience_case()) {
+    case v1::SendNotificationRequest::kTag:
+      if (auto ok = registry::validateTag(request.tag(), "tag"); !ok) return ok;
+      break;
+    case v1::SendNotificationRequest::kInstallationId:
+      if (auto ok = registry::validateInstallationId(request.installation_id(), "installation_id");
+          !ok) {
+        return ok;
+      }
+      break;
+    case v1::SendNotificationRequest::kBroadcast:
+      if (!request.broadcast()) return Error::invalidArgument("broadcast: must be true when set");
+      break;
+    default:
+      return Error::invalidArgument("audience: set one of tag, installation_id or broadcast");
+  }
+
+  bool has_native = request.native_size() > 0;
+  bool has_template = request.template_properties_size() > 0;
+  if (has_native == has_template) {
+    return Error::invalidArgument(
+        "native, template_properties: give native payloads or template properties, not both");
+  }
+  bool seen[4] = {};
+  for (int i = 0; i < request.native_size(); ++i) {
+    const auto& native = request.native(i);
+    std::string field = "native[" + std::to_string(i) + "]";
+    auto platform = fromProto(native.platform(), field + ".platform");
+    if (!platform) return platform.error();
+    if (seen[static_cast<int>(*platform)]) {
+      return Error::invalidArgument(field + ".platform: one payload per platform");
+    }
+    seen[static_cast<int>(*platform)] = true;
+    if (native.body().empty()) return Error::invalidArgument(field + ".body: must not be empty");
+    if (*platform == registry::Platform::kApns) {
+      if (auto ok = validateApnsHeaders(native.headers(), field, native.body().size()); !ok) {
+        return ok;
+      }
+    } else {
+      return Error::invalidArgument(field + ".platform: " +
+                                    std::string(registry::toString(*platform)) +
+                                    " delivery is not available in this version");
+    }
+  }
+  if (request.template_properties_size() > static_cast<int>(kMaxTemplateProperties)) {
+    return Error::invalidArgument("template_properties: at most " +
+                                  std::to_string(kMaxTemplateProperties) + " properties");
+  }
+  for (const auto& [name, value] : request.template_properties()) {
+    std::string field = "template_properties[" + name + "]";
+    if (name.empty() || name.size() > kMaxTemplatePropertyNameLength ||
+        name.find_first_of("()$") != std::string::npos) {
+      return Error::invalidArgument(field + ": names are 1 to 64 characters without ( ) $");
+    }
+    if (value.size() > kMaxTemplatePropertyValueBytes) {
+      return Error::invalidArgument(field + ": values are at most 4096 bytes");
+    }
+  }
+  if (request.has_expiry() && toTimePoint(request.expiry()) <= now) {
+    return Error::invalidArgument("expiry: is in the past");
+  }
+  return {};
+}
+
+std::string newNotificationId() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id(32, '0');
+  uint64_t a = rng(), b = rng();
+  for (int i = 0; i < 16; ++i) {
+    id[i] = kHex[(a >> (i * 4)) & 15];
+    id[16 + i] = kHex[(b >> (i * 4)) & 15];
+  }
+  return id;
+}
+
+std::string encodeJob(BucketRange range) {
+  return std::to_string(range.first) + "-" + std::to_string(range.last);
+}
+
+Result<BucketRange> decodeJob(std::string_view payload) {
+  BucketRange range;
+  auto dash = payload.find('-');
+  if (dash == std::string_view::npos) return Error::internal("job: malformed payload");
+  auto a = std::from_chars(payload.data(), payload.data() + dash, range.first);
+  auto b = std::from_chars(payload.data() + dash + 1, payload.data() + payload.size(), range.last);
+  if (a.ec != std::errc() || b.ec != std::errc() || range.first >= range.last) {
+    return Error::internal("job: malformed payload");
+  }
+  return range;
+}
+
+std::vector<BucketRange> planJobs(const v1::SendNotificationRequest& request, uint32_t buckets,
+                                  uint32_t buckets_per_job) {
+  if (request.audience_case() == v1::SendNotificationRequest::kInstallationId) {
+    uint32_t bucket = registry::Registry::bucketOf(request.installation_id(), buckets);
+    return {BucketRange{bucket, bucket + 1}};
+  }
+  std::vector<BucketRange> jobs;
+  for (uint32_t first = 0; first < buckets; first += buckets_per_job) {
+    jobs.push_back({first, std::min(buckets, first + buckets_per_job)});
+  }
+  return jobs;
+}
+
+registry::Selector selectorOf(const v1::SendNotificationRequest& request) {
+  switch (request.audience_case()) {
+    case v1::SendNotificationRequest::kTag:
+      return {registry::Selector::Kind::kTag, request.tag()};
+    case v1::SendNotificationRequest::kInstallationId:
+      return {registry::Selector::Kind::kInstallation, request.installation_id()};
+    default:
+      return {registry::Selector::Kind::kAll, ""};
+  }
+}
+
+std::shared_ptr<const providers::Notification> PreparedNotification::render(
+    registry::Platform platform, const registry::InstallationTemplate& tpl) const {
+  auto n = std::make_shared<providers::Notification>();
+  bool raw = false;
+  for (const auto& [name, value] : tpl.headers) {
+    n->headers.push_back({lower(name), value});
+    if (lower(name) == "x-wns-type" && value == "wns/raw") raw = true;
+  }
+  BodyFormat format = platform == registry::Platform::kWns ? (raw ? BodyFormat::kRaw : BodyFormat::kXml)
+                                                          : BodyFormat::kJson;
+  n->body = renderTemplate(tpl.body, properties, format);
+  n->expiry = expiry;
+  return n;
+}
+
+Result<std::shared_ptr<const PreparedNotification>> prepareNotification(std::string id,
+                                                                        std::string_view stored) {
+  v1::SendNotificationRequest request;
+  if (!request.ParseFromArray(stored.data(), static_cast<int>(stored.size()))) {
+    return Error::internal("notification " + id + ": stored body does not parse");
+  }
+  auto prepared = std::make_shared<PreparedNotification>();
+  prepared->id = std::move(id);
+  prepared->hub = request.hub();
+  prepared->selector = selectorOf(request);
+  if (request.has_expiry()) prepared->expiry = toTimePoint(request.expiry());
+  for (const auto& native : request.native()) {
+    auto platform = fromProto(native.platform(), "platform");
+    if (!platform) continue;
+    auto n = std::make_shared<providers::Notification>();
+    n->body = native.body();
+    for (const auto& [name, value] : native.headers()) n->headers.push_back({lower(name), value});
+    n->expiry = prepared->expiry;
+    prepared->native[static_cast<size_t>(*platform)] = std::move(n);
+  }
+  if (request.template_properties_size() > 0) {
+    prepared->uses_templates = true;
+    std::map<std::string, std::string> props(request.template_properties().begin(),
+                                             request.template_properties().end());
+    prepared->properties = normalizeProperties(props);
+  }
+  return std::shared_ptr<const PreparedNotification>(std::move(prepared));
+}
+
+}  // namespace pushhub::gateway

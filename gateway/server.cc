@@ -1,0 +1,133 @@
+#include "gateway/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server_builder.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "base/log.h"
+
+namespace pushhub::gateway {
+namespace {
+
+bool readFile(const std::string& path, std::string& out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  out = ss.str();
+  return true;
+}
+
+std::pair<std::string, uint16_t> splitHostPort(const std::string& address) {
+  auto colon = address.rfind(':');
+  return {address.substr(0, colon), static_cast<uint16_t>(std::stoi(address.substr(colon + 1)))};
+}
+
+}  // namespace
+
+Server::Server(Config config) : config_(std::move(config)) {
+  if (config_.workers == 0) config_.workers = std::max(1u, std::thread::hardware_concurrency());
+}
+
+Server::~Server() { stop(std::chrono::milliseconds(0)); }
+
+Result<void> Server::start() {
+  auto logger = log::get("gateway");
+  auto credentials = loadCredentials(config_);
+  if (!credentials) return credentials.error();
+  credentials_ = std::move(*credentials);
+
+  for (size_t i = 0; i < config_.workers; ++i) {
+    workers_.push_back(std::make_unique<Worker>(i, config_, credentials_));
+  }
+  for (auto& worker : workers_) worker->start();
+  started_ = true;
+
+  std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
+  if (!config_.tls_cert_file.empty()) {
+    grpc::SslServerCredentialsOptions ssl;
+    grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+    if (!readFile(config_.tls_key_file, pair.private_key) ||
+        !readFile(config_.tls_cert_file, pair.cert_chain)) {
+      return Error::invalidArgument("server.tls_cert / server.tls_key: cannot read the files");
+    }
+    ssl.pem_key_cert_pairs.push_back(std::move(pair));
+    creds = grpc::SslServerCredentials(ssl);
+  }
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  service_ = std::make_unique<ApiService>(config_, workers_);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(config_.grpc_listen, creds, &grpc_port_);
+  builder.RegisterService(service_.get());
+  grpc_ = builder.BuildAndStart();
+  if (!grpc_ || grpc_port_ == 0) {
+    return Error::unavailable("server.grpc_listen: cannot listen on " + config_.grpc_listen);
+  }
+
+  auto [admin_host, admin_port] = splitHostPort(config_.admin_listen);
+  try {
+    admin_ = std::make_unique<http::HttpServer>(
+        admin_ioc_, admin_host, admin_port,
+        [this](const http::HttpRequest& request, std::function<void(http::HttpResponse)> respond) {
+          handleAdmin(request, std::move(respond));
+        });
+  } catch (const std::exception& e) {
+    return Error::unavailable("server.admin_listen: cannot listen on " + config_.admin_listen +
+                              ": " + e.what());
+  }
+  admin_thread_ = std::thread([this] { admin_ioc_.run(); });
+
+  logger->info("pushhubd listening: grpc {}:{} ({}), admin http://{}:{}, {} workers, {} hubs",
+               splitHostPort(config_.grpc_listen).first, grpc_port_,
+               config_.tls_cert_file.empty() ? "plaintext" : "TLS", admin_host, admin_->port(),
+               workers_.size(), config_.hubs.size());
+  return {};
+}
+
+void Server::handleAdmin(const http::HttpRequest& request,
+                         std::function<void(http::HttpResponse)> respond) {
+  if (request.method == "GET" && request.path == "/metrics") {
+    std::vector<const WorkerMetrics*> metrics;
+    for (const auto& worker : workers_) metrics.push_back(&worker->metrics());
+    return respond({200, "text/plain; version=0.0.4", renderPrometheus(metrics)});
+  }
+  if (request.method == "GET" && request.path == "/healthz") {
+    // Worker state is read on each worker's own thread; answer when all have replied.
+    struct Gather {
+      std::atomic<size_t> left;
+      std::atomic<bool> healthy{true};
+      std::function<void(http::HttpResponse)> respond;
+    };
+    auto gather = std::make_shared<Gather>();
+    gather->left = workers_.size();
+    gather->respond = std::move(respond);
+    for (auto& worker : workers_) {
+      boost::asio::post(worker->ioc(), [gather, w = worker.get()] {
+        if (!w->redisConnected()) gather->healthy = false;
+        if (--gather->left == 0) {
+          bool ok = gather->healthy;
+          gather->respond({ok ? 200 : 503, "application/json",
+                           ok ? R"({"status":"ok"})" : R"({"status":"redis unavailable"})"});
+        }
+      });
+    }
+    return;
+  }
+  respond({404, "application/json", R"({"error":"unknown path; try /metrics or /healthz"})"});
+}
+
+void Server::stop(std::chrono::milliseconds grace) {
+  if (!started_) return;
+  started_ = false;
+  if (grpc_) grpc_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  for (auto& worker : workers_) worker->stop(grace);
+  if (admin_) admin_->stop();
+  admin_ioc_.stop();
+  if (admin_thread_.joinable()) admin_thread_.join();
+  log::get("gateway")->info("pushhubd stopped");
+}
+
+}  // namespace pushhub::gateway

@@ -1,0 +1,51 @@
+#pragma once
+// pushhubd as a whole: the workers, the gRPC server (with reflection) and the admin endpoint
+// (/metrics in Prometheus text, /healthz). Built and driven from the main thread.
+
+#include <grpcpp/server.h>
+
+#include <boost/asio/io_context.hpp>
+
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "base/http_server.h"
+#include "gateway/api_service.h"
+#include "gateway/config.h"
+#include "gateway/provider_factory.h"
+#include "gateway/worker.h"
+
+namespace pushhub::gateway {
+
+class Server {
+ public:
+  explicit Server(Config config);
+  ~Server();
+
+  // Loads credentials, starts workers, binds the listeners. Errors name what failed.
+  Result<void> start();
+  // Stops accepting calls, lets running jobs finish for up to `grace`, stops everything.
+  void stop(std::chrono::milliseconds grace = std::chrono::seconds(5));
+
+  // The bound ports (useful when the config asked for port 0).
+  int grpcPort() const { return grpc_port_; }
+  uint16_t adminPort() const { return admin_ ? admin_->port() : 0; }
+
+ private:
+  void handleAdmin(const http::HttpRequest& request,
+                   std::function<void(http::HttpResponse)> respond);
+
+  Config config_;
+  SharedCredentials credentials_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::unique_ptr<ApiService> service_;
+  std::unique_ptr<grpc::Server> grpc_;
+  int grpc_port_ = 0;
+  boost::asio::io_context admin_ioc_{1};
+  std::unique_ptr<http::HttpServer> admin_;
+  std::thread admin_thread_;
+  bool started_ = false;
+};
+
+}  // namespace pushhub::gateway

@@ -1,0 +1,82 @@
+#include "gateway/worker.h"
+
+#include <boost/asio/post.hpp>
+
+#include <future>
+
+#include "base/log.h"
+
+namespace pushhub::gateway {
+namespace {
+
+registry::RedisClient::Options redisOptions(const Config& config) {
+  registry::RedisClient::Options options;
+  options.host = config.redis_host;
+  options.port = config.redis_port;
+  options.password = config.redis_password;
+  return options;
+}
+
+registry::NotificationQueue::Options queueOptions(size_t index) {
+  registry::NotificationQueue::Options options;
+  // Unique per process and worker, so a restarted daemon's pending jobs are visible as another
+  // consumer's (and can be reclaimed) rather than silently re-read as its own.
+  options.consumer = "w" + std::to_string(index) + "-" + std::to_string(::getpid()) + "-" +
+                     newNotificationId().substr(0, 8);
+  return options;
+}
+
+}  // namespace
+
+Worker::Worker(size_t index, const Config& config, const SharedCredentials& credentials)
+    : index_(index),
+      work_(boost::asio::make_work_guard(ioc_)),
+      commands_(ioc_, redisOptions(config)),
+      blocking_(ioc_, redisOptions(config)),
+      registry_(commands_),
+      queue_(commands_, blocking_, queueOptions(index)),
+      clients_(makeHubClients(ioc_, config, credentials)),
+      dispatcher_(ioc_, config, registry_, queue_, clients_, metrics_) {}
+
+Worker::~Worker() {
+  if (thread_.joinable()) stop(std::chrono::milliseconds(0));
+}
+
+void Worker::start() {
+  boost::asio::post(ioc_, [this] {
+    commands_.connect();
+    blocking_.connect();
+    dispatcher_.start();
+  });
+  thread_ = std::thread([this] {
+    try {
+      ioc_.run();
+    } catch (const std::exception& e) {
+      // Nothing on the data path throws by design; reaching here is a bug worth a loud exit.
+      log::get("gateway")->critical("worker {} died: {}", index_, e.what());
+      std::abort();
+    }
+  });
+}
+
+void Worker::stop(std::chrono::milliseconds grace) {
+  if (!thread_.joinable()) return;
+  auto deadline = std::chrono::steady_clock::now() + grace;
+  boost::asio::post(ioc_, [this] { dispatcher_.stop(); });
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::promise<bool> idle;
+    auto answer = idle.get_future();
+    boost::asio::post(ioc_, [this, &idle] { idle.set_value(dispatcher_.idle()); });
+    if (answer.get()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  boost::asio::post(ioc_, [this] {
+    commands_.close();
+    blocking_.close();
+    work_.reset();
+    ioc_.stop();
+  });
+  thread_.join();
+}
+
+}  // namespace pushhub::gateway

@@ -1,0 +1,59 @@
+#pragma once
+// A worker: one thread running one io_context that owns everything it touches on the hot path:
+// its two Redis connections (commands, and one kept for the queue's blocking reads), the registry
+// and queue bound to them, its provider connections per hub, its dispatcher and its counters.
+// Nothing here is shared with another worker; other threads hand work in with post().
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <unordered_map>
+
+#include "gateway/config.h"
+#include "gateway/dispatcher.h"
+#include "gateway/metrics.h"
+#include "gateway/provider_factory.h"
+#include "registry/notification_queue.h"
+#include "registry/redis_client.h"
+#include "registry/registry.h"
+
+namespace pushhub::gateway {
+
+class Worker {
+ public:
+  // `config` and `credentials` must outlive the worker. Construct and destroy on the main thread.
+  Worker(size_t index, const Config& config, const SharedCredentials& credentials);
+  ~Worker();
+
+  // Starts the thread: connects to Redis and begins claiming jobs.
+  void start();
+  // Stops claiming new jobs, waits up to `grace` for running ones, then stops the thread.
+  void stop(std::chrono::milliseconds grace);
+
+  boost::asio::io_context& ioc() { return ioc_; }
+  const WorkerMetrics& metrics() const { return metrics_; }
+  WorkerMetrics& metrics() { return metrics_; }
+
+  // Worker-thread only.
+  registry::Registry& registry() { return registry_; }
+  registry::NotificationQueue& queue() { return queue_; }
+  bool redisConnected() const { return commands_.connected(); }
+
+ private:
+  size_t index_;
+  boost::asio::io_context ioc_{1};
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
+  registry::RedisClient commands_;
+  registry::RedisClient blocking_;
+  registry::Registry registry_;
+  registry::NotificationQueue queue_;
+  std::unordered_map<std::string, HubClients> clients_;
+  WorkerMetrics metrics_;
+  Dispatcher dispatcher_;
+  std::thread thread_;
+};
+
+}  // namespace pushhub::gateway

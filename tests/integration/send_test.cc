@@ -1,0 +1,253 @@
+// End to end: registrations over gRPC into a real Redis, a tag send through the durable queue,
+// delivery over TLS HTTP/2 to pns-mock acting as APNs, outcome counts, and dead-token cleanup.
+#include <boost/json.hpp>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "tests/integration/stack.h"
+
+namespace pushhub::testing {
+namespace {
+
+namespace json = boost::json;
+
+std::string randomToken(std::mt19937_64& rng, const std::string& prefix = "") {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string token = prefix;
+  while (token.size() < 64) token += kHex[rng() & 15];
+  return token;
+}
+
+grpc::Status put(Stack& stack, const std::string& id, const std::string& token,
+                 const std::vector<std::string>& tags,
+                 const std::map<std::string, std::string>& templates = {}) {
+  v1::CreateOrUpdateInstallationRequest request;
+  request.set_hub(kHub);
+  auto* inst = request.mutable_installation();
+  inst->set_installation_id(id);
+  inst->set_platform(v1::PLATFORM_APNS);
+  inst->set_push_channel(token);
+  for (const auto& tag : tags) inst->add_tags(tag);
+  for (const auto& [name, body] : templates) (*inst->mutable_templates())[name].set_body(body);
+  v1::CreateOrUpdateInstallationResponse response;
+  return stack.stub().CreateOrUpdateInstallation(stack.context().get(), request, &response);
+}
+
+v1::NotificationStatus waitCompleted(Stack& stack, const std::string& id) {
+  v1::NotificationStatus status;
+  for (int i = 0; i < 600; ++i) {  // bounded: 60 s at most
+    v1::GetNotificationRequest request;
+    request.set_hub(kHub);
+    request.set_notification_id(id);
+    status.Clear();
+    auto rpc = stack.stub().GetNotification(stack.context().get(), request, &status);
+    EXPECT_TRUE(rpc.ok()) << rpc.error_message();
+    if (status.state() == v1::NotificationStatus::STATE_COMPLETED) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return status;
+}
+
+int64_t outcomeCount(const v1::NotificationStatus& status, const std::string& outcome) {
+  int64_t total = 0;
+  for (const auto& o : status.outcomes()) {
+    if (o.outcome() == outcome) total += o.count();
+  }
+  return total;
+}
+
+json::array received(Stack& stack) {
+  auto result = httpRequest("GET", stack.controlPort(), "/_mock/received?provider=apns&limit=100000");
+  EXPECT_EQ(result.status, 200) << result.body;
+  return json::parse(result.body).as_array();
+}
+
+TEST(SendIntegrationTest, TagSendReachesExactlyTheTaggedInstallationsOnceAndDropsDeadTokens) {
+  Stack stack;
+  std::mt19937_64 rng(42);
+  const std::vector<std::string> pool{"news", "sports", "weather", "music", "tech",
+                                      "travel", "food", "games", "movies", "science"};
+  std::map<std::string, std::string> tagged;  // token -> installation id, for "sports"
+  std::set<std::string> dead_ids;
+  for (int i = 0; i < 1000; ++i) {
+    std::vector<std::string> tags = pool;
+    std::shuffle(tags.begin(), tags.end(), rng);
+    tags.resize(3);
+    bool has_sports = std::find(tags.begin(), tags.end(), "sports") != tags.end();
+    // Every 97th sports device is one pns-mock calls dead (410 Unregistered).
+    bool dead = has_sports && i % 97 == 0;
+    std::string id = "inst-" + std::to_string(i);
+    std::string token = randomToken(rng, dead ? "dead" : "");
+    ASSERT_TRUE(put(stack, id, token, tags).ok()) << id;
+    if (has_sports) tagged[token] = id;
+    if (dead) dead_ids.insert(id);
+  }
+  ASSERT_GT(tagged.size(), 200u);
+  ASSERT_FALSE(dead_ids.empty());
+
+  v1::SendNotificationRequest send;
+  send.set_hub(kHub);
+  send.set_tag("sports");
+  auto* native = send.add_native();
+  native->set_platform(v1::PLATFORM_APNS);
+  native->set_body(R"({"aps":{"alert":"Goal!"}})");
+  (*native->mutable_headers())["apns-push-type"] = "alert";
+  v1::SendNotificationResponse accepted;
+  auto rpc = stack.stub().SendNotification(stack.context().get(), send, &accepted);
+  ASSERT_TRUE(rpc.ok()) << rpc.error_message();
+  ASSERT_EQ(accepted.notification_id().size(), 32u);
+
+  auto status = waitCompleted(stack, accepted.notification_id());
+  ASSERT_EQ(status.state(), v1::NotificationStatus::STATE_COMPLETED) << stack.daemonLog();
+  EXPECT_EQ(outcomeCount(status, "Success"), static_cast<int64_t>(tagged.size() - dead_ids.size()));
+  EXPECT_EQ(outcomeCount(status, "ExpiredChannel"), static_cast<int64_t>(dead_ids.size()));
+
+  std::map<std::string, int> seen;
+  for (const auto& entry : received(stack)) {
+    const auto& obj = entry.as_object();
+    ++seen[json::value_to<std::string>(obj.at("token"))];
+    EXPECT_EQ(json::value_to<std::string>(obj.at("body")), R"({"aps":{"alert":"Goal!"}})");
+  }
+  EXPECT_EQ(seen.size(), tagged.size());
+  for (const auto& [token, id] : tagged) {
+    EXPECT_EQ(seen[token], 1) << "token of " << id << " received " << seen[token] << " times";
+  }
+
+  // Dead installations are removed from the registry (asynchronously after their outcome).
+  for (const auto& id : dead_ids) {
+    grpc::StatusCode code = grpc::StatusCode::OK;
+    for (int i = 0; i < 100 && code != grpc::StatusCode::NOT_FOUND; ++i) {
+      v1::GetInstallationRequest get;
+      get.set_hub(kHub);
+      get.set_installation_id(id);
+      v1::Installation installation;
+      code = stack.stub().GetInstallation(stack.context().get(), get, &installation).error_code();
+      if (code != grpc::StatusCode::NOT_FOUND) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    EXPECT_EQ(code, grpc::StatusCode::NOT_FOUND) << id << " should be gone";
+  }
+  // A live one is still there.
+  v1::GetInstallationRequest get;
+  get.set_hub(kHub);
+  get.set_installation_id(tagged.begin()->second);
+  v1::Installation installation;
+  if (!dead_ids.count(tagged.begin()->second)) {
+    EXPECT_TRUE(stack.stub().GetInstallation(stack.context().get(), get, &installation).ok());
+  }
+
+  auto metrics = httpRequest("GET", stack.adminPort(), "/metrics");
+  EXPECT_EQ(metrics.status, 200);
+  EXPECT_NE(metrics.body.find("pushhub_deliveries_total{platform=\"apns\",outcome=\"Success\"}"),
+            std::string::npos);
+}
+
+TEST(SendIntegrationTest, TemplateSendRendersPropertiesAndBroadcastReachesEveryone) {
+  Stack stack;
+  std::mt19937_64 rng(7);
+  std::set<std::string> tokens;
+  for (int i = 0; i < 50; ++i) {
+    std::string token = randomToken(rng);
+    tokens.insert(token);
+    ASSERT_TRUE(put(stack, "tpl-" + std::to_string(i), token, {"all"},
+                    {{"alert", R"({"aps":{"alert":"$(Message) \u2014 $(missing)"}})"}})
+                    .ok());
+  }
+  v1::SendNotificationRequest send;
+  send.set_hub(kHub);
+  send.set_broadcast(true);
+  (*send.mutable_template_properties())["message"] = "Hi \"there\"";
+  v1::SendNotificationResponse accepted;
+  ASSERT_TRUE(stack.stub().SendNotification(stack.context().get(), send, &accepted).ok());
+  auto status = waitCompleted(stack, accepted.notification_id());
+  ASSERT_EQ(status.state(), v1::NotificationStatus::STATE_COMPLETED);
+  EXPECT_EQ(outcomeCount(status, "Success"), 50);
+  std::set<std::string> seen;
+  for (const auto& entry : received(stack)) {
+    const auto& obj = entry.as_object();
+    seen.insert(json::value_to<std::string>(obj.at("token")));
+    // The value is JSON-escaped into the string, and a missing property renders empty.
+    EXPECT_EQ(json::value_to<std::string>(obj.at("body")),
+              R"({"aps":{"alert":"Hi \"there\" \u2014 "}})");
+  }
+  EXPECT_EQ(seen, tokens);
+}
+
+TEST(SendIntegrationTest, BadInputIsRefusedWithTheFieldAndNothingIsStored) {
+  Stack stack;
+  std::mt19937_64 rng(1);
+  // A tag with a space: INVALID_ARGUMENT naming the field, and the installation is not stored.
+  auto bad = put(stack, "bad-1", randomToken(rng), {"ok", "not ok"});
+  EXPECT_EQ(bad.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(bad.error_message().find("tags[1]"), std::string::npos) << bad.error_message();
+  v1::GetInstallationRequest get;
+  get.set_hub(kHub);
+  get.set_installation_id("bad-1");
+  v1::Installation installation;
+  EXPECT_EQ(stack.stub().GetInstallation(stack.context().get(), get, &installation).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+
+  // A handle that is not hex.
+  auto bad_token = put(stack, "bad-2", std::string(64, 'z'), {"ok"});
+  EXPECT_EQ(bad_token.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  // Unknown hub.
+  v1::CreateOrUpdateInstallationRequest request;
+  request.set_hub("nohub");
+  request.mutable_installation()->set_installation_id("x");
+  v1::CreateOrUpdateInstallationResponse response;
+  EXPECT_EQ(stack.stub().CreateOrUpdateInstallation(stack.context().get(), request, &response)
+                .error_code(),
+            grpc::StatusCode::NOT_FOUND);
+
+  // A wrong key, and a Listen key trying to send.
+  EXPECT_EQ(put(stack, "x", randomToken(rng), {}).error_code(), grpc::StatusCode::OK);
+  v1::SendNotificationRequest send;
+  send.set_hub(kHub);
+  send.set_broadcast(true);
+  auto* native = send.add_native();
+  native->set_platform(v1::PLATFORM_APNS);
+  native->set_body("{}");
+  v1::SendNotificationResponse accepted;
+  auto forged = stack.context(kFullKeyName, "not-the-key-at-all-0000000");
+  EXPECT_EQ(stack.stub().SendNotification(forged.get(), send, &accepted).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  auto listen = stack.context(kListenKeyName, kListenKey);
+  EXPECT_EQ(stack.stub().SendNotification(listen.get(), send, &accepted).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+
+  // An oversized APNs payload and an invalid header are refused before anything is queued.
+  native->set_body("{\"aps\":{\"alert\":\"" + std::string(5000, 'x') + "\"}}");
+  auto too_big = stack.stub().SendNotification(stack.context().get(), send, &accepted);
+  EXPECT_EQ(too_big.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(too_big.error_message().find("4096"), std::string::npos) << too_big.error_message();
+  native->set_body("{}");
+  (*native->mutable_headers())["apns-priority"] = "7";
+  auto bad_priority = stack.stub().SendNotification(stack.context().get(), send, &accepted);
+  EXPECT_EQ(bad_priority.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(bad_priority.error_message().find("apns-priority"), std::string::npos);
+  auto stats = httpRequest("GET", stack.controlPort(), "/_mock/stats");
+  EXPECT_EQ(json::parse(stats.body).at("apns").at("accepted").to_number<int64_t>(), 0);
+}
+
+TEST(SendIntegrationTest, ConfigErrorsNameTheKeyAndExitNonZero) {
+  TempDir dir;
+  std::ofstream(dir.path() / "bad.toml") << "[server]\nworkers = \"two\"\n[[hubs]]\nname = \"h\"\n";
+  Subprocess daemon({binaryPath("pushhubd").string(), "--config",
+                     (dir.path() / "bad.toml").string()},
+                    dir.path() / "out.log");
+  int status = -1;
+  for (int i = 0; i < 200 && daemon.running(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  status = daemon.stop();
+  EXPECT_NE(status, 0);
+  EXPECT_NE(readText(dir.path() / "out.log").find("server.workers"), std::string::npos)
+      << readText(dir.path() / "out.log");
+}
+
+}  // namespace
+}  // namespace pushhub::testing

@@ -1,0 +1,117 @@
+#pragma once
+// A whole pushhub stack for integration tests: a real redis-server, the pns-mock binary and the
+// pushhubd binary, each on free loopback ports, with TLS everywhere, plus a gRPC client that signs
+// its calls like the Azure SDKs do. Torn down in reverse order by the destructor.
+
+#include <grpcpp/grpcpp.h>
+
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "base/sas.h"
+#include "pushhub/v1/pushhub.grpc.pb.h"
+#include "tests/support/http_client.h"
+#include "tests/support/process.h"
+
+namespace pushhub::testing {
+
+inline constexpr char kHub[] = "itest";
+inline constexpr char kFullKeyName[] = "DefaultFullSharedAccessSignature";
+inline constexpr char kFullKey[] = "full-key-for-integration-tests-0123456789";
+inline constexpr char kListenKeyName[] = "DefaultListenSharedAccessSignature";
+inline constexpr char kListenKey[] = "listen-key-for-integration-tests-012345";
+inline constexpr char kTopic[] = "com.example.itest";
+
+inline std::string readText(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+class Stack {
+ public:
+  // `extra_mock_flags` are appended to pns-mock's command line.
+  explicit Stack(std::vector<std::string> extra_mock_flags = {}) : pki_(makeTestPki(dir_.path())) {
+    mock_port_ = freePort();
+    control_port_ = freePort();
+    std::vector<std::string> mock{binaryPath("pns-mock").string(),
+                                  "--listen", "127.0.0.1",
+                                  "--apns-port", std::to_string(mock_port_),
+                                  "--control-port", std::to_string(control_port_),
+                                  "--cert", pki_.cert().string(),
+                                  "--key", pki_.key().string(),
+                                  "--apns-key-id", "ITESTKEY01",
+                                  "--apns-team-id", "ITESTTEAM1",
+                                  "--apns-public-key", pki_.apnsPublicKey().string(),
+                                  "--apns-topic", kTopic};
+    mock.insert(mock.end(), extra_mock_flags.begin(), extra_mock_flags.end());
+    mock_ = std::make_unique<Subprocess>(mock, dir_.path() / "pns-mock.log");
+    if (!waitForPort(control_port_)) throw std::runtime_error("pns-mock did not start");
+
+    grpc_port_ = freePort();
+    admin_port_ = freePort();
+    std::ofstream(dir_.path() / "pushhubd.toml") << config();
+    daemon_ = std::make_unique<Subprocess>(
+        std::vector<std::string>{binaryPath("pushhubd").string(), "--config",
+                                 (dir_.path() / "pushhubd.toml").string()},
+        dir_.path() / "pushhubd.log");
+    if (!waitForPort(grpc_port_)) {
+      throw std::runtime_error("pushhubd did not start: " + readText(dir_.path() / "pushhubd.log"));
+    }
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = readText(pki_.ca());
+    stub_ = v1::PushHub::NewStub(grpc::CreateChannel("127.0.0.1:" + std::to_string(grpc_port_),
+                                                     grpc::SslCredentials(ssl)));
+  }
+
+  ~Stack() {
+    daemon_.reset();
+    mock_.reset();
+  }
+
+  std::string config() const {
+    return "[server]\n"
+           "grpc_listen = \"127.0.0.1:" + std::to_string(grpc_port_) + "\"\n"
+           "admin_listen = \"127.0.0.1:" + std::to_string(admin_port_) + "\"\n"
+           "tls_cert = \"server.pem\"\ntls_key = \"server.key\"\nworkers = 2\n"
+           "[redis]\nport = " + std::to_string(redis_.port()) + "\n"
+           "[dispatch]\nbuckets_per_job = 16\n"
+           "[[hubs]]\nname = \"" + kHub + "\"\nbuckets = 64\n"
+           "  [[hubs.keys]]\n  name = \"" + kFullKeyName + "\"\n  key = \"" + kFullKey +
+           "\"\n  rights = [\"Listen\", \"Send\", \"Manage\"]\n"
+           "  [[hubs.keys]]\n  name = \"" + kListenKeyName + "\"\n  key = \"" + kListenKey +
+           "\"\n  rights = [\"Listen\"]\n"
+           "  [hubs.apns]\n  endpoint = \"https://127.0.0.1:" + std::to_string(mock_port_) + "\"\n"
+           "  ca_file = \"ca.pem\"\n  key_file = \"apns.p8\"\n  key_id = \"ITESTKEY01\"\n"
+           "  team_id = \"ITESTTEAM1\"\n  topic = \"" + kTopic + "\"\n";
+  }
+
+  // A context signed with the named key, as an SDK would sign it.
+  std::unique_ptr<grpc::ClientContext> context(const std::string& key_name = kFullKeyName,
+                                               const std::string& key = kFullKey) const {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    ctx->AddMetadata("authorization",
+                     sas::makeToken("https://127.0.0.1:" + std::to_string(grpc_port_) + "/",
+                                    key_name, key,
+                                    std::chrono::system_clock::now() + std::chrono::hours(1)));
+    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    return ctx;
+  }
+
+  v1::PushHub::Stub& stub() { return *stub_; }
+  uint16_t controlPort() const { return control_port_; }
+  uint16_t adminPort() const { return admin_port_; }
+  std::string daemonLog() const { return readText(dir_.path() / "pushhubd.log"); }
+  const std::filesystem::path& dir() const { return dir_.path(); }
+
+ private:
+  TempDir dir_;
+  TestPki pki_;
+  RedisServer redis_;
+  uint16_t mock_port_ = 0, control_port_ = 0, grpc_port_ = 0, admin_port_ = 0;
+  std::unique_ptr<Subprocess> mock_;
+  std::unique_ptr<Subprocess> daemon_;
+  std::unique_ptr<v1::PushHub::Stub> stub_;
+};
+
+}  // namespace pushhub::testing

@@ -1,0 +1,68 @@
+#include "base/sas.h"
+
+#include <gtest/gtest.h>
+
+namespace pushhub::sas {
+namespace {
+
+using namespace std::chrono;
+
+// The spec's vector (anh-wire.md section 4), checked against openssl dgst.
+constexpr char kVectorHeader[] =
+    "SharedAccessSignature sr=https%3A%2F%2Flocalhost%3A47443%2F&sig="
+    "sADBo0q6Dwqfkt3ej8XBhTn%2F3BKoZFlUltxPw1p4x7g%3D&se=1795276260&skn="
+    "DefaultFullSharedAccessSignature";
+const system_clock::time_point kVectorExpiry{seconds(1795276260)};
+
+std::optional<std::string> vectorKey(std::string_view name) {
+  if (name == "DefaultFullSharedAccessSignature") return "testkey123=";
+  return std::nullopt;
+}
+
+TEST(SasTest, MakeTokenMatchesTheAzureSdkVector) {
+  EXPECT_EQ(makeToken("https://localhost:47443/", "DefaultFullSharedAccessSignature", "testkey123=",
+                      kVectorExpiry),
+            kVectorHeader);
+}
+
+TEST(SasTest, VerifiesTheVectorBeforeExpiry) {
+  auto verified = verifyToken(kVectorHeader, vectorKey, kVectorExpiry - hours(1));
+  ASSERT_TRUE(verified) << verified.error().message;
+  EXPECT_EQ(verified->key_name, "DefaultFullSharedAccessSignature");
+}
+
+TEST(SasTest, RejectsExpiredWrongKeyTamperedAndMalformed) {
+  EXPECT_FALSE(verifyToken(kVectorHeader, vectorKey, kVectorExpiry + hours(1)));
+  auto other_key = [](std::string_view) -> std::optional<std::string> { return "otherkey"; };
+  EXPECT_FALSE(verifyToken(kVectorHeader, other_key, kVectorExpiry - hours(1)));
+  std::string tampered = kVectorHeader;
+  tampered.replace(tampered.find("se=1795276260"), 13, "se=1795276261");
+  EXPECT_FALSE(verifyToken(tampered, vectorKey, kVectorExpiry - hours(1)));
+  EXPECT_FALSE(verifyToken("Bearer abc", vectorKey, kVectorExpiry - hours(1)));
+  EXPECT_FALSE(verifyToken("SharedAccessSignature sr=x&se=1", vectorKey, kVectorExpiry));
+  auto unknown = verifyToken(kVectorHeader, [](std::string_view) { return std::nullopt; },
+                             kVectorExpiry - hours(1));
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error().code, Error::Code::kUnauthenticated);
+}
+
+TEST(SasTest, ParsesConnectionStringsWithPaddedKeys) {
+  auto cs = parseConnectionString(
+      " Endpoint=sb://127.0.0.1:8443/;SharedAccessKeyName=DefaultListenSharedAccessSignature;"
+      "SharedAccessKey=abc==; ");
+  ASSERT_TRUE(cs) << cs.error().message;
+  EXPECT_EQ(cs->key, "abc==");
+  EXPECT_EQ(cs->httpsEndpoint(), "https://127.0.0.1:8443/");
+  auto missing = parseConnectionString("Endpoint=sb://x/;SharedAccessKeyName=a");
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message.find("SharedAccessKey"), std::string::npos);
+}
+
+TEST(SasTest, UrlEncodingRoundTrips) {
+  std::string raw = "a b/c+d=e&f%";
+  EXPECT_EQ(urlDecode(urlEncode(raw)), raw);
+  EXPECT_EQ(urlEncode("https://x:1/"), "https%3A%2F%2Fx%3A1%2F");
+}
+
+}  // namespace
+}  // namespace pushhub::sas

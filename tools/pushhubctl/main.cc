@@ -1,0 +1,360 @@
+// pushhubctl: pushhub from the command line, over the gRPC API.
+//
+// Connection settings come from flags or the environment (as written by `./run up` in
+// .run/stack.env): --addr / PUSHHUB_GRPC_ADDR, --hub / PUSHHUB_HUB, --connection-string /
+// PUSHHUB_CONNECTION_STRING_FULL (the SAS key), --ca / PUSHHUB_CA_CERT (TLS; omit for plaintext).
+#include <grpcpp/grpcpp.h>
+#include <google/protobuf/util/json_util.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <set>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "base/sas.h"
+#include "pushhub/v1/pushhub.grpc.pb.h"
+
+namespace {
+
+namespace v1 = pushhub::v1;
+
+constexpr const char* kUsage = R"(usage: pushhubctl [connection flags] COMMAND [flags]
+
+commands:
+  install put --id ID --platform apns|fcm|wns --channel HANDLE [--tag T]... [--user U]
+              [--template NAME=BODY]... [--template-header NAME:HEADER=VALUE]...
+  install get --id ID
+  install delete --id ID
+  install bulk --count N [--prefix P] [--platform apns] [--tag-pool K] [--tags-per N]
+              [--template NAME=BODY] [--threads N]
+      registers N devices with random handles, each with --tags-per tags drawn from
+      tag-0..tag-(K-1); prints per-tag counts as JSON
+  send (--tag T | --installation ID | --broadcast)
+       (--apns BODY [--header NAME=VALUE]... | --prop NAME=VALUE...) [--expiry-seconds S] [--wait]
+      prints the notification id; --wait polls until every target has an outcome
+  notification get ID
+
+connection flags (default from the environment):
+  --addr HOST:PORT          PUSHHUB_GRPC_ADDR
+  --hub NAME                PUSHHUB_HUB
+  --connection-string CS    PUSHHUB_CONNECTION_STRING_FULL
+  --ca FILE                 PUSHHUB_CA_CERT (TLS to pushhubd; unset = plaintext)
+)";
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+std::string readFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+[[noreturn]] void die(const std::string& message) {
+  std::cerr << "pushhubctl: " << message << "\n";
+  std::exit(2);
+}
+
+struct Args {
+  std::vector<std::string> positional;
+  std::multimap<std::string, std::string> flags;
+  std::string get(const std::string& name, const std::string& fallback = "") const {
+    auto it = flags.find(name);
+    return it == flags.end() ? fallback : it->second;
+  }
+  bool has(const std::string& name) const { return flags.count(name) > 0; }
+  std::vector<std::string> all(const std::string& name) const {
+    std::vector<std::string> out;
+    for (auto [it, end] = flags.equal_range(name); it != end; ++it) out.push_back(it->second);
+    return out;
+  }
+};
+
+Args parse(int argc, char** argv) {
+  static const std::set<std::string> kSwitches{"--broadcast", "--wait", "--help"};
+  Args args;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a.rfind("--", 0) == 0) {
+      if (kSwitches.count(a)) {
+        args.flags.emplace(a, "1");
+      } else if (i + 1 < argc) {
+        args.flags.emplace(a, argv[++i]);
+      } else {
+        die(a + " needs a value");
+      }
+    } else {
+      args.positional.push_back(a);
+    }
+  }
+  return args;
+}
+
+class Client {
+ public:
+  explicit Client(const Args& args) {
+    std::string addr = args.get("--addr", env("PUSHHUB_GRPC_ADDR"));
+    hub_ = args.get("--hub", env("PUSHHUB_HUB"));
+    std::string cs_text = args.get("--connection-string", env("PUSHHUB_CONNECTION_STRING_FULL"));
+    std::string ca = args.get("--ca", env("PUSHHUB_CA_CERT"));
+    if (addr.empty()) die("no address: pass --addr or set PUSHHUB_GRPC_ADDR");
+    if (hub_.empty()) die("no hub: pass --hub or set PUSHHUB_HUB");
+    auto cs = pushhub::sas::parseConnectionString(cs_text);
+    if (!cs) die(cs.error().message + " (pass --connection-string or set PUSHHUB_CONNECTION_STRING_FULL)");
+    cs_ = *cs;
+    std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
+    if (!ca.empty()) {
+      grpc::SslCredentialsOptions ssl;
+      ssl.pem_root_certs = readFile(ca);
+      if (ssl.pem_root_certs.empty()) die("cannot read CA file " + ca);
+      creds = grpc::SslCredentials(ssl);
+    }
+    stub_ = v1::PushHub::NewStub(grpc::CreateChannel(addr, creds));
+  }
+
+  const std::string& hub() const { return hub_; }
+  v1::PushHub::Stub& stub() { return *stub_; }
+
+  void prepare(grpc::ClientContext& context) const {
+    context.AddMetadata("authorization",
+                        pushhub::sas::makeToken(cs_.httpsEndpoint(), cs_.key_name, cs_.key,
+                                                std::chrono::system_clock::now() + std::chrono::hours(1)));
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  }
+
+ private:
+  std::string hub_;
+  pushhub::sas::ConnectionString cs_;
+  std::unique_ptr<v1::PushHub::Stub> stub_;
+};
+
+void check(const grpc::Status& status) {
+  if (!status.ok()) {
+    std::cerr << "pushhubctl: " << static_cast<int>(status.error_code()) << " "
+              << status.error_message() << "\n";
+    std::exit(1);
+  }
+}
+
+std::string toJson(const google::protobuf::Message& message) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = false;
+  options.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(message, &out, options);
+  return out;
+}
+
+v1::Platform platformOf(const std::string& name) {
+  if (name == "apns") return v1::PLATFORM_APNS;
+  if (name == "fcm" || name == "fcmv1") return v1::PLATFORM_FCM;
+  if (name == "wns") return v1::PLATFORM_WNS;
+  die("--platform must be apns, fcm or wns");
+}
+
+std::pair<std::string, std::string> splitPair(const std::string& text, char sep,
+                                              const std::string& flag) {
+  auto pos = text.find(sep);
+  if (pos == std::string::npos) die(flag + " expects NAME" + sep + "VALUE");
+  return {text.substr(0, pos), text.substr(pos + 1)};
+}
+
+std::string randomHex(std::mt19937_64& rng, size_t length) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(length, '0');
+  for (auto& c : out) c = kHex[rng() & 15];
+  return out;
+}
+
+int installPut(Client& client, const Args& args) {
+  v1::CreateOrUpdateInstallationRequest request;
+  request.set_hub(client.hub());
+  auto* inst = request.mutable_installation();
+  inst->set_installation_id(args.get("--id"));
+  inst->set_platform(platformOf(args.get("--platform", "apns")));
+  inst->set_push_channel(args.get("--channel"));
+  inst->set_user_id(args.get("--user"));
+  for (const auto& tag : args.all("--tag")) inst->add_tags(tag);
+  for (const auto& t : args.all("--template")) {
+    auto [name, body] = splitPair(t, '=', "--template");
+    (*inst->mutable_templates())[name].set_body(body);
+  }
+  for (const auto& h : args.all("--template-header")) {
+    auto [name, header] = splitPair(h, ':', "--template-header");
+    auto [key, value] = splitPair(header, '=', "--template-header");
+    (*(*inst->mutable_templates())[name].mutable_headers())[key] = value;
+  }
+  grpc::ClientContext context;
+  client.prepare(context);
+  v1::CreateOrUpdateInstallationResponse response;
+  check(client.stub().CreateOrUpdateInstallation(&context, request, &response));
+  std::cout << "{\"installation_id\":\"" << inst->installation_id() << "\",\"stored\":true}\n";
+  return 0;
+}
+
+int installBulk(Client& client, const Args& args) {
+  const int count = std::stoi(args.get("--count", "1000"));
+  const int pool = std::stoi(args.get("--tag-pool", "10"));
+  const int per = std::min(pool, std::stoi(args.get("--tags-per", "3")));
+  const int threads = std::stoi(args.get("--threads", "8"));
+  const std::string prefix = args.get("--prefix", "device-");
+  const v1::Platform platform = platformOf(args.get("--platform", "apns"));
+  const std::string tpl = args.get("--template");
+  std::vector<std::map<std::string, int>> per_thread(threads);
+  std::atomic<int> next{0}, failed{0};
+  auto started = std::chrono::steady_clock::now();
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([&, t] {
+      std::mt19937_64 rng(std::random_device{}() + t);
+      for (int i = next++; i < count; i = next++) {
+        v1::CreateOrUpdateInstallationRequest request;
+        request.set_hub(client.hub());
+        auto* inst = request.mutable_installation();
+        inst->set_installation_id(prefix + std::to_string(i));
+        inst->set_platform(platform);
+        inst->set_push_channel(randomHex(rng, 64));
+        std::vector<int> tags(pool);
+        for (int k = 0; k < pool; ++k) tags[k] = k;
+        std::shuffle(tags.begin(), tags.end(), rng);
+        for (int k = 0; k < per; ++k) {
+          std::string tag = "tag-" + std::to_string(tags[k]);
+          inst->add_tags(tag);
+          ++per_thread[t][tag];
+        }
+        if (!tpl.empty()) {
+          auto [name, body] = splitPair(tpl, '=', "--template");
+          (*inst->mutable_templates())[name].set_body(body);
+        }
+        grpc::ClientContext context;
+        client.prepare(context);
+        v1::CreateOrUpdateInstallationResponse response;
+        auto status = client.stub().CreateOrUpdateInstallation(&context, request, &response);
+        if (!status.ok()) {
+          if (failed++ == 0) std::cerr << "pushhubctl: " << status.error_message() << "\n";
+        }
+      }
+    });
+  }
+  for (auto& w : workers) w.join();
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  std::map<std::string, int> totals;
+  for (const auto& m : per_thread) {
+    for (const auto& [tag, n] : m) totals[tag] += n;
+  }
+  std::cout << "{\"registered\":" << count - failed << ",\"failed\":" << failed
+            << ",\"seconds\":" << seconds << ",\"per_second\":" << (count - failed) / seconds
+            << ",\"tags\":{";
+  bool first = true;
+  for (const auto& [tag, n] : totals) {
+    std::cout << (first ? "" : ",") << "\"" << tag << "\":" << n;
+    first = false;
+  }
+  std::cout << "}}\n";
+  return failed ? 1 : 0;
+}
+
+v1::NotificationStatus getNotification(Client& client, const std::string& id) {
+  v1::GetNotificationRequest request;
+  request.set_hub(client.hub());
+  request.set_notification_id(id);
+  grpc::ClientContext context;
+  client.prepare(context);
+  v1::NotificationStatus status;
+  check(client.stub().GetNotification(&context, request, &status));
+  return status;
+}
+
+int send(Client& client, const Args& args) {
+  v1::SendNotificationRequest request;
+  request.set_hub(client.hub());
+  if (args.has("--tag")) request.set_tag(args.get("--tag"));
+  else if (args.has("--installation")) request.set_installation_id(args.get("--installation"));
+  else if (args.has("--broadcast")) request.set_broadcast(true);
+  if (args.has("--apns")) {
+    auto* native = request.add_native();
+    native->set_platform(v1::PLATFORM_APNS);
+    native->set_body(args.get("--apns"));
+    for (const auto& h : args.all("--header")) {
+      auto [name, value] = splitPair(h, '=', "--header");
+      (*native->mutable_headers())[name] = value;
+    }
+  }
+  for (const auto& p : args.all("--prop")) {
+    auto [name, value] = splitPair(p, '=', "--prop");
+    (*request.mutable_template_properties())[name] = value;
+  }
+  if (args.has("--expiry-seconds")) {
+    auto when = std::chrono::system_clock::now() + std::chrono::seconds(std::stoi(args.get("--expiry-seconds")));
+    request.mutable_expiry()->set_seconds(std::chrono::duration_cast<std::chrono::seconds>(when.time_since_epoch()).count());
+  }
+  grpc::ClientContext context;
+  client.prepare(context);
+  v1::SendNotificationResponse response;
+  check(client.stub().SendNotification(&context, request, &response));
+  if (!args.has("--wait")) {
+    std::cout << toJson(response) << "\n";
+    return 0;
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(10);
+  v1::NotificationStatus status;
+  do {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    status = getNotification(client, response.notification_id());
+  } while (status.state() != v1::NotificationStatus::STATE_COMPLETED &&
+           std::chrono::steady_clock::now() < deadline);
+  std::cout << toJson(status) << "\n";
+  return status.state() == v1::NotificationStatus::STATE_COMPLETED ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args args = parse(argc, argv);
+  if (args.has("--help") || args.positional.empty()) {
+    std::cout << kUsage;
+    return args.positional.empty() && !args.has("--help") ? 2 : 0;
+  }
+  Client client(args);
+  const auto& p = args.positional;
+  if (p[0] == "install" && p.size() >= 2) {
+    if (p[1] == "put") return installPut(client, args);
+    if (p[1] == "bulk") return installBulk(client, args);
+    if (p[1] == "get" || p[1] == "delete") {
+      grpc::ClientContext context;
+      client.prepare(context);
+      if (p[1] == "get") {
+        v1::GetInstallationRequest request;
+        request.set_hub(client.hub());
+        request.set_installation_id(args.get("--id"));
+        v1::Installation installation;
+        check(client.stub().GetInstallation(&context, request, &installation));
+        std::cout << toJson(installation) << "\n";
+      } else {
+        v1::DeleteInstallationRequest request;
+        request.set_hub(client.hub());
+        request.set_installation_id(args.get("--id"));
+        v1::DeleteInstallationResponse response;
+        check(client.stub().DeleteInstallation(&context, request, &response));
+        std::cout << toJson(response) << "\n";
+      }
+      return 0;
+    }
+  }
+  if (p[0] == "send") return send(client, args);
+  if (p[0] == "notification" && p.size() == 3 && p[1] == "get") {
+    std::cout << toJson(getNotification(client, p[2])) << "\n";
+    return 0;
+  }
+  std::cerr << kUsage;
+  return 2;
+}
