@@ -1,0 +1,46 @@
+#pragma once
+// The control API of pns-mock (plain HTTP on --listen:--control-port, base/http_server):
+//   GET  /_mock/stats                         {"apns":{...}} one object per provider
+//   GET  /_mock/received?provider=apns&limit=N  the most recent requests, oldest first
+//   POST /_mock/reset                          clears stats and received lists
+//   POST /_mock/config   {"max_concurrent_streams":N,"delay_ms":D}
+//   POST /_mock/goaway   {"reason":"Shutdown"} (body optional)
+//   POST /_mock/tokens   {"dead":[hex...],"bad":[hex...]} (optional "provider", default apns)
+// Every operation fans out to the worker threads and answers once all of them have applied it.
+
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/http_server.h"
+#include "base/result.h"
+
+namespace pushhub::mock {
+
+// One emulated provider as the control API sees it. Every method may be called from any thread;
+// `done` runs exactly once, on some worker thread, after every worker has applied the change.
+class MockProvider {
+ public:
+  virtual ~MockProvider() = default;
+  virtual std::string_view name() const = 0;
+  virtual void stats(std::function<void(boost::json::object)> done) = 0;
+  virtual void received(size_t limit, std::function<void(boost::json::array)> done) = 0;
+  virtual void reset(std::function<void()> done) = 0;
+  // Keys not set in `config` are left alone; the caller has validated the values.
+  virtual void configure(std::optional<uint32_t> max_concurrent_streams,
+                         std::optional<uint32_t> delay_ms, std::function<void()> done) = 0;
+  virtual void goaway(std::string debug_data, std::function<void()> done) = 0;
+  // Adds explicit dead / bad tokens (lowercased by the caller).
+  virtual void addTokens(std::vector<std::string> dead, std::vector<std::string> bad,
+                         std::function<void()> done) = 0;
+};
+
+// Builds the HttpHandler serving the API above over `providers` (which must outlive it).
+http::HttpHandler makeControlHandler(std::vector<MockProvider*> providers);
+
+}  // namespace pushhub::mock

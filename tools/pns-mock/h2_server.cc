@@ -1,0 +1,602 @@
+#include "tools/pns-mock/h2_server.h"
+
+#include <openssl/ssl.h>
+
+#include <atomic>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <cassert>
+#include <charconv>
+#include <chrono>
+#include <cstring>
+
+#include "base/log.h"
+
+namespace pushhub::mock {
+
+namespace asio = boost::asio;
+namespace ssl = boost::asio::ssl;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+constexpr size_t kReadBufferBytes = 16 * 1024;
+constexpr size_t kWriteCoalesceBytes = 64 * 1024;
+constexpr size_t kMaxRequestBody = 64 * 1024;
+constexpr int32_t kConnectionWindow = 16 * 1024 * 1024;
+
+std::shared_ptr<spdlog::logger> logger() {
+  static auto l = log::get("pns-mock");
+  return l;
+}
+
+H2Connection* conn(void* user_data) { return static_cast<H2Connection*>(user_data); }
+
+int onBeginHeadersCb(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
+  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+    return 0;
+  }
+  return conn(user_data)->onBeginHeaders(frame->hd.stream_id);
+}
+
+int onHeaderCb(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
+               const uint8_t* value, size_t valuelen, uint8_t, void* user_data) {
+  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+    return 0;
+  }
+  return conn(user_data)->onHeader(
+      frame->hd.stream_id, std::string_view(reinterpret_cast<const char*>(name), namelen),
+      std::string_view(reinterpret_cast<const char*>(value), valuelen));
+}
+
+int onDataChunkCb(nghttp2_session*, uint8_t, int32_t stream_id, const uint8_t* data, size_t len,
+                  void* user_data) {
+  return conn(user_data)->onDataChunk(stream_id, data, len);
+}
+
+int onFrameRecvCb(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
+  return conn(user_data)->onFrameRecv(frame);
+}
+
+int onStreamCloseCb(nghttp2_session*, int32_t stream_id, uint32_t, void* user_data) {
+  return conn(user_data)->onStreamClose(stream_id);
+}
+
+ssize_t readBodyCb(nghttp2_session*, int32_t stream_id, uint8_t* buf, size_t length,
+                   uint32_t* data_flags, nghttp2_data_source*, void* user_data) {
+  return conn(user_data)->readBody(stream_id, buf, length, data_flags);
+}
+
+// ALPN: "h2" is offered by us and required of the client.
+int alpnSelectCb(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+                 unsigned int inlen, void*) {
+  unsigned char* selected = nullptr;
+  if (nghttp2_select_next_protocol(&selected, outlen, in, inlen) != 1) {
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+  }
+  *out = selected;
+  return SSL_TLSEXT_ERR_OK;
+}
+
+}  // namespace
+
+// Per-stream state, recycled through a free list so string capacity is reused across requests.
+struct H2Connection::Stream {
+  H2Request request;
+  H2Response response;
+  size_t body_offset = 0;
+  uint64_t generation = 0;  // bumped on release, so a late timer can tell its stream is gone
+  bool in_use = false;
+  std::unique_ptr<asio::steady_timer> timer;
+};
+
+const std::string* H2Request::header(std::string_view name) const {
+  for (const auto& [n, v] : headers) {
+    if (n == name) {
+      return &v;
+    }
+  }
+  return nullptr;
+}
+
+int H2Request::headerCount(std::string_view name) const {
+  int count = 0;
+  for (const auto& h : headers) {
+    count += h.first == name ? 1 : 0;
+  }
+  return count;
+}
+
+void H2Request::clear() {
+  stream_id = 0;
+  method.clear();
+  path.clear();
+  scheme.clear();
+  authority.clear();
+  headers.clear();
+  body.clear();
+  body_truncated = false;
+}
+
+void H2Response::clear() {
+  status = 200;
+  headers.clear();
+  body.clear();
+  drop_connection = false;
+  delay_ms = 0;
+}
+
+Result<std::shared_ptr<ssl::context>> makeServerTlsContext(const std::string& cert,
+                                                           const std::string& key) {
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
+  boost::system::error_code ec;
+  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                       ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1,
+                   ec);
+  ctx->use_certificate_chain_file(cert, ec);
+  if (ec) {
+    return Error::invalidArgument("--cert " + cert + ": " + ec.message());
+  }
+  ctx->use_private_key_file(key, ssl::context::pem, ec);
+  if (ec) {
+    return Error::invalidArgument("--key " + key + ": " + ec.message());
+  }
+  SSL_CTX_set_alpn_select_cb(ctx->native_handle(), alpnSelectCb, nullptr);
+  return ctx;
+}
+
+WorkerPool::WorkerPool(size_t threads) {
+  for (size_t i = 0; i < std::max<size_t>(threads, 1); ++i) {
+    contexts_.push_back(std::make_unique<asio::io_context>(1));
+  }
+}
+
+WorkerPool::~WorkerPool() { stop(); }
+
+void WorkerPool::start() {
+  if (started_) {
+    return;
+  }
+  started_ = true;
+  for (auto& ctx : contexts_) {
+    threads_.emplace_back([c = ctx.get()] {
+      auto guard = asio::make_work_guard(*c);
+      c->run();
+    });
+  }
+}
+
+void WorkerPool::stop() {
+  for (auto& ctx : contexts_) {
+    ctx->stop();
+  }
+  for (auto& t : threads_) {
+    if (t.joinable()) {
+      t.join();
+    }
+  }
+  threads_.clear();
+}
+
+void WorkerPool::runOnAll(std::function<void(size_t)> fn, std::function<void()> done) {
+  auto remaining = std::make_shared<std::atomic<size_t>>(contexts_.size());
+  auto shared_fn = std::make_shared<std::function<void(size_t)>>(std::move(fn));
+  auto shared_done = std::make_shared<std::function<void()>>(std::move(done));
+  for (size_t i = 0; i < contexts_.size(); ++i) {
+    asio::post(*contexts_[i], [i, remaining, shared_fn, shared_done] {
+      (*shared_fn)(i);
+      if (remaining->fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        (*shared_done)();
+      }
+    });
+  }
+}
+
+H2Connection::H2Connection(tcp::socket socket, ssl::context& tls, size_t worker, uint64_t id,
+                           H2ConnectionOptions options)
+    : tls_(std::move(socket), tls),
+      worker_(worker),
+      id_(id),
+      options_(options),
+      read_buf_(kReadBufferBytes) {
+  write_buf_.reserve(kWriteCoalesceBytes + 16 * 1024);
+}
+
+H2Connection::~H2Connection() {
+  if (session_ != nullptr) {
+    nghttp2_session_del(session_);
+  }
+}
+
+void H2Connection::start(std::unique_ptr<H2Handler> handler, std::function<void()> on_closed) {
+  handler_ = std::move(handler);
+  on_closed_ = std::move(on_closed);
+  boost::system::error_code ignored;
+  tls_.next_layer().set_option(tcp::no_delay(true), ignored);
+  handshake();
+}
+
+void H2Connection::handshake() {
+  tls_.async_handshake(ssl::stream_base::server, [self = shared_from_this()](
+                                                     boost::system::error_code ec) {
+    if (ec) {
+      logger()->debug("connection {}: TLS handshake failed: {}", self->id_, ec.message());
+      self->drop();
+      return;
+    }
+    const unsigned char* alpn = nullptr;
+    unsigned int alpn_len = 0;
+    SSL_get0_alpn_selected(self->tls_.native_handle(), &alpn, &alpn_len);
+    if (alpn_len != 2 || std::string_view(reinterpret_cast<const char*>(alpn), alpn_len) != "h2") {
+      logger()->debug("connection {}: client did not negotiate h2", self->id_);
+      self->drop();
+      return;
+    }
+    if (!self->initSession()) {
+      self->drop();
+      return;
+    }
+    self->flush();
+    self->read();
+  });
+}
+
+bool H2Connection::initSession() {
+  nghttp2_session_callbacks* callbacks = nullptr;
+  nghttp2_session_callbacks_new(&callbacks);
+  nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, onBeginHeadersCb);
+  nghttp2_session_callbacks_set_on_header_callback(callbacks, onHeaderCb);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, onDataChunkCb);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, onFrameRecvCb);
+  nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, onStreamCloseCb);
+  int rv = nghttp2_session_server_new(&session_, callbacks, this);
+  nghttp2_session_callbacks_del(callbacks);
+  if (rv != 0) {
+    return false;
+  }
+  advertised_max_streams_ = options_.initial_max_concurrent_streams;
+  nghttp2_settings_entry iv[] = {
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, advertised_max_streams_},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20},
+  };
+  if (nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv, 2) != 0) {
+    return false;
+  }
+  nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
+  return true;
+}
+
+void H2Connection::read() {
+  tls_.async_read_some(
+      asio::buffer(read_buf_), [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+        if (self->closed_) {
+          return;
+        }
+        if (ec) {
+          self->drop();
+          return;
+        }
+        self->bytes_received_ += n;
+        if (self->options_.bytes_received_counter != nullptr) {
+          *self->options_.bytes_received_counter += n;
+        }
+        self->in_recv_ = true;
+        ssize_t rv = nghttp2_session_mem_recv(self->session_, self->read_buf_.data(), n);
+        self->in_recv_ = false;
+        if (self->closed_) {
+          return;
+        }
+        if (rv < 0) {
+          logger()->debug("connection {}: nghttp2_session_mem_recv: {}", self->id_,
+                          nghttp2_strerror(static_cast<int>(rv)));
+          self->drop();
+          return;
+        }
+        self->flush();
+        if (!self->closed_ && nghttp2_session_want_read(self->session_) != 0) {
+          self->read();
+        }
+      });
+}
+
+void H2Connection::flush() {
+  if (writing_ || closed_ || in_recv_) {
+    return;
+  }
+  write_buf_.clear();
+  while (write_buf_.size() < kWriteCoalesceBytes) {
+    const uint8_t* data = nullptr;
+    ssize_t n = nghttp2_session_mem_send(session_, &data);
+    if (n < 0) {
+      logger()->debug("connection {}: nghttp2_session_mem_send: {}", id_,
+                      nghttp2_strerror(static_cast<int>(n)));
+      drop();
+      return;
+    }
+    if (n == 0) {
+      break;
+    }
+    write_buf_.insert(write_buf_.end(), data, data + n);
+  }
+  if (write_buf_.empty()) {
+    closeIfDone();
+    return;
+  }
+  writing_ = true;
+  asio::async_write(tls_, asio::buffer(write_buf_),
+                    [self = shared_from_this()](boost::system::error_code ec, size_t) {
+                      self->writing_ = false;
+                      if (ec) {
+                        self->drop();
+                        return;
+                      }
+                      self->flush();
+                    });
+}
+
+void H2Connection::closeIfDone() {
+  if (!closed_ && nghttp2_session_want_read(session_) == 0 &&
+      nghttp2_session_want_write(session_) == 0) {
+    drop();
+  }
+}
+
+void H2Connection::drop() {
+  if (closed_) {
+    return;
+  }
+  closed_ = true;
+  boost::system::error_code ignored;
+  tls_.next_layer().shutdown(tcp::socket::shutdown_both, ignored);
+  tls_.next_layer().close(ignored);
+  if (on_closed_) {
+    auto cb = std::move(on_closed_);
+    cb();
+  }
+}
+
+void H2Connection::setMaxConcurrentStreams(uint32_t n) {
+  if (closed_ || session_ == nullptr || n == advertised_max_streams_) {
+    return;
+  }
+  advertised_max_streams_ = n;
+  nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, n}};
+  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv, 1);
+  flush();
+}
+
+void H2Connection::goaway(std::string_view debug_data) {
+  if (closed_ || session_ == nullptr) {
+    return;
+  }
+  nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
+                        nghttp2_session_get_last_proc_stream_id(session_), NGHTTP2_NO_ERROR,
+                        reinterpret_cast<const uint8_t*>(debug_data.data()), debug_data.size());
+  flush();
+}
+
+H2Connection::Stream* H2Connection::acquireStream() {
+  Stream* s = nullptr;
+  if (!streams_free_.empty()) {
+    s = streams_free_.back();
+    streams_free_.pop_back();
+  } else {
+    streams_all_.push_back(std::make_unique<Stream>());
+    s = streams_all_.back().get();
+  }
+  s->in_use = true;
+  s->body_offset = 0;
+  s->request.clear();
+  s->response.clear();
+  return s;
+}
+
+int H2Connection::onBeginHeaders(int32_t stream_id) {
+  Stream* s = acquireStream();
+  s->request.stream_id = stream_id;
+  nghttp2_session_set_stream_user_data(session_, stream_id, s);
+  ++open_streams_;
+  max_concurrent_seen_ = std::max(max_concurrent_seen_, open_streams_);
+  return 0;
+}
+
+int H2Connection::onHeader(int32_t stream_id, std::string_view name, std::string_view value) {
+  auto* s = static_cast<Stream*>(nghttp2_session_get_stream_user_data(session_, stream_id));
+  if (s == nullptr) {
+    return 0;
+  }
+  H2Request& r = s->request;
+  if (!name.empty() && name[0] == ':') {
+    if (name == ":method") {
+      r.method.assign(value);
+    } else if (name == ":path") {
+      r.path.assign(value);
+    } else if (name == ":scheme") {
+      r.scheme.assign(value);
+    } else if (name == ":authority") {
+      r.authority.assign(value);
+    }
+    return 0;
+  }
+  r.headers.emplace_back(name, value);
+  return 0;
+}
+
+int H2Connection::onDataChunk(int32_t stream_id, const uint8_t* data, size_t len) {
+  auto* s = static_cast<Stream*>(nghttp2_session_get_stream_user_data(session_, stream_id));
+  if (s == nullptr) {
+    return 0;
+  }
+  std::string& body = s->request.body;
+  size_t room = kMaxRequestBody > body.size() ? kMaxRequestBody - body.size() : 0;
+  if (len > room) {
+    s->request.body_truncated = true;
+    len = room;
+  }
+  body.append(reinterpret_cast<const char*>(data), len);
+  return 0;
+}
+
+int H2Connection::onFrameRecv(const nghttp2_frame* frame) {
+  if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
+      (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) == 0) {
+    return 0;
+  }
+  auto* s =
+      static_cast<Stream*>(nghttp2_session_get_stream_user_data(session_, frame->hd.stream_id));
+  if (s == nullptr) {
+    return 0;
+  }
+  dispatch(s);
+  // A dropped connection must not process (or answer) anything else in this read.
+  return closed_ ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
+}
+
+void H2Connection::dispatch(Stream* s) {
+  handler_->onRequest(s->request, s->response, *this);
+  if (s->response.drop_connection) {
+    drop();
+    return;
+  }
+  if (s->response.delay_ms == 0) {
+    sendResponse(s);
+    return;
+  }
+  if (!s->timer) {
+    s->timer = std::make_unique<asio::steady_timer>(tls_.get_executor());
+  }
+  s->timer->expires_after(std::chrono::milliseconds(s->response.delay_ms));
+  s->timer->async_wait(
+      [self = shared_from_this(), s, gen = s->generation](boost::system::error_code ec) {
+        if (ec || self->closed_ || !s->in_use || s->generation != gen) {
+          return;
+        }
+        self->sendResponse(s);
+        self->flush();
+      });
+}
+
+void H2Connection::sendResponse(Stream* s) {
+  const H2Response& r = s->response;
+  char status[8];
+  auto [end, ec] = std::to_chars(status, status + sizeof status, r.status);
+  (void)ec;
+  nghttp2_nv nva[16];
+  size_t n = 0;
+  auto add = [&](std::string_view name, std::string_view value) {
+    if (n < std::size(nva)) {
+      nva[n++] = nghttp2_nv{const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(name.data())),
+                            const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(value.data())),
+                            name.size(), value.size(), NGHTTP2_NV_FLAG_NONE};
+    }
+  };
+  add(":status", std::string_view(status, static_cast<size_t>(end - status)));
+  for (const auto& [name, value] : r.headers) {
+    add(name, value);
+  }
+  if (r.body.empty()) {
+    nghttp2_submit_response(session_, s->request.stream_id, nva, n, nullptr);
+    return;
+  }
+  s->body_offset = 0;
+  nghttp2_data_provider provider{};
+  provider.source.ptr = s;
+  provider.read_callback = readBodyCb;
+  nghttp2_submit_response(session_, s->request.stream_id, nva, n, &provider);
+}
+
+ssize_t H2Connection::readBody(int32_t stream_id, uint8_t* buf, size_t length,
+                               uint32_t* data_flags) {
+  auto* s = static_cast<Stream*>(nghttp2_session_get_stream_user_data(session_, stream_id));
+  if (s == nullptr) {
+    *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+    return 0;
+  }
+  const std::string& body = s->response.body;
+  size_t n = std::min(length, body.size() - s->body_offset);
+  std::memcpy(buf, body.data() + s->body_offset, n);
+  s->body_offset += n;
+  if (s->body_offset == body.size()) {
+    *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+  }
+  return static_cast<ssize_t>(n);
+}
+
+int H2Connection::onStreamClose(int32_t stream_id) {
+  auto* s = static_cast<Stream*>(nghttp2_session_get_stream_user_data(session_, stream_id));
+  if (s == nullptr) {
+    return 0;
+  }
+  nghttp2_session_set_stream_user_data(session_, stream_id, nullptr);
+  --open_streams_;
+  s->in_use = false;
+  ++s->generation;
+  if (s->timer) {
+    s->timer->cancel();
+  }
+  streams_free_.push_back(s);
+  return 0;
+}
+
+H2Listener::H2Listener(asio::io_context& accept_io, WorkerPool& workers,
+                       std::shared_ptr<ssl::context> tls, const std::string& address, uint16_t port,
+                       H2Connection::Factory factory,
+                       std::function<H2ConnectionOptions(size_t)> options)
+    : acceptor_(accept_io),
+      workers_(workers),
+      tls_(std::move(tls)),
+      factory_(std::move(factory)),
+      options_(std::move(options)),
+      connections_(workers.size()) {
+  tcp::endpoint endpoint(asio::ip::make_address(address), port);
+  acceptor_.open(endpoint.protocol());
+  acceptor_.set_option(asio::socket_base::reuse_address(true));
+  acceptor_.bind(endpoint);
+  acceptor_.listen();
+  port_ = acceptor_.local_endpoint().port();
+  accept();
+}
+
+void H2Listener::stop() {
+  boost::system::error_code ignored;
+  acceptor_.close(ignored);
+}
+
+void H2Listener::accept() {
+  size_t worker = next_worker_;
+  next_worker_ = (next_worker_ + 1) % workers_.size();
+  acceptor_.async_accept(
+      workers_.context(worker), [this, worker](boost::system::error_code ec, tcp::socket socket) {
+        if (ec == asio::error::operation_aborted) {
+          return;
+        }
+        if (ec) {
+          logger()->warn("accept failed: {}", ec.message());
+        } else {
+          uint64_t id = next_id_++;
+          asio::post(workers_.context(worker), [this, worker, id,
+                                                socket = std::move(socket)]() mutable {
+            H2ConnectionOptions options = options_(worker);
+            auto c = std::make_shared<H2Connection>(std::move(socket), *tls_, worker, id, options);
+            connections_[worker].insert(c.get());
+            auto handler = factory_(worker, *c);
+            c->start(std::move(handler),
+                     [this, worker, raw = c.get()] { connections_[worker].erase(raw); });
+          });
+        }
+        accept();
+      });
+}
+
+void H2Listener::forEachConnection(size_t worker, const std::function<void(H2Connection&)>& fn) {
+  // Copy first: fn may drop a connection, which erases it from the set.
+  std::vector<H2Connection*> open(connections_[worker].begin(), connections_[worker].end());
+  for (H2Connection* c : open) {
+    if (!c->closed()) {
+      fn(*c);
+    }
+  }
+}
+
+}  // namespace pushhub::mock

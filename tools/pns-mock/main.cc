@@ -1,0 +1,389 @@
+// pns-mock: a realistic stand-in for the push providers (APNs today) for tests, the demo and
+// benchmarks. See docs/pns-mock.md. The main thread runs the acceptor and the control API;
+// --threads worker threads run the connections.
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "base/http_server.h"
+#include "base/log.h"
+#include "providers/common/jwt.h"
+#include "tools/pns-mock/apns_service.h"
+#include "tools/pns-mock/control.h"
+#include "tools/pns-mock/h2_server.h"
+
+namespace pushhub::mock {
+namespace {
+
+constexpr const char* kUsage = R"(usage: pns-mock [flags]
+A realistic APNs stand-in: TLS + HTTP/2 (ALPN h2 required), token auth (ES256 JWT), the real
+error reasons, stream limits, and a plain-HTTP control API. See docs/pns-mock.md.
+
+Listening
+  --listen ADDR                 address for every port (default 127.0.0.1)
+  --apns-port N                 APNs TLS/HTTP2 port (default 0 = pick one)
+  --control-port N              control API port, plain HTTP (default 0 = pick one)
+  --ports-file FILE             after binding, write "apns_port=N" and "control_port=N" lines
+  --cert FILE --key FILE        TLS server certificate chain and key (PEM), required
+  --threads N                   worker threads, one io_context each (default 2)
+
+APNs token auth (at least one key is needed to accept anything)
+  --apns-key KID:TEAM:FILE      accept JWTs with kid KID, iss TEAM, signed by the key whose
+                                public half is in FILE (PEM); repeatable
+  --apns-key-id KID --apns-team-id TEAM --apns-public-key FILE
+                                the same for one key
+  --apns-topic TOPIC            allowed apns-topic (repeatable; a bundle id also allows its
+                                push-type suffixes such as .voip). None = any topic
+
+Behaviour
+  --max-concurrent-streams N    SETTINGS_MAX_CONCURRENT_STREAMS after authentication (1000)
+  --initial-streams N           limit advertised until a valid token succeeds (1; 0 = no gate)
+  --drop-to-one-on-reject       after a rejected request advertise 1 stream until the next success
+  --delay-ms D                  answer every request after D ms (0)
+  --dead-prefix HEX             tokens starting with HEX get 410 Unregistered (default dead)
+  --bad-prefix HEX              tokens starting with HEX get 400 BadDeviceToken (default 0bad)
+  --drop-prefix HEX             tokens starting with HEX make the server close the TCP connection
+                                without answering (default c105e); "" disables a prefix
+  --keep-received N             requests kept per worker for /_mock/received (10000)
+  --log-level LEVEL             trace, debug, info, warn, error (default info)
+
+JWT helper (prints a bearer token and exits; for h2load, curl and docs)
+  --print-jwt --apns-key-file P8 --apns-key-id KID --apns-team-id TEAM [--iat UNIX_SECONDS]
+
+Control API (plain HTTP on --listen:--control-port)
+  GET  /_mock/stats                         per-provider counters
+  GET  /_mock/received?provider=apns&limit=N  recent requests (authorization redacted)
+  POST /_mock/reset                          clear stats and received requests
+  POST /_mock/config   {"max_concurrent_streams":N,"delay_ms":D}
+  POST /_mock/goaway   {"reason":"Shutdown"}
+  POST /_mock/tokens   {"dead":["hex",...],"bad":["hex",...]}
+)";
+
+// Flags that take a value, space-delimited for a simple lookup.
+const std::string kValueFlags =
+    " --listen --apns-port --control-port --ports-file --cert --key --threads --apns-key"
+    " --apns-key-id --apns-team-id --apns-public-key --apns-key-file --iat --apns-topic"
+    " --max-concurrent-streams --initial-streams --delay-ms --keep-received --dead-prefix"
+    " --bad-prefix --drop-prefix --log-level ";
+
+struct Options {
+  std::string listen = "127.0.0.1";
+  uint16_t apns_port = 0;
+  uint16_t control_port = 0;
+  std::string ports_file;
+  std::string cert;
+  std::string key;
+  size_t threads = 2;
+  struct KeySpec {
+    std::string kid, team, file;
+  };
+  std::vector<KeySpec> keys;
+  std::string key_id, team_id, public_key_file;
+  std::vector<std::string> topics;
+  ApnsSettings settings;
+  std::string dead_prefix = "dead", bad_prefix = "0bad", drop_prefix = "c105e";
+  std::string log_level = "info";
+  bool print_jwt = false;
+  std::string key_file;  // private .p8 for --print-jwt
+  int64_t iat = -1;
+};
+
+Result<std::string> readFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return Error::invalidArgument(path + ": cannot open");
+  }
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+template <typename T>
+Result<T> parseNumber(const std::string& flag, const std::string& text, T min, T max) {
+  T value{};
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || ptr != text.data() + text.size() || value < min || value > max) {
+    return Error::invalidArgument(flag + ": expected an integer from " + std::to_string(min) +
+                                  " to " + std::to_string(max) + ", got '" + text + "'");
+  }
+  return value;
+}
+
+Result<std::string> hexPrefix(const std::string& flag, const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    if (!std::isxdigit(static_cast<unsigned char>(c))) {
+      return Error::invalidArgument(flag + ": expected hex digits, got '" + text + "'");
+    }
+    out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  }
+  return out;
+}
+
+// Returns the options, or an error; "help" as the error message means --help was given.
+Result<Options> parseArgs(int argc, char** argv) {
+  Options o;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&]() -> Result<std::string> {
+      if (i + 1 >= args.size()) {
+        return Error::invalidArgument(a + ": missing value");
+      }
+      return args[++i];
+    };
+#define PNS_VALUE(var)  \
+  auto var = value();   \
+  if (!var) {           \
+    return var.error(); \
+  }
+    if (a == "--help" || a == "-h") {
+      return Error::invalidArgument("help");
+    } else if (a == "--print-jwt") {
+      o.print_jwt = true;
+    } else if (a == "--drop-to-one-on-reject") {
+      o.settings.drop_to_one_on_reject = true;
+    } else if (a.rfind("--", 0) != 0 || kValueFlags.find(" " + a + " ") == std::string::npos) {
+      return Error::invalidArgument("unknown flag " + a + " (see --help)");
+    } else {
+      PNS_VALUE(v);
+      const std::string& s = *v;
+      if (a == "--listen") {
+        o.listen = s;
+      } else if (a == "--apns-port" || a == "--control-port") {
+        auto n = parseNumber<uint16_t>(a, s, 0, 65535);
+        if (!n) {
+          return n.error();
+        }
+        (a == "--apns-port" ? o.apns_port : o.control_port) = *n;
+      } else if (a == "--ports-file") {
+        o.ports_file = s;
+      } else if (a == "--cert") {
+        o.cert = s;
+      } else if (a == "--key") {
+        o.key = s;
+      } else if (a == "--threads") {
+        auto n = parseNumber<size_t>(a, s, 1, 256);
+        if (!n) {
+          return n.error();
+        }
+        o.threads = *n;
+      } else if (a == "--apns-key") {
+        size_t c1 = s.find(':');
+        size_t c2 = c1 == std::string::npos ? c1 : s.find(':', c1 + 1);
+        if (c2 == std::string::npos || c1 == 0 || c2 == c1 + 1 || c2 + 1 == s.size()) {
+          return Error::invalidArgument("--apns-key: expected KID:TEAM:FILE, got '" + s + "'");
+        }
+        o.keys.push_back({s.substr(0, c1), s.substr(c1 + 1, c2 - c1 - 1), s.substr(c2 + 1)});
+      } else if (a == "--apns-key-id") {
+        o.key_id = s;
+      } else if (a == "--apns-team-id") {
+        o.team_id = s;
+      } else if (a == "--apns-public-key") {
+        o.public_key_file = s;
+      } else if (a == "--apns-key-file") {
+        o.key_file = s;
+      } else if (a == "--iat") {
+        auto n = parseNumber<int64_t>(a, s, 0, INT64_MAX);
+        if (!n) {
+          return n.error();
+        }
+        o.iat = *n;
+      } else if (a == "--apns-topic") {
+        o.topics.push_back(s);
+      } else if (a == "--max-concurrent-streams") {
+        auto n = parseNumber<uint32_t>(a, s, 1, 0x7fffffff);
+        if (!n) {
+          return n.error();
+        }
+        o.settings.max_concurrent_streams = *n;
+      } else if (a == "--initial-streams") {
+        auto n = parseNumber<uint32_t>(a, s, 0, 0x7fffffff);
+        if (!n) {
+          return n.error();
+        }
+        o.settings.initial_streams = *n;
+      } else if (a == "--delay-ms") {
+        auto n = parseNumber<uint32_t>(a, s, 0, 600000);
+        if (!n) {
+          return n.error();
+        }
+        o.settings.delay_ms = *n;
+      } else if (a == "--keep-received") {
+        auto n = parseNumber<size_t>(a, s, 0, 10000000);
+        if (!n) {
+          return n.error();
+        }
+        o.settings.keep_received = *n;
+      } else if (a == "--dead-prefix" || a == "--bad-prefix" || a == "--drop-prefix") {
+        auto p = hexPrefix(a, s);
+        if (!p) {
+          return p.error();
+        }
+        (a == "--dead-prefix"  ? o.dead_prefix
+         : a == "--bad-prefix" ? o.bad_prefix
+                               : o.drop_prefix) = *p;
+      } else if (a == "--log-level") {
+        o.log_level = s;
+      } else {
+        return Error::invalidArgument("unknown flag " + a + " (see --help)");
+      }
+    }
+#undef PNS_VALUE
+  }
+  if (!o.key_id.empty() || !o.team_id.empty() || !o.public_key_file.empty()) {
+    if (!o.print_jwt && (o.key_id.empty() || o.team_id.empty() || o.public_key_file.empty())) {
+      return Error::invalidArgument(
+          "--apns-key-id, --apns-team-id and --apns-public-key go together");
+    }
+    if (!o.public_key_file.empty()) {
+      o.keys.push_back({o.key_id, o.team_id, o.public_key_file});
+    }
+  }
+  if (o.print_jwt) {
+    if (o.key_file.empty() || o.key_id.empty() || o.team_id.empty()) {
+      return Error::invalidArgument(
+          "--print-jwt needs --apns-key-file, --apns-key-id and --apns-team-id");
+    }
+    return o;
+  }
+  if (o.cert.empty() || o.key.empty()) {
+    return Error::invalidArgument("--cert and --key are required");
+  }
+  return o;
+}
+
+int printJwt(const Options& o) {
+  auto pem = readFile(o.key_file);
+  if (!pem) {
+    std::cerr << "pns-mock: --apns-key-file " << pem.error().message << "\n";
+    return 2;
+  }
+  auto key = providers::loadPrivateKeyPem(*pem);
+  if (!key) {
+    std::cerr << "pns-mock: --apns-key-file " << o.key_file << ": " << key.error().message << "\n";
+    return 2;
+  }
+  int64_t iat = o.iat >= 0 ? o.iat
+                           : std::chrono::duration_cast<std::chrono::seconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count();
+  std::string header = R"({"alg":"ES256","kid":")" + o.key_id + "\"}";
+  std::string claims = R"({"iss":")" + o.team_id + "\",\"iat\":" + std::to_string(iat) + "}";
+  auto jwt = providers::signJwtEs256(key->get(), header, claims);
+  if (!jwt) {
+    std::cerr << "pns-mock: signing failed: " << jwt.error().message << "\n";
+    return 2;
+  }
+  std::cout << *jwt << "\n";
+  return 0;
+}
+
+Result<ApnsRules> makeRules(const Options& o) {
+  ApnsRules rules;
+  for (const auto& k : o.keys) {
+    auto pem = readFile(k.file);
+    if (!pem) {
+      return Error::invalidArgument("--apns-key " + k.kid + ": " + pem.error().message);
+    }
+    auto key = providers::loadPublicKeyPem(*pem);
+    if (!key) {
+      return Error::invalidArgument("--apns-key " + k.kid + ": " + k.file + ": " +
+                                    key.error().message);
+    }
+    rules.keys[k.kid] = ApnsKey{k.team, std::shared_ptr<EVP_PKEY>(key->release(), EVP_PKEY_free)};
+  }
+  rules.topics.insert(o.topics.begin(), o.topics.end());
+  rules.dead_prefix = o.dead_prefix;
+  rules.bad_prefix = o.bad_prefix;
+  rules.drop_prefix = o.drop_prefix;
+  return rules;
+}
+
+int run(const Options& o) {
+  auto logger = log::get("pns-mock");
+  auto rules = makeRules(o);
+  if (!rules) {
+    std::cerr << "pns-mock: " << rules.error().message << "\n";
+    return 2;
+  }
+  if (rules->keys.empty()) {
+    logger->warn("no --apns-key given: every APNs request will fail authentication");
+  }
+  auto tls = makeServerTlsContext(o.cert, o.key);
+  if (!tls) {
+    std::cerr << "pns-mock: " << tls.error().message << "\n";
+    return 2;
+  }
+
+  // Declaration order is shutdown order in reverse: the pool (and the connections its
+  // io_contexts still hold) goes last.
+  WorkerPool workers(o.threads);
+  ApnsService apns(workers, std::move(*rules), o.settings);
+  boost::asio::io_context main_io(1);
+  std::unique_ptr<H2Listener> apns_listener;
+  std::unique_ptr<http::HttpServer> control;
+  try {
+    apns_listener = std::make_unique<H2Listener>(main_io, workers, *tls, o.listen, o.apns_port,
+                                                 apns.factory(), apns.connectionOptions());
+    apns.attach(apns_listener.get());
+    control = std::make_unique<http::HttpServer>(main_io, o.listen, o.control_port,
+                                                 makeControlHandler({&apns}));
+  } catch (const std::exception& e) {
+    std::cerr << "pns-mock: cannot listen on " << o.listen << ": " << e.what() << "\n";
+    return 2;
+  }
+
+  std::printf("apns_port=%u\ncontrol_port=%u\n", apns_listener->port(), control->port());
+  std::fflush(stdout);
+  if (!o.ports_file.empty()) {
+    std::string tmp = o.ports_file + ".tmp";
+    {
+      std::ofstream out(tmp);
+      out << "apns_port=" << apns_listener->port() << "\ncontrol_port=" << control->port() << "\n";
+    }
+    std::rename(tmp.c_str(), o.ports_file.c_str());  // atomic: readers never see half a file
+  }
+  logger->info("APNs on {}:{} (TLS, h2), control on {}:{}, {} worker thread(s)", o.listen,
+               apns_listener->port(), o.listen, control->port(), workers.size());
+
+  boost::asio::signal_set signals(main_io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code&, int) {
+    logger->info("shutting down");
+    apns_listener->stop();
+    control->stop();
+    main_io.stop();
+  });
+  workers.start();
+  main_io.run();
+  workers.stop();
+  return 0;
+}
+
+}  // namespace
+}  // namespace pushhub::mock
+
+int main(int argc, char** argv) {
+  auto options = pushhub::mock::parseArgs(argc, argv);
+  if (!options) {
+    if (options.error().message == "help") {
+      std::cout << pushhub::mock::kUsage;
+      return 0;
+    }
+    std::cerr << "pns-mock: " << options.error().message << "\n";
+    return 2;
+  }
+  pushhub::log::setLevel(options->log_level);
+  if (options->print_jwt) {
+    return pushhub::mock::printJwt(*options);
+  }
+  return pushhub::mock::run(*options);
+}

@@ -1,0 +1,84 @@
+#pragma once
+// pns-mock's counters and its ring of recently received requests. One ProviderStats per
+// (provider, worker thread), touched only on that worker's thread with no locks; the control
+// endpoint gathers copies from every worker (see WorkerPool::runOnAll) and merges them here.
+
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "tools/pns-mock/h2_server.h"
+
+namespace pushhub::mock {
+
+// One request as the mock saw it, for GET /_mock/received.
+struct ReceivedEntry {
+  std::string token;
+  HeaderList headers;  // lowercase names; secrets (authorization) already redacted
+  std::string body;
+  int status = 0;
+  std::string reason;  // empty on success
+  int64_t received_at_ms = 0;
+  uint64_t order_ns = 0;  // steady-clock stamp, to merge the workers' rings in arrival order
+};
+
+// A fixed-capacity ring of the most recent requests. Slots are overwritten in place so their
+// strings keep their capacity: recording a request allocates nothing once the ring is warm.
+class ReceivedRing {
+ public:
+  explicit ReceivedRing(size_t capacity) : capacity_(capacity) {}
+  // The slot to fill for the next request, or nullptr when capacity is 0.
+  ReceivedEntry* next();
+  // Appends the stored entries, oldest first.
+  void appendTo(std::vector<ReceivedEntry>& out) const;
+  void clear();
+
+ private:
+  size_t capacity_;
+  std::vector<ReceivedEntry> entries_;
+  size_t next_ = 0;  // slot to overwrite once entries_ is full
+};
+
+// Counters of one provider on one worker.
+struct ProviderStats {
+  explicit ProviderStats(size_t keep_received) : received(keep_received) {}
+
+  uint64_t accepted = 0;
+  // Reason -> count. Reasons are string literals with static storage (see apns_handler.h).
+  std::vector<std::pair<std::string_view, uint64_t>> rejected;
+  std::unordered_set<std::string> tokens;
+  uint64_t connections = 0;
+  uint32_t max_concurrent_seen = 0;
+  uint64_t bytes_received = 0;
+  uint64_t dropped_connections = 0;  // closed on purpose (drop prefix)
+  ReceivedRing received;
+
+  void countRejected(std::string_view reason);
+  void reset();
+};
+
+// The merge of every worker's ProviderStats (received ring excluded).
+struct ProviderStatsSnapshot {
+  uint64_t accepted = 0;
+  std::vector<std::pair<std::string, uint64_t>> rejected;
+  std::unordered_set<std::string> tokens;
+  uint64_t connections = 0;
+  uint64_t open_connections = 0;
+  uint32_t max_concurrent_seen = 0;
+  uint64_t bytes_received = 0;
+  uint64_t dropped_connections = 0;
+
+  void merge(const ProviderStats& s);
+  // {"accepted":N,"rejected":{"Unregistered":n,...},"distinct_tokens":N,"connections":N,...}
+  boost::json::object toJson() const;
+};
+
+// Most recent `limit` entries of all workers' rings, oldest first, as a JSON array.
+boost::json::array receivedToJson(std::vector<ReceivedEntry> entries, size_t limit);
+
+}  // namespace pushhub::mock
