@@ -1,0 +1,90 @@
+#pragma once
+// The installation model (anh-wire.md 6.2) and its validation (anh-wire.md 11.1 plus our own
+// limits). Pure data and pure functions: no I/O, callable from any thread.
+//
+// Limits enforced by validateInstallation (each error names the field and the limit):
+//   id               1-128 chars of [A-Za-z0-9_@#.:=-]
+//   user_id          0-128 chars of the same set (empty = no user)
+//   tags             at most 60, each valid per validateTag, no duplicates
+//   push_channel     APNs: even-length hex, 64-200 chars; FCM: 1-4096 chars of [A-Za-z0-9_:.-];
+//                    WNS: an https URL with a host, at most 2048 chars (host allow-list: later)
+//   templates        at most 20; name 1-64 chars of [A-Za-z0-9_-]; body 1-4096 bytes;
+//                    at most 20 headers (name 1-128 chars, no control chars; value <= 4096 bytes);
+//                    template tags as for installation tags; expiry <= 256 bytes
+//   expiration_unix, last_update_ms   not negative
+// The implicit tags `$InstallationId:{id}` and `$UserId:{user}` are never stored as tags; the
+// registry selects one installation directly instead.
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.h"
+
+namespace pushhub::registry {
+
+enum class Platform : uint8_t { kApns = 0, kFcm = 1, kWns = 2 };
+
+// Case-insensitive: "apns" | "fcm", "fcmv1", "gcm" | "wns". Anything else is kInvalidArgument.
+Result<Platform> parsePlatform(std::string_view name);
+// The canonical wire name: "apns", "fcmv1", "wns".
+std::string_view toString(Platform platform);
+
+struct InstallationTemplate {
+  std::string body;
+  std::map<std::string, std::string> headers;
+  std::vector<std::string> tags;
+  std::string expiry;
+
+  bool operator==(const InstallationTemplate&) const = default;
+};
+
+struct Installation {
+  std::string id;
+  Platform platform = Platform::kApns;
+  std::string push_channel;
+  std::vector<std::string> tags;
+  std::string user_id;
+  std::map<std::string, InstallationTemplate> templates;
+  int64_t expiration_unix = 0;  // 0 = never expires
+  int64_t last_update_ms = 0;   // stamped by Registry::upsert when 0
+  bool push_channel_expired = false;
+
+  bool operator==(const Installation&) const = default;
+};
+
+inline constexpr size_t kMaxTagLength = 120;
+inline constexpr size_t kMaxTags = 60;
+inline constexpr size_t kMaxIdLength = 128;
+inline constexpr size_t kMaxTemplates = 20;
+inline constexpr size_t kMaxTemplateNameLength = 64;
+inline constexpr size_t kMaxTemplateBodyBytes = 4096;
+inline constexpr size_t kMaxTemplateHeaders = 20;
+inline constexpr size_t kMaxHeaderNameLength = 128;
+inline constexpr size_t kMaxHeaderValueBytes = 4096;
+inline constexpr size_t kMaxTemplateExpiryBytes = 256;
+inline constexpr size_t kMinApnsTokenLength = 64;
+inline constexpr size_t kMaxApnsTokenLength = 200;
+inline constexpr size_t kMaxFcmTokenLength = 4096;
+inline constexpr size_t kMaxWnsUrlLength = 2048;
+inline constexpr size_t kMaxHubNameLength = 50;
+
+// Checks every rule above; the first violation is returned as kInvalidArgument.
+Result<void> validateInstallation(const Installation& installation);
+
+// 1-120 chars of [A-Za-z0-9_@#.:-]. `field` prefixes the message ("tags[2]").
+Result<void> validateTag(std::string_view tag, std::string_view field = "tag");
+
+// 1-128 chars of [A-Za-z0-9_@#.:=-].
+Result<void> validateInstallationId(std::string_view id, std::string_view field = "installationId");
+
+// The channel rules of `platform`, see the table above.
+Result<void> validatePushChannel(Platform platform, std::string_view channel);
+
+// Hub names become part of Redis keys and of the Cluster hash tag, so braces are out:
+// 1-50 chars of [A-Za-z0-9._-].
+Result<void> validateHubName(std::string_view hub);
+
+}  // namespace pushhub::registry

@@ -1,0 +1,297 @@
+#include "registry/notification_queue.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <boost/asio/post.hpp>
+#include <charconv>
+#include <memory>
+#include <optional>
+
+namespace pushhub::registry {
+namespace {
+
+// KEYS: record. ARGV: body, hub, created_ms, jobs_total, state, ttl seconds.
+const Script& writeRecordScript() {
+  static const Script s(R"lua(
+redis.call('HSET', KEYS[1], 'body', ARGV[1], 'hub', ARGV[2], 'created_ms', ARGV[3],
+           'jobs_total', ARGV[4], 'jobs_done', 0, 'state', ARGV[5])
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+return 1
+)lua");
+  return s;
+}
+
+// KEYS: record. Returns the body (false when missing) and moves enqueued -> running.
+const Script& loadBodyScript() {
+  static const Script s(R"lua(
+local body = redis.call('HGET', KEYS[1], 'body')
+if not body then return false end
+if redis.call('HGET', KEYS[1], 'state') == 'enqueued' then
+  redis.call('HSET', KEYS[1], 'state', 'running')
+end
+return body
+)lua");
+  return s;
+}
+
+// KEYS: record. ARGV: stream id, then (outcome key, count) pairs.
+// -1: record gone; 0: this job was already counted; 1: counted.
+const Script& completeScript() {
+  static const Script s(R"lua(
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if redis.call('HSETNX', KEYS[1], 'j:' .. ARGV[1], 1) == 0 then return 0 end
+for i = 2, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], 'o:' .. ARGV[i], ARGV[i + 1]) end
+local done = redis.call('HINCRBY', KEYS[1], 'jobs_done', 1)
+local total = tonumber(redis.call('HGET', KEYS[1], 'jobs_total'))
+if done >= total then
+  redis.call('HSET', KEYS[1], 'state', 'completed')
+else
+  redis.call('HSET', KEYS[1], 'state', 'running')
+end
+return 1
+)lua");
+  return s;
+}
+
+std::string defaultConsumer() {
+  static std::atomic<int> counter{0};
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) {
+    host[0] = '\0';
+  }
+  return fmt::format("{}-{}-{}", host[0] != '\0' ? host : "pushhubd", ::getpid(), ++counter);
+}
+
+int64_t nowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Result<void> validateId(const std::string& id) {
+  if (id.empty() || id.size() > 128) {
+    return Error::invalidArgument("notificationId: must be 1-128 characters");
+  }
+  if (id.find_first_of("{}") != std::string::npos) {
+    return Error::invalidArgument("notificationId: must not contain '{' or '}'");
+  }
+  return {};
+}
+
+// Entries of XREADGROUP / XAUTOCLAIM: [[id, [field, value, ...]], ...].
+std::vector<Job> parseEntries(const RedisReply& entries) {
+  std::vector<Job> jobs;
+  jobs.reserve(entries.elements.size());
+  for (const auto& e : entries.elements) {
+    if (e.elements.size() != 2 || e.elements[1].type != RedisReply::Type::kArray) {
+      continue;  // deleted entry (older servers return it with nil fields)
+    }
+    Job job;
+    job.stream_id = e.elements[0].str;
+    const auto& fields = e.elements[1].elements;
+    for (size_t i = 0; i + 1 < fields.size(); i += 2) {
+      if (fields[i].str == "n") {
+        job.notification_id = fields[i + 1].str;
+      } else if (fields[i].str == "j") {
+        job.payload = fields[i + 1].str;
+      }
+    }
+    jobs.push_back(std::move(job));
+  }
+  return jobs;
+}
+
+}  // namespace
+
+NotificationQueue::NotificationQueue(RedisClient& commands, RedisClient& blocking, Options options)
+    : commands_(commands), blocking_(blocking), options_(std::move(options)) {
+  if (options_.consumer.empty()) {
+    options_.consumer = defaultConsumer();
+  }
+}
+
+void NotificationQueue::init(std::function<void(Result<void>)> cb) {
+  commands_.command({"XGROUP", "CREATE", options_.stream, options_.group, "0", "MKSTREAM"},
+                    [cb = std::move(cb)](Result<RedisReply> r) {
+                      if (!r && r.error().message.rfind("BUSYGROUP", 0) != 0) {
+                        return cb(r.error());
+                      }
+                      cb(Result<void>());
+                    });
+}
+
+void NotificationQueue::enqueue(const std::string& id, const std::string& hub, std::string body,
+                                std::vector<std::string> job_payloads,
+                                std::function<void(Result<void>)> cb) {
+  if (auto r = validateId(id); !r) {
+    boost::asio::post(commands_.ioContext(), [cb = std::move(cb), e = r.error()] { cb(e); });
+    return;
+  }
+  size_t total = job_payloads.size();
+  std::vector<std::string> args{std::move(body),
+                                hub,
+                                std::to_string(nowMs()),
+                                std::to_string(total),
+                                total == 0 ? "completed" : "enqueued",
+                                std::to_string(options_.record_ttl.count())};
+  RedisClient* redis = &commands_;
+  std::string stream = options_.stream;
+  commands_.evalScript(
+      writeRecordScript(), {recordKey(id)}, std::move(args),
+      [redis, stream, id, payloads = std::move(job_payloads),
+       cb = std::move(cb)](Result<RedisReply> r) mutable {
+        if (!r) {
+          return cb(r.error());
+        }
+        if (payloads.empty()) {
+          return cb(Result<void>());
+        }
+        // Every XADD is written at once (hiredis pipelines); the callback waits for all.
+        struct Join {
+          size_t left;
+          std::optional<Error> error;
+          std::function<void(Result<void>)> cb;
+        };
+        auto join = std::make_shared<Join>(Join{payloads.size(), std::nullopt, std::move(cb)});
+        for (auto& payload : payloads) {
+          redis->command({"XADD", stream, "*", "n", id, "j", std::move(payload)},
+                         [join](Result<RedisReply> x) {
+                           if (!x && !join->error) {
+                             join->error = x.error();
+                           }
+                           if (--join->left == 0) {
+                             if (join->error) {
+                               join->cb(*join->error);
+                             } else {
+                               join->cb(Result<void>());
+                             }
+                           }
+                         });
+        }
+      });
+}
+
+void NotificationQueue::claim(size_t max, std::chrono::milliseconds block,
+                              std::function<void(Result<std::vector<Job>>)> cb) {
+  // The reply may legitimately take `block`; the command timeout applies on top of it.
+  auto timeout = block + blocking_.options().command_timeout;
+  blocking_.command(
+      {"XREADGROUP", "GROUP", options_.group, options_.consumer, "COUNT", std::to_string(max),
+       "BLOCK", std::to_string(block.count()), "STREAMS", options_.stream, ">"},
+      [cb = std::move(cb)](Result<RedisReply> r) {
+        if (!r) {
+          return cb(r.error());
+        }
+        std::vector<Job> jobs;
+        // nil on timeout, else [[stream, entries]].
+        for (const auto& stream : r->elements) {
+          if (stream.elements.size() == 2) {
+            auto part = parseEntries(stream.elements[1]);
+            std::move(part.begin(), part.end(), std::back_inserter(jobs));
+          }
+        }
+        cb(std::move(jobs));
+      },
+      timeout);
+}
+
+void NotificationQueue::reclaim(std::chrono::milliseconds min_idle, size_t max,
+                                std::function<void(Result<std::vector<Job>>)> cb) {
+  commands_.command(
+      {"XAUTOCLAIM", options_.stream, options_.group, options_.consumer,
+       std::to_string(min_idle.count()), *reclaim_cursor_, "COUNT", std::to_string(max)},
+      [cursor = reclaim_cursor_, cb = std::move(cb)](Result<RedisReply> r) {
+        if (!r) {
+          return cb(r.error());
+        }
+        // [next cursor, entries, deleted ids]
+        if (r->elements.size() < 2) {
+          return cb(Error::internal("XAUTOCLAIM: unexpected reply"));
+        }
+        *cursor = r->elements[0].str;
+        cb(parseEntries(r->elements[1]));
+      });
+}
+
+void NotificationQueue::loadBody(const std::string& id,
+                                 std::function<void(Result<std::string>)> cb) {
+  commands_.evalScript(loadBodyScript(), {recordKey(id)}, {},
+                       [id, cb = std::move(cb)](Result<RedisReply> r) {
+                         if (!r) {
+                           return cb(r.error());
+                         }
+                         if (r->isNil()) {
+                           return cb(Error::notFound("notification " + id + " not found"));
+                         }
+                         cb(std::move(r->str));
+                       });
+}
+
+void NotificationQueue::complete(const Job& job,
+                                 const std::map<std::string, int64_t>& outcome_counts,
+                                 std::function<void(Result<void>)> cb) {
+  std::vector<std::string> args{job.stream_id};
+  for (const auto& [key, count] : outcome_counts) {
+    args.push_back(key);
+    args.push_back(std::to_string(count));
+  }
+  RedisClient* redis = &commands_;
+  commands_.evalScript(
+      completeScript(), {recordKey(job.notification_id)}, std::move(args),
+      [redis, stream = options_.stream, group = options_.group, sid = job.stream_id,
+       cb = std::move(cb)](Result<RedisReply> r) mutable {
+        if (!r) {
+          return cb(r.error());  // not acknowledged: the job stays pending and is redone
+        }
+        redis->command({"XACK", stream, group, sid}, [](Result<RedisReply>) {});
+        redis->command({"XDEL", stream, sid}, [cb = std::move(cb)](Result<RedisReply> d) {
+          if (!d) {
+            return cb(d.error());
+          }
+          cb(Result<void>());
+        });
+      });
+}
+
+void NotificationQueue::state(const std::string& id,
+                              std::function<void(Result<std::optional<NotificationState>>)> cb) {
+  commands_.command({"HGETALL", recordKey(id)}, [cb = std::move(cb)](Result<RedisReply> r) {
+    if (!r) {
+      return cb(r.error());
+    }
+    if (r->elements.empty()) {
+      return cb(std::optional<NotificationState>());
+    }
+    NotificationState s;
+    auto num = [](const std::string& v) -> int64_t {
+      int64_t n = 0;
+      std::from_chars(v.data(), v.data() + v.size(), n);
+      return n;
+    };
+    const auto& e = r->elements;
+    for (size_t i = 0; i + 1 < e.size(); i += 2) {
+      const std::string& k = e[i].str;
+      const std::string& v = e[i + 1].str;
+      if (k == "body") {
+        s.body = v;
+      } else if (k == "hub") {
+        s.hub = v;
+      } else if (k == "created_ms") {
+        s.created_ms = num(v);
+      } else if (k == "jobs_total") {
+        s.jobs_total = num(v);
+      } else if (k == "jobs_done") {
+        s.jobs_done = num(v);
+      } else if (k == "state") {
+        s.state = v;
+      } else if (k.rfind("o:", 0) == 0) {
+        s.outcome_counts[k.substr(2)] = num(v);
+      }
+    }
+    cb(std::optional<NotificationState>(std::move(s)));
+  });
+}
+
+}  // namespace pushhub::registry

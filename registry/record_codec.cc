@@ -1,0 +1,236 @@
+#include "registry/record_codec.h"
+
+#include <openssl/sha.h>
+
+namespace pushhub::registry::codec {
+namespace {
+
+constexpr uint8_t kPlatformMask = 0x03;
+constexpr uint8_t kExpiredFlag = 0x04;
+constexpr uint8_t kHexLower = 0x08;
+constexpr uint8_t kHexUpper = 0x10;
+
+void putVarint(std::string& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+
+void putBytes(std::string& out, std::string_view s) {
+  putVarint(out, s.size());
+  out.append(s);
+}
+
+// Bounds-checked reader; any overrun makes ok() false and every later read return empty.
+class Reader {
+ public:
+  explicit Reader(std::string_view data) : data_(data) {}
+  bool ok() const { return ok_; }
+  bool atEnd() const { return pos_ == data_.size(); }
+
+  uint64_t varint() {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (pos_ >= data_.size()) {
+        ok_ = false;
+        return 0;
+      }
+      auto b = static_cast<uint8_t>(data_[pos_++]);
+      v |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if ((b & 0x80) == 0) {
+        return v;
+      }
+    }
+    ok_ = false;
+    return 0;
+  }
+  uint8_t byte() {
+    if (pos_ >= data_.size()) {
+      ok_ = false;
+      return 0;
+    }
+    return static_cast<uint8_t>(data_[pos_++]);
+  }
+  std::string_view raw(size_t n) {
+    if (!ok_ || data_.size() - pos_ < n) {
+      ok_ = false;
+      return {};
+    }
+    auto s = data_.substr(pos_, n);
+    pos_ += n;
+    return s;
+  }
+  std::string bytes() {
+    uint64_t n = varint();
+    return std::string(raw(static_cast<size_t>(n)));
+  }
+  // A count that cannot exceed the bytes left (each element takes at least one byte).
+  size_t count() {
+    uint64_t n = varint();
+    if (n > data_.size() - pos_) {
+      ok_ = false;
+      return 0;
+    }
+    return static_cast<size_t>(n);
+  }
+
+ private:
+  std::string_view data_;
+  size_t pos_ = 0;
+  bool ok_ = true;
+};
+
+int hexValue(char c) {
+  if (c >= '0' && c <= '9') {
+    return c - '0';
+  }
+  if (c >= 'a' && c <= 'f') {
+    return c - 'a' + 10;
+  }
+  if (c >= 'A' && c <= 'F') {
+    return c - 'A' + 10;
+  }
+  return -1;
+}
+
+std::string unpackChannel(uint8_t flags, std::string_view bytes) {
+  if ((flags & (kHexLower | kHexUpper)) == 0) {
+    return std::string(bytes);
+  }
+  const char* digits = (flags & kHexUpper) != 0 ? "0123456789ABCDEF" : "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (char c : bytes) {
+    auto b = static_cast<uint8_t>(c);
+    out.push_back(digits[b >> 4]);
+    out.push_back(digits[b & 0xf]);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::pair<uint8_t, std::string> packChannel(std::string_view channel) {
+  if (channel.empty() || channel.size() % 2 != 0) {
+    return {0, std::string(channel)};
+  }
+  bool lower = true;
+  bool upper = true;
+  for (char c : channel) {
+    if (hexValue(c) < 0) {
+      return {0, std::string(channel)};
+    }
+    lower = lower && !(c >= 'A' && c <= 'F');
+    upper = upper && !(c >= 'a' && c <= 'f');
+  }
+  if (!lower && !upper) {
+    return {0, std::string(channel)};  // mixed case: keep it byte for byte
+  }
+  std::string out;
+  out.reserve(channel.size() / 2);
+  for (size_t i = 0; i < channel.size(); i += 2) {
+    out.push_back(static_cast<char>(hexValue(channel[i]) << 4 | hexValue(channel[i + 1])));
+  }
+  return {lower ? kHexLower : kHexUpper, std::move(out)};
+}
+
+std::string encodeTemplate(const InstallationTemplate& t) {
+  std::string out;
+  putBytes(out, t.body);
+  putVarint(out, t.headers.size());
+  for (const auto& [name, value] : t.headers) {
+    putBytes(out, name);
+    putBytes(out, value);
+  }
+  putVarint(out, t.tags.size());
+  for (const auto& tag : t.tags) {
+    putBytes(out, tag);
+  }
+  putBytes(out, t.expiry);
+  return out;
+}
+
+Result<InstallationTemplate> decodeTemplate(std::string_view data) {
+  Reader r(data);
+  InstallationTemplate t;
+  t.body = r.bytes();
+  for (size_t n = r.count(), i = 0; i < n && r.ok(); ++i) {
+    std::string name = r.bytes();
+    t.headers[name] = r.bytes();
+  }
+  for (size_t n = r.count(), i = 0; i < n && r.ok(); ++i) {
+    t.tags.push_back(r.bytes());
+  }
+  t.expiry = r.bytes();
+  if (!r.ok() || !r.atEnd()) {
+    return Error::internal("registry: corrupt template record");
+  }
+  return t;
+}
+
+std::string templateRef(std::string_view encoded_template) {
+  unsigned char digest[SHA_DIGEST_LENGTH];
+  SHA1(reinterpret_cast<const unsigned char*>(encoded_template.data()), encoded_template.size(),
+       digest);
+  return std::string(reinterpret_cast<const char*>(digest), kTemplateRefBytes);
+}
+
+std::string encodeRecord(const Installation& in, const std::vector<TemplateRef>& refs) {
+  auto [packing, channel] = packChannel(in.push_channel);
+  std::string out;
+  out.reserve(16 + channel.size() + in.user_id.size() + in.tags.size() * 16);
+  out.push_back(static_cast<char>(kRecordVersion));
+  out.push_back(static_cast<char>(static_cast<uint8_t>(in.platform) |
+                                  (in.push_channel_expired ? kExpiredFlag : 0) | packing));
+  putVarint(out, in.tags.size());
+  for (const auto& tag : in.tags) {
+    putBytes(out, tag);
+  }
+  putVarint(out, refs.size());
+  for (const auto& ref : refs) {
+    putBytes(out, ref.name);
+    out.append(ref.ref);
+  }
+  putBytes(out, channel);
+  putBytes(out, in.user_id);
+  putVarint(out, static_cast<uint64_t>(in.expiration_unix));
+  putVarint(out, static_cast<uint64_t>(in.last_update_ms));
+  return out;
+}
+
+Result<DecodedRecord> decodeRecord(std::string_view data) {
+  Reader r(data);
+  if (r.byte() != kRecordVersion) {
+    return Error::internal("registry: unknown installation record version");
+  }
+  uint8_t flags = r.byte();
+  DecodedRecord out;
+  Installation& in = out.installation;
+  if ((flags & kPlatformMask) > static_cast<uint8_t>(Platform::kWns)) {
+    return Error::internal("registry: corrupt installation record (platform)");
+  }
+  in.platform = static_cast<Platform>(flags & kPlatformMask);
+  in.push_channel_expired = (flags & kExpiredFlag) != 0;
+  for (size_t n = r.count(), i = 0; i < n && r.ok(); ++i) {
+    in.tags.push_back(r.bytes());
+  }
+  for (size_t n = r.count(), i = 0; i < n && r.ok(); ++i) {
+    TemplateRef ref;
+    ref.name = r.bytes();
+    ref.ref = std::string(r.raw(kTemplateRefBytes));
+    out.templates.push_back(std::move(ref));
+  }
+  std::string channel = r.bytes();
+  in.push_channel = unpackChannel(flags, channel);
+  in.user_id = r.bytes();
+  in.expiration_unix = static_cast<int64_t>(r.varint());
+  in.last_update_ms = static_cast<int64_t>(r.varint());
+  if (!r.ok() || !r.atEnd()) {
+    return Error::internal("registry: corrupt installation record");
+  }
+  return out;
+}
+
+}  // namespace pushhub::registry::codec

@@ -1,0 +1,52 @@
+#pragma once
+// The compact binary records the registry keeps in Redis (see registry/README.md). Internal to
+// pushhub_registry; exposed for its tests. Pure functions, any thread.
+//
+// Record (hash field value of ph:{H:b}:i, keyed by installation id; the id is not repeated):
+//   u8 version (=1)
+//   u8 platform (bits 0-1) | push_channel_expired (bit 2) | channel packing (bits 3-4:
+//      8 = lowercase hex packed to bytes, 16 = uppercase hex packed, 0 = stored as is)
+//   varint n, n x (varint len, tag bytes)
+//   varint n, n x (varint len, template name, 8-byte template ref)
+//   varint len, channel bytes
+//   varint len, user id bytes
+//   varint expiration_unix, varint last_update_ms
+// Tags and template refs come first so the Lua scripts can read them cheaply.
+// Template (hash field value of ph:{H:b}:tpl, keyed by its ref = first 8 bytes of SHA-1 of this
+// encoding): varint len body, varint n headers (len name, len value), varint n tags, len expiry.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "base/result.h"
+#include "registry/installation.h"
+
+namespace pushhub::registry::codec {
+
+inline constexpr uint8_t kRecordVersion = 1;
+inline constexpr size_t kTemplateRefBytes = 8;
+
+struct TemplateRef {
+  std::string name;
+  std::string ref;  // kTemplateRefBytes raw bytes
+};
+
+struct DecodedRecord {
+  Installation installation;  // id and templates are not filled
+  std::vector<TemplateRef> templates;
+};
+
+std::string encodeTemplate(const InstallationTemplate& t);
+Result<InstallationTemplate> decodeTemplate(std::string_view data);
+std::string templateRef(std::string_view encoded_template);
+
+// Channel packing flags and bytes, as stored in the record (APNs tokens shrink to half).
+std::pair<uint8_t, std::string> packChannel(std::string_view channel);
+
+std::string encodeRecord(const Installation& installation, const std::vector<TemplateRef>& refs);
+Result<DecodedRecord> decodeRecord(std::string_view data);
+
+}  // namespace pushhub::registry::codec

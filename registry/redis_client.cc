@@ -1,0 +1,372 @@
+#include "registry/redis_client.h"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <openssl/sha.h>
+
+#include <algorithm>
+#include <boost/asio/post.hpp>
+#include <cassert>
+
+#include "base/log.h"
+#include "registry/hiredis_asio.h"
+
+namespace pushhub::registry {
+namespace {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+
+constexpr std::chrono::milliseconds kMinBackoff{100};
+constexpr std::chrono::milliseconds kMaxBackoff{5000};
+
+std::shared_ptr<spdlog::logger> logger() {
+  static auto l = log::get("redis");
+  return l;
+}
+
+RedisReply convert(const redisReply* r) {
+  RedisReply out;
+  switch (r->type) {
+    case REDIS_REPLY_STRING:
+      out.type = RedisReply::Type::kString;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_STATUS:
+      out.type = RedisReply::Type::kStatus;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_ERROR:
+      out.type = RedisReply::Type::kError;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_INTEGER:
+      out.type = RedisReply::Type::kInteger;
+      out.integer = r->integer;
+      break;
+    case REDIS_REPLY_ARRAY:
+      out.type = RedisReply::Type::kArray;
+      out.elements.reserve(r->elements);
+      for (size_t i = 0; i < r->elements; ++i) {
+        out.elements.push_back(convert(r->element[i]));
+      }
+      break;
+    default:
+      out.type = RedisReply::Type::kNil;
+      break;
+  }
+  return out;
+}
+
+std::string sha1Hex(const std::string& data) {
+  unsigned char digest[SHA_DIGEST_LENGTH];
+  SHA1(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * SHA_DIGEST_LENGTH);
+  for (unsigned char b : digest) {
+    out.push_back(kHex[b >> 4]);
+    out.push_back(kHex[b & 0xf]);
+  }
+  return out;
+}
+
+}  // namespace
+
+Script::Script(std::string source) : source_(std::move(source)), sha1_(sha1Hex(source_)) {}
+
+RedisClient::RedisClient(asio::io_context& io, Options options)
+    : io_(io),
+      options_(std::move(options)),
+      connect_timer_(io),
+      reconnect_timer_(io),
+      command_timer_(io),
+      backoff_(kMinBackoff),
+      owner_(std::this_thread::get_id()) {}
+
+RedisClient::~RedisClient() {
+  close();
+  *alive_ = false;
+}
+
+void RedisClient::checkThread() const {
+  assert(std::this_thread::get_id() == owner_ && "RedisClient used from a foreign thread");
+}
+
+std::string RedisClient::endpoint() const {
+  return options_.host + ":" + std::to_string(options_.port);
+}
+
+bool RedisClient::connected() const { return state_ == State::kConnected; }
+
+void RedisClient::connect() {
+  checkThread();
+  if (state_ == State::kIdle) {
+    startConnect();
+  }
+}
+
+void RedisClient::startConnect() {
+  state_ = State::kConnecting;
+  redisAsyncContext* ac = redisAsyncConnect(options_.host.c_str(), options_.port);
+  if (ac == nullptr || ac->err != 0) {
+    std::string why = ac != nullptr ? ac->errstr : "out of memory";
+    if (ac != nullptr) {
+      redisAsyncFree(ac);
+    }
+    onDisconnect(REDIS_ERR, why);
+    return;
+  }
+  ac->data = this;
+  attachAsio(io_, ac);
+  ac_ = ac;
+  redisAsyncSetDisconnectCallback(ac, &RedisClient::onDisconnectThunk);
+  redisAsyncSetConnectCallback(ac, &RedisClient::onConnectThunk);  // arms the first write wait
+  if (!options_.password.empty()) {
+    // Queued first, so it precedes every command of this connection. Its failure is logged,
+    // and the commands behind it then fail with Redis' NOAUTH error, which names the problem.
+    const char* argv[] = {"AUTH", options_.password.data()};
+    size_t lens[] = {4, options_.password.size()};
+    redisAsyncCommandArgv(
+        ac,
+        [](redisAsyncContext*, void* reply, void*) {
+          auto* r = static_cast<redisReply*>(reply);
+          if (r != nullptr && r->type == REDIS_REPLY_ERROR) {
+            logger()->error("redis AUTH failed: {}", std::string(r->str, r->len));
+          }
+        },
+        nullptr, 2, argv, lens);
+  }
+  connect_timer_.expires_after(options_.connect_timeout);
+  connect_timer_.async_wait(
+      [this, alive = std::weak_ptr<bool>(alive_)](boost::system::error_code ec) {
+        if (ec || alive.expired() || state_ != State::kConnecting) {
+          return;
+        }
+        dropConnection("redis connect to " + endpoint() + " timed out");
+        onDisconnect(REDIS_ERR, "connect timed out");
+      });
+}
+
+void RedisClient::onConnectThunk(const redisAsyncContext* ac, int status) {
+  auto* self = static_cast<RedisClient*>(ac->data);
+  if (self == nullptr || self->ac_ != ac) {
+    return;
+  }
+  if (status != REDIS_OK) {
+    // hiredis frees the context right after this callback.
+    std::string why = ac->errstr != nullptr ? ac->errstr : "connect failed";
+    self->ac_ = nullptr;
+    self->onDisconnect(REDIS_ERR, why);
+    return;
+  }
+  self->onConnect(status);
+}
+
+void RedisClient::onConnect(int /*status*/) {
+  connect_timer_.cancel();
+  state_ = State::kConnected;
+  backoff_ = kMinBackoff;
+  if (outage_logged_ || failed_attempts_ > 0) {
+    logger()->info("redis {}: {} ({} failed attempt(s) before)", endpoint(),
+                   ever_connected_ ? "reconnected" : "connected", failed_attempts_);
+  } else {
+    logger()->debug("redis {}: connected", endpoint());
+  }
+  outage_logged_ = false;
+  failed_attempts_ = 0;
+  ever_connected_ = true;
+}
+
+void RedisClient::onDisconnectThunk(const redisAsyncContext* ac, int status) {
+  auto* self = static_cast<RedisClient*>(ac->data);
+  if (self == nullptr || self->ac_ != ac) {
+    return;  // freed on purpose by dropConnection()/close()
+  }
+  self->ac_ = nullptr;
+  self->onDisconnect(status, ac->errstr != nullptr && ac->err != 0 ? ac->errstr : "closed");
+}
+
+void RedisClient::onDisconnect(int /*status*/, const std::string& why) {
+  connect_timer_.cancel();
+  if (state_ == State::kClosed) {
+    return;
+  }
+  bool was_connected = state_ == State::kConnected;
+  ++failed_attempts_;
+  if (!outage_logged_) {
+    outage_logged_ = true;
+    logger()->warn("redis {}: {} ({}); reconnecting with backoff", endpoint(),
+                   was_connected ? "connection lost" : "cannot connect", why);
+  } else {
+    logger()->debug("redis {}: attempt {} failed ({})", endpoint(), failed_attempts_, why);
+  }
+  scheduleReconnect();
+}
+
+void RedisClient::scheduleReconnect() {
+  state_ = State::kBackoff;
+  reconnect_timer_.expires_after(backoff_);
+  backoff_ = std::min(backoff_ * 2, kMaxBackoff);
+  reconnect_timer_.async_wait(
+      [this, alive = std::weak_ptr<bool>(alive_)](boost::system::error_code ec) {
+        if (ec || alive.expired() || state_ != State::kBackoff) {
+          return;
+        }
+        startConnect();
+      });
+}
+
+void RedisClient::dropConnection(const std::string& reason) {
+  redisAsyncContext* ac = ac_;
+  ac_ = nullptr;  // makes the disconnect callback below a no-op
+  if (ac != nullptr) {
+    fail_reason_ = reason;
+    redisAsyncFree(ac);  // runs every pending reply callback with a NULL reply
+    fail_reason_.clear();
+  }
+  if (!pending_.empty()) {  // defensive: hiredis always answers every callback it holds
+    auto pending = std::move(pending_);
+    pending_.clear();
+    for (auto& p : pending) {
+      post(std::move(p->cb), Error::unavailable(reason));
+    }
+  }
+}
+
+void RedisClient::close() {
+  checkThread();
+  if (state_ == State::kClosed) {
+    return;
+  }
+  state_ = State::kClosed;
+  connect_timer_.cancel();
+  reconnect_timer_.cancel();
+  command_timer_.cancel();
+  dropConnection("redis client closed");
+}
+
+void RedisClient::post(Callback cb, Result<RedisReply> result) {
+  asio::post(io_,
+             [cb = std::move(cb), result = std::move(result)]() mutable { cb(std::move(result)); });
+}
+
+void RedisClient::command(std::vector<std::string> argv, Callback cb,
+                          std::chrono::milliseconds timeout) {
+  checkThread();
+  if (ac_ == nullptr || (state_ != State::kConnected && state_ != State::kConnecting)) {
+    post(std::move(cb), Error::unavailable("redis " + endpoint() + " is not connected"));
+    return;
+  }
+  std::vector<const char*> args;
+  std::vector<size_t> lens;
+  args.reserve(argv.size());
+  lens.reserve(argv.size());
+  for (const auto& a : argv) {
+    args.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  auto pending = std::make_unique<Pending>();
+  pending->cb = std::move(cb);
+  pending->deadline = Clock::now() + (timeout.count() > 0 ? timeout : options_.command_timeout);
+  Pending* raw = pending.get();
+  if (redisAsyncCommandArgv(ac_, &RedisClient::onReplyThunk, raw, static_cast<int>(args.size()),
+                            args.data(), lens.data()) != REDIS_OK) {
+    post(std::move(pending->cb), Error::unavailable("redis " + endpoint() + " is disconnecting"));
+    return;
+  }
+  pending_.push_back(std::move(pending));
+  armCommandTimer();
+}
+
+void RedisClient::onReplyThunk(redisAsyncContext* ac, void* reply, void* privdata) {
+  auto* self = static_cast<RedisClient*>(ac->data);
+  if (self != nullptr) {
+    self->onReply(reply, privdata);
+  }
+}
+
+void RedisClient::onReply(void* reply, void* privdata) {
+  // Replies come in send order; hiredis also fails the pending ones in order on disconnect.
+  if (pending_.empty() || pending_.front().get() != privdata) {
+    logger()->error("redis {}: reply does not match the oldest pending command", endpoint());
+    return;
+  }
+  std::unique_ptr<Pending> p = std::move(pending_.front());
+  pending_.pop_front();
+  auto* r = static_cast<redisReply*>(reply);
+  if (r == nullptr) {
+    std::string why =
+        !fail_reason_.empty() ? fail_reason_ : "redis " + endpoint() + ": connection lost";
+    post(std::move(p->cb), Error::unavailable(why));
+  } else if (r->type == REDIS_REPLY_ERROR) {
+    post(std::move(p->cb), Error::internal(std::string(r->str, r->len)));
+  } else {
+    post(std::move(p->cb), convert(r));
+  }
+}
+
+void RedisClient::armCommandTimer() {
+  if (command_timer_armed_ || pending_.empty()) {
+    return;
+  }
+  command_timer_armed_ = true;
+  command_timer_.expires_at(pending_.front()->deadline);
+  command_timer_.async_wait([this, alive = std::weak_ptr<bool>(alive_)](boost::system::error_code) {
+    if (alive.expired()) {
+      return;
+    }
+    command_timer_armed_ = false;
+    onCommandTimer();
+  });
+}
+
+void RedisClient::onCommandTimer() {
+  if (state_ == State::kClosed || pending_.empty()) {
+    return;
+  }
+  if (pending_.front()->deadline > Clock::now()) {
+    armCommandTimer();  // the command it was armed for was answered; watch the new oldest
+    return;
+  }
+  // Only the oldest command is watched: the ones behind it cannot be answered before it.
+  logger()->warn("redis {}: command timed out; reconnecting ({} command(s) failed)", endpoint(),
+                 pending_.size());
+  bool was_connected = state_ == State::kConnected;
+  dropConnection("redis " + endpoint() + ": command timed out");
+  outage_logged_ = true;  // already reported above
+  if (was_connected) {
+    backoff_ = kMinBackoff;
+  }
+  connect_timer_.cancel();
+  scheduleReconnect();
+}
+
+void RedisClient::evalScript(const Script& script, std::vector<std::string> keys,
+                             std::vector<std::string> args, Callback cb) {
+  std::vector<std::string> argv;
+  argv.reserve(3 + keys.size() + args.size());
+  argv.emplace_back("EVALSHA");
+  argv.push_back(script.sha1());
+  argv.push_back(std::to_string(keys.size()));
+  for (auto& k : keys) {
+    argv.push_back(std::move(k));
+  }
+  for (auto& a : args) {
+    argv.push_back(std::move(a));
+  }
+  // The argv is kept for the EVAL retry: scripts are flushed by SCRIPT FLUSH and by restarts.
+  auto shared_argv = std::make_shared<std::vector<std::string>>(argv);
+  command(std::move(argv), [this, alive = std::weak_ptr<bool>(alive_), source = &script.source(),
+                            shared_argv, cb = std::move(cb)](Result<RedisReply> r) mutable {
+    if (r || r.error().message.rfind("NOSCRIPT", 0) != 0 || alive.expired()) {
+      cb(std::move(r));
+      return;
+    }
+    (*shared_argv)[0] = "EVAL";
+    (*shared_argv)[1] = *source;
+    command(std::move(*shared_argv), std::move(cb));
+  });
+}
+
+}  // namespace pushhub::registry

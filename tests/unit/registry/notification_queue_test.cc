@@ -1,0 +1,198 @@
+#include "registry/notification_queue.h"
+
+#include <gtest/gtest.h>
+
+#include "tests/unit/registry/test_util.h"
+
+namespace pushhub::registry {
+namespace {
+
+using namespace testing;
+
+class NotificationQueueTest : public ::testing::Test {
+ protected:
+  RedisClient::Options options() {
+    RedisClient::Options o;
+    o.port = server_.port();
+    return o;
+  }
+  void SetUp() override {
+    for (auto* c : {&commands_, &blocking_, &commands_b_, &blocking_b_}) {
+      c->connect();
+    }
+    ASSERT_TRUE(runUntil(io_, [&] {
+      return commands_.connected() && blocking_.connected() && commands_b_.connected() &&
+             blocking_b_.connected();
+    }));
+    ASSERT_TRUE(await<Result<void>>(io_, [&](auto cb) { queue_.init(cb); }));
+  }
+  NotificationQueue::Options queueOptions(std::string consumer) {
+    NotificationQueue::Options o;
+    o.consumer = std::move(consumer);
+    o.record_ttl = std::chrono::seconds(3600);
+    return o;
+  }
+  Result<void> enqueue(NotificationQueue& q, const std::string& id, std::string body,
+                       std::vector<std::string> jobs) {
+    return await<Result<void>>(
+        io_, [&](auto cb) { q.enqueue(id, "myhub", std::move(body), std::move(jobs), cb); });
+  }
+  Result<std::vector<Job>> claim(NotificationQueue& q, size_t max,
+                                 std::chrono::milliseconds block = 200ms) {
+    return await<Result<std::vector<Job>>>(io_, [&](auto cb) { q.claim(max, block, cb); });
+  }
+  Result<void> complete(NotificationQueue& q, const Job& job,
+                        std::map<std::string, int64_t> counts) {
+    return await<Result<void>>(io_, [&](auto cb) { q.complete(job, counts, cb); });
+  }
+  std::optional<NotificationState> state(const std::string& id) {
+    auto r = await<Result<std::optional<NotificationState>>>(
+        io_, [&](auto cb) { queue_.state(id, cb); });
+    EXPECT_TRUE(r);
+    return r ? *r : std::nullopt;
+  }
+  int64_t pendingCount() {
+    auto r = cmd(io_, commands_, {"XPENDING", "ph:jobs", "dispatch"});
+    return r ? r->elements.at(0).integer : -1;
+  }
+
+  boost::asio::io_context io_;
+  pushhub::testing::RedisServer server_;
+  RedisClient commands_{io_, options()};
+  RedisClient blocking_{io_, options()};
+  RedisClient commands_b_{io_, options()};
+  RedisClient blocking_b_{io_, options()};
+  NotificationQueue queue_{commands_, blocking_, queueOptions("worker-a")};
+  NotificationQueue queue_b_{commands_b_, blocking_b_, queueOptions("worker-b")};
+};
+
+TEST_F(NotificationQueueTest, InitIsIdempotent) {
+  EXPECT_TRUE(await<Result<void>>(io_, [&](auto cb) { queue_.init(cb); }));
+  EXPECT_TRUE(await<Result<void>>(io_, [&](auto cb) { queue_b_.init(cb); }));
+  auto groups = cmd(io_, commands_, {"XINFO", "GROUPS", "ph:jobs"});
+  ASSERT_TRUE(groups);
+  EXPECT_EQ(groups->elements.size(), 1u);
+}
+
+TEST_F(NotificationQueueTest, EnqueueClaimCompleteAndState) {
+  std::string body("opaque\0blob", 11);
+  ASSERT_TRUE(enqueue(queue_, "n1", body, {"job-0", "job-1", "job-2"}));
+  auto st = state("n1");
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->state, "enqueued");
+  EXPECT_EQ(st->body, body);
+  EXPECT_EQ(st->hub, "myhub");
+  EXPECT_EQ(st->jobs_total, 3);
+  EXPECT_EQ(st->jobs_done, 0);
+  EXPECT_GT(st->created_ms, 1600000000000);
+  auto ttl = cmd(io_, commands_, {"TTL", NotificationQueue::recordKey("n1")});
+  EXPECT_GT(ttl->integer, 3000);
+  EXPECT_LE(ttl->integer, 3600);
+
+  auto jobs = claim(queue_, 10);
+  ASSERT_TRUE(jobs) << jobs.error().message;
+  ASSERT_EQ(jobs->size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ((*jobs)[i].notification_id, "n1");
+    EXPECT_EQ((*jobs)[i].payload, "job-" + std::to_string(i));
+  }
+  EXPECT_EQ(pendingCount(), 3);
+
+  auto loaded = await<Result<std::string>>(io_, [&](auto cb) { queue_.loadBody("n1", cb); });
+  ASSERT_TRUE(loaded);
+  EXPECT_EQ(*loaded, body);
+  EXPECT_EQ(state("n1")->state, "running");
+
+  ASSERT_TRUE(complete(queue_, (*jobs)[0], {{"apns:Success", 10}, {"apns:WrongToken", 1}}));
+  ASSERT_TRUE(complete(queue_, (*jobs)[1], {{"apns:Success", 5}, {"fcmv1:Success", 7}}));
+  st = state("n1");
+  EXPECT_EQ(st->state, "running");
+  EXPECT_EQ(st->jobs_done, 2);
+  ASSERT_TRUE(complete(queue_, (*jobs)[2], {{"fcmv1:Throttled", 2}}));
+  // Completing a job twice (e.g. after a reclaim) does not count it twice.
+  ASSERT_TRUE(complete(queue_, (*jobs)[2], {{"fcmv1:Throttled", 2}}));
+  st = state("n1");
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->state, "completed");
+  EXPECT_EQ(st->jobs_done, 3);
+  EXPECT_EQ(st->outcome_counts, (std::map<std::string, int64_t>{{"apns:Success", 15},
+                                                                {"apns:WrongToken", 1},
+                                                                {"fcmv1:Success", 7},
+                                                                {"fcmv1:Throttled", 2}}));
+  EXPECT_EQ(pendingCount(), 0);
+  EXPECT_EQ(cmd(io_, commands_, {"XLEN", "ph:jobs"})->integer, 0);  // acked jobs are deleted
+
+  auto nothing = claim(queue_, 10, 100ms);
+  ASSERT_TRUE(nothing);
+  EXPECT_TRUE(nothing->empty());
+}
+
+TEST_F(NotificationQueueTest, JobsAreSharedBetweenConsumers) {
+  ASSERT_TRUE(enqueue(queue_, "n2", "b", {"0", "1", "2", "3"}));
+  auto a = claim(queue_, 2);
+  auto b = claim(queue_b_, 10);
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(a->size(), 2u);
+  EXPECT_EQ(b->size(), 2u);
+  EXPECT_NE(a->front().stream_id, b->front().stream_id);
+}
+
+TEST_F(NotificationQueueTest, ClaimWaitsForAJobEnqueuedLater) {
+  std::optional<Result<std::vector<Job>>> got;
+  queue_.claim(5, 3000ms, [&](Result<std::vector<Job>> r) { got.emplace(std::move(r)); });
+  runFor(io_, 100ms);
+  EXPECT_FALSE(got.has_value());
+  // The commands connection is free while the blocking one waits.
+  ASSERT_TRUE(enqueue(queue_, "n3", "b", {"late"}));
+  ASSERT_TRUE(runUntil(io_, [&] { return got.has_value(); }));
+  ASSERT_TRUE(*got);
+  ASSERT_EQ((*got)->size(), 1u);
+  EXPECT_EQ((*got)->front().payload, "late");
+}
+
+TEST_F(NotificationQueueTest, PendingJobsOfADeadWorkerAreReclaimed) {
+  ASSERT_TRUE(enqueue(queue_, "n4", "b", {"x", "y"}));
+  auto a = claim(queue_, 10);  // worker-a claims both and "crashes"
+  ASSERT_TRUE(a);
+  ASSERT_EQ(a->size(), 2u);
+
+  auto early = await<Result<std::vector<Job>>>(
+      io_, [&](auto cb) { queue_b_.reclaim(std::chrono::hours(1), 10, cb); });
+  ASSERT_TRUE(early) << early.error().message;
+  EXPECT_TRUE(early->empty());  // not idle long enough
+
+  runFor(io_, 60ms);
+  auto taken =
+      await<Result<std::vector<Job>>>(io_, [&](auto cb) { queue_b_.reclaim(50ms, 10, cb); });
+  ASSERT_TRUE(taken) << taken.error().message;
+  ASSERT_EQ(taken->size(), 2u);
+  EXPECT_EQ((*taken)[0].payload, "x");
+  EXPECT_EQ((*taken)[1].notification_id, "n4");
+  auto consumers = cmd(io_, commands_, {"XPENDING", "ph:jobs", "dispatch", "-", "+", "10"});
+  ASSERT_TRUE(consumers);
+  for (auto& e : consumers->elements) {
+    EXPECT_EQ(e.elements.at(1).str, "worker-b");
+  }
+  for (auto& job : *taken) {
+    ASSERT_TRUE(complete(queue_b_, job, {{"wns:Success", 1}}));
+  }
+  EXPECT_EQ(pendingCount(), 0);
+  EXPECT_EQ(state("n4")->state, "completed");
+  EXPECT_EQ(state("n4")->outcome_counts.at("wns:Success"), 2);
+}
+
+TEST_F(NotificationQueueTest, NoJobsMeansCompletedAndUnknownIdsAreReported) {
+  ASSERT_TRUE(enqueue(queue_, "empty", "b", {}));
+  EXPECT_EQ(state("empty")->state, "completed");
+  EXPECT_FALSE(state("never-enqueued").has_value());
+  auto body = await<Result<std::string>>(io_, [&](auto cb) { queue_.loadBody("nope", cb); });
+  ASSERT_FALSE(body);
+  EXPECT_EQ(body.error().code, Error::Code::kNotFound);
+  auto bad = enqueue(queue_, "a{b}", "b", {"j"});
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, Error::Code::kInvalidArgument);
+  EXPECT_EQ(cmd(io_, commands_, {"XLEN", "ph:jobs"})->integer, 0);
+}
+
+}  // namespace
+}  // namespace pushhub::registry

@@ -1,0 +1,392 @@
+#include "registry/registry.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "tests/unit/registry/test_util.h"
+
+namespace pushhub::registry {
+namespace {
+
+using namespace testing;
+
+std::string apnsToken(int i) {
+  char buf[57];
+  std::snprintf(buf, sizeof buf, "%056x", i + 1);
+  return std::string("abcdef01") + buf;  // has letters, so case matters
+}
+
+InstallationTemplate alertTemplate() {
+  InstallationTemplate t;
+  t.body = R"j({"aps":{"alert":"$(message)"}})j";
+  t.headers = {{"apns-priority", "10"}};
+  t.tags = {"t1"};
+  return t;
+}
+
+Installation makeInstallation(const std::string& id, std::vector<std::string> tags, int n = 0) {
+  Installation in;
+  in.id = id;
+  in.platform = Platform::kApns;
+  in.push_channel = apnsToken(n);
+  in.tags = std::move(tags);
+  in.user_id = "user-" + id;
+  in.templates["alert"] = alertTemplate();
+  return in;
+}
+
+class RegistryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    client_.connect();
+    ASSERT_TRUE(runUntil(io_, [&] { return client_.connected(); }));
+  }
+
+  Result<void> upsert(const Installation& in, const Hub* hub = nullptr) {
+    return await<Result<void>>(io_, [&](auto cb) { registry_.upsert(hub ? *hub : hub_, in, cb); });
+  }
+  Result<std::optional<Installation>> get(const std::string& id) {
+    return await<Result<std::optional<Installation>>>(
+        io_, [&](auto cb) { registry_.get(hub_, id, cb); });
+  }
+  Result<bool> remove(const std::string& id) {
+    return await<Result<bool>>(io_, [&](auto cb) { registry_.remove(hub_, id, cb); });
+  }
+  Result<std::vector<ResolvedTarget>> resolve(uint32_t bucket, Selector s) {
+    return await<Result<std::vector<ResolvedTarget>>>(
+        io_, [&](auto cb) { registry_.resolve(hub_, bucket, s, cb); });
+  }
+  // Every installation id matching `s`, over all buckets; fails on duplicates.
+  std::multiset<std::string> resolveAll(Selector s) {
+    std::multiset<std::string> ids;
+    for (uint32_t b = 0; b < hub_.buckets; ++b) {
+      auto r = resolve(b, s);
+      EXPECT_TRUE(r) << r.error().message;
+      if (r) {
+        for (auto& t : *r) {
+          EXPECT_EQ(Registry::bucketOf(t.installation_id, hub_.buckets), b);
+          ids.insert(t.installation_id);
+        }
+      }
+    }
+    return ids;
+  }
+  int64_t dbsize() { return cmd(io_, client_, {"DBSIZE"})->integer; }
+  std::vector<std::string> allKeys() {
+    std::vector<std::string> keys;
+    std::string cursor = "0";
+    for (int i = 0; i < 1000; ++i) {
+      auto r = cmd(io_, client_, {"SCAN", cursor, "COUNT", "1000"});
+      EXPECT_TRUE(r);
+      if (!r) {
+        break;
+      }
+      cursor = r->elements[0].str;
+      for (auto& k : r->elements[1].elements) {
+        keys.push_back(k.str);
+      }
+      if (cursor == "0") {
+        break;
+      }
+    }
+    return keys;
+  }
+  bool isMember(const std::string& id, const std::string& tag) {
+    std::string key =
+        Registry::bucketPrefix(hub_, Registry::bucketOf(id, hub_.buckets)) + "t:" + tag;
+    return cmd(io_, client_, {"SISMEMBER", key, id})->integer == 1;
+  }
+  // Two ids that land in the same bucket.
+  std::pair<std::string, std::string> sameBucketIds() {
+    std::map<uint32_t, std::string> seen;
+    for (int i = 0;; ++i) {
+      std::string id = "dev-" + std::to_string(i);
+      uint32_t b = Registry::bucketOf(id, hub_.buckets);
+      if (auto it = seen.find(b); it != seen.end()) {
+        return {it->second, id};
+      }
+      seen[b] = id;
+    }
+  }
+
+  boost::asio::io_context io_;
+  pushhub::testing::RedisServer server_;
+  RedisClient client_{io_, [&] {
+                        RedisClient::Options o;
+                        o.port = server_.port();
+                        return o;
+                      }()};
+  Registry registry_{client_};
+  Hub hub_{"myhub", 16};
+};
+
+TEST(RegistryBuckets, BucketOfIsStableAndInRange) {
+  // FNV-1a 32 of "inst-1" is fixed forever: changing it would orphan every stored installation.
+  EXPECT_EQ(Registry::bucketOf("", 1u << 16), 2166136261u & 0xffff);
+  EXPECT_EQ(Registry::bucketOf("a", 1u << 31), 0xe40c292cu & 0x7fffffff);
+  std::set<uint32_t> used;
+  for (int i = 0; i < 1000; ++i) {
+    uint32_t b = Registry::bucketOf("id" + std::to_string(i), 64);
+    ASSERT_LT(b, 64u);
+    used.insert(b);
+  }
+  EXPECT_EQ(used.size(), 64u);
+}
+
+TEST_F(RegistryTest, UpsertGetRoundTripWithTemplates) {
+  Installation in = makeInstallation("inst-1", {"likes_hockey", "location_seattle"});
+  InstallationTemplate toast;
+  toast.body =
+      "<toast><visual><binding template=\"ToastText01\"><text>$(msg)</text></binding>"
+      "</visual></toast>";
+  toast.headers = {{"X-WNS-Type", "wns/toast"}, {"X-WNS-TTL", "60"}};
+  toast.expiry = "$(expiry)";
+  in.templates["toast"] = toast;
+  in.expiration_unix = 4102444800;
+  in.last_update_ms = 1700000000000;
+  ASSERT_TRUE(upsert(in));
+  auto got = get("inst-1");
+  ASSERT_TRUE(got) << got.error().message;
+  ASSERT_TRUE(got->has_value());
+  EXPECT_EQ(**got, in);
+
+  auto missing = get("inst-2");
+  ASSERT_TRUE(missing);
+  EXPECT_FALSE(missing->has_value());
+}
+
+TEST_F(RegistryTest, UpsertStampsLastUpdate) {
+  Installation in = makeInstallation("stamped", {});
+  ASSERT_TRUE(upsert(in));
+  auto got = get("stamped");
+  ASSERT_TRUE(got && got->has_value());
+  EXPECT_GT((*got)->last_update_ms, 1600000000000);
+}
+
+TEST_F(RegistryTest, ReupsertWithChangedTagsMovesSetMemberships) {
+  ASSERT_TRUE(upsert(makeInstallation("inst-1", {"a", "b", "c"})));
+  EXPECT_TRUE(isMember("inst-1", "a"));
+  EXPECT_TRUE(isMember("inst-1", "b"));
+  ASSERT_TRUE(upsert(makeInstallation("inst-1", {"b", "d"})));
+  EXPECT_FALSE(isMember("inst-1", "a"));
+  EXPECT_TRUE(isMember("inst-1", "b"));
+  EXPECT_FALSE(isMember("inst-1", "c"));
+  EXPECT_TRUE(isMember("inst-1", "d"));
+  EXPECT_EQ(resolveAll({Selector::Kind::kTag, "a"}).size(), 0u);
+  EXPECT_EQ(resolveAll({Selector::Kind::kTag, "d"}), std::multiset<std::string>{"inst-1"});
+  // Emptied sets disappear: only the bucket's i, tpl, tplrc and the two tag sets remain.
+  EXPECT_EQ(dbsize(), 5);
+  auto got = get("inst-1");
+  ASSERT_TRUE(got && got->has_value());
+  EXPECT_EQ((*got)->tags, (std::vector<std::string>{"b", "d"}));
+}
+
+TEST_F(RegistryTest, RemoveCleansEveryKey) {
+  Installation a = makeInstallation("inst-a", {"x", "y", "z"}, 1);
+  InstallationTemplate extra;
+  extra.body = "{\"data\":{\"m\":\"$(m)\"}}";
+  a.templates["data"] = extra;
+  ASSERT_TRUE(upsert(a));
+  ASSERT_TRUE(upsert(makeInstallation("inst-b", {"x"}, 2)));
+  EXPECT_GT(allKeys().size(), 0u);
+
+  auto removed = remove("inst-a");
+  ASSERT_TRUE(removed);
+  EXPECT_TRUE(*removed);
+  for (const auto& key : allKeys()) {
+    EXPECT_EQ(key.find(":t:y"), std::string::npos) << key;
+    EXPECT_EQ(key.find(":t:z"), std::string::npos) << key;
+  }
+  EXPECT_FALSE(isMember("inst-a", "x"));
+  EXPECT_TRUE(isMember("inst-b", "x"));
+
+  auto again = remove("inst-a");
+  ASSERT_TRUE(again);
+  EXPECT_FALSE(*again);
+  ASSERT_TRUE(remove("inst-b"));
+  EXPECT_EQ(allKeys(), std::vector<std::string>{});
+}
+
+TEST_F(RegistryTest, ResolveByTagAllAndInstallationOverAllBuckets) {
+  std::map<std::string, std::multiset<std::string>> by_tag;
+  std::multiset<std::string> everyone;
+  for (int i = 0; i < 200; ++i) {
+    std::string id = "dev-" + std::to_string(i);
+    std::vector<std::string> tags{"all-devices"};
+    if (i % 2 == 0) {
+      tags.push_back("even");
+    }
+    if (i % 7 == 0) {
+      tags.push_back("seven");
+    }
+    for (auto& t : tags) {
+      by_tag[t].insert(id);
+    }
+    everyone.insert(id);
+    Installation in = makeInstallation(id, tags, i);
+    if (i % 3 == 0) {
+      in.platform = Platform::kFcm;
+      in.push_channel = "fcm:token-" + std::to_string(i);
+    }
+    ASSERT_TRUE(upsert(in));
+  }
+  EXPECT_EQ(resolveAll({Selector::Kind::kAll, ""}), everyone);
+  for (const auto& [tag, ids] : by_tag) {
+    EXPECT_EQ(resolveAll({Selector::Kind::kTag, tag}), ids) << tag;
+  }
+  EXPECT_TRUE(resolveAll({Selector::Kind::kTag, "nobody"}).empty());
+  EXPECT_EQ(resolveAll({Selector::Kind::kInstallation, "dev-42"}),
+            std::multiset<std::string>{"dev-42"});
+  EXPECT_TRUE(resolveAll({Selector::Kind::kInstallation, "dev-999"}).empty());
+
+  // Target contents.
+  uint32_t b = Registry::bucketOf("dev-3", hub_.buckets);
+  auto one = resolve(b, {Selector::Kind::kInstallation, "dev-3"});
+  ASSERT_TRUE(one);
+  ASSERT_EQ(one->size(), 1u);
+  EXPECT_EQ((*one)[0].platform, Platform::kFcm);
+  EXPECT_EQ((*one)[0].push_channel, "fcm:token-3");
+  ASSERT_EQ((*one)[0].templates.size(), 1u);
+  EXPECT_EQ((*one)[0].templates[0].first, "alert");
+  EXPECT_EQ(*(*one)[0].templates[0].second, alertTemplate());
+}
+
+TEST_F(RegistryTest, ResolveSkipsExpiredInstallations) {
+  Installation gone = makeInstallation("gone", {"t"}, 1);
+  gone.expiration_unix = 1000;  // 1970
+  Installation dead = makeInstallation("dead", {"t"}, 2);
+  dead.push_channel_expired = true;
+  ASSERT_TRUE(upsert(gone));
+  ASSERT_TRUE(upsert(dead));
+  ASSERT_TRUE(upsert(makeInstallation("alive", {"t"}, 3)));
+  EXPECT_EQ(resolveAll({Selector::Kind::kTag, "t"}), std::multiset<std::string>{"alive"});
+}
+
+TEST_F(RegistryTest, IdenticalTemplatesAreStoredOncePerBucket) {
+  auto [id1, id2] = sameBucketIds();
+  uint32_t bucket = Registry::bucketOf(id1, hub_.buckets);
+  std::string prefix = Registry::bucketPrefix(hub_, bucket);
+  Installation a = makeInstallation(id1, {"shared"}, 1);
+  Installation b = makeInstallation(id2, {"shared"}, 2);
+  b.templates["renamed"] = alertTemplate();  // same content under a second name
+  ASSERT_TRUE(upsert(a));
+  ASSERT_TRUE(upsert(b));
+  EXPECT_EQ(cmd(io_, client_, {"HLEN", prefix + "tpl"})->integer, 1);
+  auto rc = cmd(io_, client_, {"HVALS", prefix + "tplrc"});
+  ASSERT_TRUE(rc);
+  ASSERT_EQ(rc->elements.size(), 1u);
+  EXPECT_EQ(rc->elements[0].str, "3");
+
+  auto targets = resolve(bucket, {Selector::Kind::kTag, "shared"});
+  ASSERT_TRUE(targets);
+  ASSERT_EQ(targets->size(), 2u);
+  std::set<const InstallationTemplate*> distinct;
+  for (auto& t : *targets) {
+    for (auto& [name, tpl] : t.templates) {
+      distinct.insert(tpl.get());
+    }
+  }
+  EXPECT_EQ(distinct.size(), 1u);  // one object shared by all three references
+
+  // Changing one installation's template adds a second; removing the last user deletes it.
+  a.templates["alert"].body = "{\"aps\":{\"badge\":\"#(b)\"}}";
+  ASSERT_TRUE(upsert(a));
+  EXPECT_EQ(cmd(io_, client_, {"HLEN", prefix + "tpl"})->integer, 2);
+  ASSERT_TRUE(remove(id1));
+  EXPECT_EQ(cmd(io_, client_, {"HLEN", prefix + "tpl"})->integer, 1);
+  ASSERT_TRUE(remove(id2));
+  EXPECT_EQ(cmd(io_, client_, {"EXISTS", prefix + "tpl", prefix + "tplrc"})->integer, 0);
+}
+
+TEST_F(RegistryTest, DropChannelRespectsAChangedChannel) {
+  Installation in = makeInstallation("phone", {"t"}, 1);
+  std::string old_channel = in.push_channel;
+  ASSERT_TRUE(upsert(in));
+  in.push_channel = apnsToken(2);  // the device re-registered
+  ASSERT_TRUE(upsert(in));
+  auto r = await<Result<bool>>(
+      io_, [&](auto cb) { registry_.dropChannel(hub_, "phone", old_channel, cb); });
+  ASSERT_TRUE(r);
+  EXPECT_FALSE(*r);
+  EXPECT_TRUE(get("phone")->has_value());
+
+  // Upper-case spelling of the current token is a different stored channel: kept.
+  std::string upper = in.push_channel;
+  std::transform(upper.begin(), upper.end(), upper.begin(), ::toupper);
+  r = await<Result<bool>>(io_, [&](auto cb) { registry_.dropChannel(hub_, "phone", upper, cb); });
+  ASSERT_TRUE(r);
+  EXPECT_FALSE(*r);
+
+  r = await<Result<bool>>(
+      io_, [&](auto cb) { registry_.dropChannel(hub_, "phone", in.push_channel, cb); });
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(*r);
+  EXPECT_FALSE(get("phone")->has_value());
+  EXPECT_EQ(dbsize(), 0);
+
+  // Non-hex channels (FCM) work the same way.
+  Installation fcm = makeInstallation("droid", {}, 3);
+  fcm.platform = Platform::kFcm;
+  fcm.push_channel = "fcm:abc";
+  ASSERT_TRUE(upsert(fcm));
+  r = await<Result<bool>>(io_,
+                          [&](auto cb) { registry_.dropChannel(hub_, "droid", "fcm:abd", cb); });
+  EXPECT_FALSE(*r);
+  r = await<Result<bool>>(io_,
+                          [&](auto cb) { registry_.dropChannel(hub_, "droid", "fcm:abc", cb); });
+  EXPECT_TRUE(*r);
+}
+
+TEST_F(RegistryTest, InvalidInputWritesNothing) {
+  ASSERT_TRUE(upsert(makeInstallation("existing", {"t"}, 1)));
+  int64_t before = dbsize();
+  auto used_before =
+      cmd(io_, client_,
+          {"HGETALL",
+           Registry::bucketPrefix(hub_, Registry::bucketOf("existing", hub_.buckets)) + "i"});
+
+  Installation bad = makeInstallation("existing", {"ok", std::string(121, 'x')}, 2);
+  auto r = upsert(bad);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Error::Code::kInvalidArgument);
+  EXPECT_EQ(r.error().message, "tags[1]: longer than 120 characters");
+
+  bad = makeInstallation("new-one", {}, 3);
+  bad.push_channel = "zz";
+  EXPECT_FALSE(upsert(bad));
+  bad = makeInstallation("new/one", {}, 3);
+  EXPECT_FALSE(upsert(bad));
+  Hub bad_hub{"h{1}", 16};
+  r = upsert(makeInstallation("new-two", {}, 4), &bad_hub);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("hub"), std::string::npos);
+  Hub bad_buckets{"h", 100};
+  r = upsert(makeInstallation("new-two", {}, 4), &bad_buckets);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("hub.buckets"), std::string::npos);
+
+  EXPECT_EQ(dbsize(), before);
+  auto used_after =
+      cmd(io_, client_,
+          {"HGETALL",
+           Registry::bucketPrefix(hub_, Registry::bucketOf("existing", hub_.buckets)) + "i"});
+  EXPECT_EQ(used_after->elements.size(), used_before->elements.size());
+  EXPECT_EQ(used_after->elements.at(1).str, used_before->elements.at(1).str);
+
+  auto res = resolve(hub_.buckets, {Selector::Kind::kAll, ""});
+  ASSERT_FALSE(res);
+  EXPECT_EQ(res.error().code, Error::Code::kInvalidArgument);
+}
+
+TEST_F(RegistryTest, RedisDownIsUnavailable) {
+  client_.close();
+  auto r = upsert(makeInstallation("x", {}, 1));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Error::Code::kUnavailable);
+}
+
+}  // namespace
+}  // namespace pushhub::registry
