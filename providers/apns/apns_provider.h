@@ -1,0 +1,59 @@
+#pragma once
+// ApnsProvider: the APNs implementation of Provider (token auth, HTTP/2 provider API,
+// spec/pns-protocols.md §2 and §6). Builds `POST /3/device/<token>` requests and classifies
+// APNs responses; no I/O.
+//
+// Threading: one instance per worker, used only on that worker's thread. The ApnsTokenSource
+// behind it is shared by all workers.
+
+#include <memory>
+#include <string_view>
+
+#include "base/result.h"
+#include "providers/apns/apns_config.h"
+#include "providers/apns/apns_token_source.h"
+#include "providers/common/connection_pool.h"
+#include "providers/common/provider.h"
+
+namespace pushhub::providers::apns {
+
+class ApnsProvider : public Provider {
+ public:
+  static constexpr size_t kMaxPayloadBytes = 4096;
+  static constexpr size_t kMaxVoipPayloadBytes = 5120;
+  static constexpr size_t kMaxCollapseIdBytes = 64;
+
+  ApnsProvider(ApnsConfig config, std::shared_ptr<ApnsTokenSource> tokens);
+
+  std::string_view name() const override { return "apns"; }
+
+  // Headers: authorization (sensitive), apns-topic (config; a sender-supplied apns-topic is
+  // accepted only if it is the configured topic or the topic plus a ".suffix"), apns-push-type
+  // (default "alert"), apns-priority / apns-expiration / apns-collapse-id / apns-id passed
+  // through after validation, apns-expiration derived from Notification::expiry when absent,
+  // content-type application/json. Header names from the sender match case-insensitively;
+  // unknown apns-* headers, duplicates and malformed values are errors; headers of other
+  // platforms are ignored. `:path` is sent literal-never-indexed.
+  Result<Request> encode(const Target& target, const Notification& notification) override;
+
+  // The reason table of spec §2.5 mapped per §6 (see apns_provider.cc); unknown reasons are
+  // classified by status class.
+  Outcome classify(const Response& response) const override;
+
+  // After 403 ExpiredProviderToken: ask the token source for a new token.
+  void onAuthRejected() override;
+
+  // Even-length hex, 64 to 200 characters. For the API layer's bad-input checks.
+  static Result<void> validateDeviceToken(std::string_view token);
+
+  // Pool options for this config's endpoint (TLS context with ALPN h2 and the config's CA).
+  static Result<ConnectionPool::Options> poolOptions(const ApnsConfig& config);
+
+  const ApnsConfig& config() const { return config_; }
+
+ private:
+  ApnsConfig config_;
+  ApnsTokenCache tokens_;
+};
+
+}  // namespace pushhub::providers::apns

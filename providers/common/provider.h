@@ -1,0 +1,50 @@
+#pragma once
+// The contract every push provider implements (APNs, FCM, WNS): turn one target and one
+// rendered notification into a Request, and one Response into an Outcome. No I/O inside: the
+// ConnectionPool does the I/O and ProviderClient joins the two.
+//
+// A Provider instance belongs to one worker (one io_context thread), like the pool it feeds;
+// shared state behind it (e.g. a token source) must be thread-safe on its own.
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.h"
+#include "providers/common/http_message.h"
+#include "providers/common/outcome.h"
+
+namespace pushhub::providers {
+
+// One device: its installation (for outcome bookkeeping) and its platform handle.
+struct Target {
+  std::string installation_id;
+  std::string push_channel;  // APNs device token / FCM registration token / WNS channel URI
+};
+
+struct Notification {
+  std::string body;  // rendered payload, exactly as it goes on the wire
+  // Sender-supplied platform headers, e.g. apns-push-type, apns-priority, apns-expiration,
+  // apns-collapse-id. Each provider validates the ones it knows and rejects malformed ones.
+  std::vector<Header> headers;
+  // After this the notification is stale; providers translate it to their TTL header.
+  std::optional<std::chrono::system_clock::time_point> expiry;
+};
+
+class Provider {
+ public:
+  virtual ~Provider() = default;
+  virtual std::string_view name() const = 0;
+  // Builds the request for one target; an error means this notification can never be sent to
+  // this target as is (the caller records it as a permanent bad request). No I/O.
+  virtual Result<Request> encode(const Target& target, const Notification& notification) = 0;
+  // Classifies a provider response. No I/O.
+  virtual Outcome classify(const Response& response) const = 0;
+  // Called when classify() returned kRefreshAuth: the next encode() must use a fresh credential
+  // (subject to the provider's own rate rules).
+  virtual void onAuthRejected() {}
+};
+
+}  // namespace pushhub::providers
