@@ -24,21 +24,21 @@ class Reader {
  public:
   explicit Reader(std::optional<Error>& error) : error_(error) {}
 
-  template <typename T>
-  void get(const toml::node_view<const toml::node>& node, const std::string& key, T& out) {
+  template <typename Node, typename T>
+  void get(const Node& node, const std::string& key, T& out) {
     if (!node) return;
-    if (auto v = node.value<T>()) {
+    if (auto v = node.template value<T>()) {
       out = *v;
     } else {
       fail(key, "has the wrong type");
     }
   }
 
-  template <typename T>
-  void getInt(const toml::node_view<const toml::node>& node, const std::string& key, T& out,
+  template <typename Node, typename T>
+  void getInt(const Node& node, const std::string& key, T& out,
               int64_t min, int64_t max) {
     if (!node) return;
-    auto v = node.value<int64_t>();
+    auto v = node.template value<int64_t>();
     if (!v) return fail(key, "must be an integer");
     if (*v < min || *v > max) {
       return fail(key, "must be between " + std::to_string(min) + " and " + std::to_string(max));
@@ -48,6 +48,18 @@ class Reader {
 
   void fail(const std::string& key, const std::string& what) {
     if (!error_) error_ = bad(key, what);
+  }
+
+  // A misspelt key would otherwise be silently ignored and its default used.
+  void onlyKnown(const toml::table* table, const std::string& prefix,
+                 std::initializer_list<std::string_view> known) {
+    if (!table) return;
+    for (const auto& [key, value] : *table) {
+      if (std::find(known.begin(), known.end(), key.str()) == known.end()) {
+        fail(prefix.empty() ? std::string(key.str()) : prefix + "." + std::string(key.str()),
+             "unknown key");
+      }
+    }
   }
 
  private:
@@ -90,6 +102,8 @@ bool parseHttpsUrl(const std::string& url, std::string& host, uint16_t& port) {
 
 void parseApns(const toml::table& table, const std::string& prefix,
                const std::filesystem::path& base_dir, Reader& r, ApnsSettings& apns) {
+  r.onlyKnown(&table, prefix,
+              {"endpoint", "ca_file", "key_file", "key_id", "team_id", "topic", "connections"});
   std::string endpoint = "https://api.push.apple.com:443";
   r.get(table["endpoint"], prefix + ".endpoint", endpoint);
   if (!parseHttpsUrl(endpoint, apns.host, apns.port)) {
@@ -115,6 +129,7 @@ void parseApns(const toml::table& table, const std::string& prefix,
 void parseHub(const toml::table& table, size_t index, const std::filesystem::path& base_dir,
               Reader& r, Config& config) {
   std::string prefix = "hubs[" + std::to_string(index) + "]";
+  r.onlyKnown(&table, prefix, {"name", "buckets", "keys", "apns"});
   HubSettings hub;
   r.get(table["name"], prefix + ".name", hub.name);
   if (hub.name.empty() || hub.name.size() > 50 ||
@@ -131,6 +146,7 @@ void parseHub(const toml::table& table, size_t index, const std::filesystem::pat
       std::string key_prefix = prefix + ".keys[" + std::to_string(k++) + "]";
       const auto* kt = node.as_table();
       if (!kt) return r.fail(key_prefix, "must be a table");
+      r.onlyKnown(kt, key_prefix, {"name", "key", "rights"});
       AccessKey key;
       r.get((*kt)["name"], key_prefix + ".name", key.name);
       r.get((*kt)["key"], key_prefix + ".key", key.secret);
@@ -184,6 +200,12 @@ Result<Config> parseConfig(std::string_view toml_text, const std::filesystem::pa
   Config config;
   std::optional<Error> error;
   Reader r(error);
+  r.onlyKnown(&root, "", {"server", "redis", "dispatch", "hubs"});
+  r.onlyKnown(root["server"].as_table(), "server",
+              {"grpc_listen", "admin_listen", "tls_cert", "tls_key", "workers"});
+  r.onlyKnown(root["redis"].as_table(), "redis", {"host", "port", "password"});
+  r.onlyKnown(root["dispatch"].as_table(), "dispatch",
+              {"buckets_per_job", "max_jobs_per_worker", "max_in_flight_per_job", "max_attempts"});
   auto server = root["server"];
   r.get(server["grpc_listen"], "server.grpc_listen", config.grpc_listen);
   r.get(server["admin_listen"], "server.admin_listen", config.admin_listen);
@@ -226,12 +248,6 @@ Result<Config> parseConfig(std::string_view toml_text, const std::filesystem::pa
     }
   }
   if (config.hubs.empty()) r.fail("hubs", "at least one [[hubs]] entry is required");
-  for (const auto& [key, value] : root) {
-    static const std::vector<std::string> kKnown{"server", "redis", "dispatch", "hubs"};
-    if (std::find(kKnown.begin(), kKnown.end(), std::string(key.str())) == kKnown.end()) {
-      r.fail(std::string(key.str()), "unknown section");
-    }
-  }
   if (error) return *error;
   return config;
 }

@@ -23,7 +23,7 @@ Result<SharedCredentials> loadCredentials(const Config& config) {
       return Error::invalidArgument("hub " + hub.name + ": apns.ca_file: " + tls.error().message);
     }
     creds.apns_tls = *tls;
-    auto tokens = providers::apns::ApnsTokenSource::create(s.key_pem, s.key_id, s.team_id);
+    auto tokens = providers::apns::ApnsTokenSource::create(creds.apns);
     if (!tokens) {
       return Error::invalidArgument("hub " + hub.name + ": apns.key_file: " + tokens.error().message);
     }

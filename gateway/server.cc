@@ -4,6 +4,8 @@
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
 
+#include <boost/asio/post.hpp>
+
 #include <fstream>
 #include <sstream>
 

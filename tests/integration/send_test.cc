@@ -153,7 +153,7 @@ TEST(SendIntegrationTest, TemplateSendRendersPropertiesAndBroadcastReachesEveryo
     std::string token = randomToken(rng);
     tokens.insert(token);
     ASSERT_TRUE(put(stack, "tpl-" + std::to_string(i), token, {"all"},
-                    {{"alert", R"({"aps":{"alert":"$(Message) \u2014 $(missing)"}})"}})
+                    {{"alert", R"j({"aps":{"alert":"$(Message) \u2014 $(missing)"}})j"}})
                     .ok());
   }
   v1::SendNotificationRequest send;

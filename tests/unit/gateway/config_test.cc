@@ -1,0 +1,84 @@
+#include "gateway/config.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "tests/support/process.h"
+
+namespace pushhub::gateway {
+namespace {
+
+constexpr char kMinimal[] = R"(
+[[hubs]]
+name = "Demo"
+  [[hubs.keys]]
+  name = "full"
+  key = "0123456789abcdef0123"
+  rights = ["Listen", "Send"]
+)";
+
+std::string errorOf(std::string_view text) {
+  auto config = parseConfig(text, ".");
+  return config ? "" : config.error().message;
+}
+
+TEST(ConfigTest, MinimalConfigGetsDefaults) {
+  auto config = parseConfig(kMinimal, ".");
+  ASSERT_TRUE(config) << config.error().message;
+  EXPECT_EQ(config->grpc_listen, "127.0.0.1:50051");
+  EXPECT_EQ(config->redis_port, 6379);
+  const HubSettings* hub = config->findHub("DEMO");
+  ASSERT_NE(hub, nullptr);
+  EXPECT_EQ(hub->buckets, 1024u);
+  ASSERT_NE(hub->findKey("full"), nullptr);
+  EXPECT_TRUE(hub->findKey("full")->allows(kSend));
+  EXPECT_FALSE(hub->findKey("full")->allows(kManage));
+  EXPECT_FALSE(hub->apns.has_value());
+}
+
+TEST(ConfigTest, ErrorsNameTheKey) {
+  EXPECT_NE(errorOf("[server]\nworkers = \"x\"\n").find("server.workers"), std::string::npos);
+  std::string with_buckets = kMinimal;
+  with_buckets.insert(with_buckets.find("  [[hubs.keys]]"), "buckets = 1000\n");
+  EXPECT_NE(errorOf(with_buckets).find("hubs[0].buckets: must be a power of two"),
+            std::string::npos);
+  // A key in the wrong table (here: under the access key) is named, not ignored.
+  EXPECT_NE(errorOf(std::string(kMinimal) + "buckets = 1024\n").find("hubs[0].keys[0].buckets"),
+            std::string::npos);
+  EXPECT_NE(errorOf("[redis]\nprot = 1\n").find("redis.prot: unknown key"), std::string::npos);
+  EXPECT_NE(errorOf("[[hubs]]\nname = \"a\"\n").find("hubs[0].keys"), std::string::npos);
+  EXPECT_NE(errorOf("").find("hubs"), std::string::npos);
+  EXPECT_NE(errorOf("[server\n").find("line 1"), std::string::npos);
+  EXPECT_NE(errorOf(std::string(kMinimal) + "[surprise]\n").find("surprise"), std::string::npos);
+  EXPECT_NE(errorOf(std::string(kMinimal) + "  [hubs.apns]\n  key_id = \"K\"\n")
+                .find("hubs[0].apns.key_file"),
+            std::string::npos);
+  EXPECT_NE(errorOf(std::string(kMinimal) + "[[hubs]]\nname = \"demo\"\n[[hubs.keys]]\n"
+                                            "name = \"k\"\nkey = \"0123456789abcdef0\"\n"
+                                            "rights = [\"Send\"]\n")
+                .find("appears twice"),
+            std::string::npos);
+}
+
+TEST(ConfigTest, ApnsSectionReadsTheKeyFileRelativeToTheConfig) {
+  testing::TempDir dir;
+  std::ofstream(dir.path() / "key.p8") << "-----BEGIN PRIVATE KEY-----\n";
+  std::string text = std::string(kMinimal) +
+                     "  [hubs.apns]\n  endpoint = \"https://127.0.0.1:4443\"\n"
+                     "  key_file = \"key.p8\"\n  key_id = \"ABC123DEFG\"\n"
+                     "  team_id = \"DEF123GHIJ\"\n  topic = \"com.example\"\n";
+  auto config = parseConfig(text, dir.path());
+  ASSERT_TRUE(config) << config.error().message;
+  const auto& apns = *config->findHub("demo")->apns;
+  EXPECT_EQ(apns.host, "127.0.0.1");
+  EXPECT_EQ(apns.port, 4443);
+  EXPECT_EQ(apns.key_pem, "-----BEGIN PRIVATE KEY-----\n");
+  auto bad_endpoint = text;
+  bad_endpoint.replace(bad_endpoint.find("https://"), 8, "http://");
+  EXPECT_NE(parseConfig(bad_endpoint, dir.path()).error().message.find("apns.endpoint"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace pushhub::gateway

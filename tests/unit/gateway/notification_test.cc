@@ -1,0 +1,112 @@
+#include "gateway/notification.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+namespace pushhub::gateway {
+namespace {
+
+using std::chrono::system_clock;
+
+v1::SendNotificationRequest apnsToTag(const std::string& tag, const std::string& body) {
+  v1::SendNotificationRequest r;
+  r.set_hub("h");
+  r.set_tag(tag);
+  auto* n = r.add_native();
+  n->set_platform(v1::PLATFORM_APNS);
+  n->set_body(body);
+  return r;
+}
+
+std::string errorOf(const v1::SendNotificationRequest& r) {
+  auto ok = validateSendRequest(r, system_clock::now());
+  return ok ? "" : ok.error().message;
+}
+
+TEST(NotificationTest, ValidRequestPasses) { EXPECT_EQ(errorOf(apnsToTag("news", "{}")), ""); }
+
+TEST(NotificationTest, RefusalsNameTheField) {
+  v1::SendNotificationRequest no_audience = apnsToTag("x", "{}");
+  no_audience.clear_audience();
+  EXPECT_NE(errorOf(no_audience).find("audience"), std::string::npos);
+  EXPECT_NE(errorOf(apnsToTag("bad tag", "{}")).find("tag"), std::string::npos);
+  EXPECT_NE(errorOf(apnsToTag("t", std::string(4097, 'x'))).find("4096"), std::string::npos);
+  auto voip = apnsToTag("t", std::string(5000, 'x'));
+  (*voip.mutable_native(0)->mutable_headers())["apns-push-type"] = "voip";
+  EXPECT_EQ(errorOf(voip), "");
+  auto bad_header = apnsToTag("t", "{}");
+  (*bad_header.mutable_native(0)->mutable_headers())["apns-collapse-id"] = std::string(65, 'c');
+  EXPECT_NE(errorOf(bad_header).find("apns-collapse-id"), std::string::npos);
+  auto unknown_header = apnsToTag("t", "{}");
+  (*unknown_header.mutable_native(0)->mutable_headers())["x-custom"] = "1";
+  EXPECT_NE(errorOf(unknown_header).find("x-custom"), std::string::npos);
+  auto twice = apnsToTag("t", "{}");
+  *twice.add_native() = twice.native(0);
+  EXPECT_NE(errorOf(twice).find("native[1].platform"), std::string::npos);
+  auto both = apnsToTag("t", "{}");
+  (*both.mutable_template_properties())["a"] = "b";
+  EXPECT_NE(errorOf(both).find("not both"), std::string::npos);
+  auto past = apnsToTag("t", "{}");
+  past.mutable_expiry()->set_seconds(1000);
+  EXPECT_NE(errorOf(past).find("expiry"), std::string::npos);
+  auto empty_body = apnsToTag("t", "");
+  EXPECT_NE(errorOf(empty_body).find("native[0].body"), std::string::npos);
+}
+
+TEST(NotificationTest, JobsCoverEveryBucketOnceAndOneInstallationIsOneJob) {
+  auto request = apnsToTag("t", "{}");
+  auto jobs = planJobs(request, 1024, 100);
+  ASSERT_EQ(jobs.size(), 11u);
+  uint32_t next = 0;
+  for (const auto& job : jobs) {
+    EXPECT_EQ(job.first, next);
+    auto decoded = decodeJob(encodeJob(job));
+    ASSERT_TRUE(decoded);
+    EXPECT_EQ(decoded->first, job.first);
+    EXPECT_EQ(decoded->last, job.last);
+    next = job.last;
+  }
+  EXPECT_EQ(next, 1024u);
+  request.set_installation_id("phone-1");
+  jobs = planJobs(request, 1024, 100);
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(jobs[0].first, registry::Registry::bucketOf("phone-1", 1024));
+  EXPECT_FALSE(decodeJob("7-3"));
+  EXPECT_FALSE(decodeJob("x"));
+}
+
+TEST(NotificationTest, PreparedNotificationKeepsPayloadsAndRendersTemplates) {
+  auto request = apnsToTag("t", R"({"aps":{}})");
+  (*request.mutable_native(0)->mutable_headers())["APNS-Priority"] = "5";
+  auto prepared = prepareNotification("id1", request.SerializeAsString());
+  ASSERT_TRUE(prepared);
+  const auto& apns = (*prepared)->native[static_cast<size_t>(registry::Platform::kApns)];
+  ASSERT_TRUE(apns);
+  EXPECT_EQ(apns->body, R"({"aps":{}})");
+  ASSERT_EQ(apns->headers.size(), 1u);
+  EXPECT_EQ(apns->headers[0].name, "apns-priority");
+  EXPECT_FALSE((*prepared)->native[static_cast<size_t>(registry::Platform::kFcm)]);
+
+  v1::SendNotificationRequest tpl;
+  tpl.set_broadcast(true);
+  (*tpl.mutable_template_properties())["Name"] = "Ada";
+  auto with_props = prepareNotification("id2", tpl.SerializeAsString());
+  ASSERT_TRUE(with_props);
+  registry::InstallationTemplate t;
+  t.body = R"j({"aps":{"alert":"Hi $(name)"}})j";
+  t.headers["apns-push-type"] = "alert";
+  auto rendered = (*with_props)->render(registry::Platform::kApns, t);
+  EXPECT_EQ(rendered->body, R"({"aps":{"alert":"Hi Ada"}})");
+  EXPECT_FALSE(prepareNotification("id3", "\xff\xff garbage"));
+}
+
+TEST(NotificationTest, IdsAreUniqueHex) {
+  std::set<std::string> ids;
+  for (int i = 0; i < 1000; ++i) ids.insert(newNotificationId());
+  EXPECT_EQ(ids.size(), 1000u);
+  EXPECT_EQ(ids.begin()->find_first_not_of("0123456789abcdef"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace pushhub::gateway
