@@ -1,5 +1,7 @@
 #include "gateway/notification.h"
 
+#include "providers/apns/apns_provider.h"
+
 #include <google/protobuf/util/time_util.h>
 
 #include <algorithm>
@@ -16,70 +18,25 @@ std::chrono::system_clock::time_point toTimePoint(const google::protobuf::Timest
       std::chrono::milliseconds(TimeUtil::TimestampToMilliseconds(ts)));
 }
 
-bool isDigits(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
-bool isUuid(std::string_view s) {
-  if (s.size() != 36) return false;
-  for (size_t i = 0; i < s.size(); ++i) {
-    bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-    if (dash != (s[i] == '-')) return false;
-    if (!dash && !std::isxdigit(static_cast<unsigned char>(s[i]))) return false;
-  }
-  return true;
-}
-
 std::string lower(std::string_view s) {
   std::string out(s);
   for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
 }
 
-// The apns-* headers APNs accepts, checked here so a bad one is refused at the API instead of
-// failing every device later.
-Result<void> validateApnsHeaders(const google::protobuf::Map<std::string, std::string>& headers,
-                                 const std::string& field, size_t body_size) {
-  static const std::array<std::string_view, 11> kPushTypes{
-      "alert",    "background", "voip",     "complication", "fileprovider", "mdm",
-      "location", "liveactivity", "pushtotalk", "widgets",  "controls"};
-  bool voip = false;
-  for (const auto& [raw_name, value] : headers) {
-    std::string name = lower(raw_name);
-    std::string where = field + ".headers[" + raw_name + "]";
-    if (name == "apns-push-type") {
-      if (std::find(kPushTypes.begin(), kPushTypes.end(), value) == kPushTypes.end()) {
-        return Error::invalidArgument(where + ": unknown push type '" + value + "'");
-      }
-      voip = value == "voip";
-    } else if (name == "apns-priority") {
-      if (value != "10" && value != "5" && value != "1") {
-        return Error::invalidArgument(where + ": must be 10, 5 or 1");
-      }
-    } else if (name == "apns-expiration") {
-      if (!isDigits(value) || value.size() > 12) {
-        return Error::invalidArgument(where + ": must be a unix time in seconds");
-      }
-    } else if (name == "apns-collapse-id") {
-      if (value.empty() || value.size() > 64) {
-        return Error::invalidArgument(where + ": must be 1 to 64 bytes");
-      }
-    } else if (name == "apns-id") {
-      if (!isUuid(value)) return Error::invalidArgument(where + ": must be a UUID");
-    } else if (name == "apns-topic") {
-      if (value.empty() || value.size() > 255) {
-        return Error::invalidArgument(where + ": must be 1 to 255 bytes");
-      }
-    } else {
-      return Error::invalidArgument(where + ": not an APNs header (apns-push-type, apns-priority, "
-                                    "apns-expiration, apns-collapse-id, apns-id, apns-topic)");
+// A native APNs payload is checked with the provider's own rules, so a send is refused up front
+// for exactly what would fail every device later; names outside apns-* are refused too, since
+// a native APNs payload has no other headers to give.
+Result<void> validateApnsPayload(const v1::NativePayload& native, const std::string& field) {
+  std::vector<providers::Header> headers;
+  for (const auto& [name, value] : native.headers()) {
+    if (lower(name).rfind("apns-", 0) != 0) {
+      return Error::invalidArgument(field + ".headers[" + name + "]: not an APNs header");
     }
+    headers.push_back({name, value});
   }
-  size_t limit = voip ? kApnsMaxVoipPayloadBytes : kApnsMaxPayloadBytes;
-  if (body_size > limit) {
-    return Error::invalidArgument(field + ".body: " + std::to_string(body_size) +
-                                  " bytes is over the APNs limit of " + std::to_string(limit));
-  }
+  auto parsed = providers::apns::ApnsProvider::parseHeaders(headers, native.body().size());
+  if (!parsed) return Error::invalidArgument(field + ": " + parsed.error().message);
   return {};
 }
 
@@ -141,9 +98,7 @@ Result<void> validateSendRequest(const v1::SendNotificationRequest& request,
     seen[static_cast<int>(*platform)] = true;
     if (native.body().empty()) return Error::invalidArgument(field + ".body: must not be empty");
     if (*platform == registry::Platform::kApns) {
-      if (auto ok = validateApnsHeaders(native.headers(), field, native.body().size()); !ok) {
-        return ok;
-      }
+      if (auto ok = validateApnsPayload(native, field); !ok) return ok;
     } else {
       return Error::invalidArgument(field + ".platform: " +
                                     std::string(registry::toString(*platform)) +

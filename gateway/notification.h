@@ -22,8 +22,6 @@ namespace pushhub::gateway {
 inline constexpr size_t kMaxTemplateProperties = 64;
 inline constexpr size_t kMaxTemplatePropertyNameLength = 64;
 inline constexpr size_t kMaxTemplatePropertyValueBytes = 4096;
-inline constexpr size_t kApnsMaxPayloadBytes = 4096;
-inline constexpr size_t kApnsMaxVoipPayloadBytes = 5120;
 
 Result<registry::Platform> fromProto(v1::Platform platform, std::string_view field);
 v1::Platform toProto(registry::Platform platform);

@@ -155,12 +155,9 @@ Result<ConnectionPool::Options> ApnsProvider::poolOptions(const ApnsConfig& conf
   return o;
 }
 
-Result<Request> ApnsProvider::encode(const Target& target, const Notification& n) {
-  if (auto valid = validateDeviceToken(target.push_channel); !valid) {
-    return valid.error();
-  }
-  std::string_view push_type = "alert", priority, expiration, collapse_id, apns_id, topic;
-  std::string push_type_lower;
+Result<ApnsProvider::Headers> ApnsProvider::parseHeaders(const std::vector<Header>& headers,
+                                                        size_t body_size) {
+  Headers out;
   bool seen[6] = {};
   auto once = [&seen](int slot, std::string_view name) -> Result<void> {
     if (seen[slot]) {
@@ -169,7 +166,7 @@ Result<Request> ApnsProvider::encode(const Target& target, const Notification& n
     seen[slot] = true;
     return {};
   };
-  for (const Header& h : n.headers) {
+  for (const Header& h : headers) {
     std::string name = lower(h.name);
     if (name.rfind("apns-", 0) != 0) {
       continue;  // another platform's header (or content-type, which we set)
@@ -177,47 +174,40 @@ Result<Request> ApnsProvider::encode(const Target& target, const Notification& n
     Result<void> ok;
     if (name == "apns-push-type") {
       ok = once(0, name);
-      push_type_lower = lower(h.value);
-      push_type = push_type_lower;
-      if (ok && std::find(kPushTypes.begin(), kPushTypes.end(), push_type) == kPushTypes.end()) {
+      out.push_type = lower(h.value);
+      if (ok && std::find(kPushTypes.begin(), kPushTypes.end(), out.push_type) == kPushTypes.end()) {
         return Error::invalidArgument("apns-push-type: unknown value '" + h.value + "'");
       }
     } else if (name == "apns-priority") {
       ok = once(1, name);
-      priority = h.value;
-      if (ok && priority != "10" && priority != "5" && priority != "1") {
+      out.priority = h.value;
+      if (ok && out.priority != "10" && out.priority != "5" && out.priority != "1") {
         return Error::invalidArgument("apns-priority: must be 10, 5 or 1, got '" + h.value + "'");
       }
     } else if (name == "apns-expiration") {
       ok = once(2, name);
-      expiration = h.value;
-      if (ok && (!allDigits(expiration) || expiration.size() > 11)) {
+      out.expiration = h.value;
+      if (ok && (!allDigits(out.expiration) || out.expiration.size() > 11)) {
         return Error::invalidArgument(
             "apns-expiration: must be UNIX epoch seconds (up to 11 digits), got '" + h.value + "'");
       }
     } else if (name == "apns-collapse-id") {
       ok = once(3, name);
-      collapse_id = h.value;
-      if (ok && (collapse_id.empty() || collapse_id.size() > kMaxCollapseIdBytes)) {
+      out.collapse_id = h.value;
+      if (ok && (out.collapse_id.empty() || out.collapse_id.size() > kMaxCollapseIdBytes)) {
         return Error::invalidArgument("apns-collapse-id: must be 1 to 64 bytes, got " +
-                                      std::to_string(collapse_id.size()));
+                                      std::to_string(out.collapse_id.size()));
       }
     } else if (name == "apns-id") {
       ok = once(4, name);
-      apns_id = h.value;
-      if (ok && !isUuid(apns_id)) {
+      out.apns_id = h.value;
+      if (ok && !isUuid(out.apns_id)) {
         return Error::invalidArgument(
             "apns-id: must be a UUID like 123e4567-e89b-12d3-a456-4266554400a0");
       }
     } else if (name == "apns-topic") {
       ok = once(5, name);
-      topic = h.value;
-      if (ok && topic != config_.topic &&
-          !(topic.size() > config_.topic.size() + 1 && topic.rfind(config_.topic, 0) == 0 &&
-            topic[config_.topic.size()] == '.')) {
-        return Error::invalidArgument("apns-topic: must be '" + config_.topic +
-                                      "' or start with '" + config_.topic + ".'");
-      }
+      out.topic = h.value;
     } else {
       return Error::invalidArgument(name + ": not an APNs header this hub knows");
     }
@@ -225,14 +215,33 @@ Result<Request> ApnsProvider::encode(const Target& target, const Notification& n
       return ok.error();
     }
   }
-  size_t limit = push_type == "voip" ? kMaxVoipPayloadBytes : kMaxPayloadBytes;
-  if (n.body.empty()) {
+  size_t limit = out.push_type == "voip" ? kMaxVoipPayloadBytes : kMaxPayloadBytes;
+  if (body_size == 0) {
     return Error::invalidArgument("payload: must not be empty");
   }
-  if (n.body.size() > limit) {
-    return Error::invalidArgument("payload: " + std::to_string(n.body.size()) +
+  if (body_size > limit) {
+    return Error::invalidArgument("payload: " + std::to_string(body_size) +
                                   " bytes, APNs allows at most " + std::to_string(limit) +
-                                  " for apns-push-type " + std::string(push_type));
+                                  " for apns-push-type " + out.push_type);
+  }
+  return out;
+}
+
+Result<Request> ApnsProvider::encode(const Target& target, const Notification& n) {
+  if (auto valid = validateDeviceToken(target.push_channel); !valid) {
+    return valid.error();
+  }
+  auto parsed = parseHeaders(n.headers, n.body.size());
+  if (!parsed) {
+    return parsed.error();
+  }
+  const Headers& h = *parsed;
+  const std::string& topic = h.topic;
+  if (!topic.empty() && topic != config_.topic &&
+      !(topic.size() > config_.topic.size() + 1 && topic.rfind(config_.topic, 0) == 0 &&
+        topic[config_.topic.size()] == '.')) {
+    return Error::invalidArgument("apns-topic: must be '" + config_.topic + "' or start with '" +
+                                  config_.topic + ".'");
   }
   auto token = tokens_.get();
   if (!token) {
@@ -247,24 +256,24 @@ Result<Request> ApnsProvider::encode(const Target& target, const Notification& n
   r.sensitive_path = true;
   r.headers.reserve(8);
   r.headers.push_back({"authorization", (*token)->authorization, true});
-  r.headers.push_back({"apns-topic", std::string(topic.empty() ? config_.topic : topic), false});
-  r.headers.push_back({"apns-push-type", std::string(push_type), false});
-  if (!priority.empty()) {
-    r.headers.push_back({"apns-priority", std::string(priority), false});
+  r.headers.push_back({"apns-topic", topic.empty() ? config_.topic : topic, false});
+  r.headers.push_back({"apns-push-type", h.push_type, false});
+  if (!h.priority.empty()) {
+    r.headers.push_back({"apns-priority", h.priority, false});
   }
-  if (!expiration.empty()) {
-    r.headers.push_back({"apns-expiration", std::string(expiration), true});
+  if (!h.expiration.empty()) {
+    r.headers.push_back({"apns-expiration", h.expiration, true});
   } else if (n.expiry) {
     auto seconds =
         std::chrono::duration_cast<std::chrono::seconds>(n.expiry->time_since_epoch()).count();
     // 0 means "deliver once, do not store"; an already past expiry must not become that.
     r.headers.push_back({"apns-expiration", std::to_string(std::max<int64_t>(seconds, 1)), true});
   }
-  if (!collapse_id.empty()) {
-    r.headers.push_back({"apns-collapse-id", std::string(collapse_id), false});
+  if (!h.collapse_id.empty()) {
+    r.headers.push_back({"apns-collapse-id", h.collapse_id, false});
   }
-  if (!apns_id.empty()) {
-    r.headers.push_back({"apns-id", lower(apns_id), true});
+  if (!h.apns_id.empty()) {
+    r.headers.push_back({"apns-id", lower(h.apns_id), true});
   }
   r.headers.push_back({"content-type", "application/json", false});
   r.body = n.body;

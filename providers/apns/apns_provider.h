@@ -7,7 +7,9 @@
 // behind it is shared by all workers.
 
 #include <memory>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/result.h"
 #include "providers/apns/apns_config.h"
@@ -42,6 +44,16 @@ class ApnsProvider : public Provider {
 
   // After 403 ExpiredProviderToken: ask the token source for a new token.
   void onAuthRejected() override;
+
+  // A sender's apns-* headers, checked: known names only (case-insensitive, each once), values
+  // of the right form, and the body within the push type's limit. Other platforms' headers are
+  // ignored. Shared by encode() and the API layer, so a send is refused up front for exactly
+  // what would fail every device later. apns-topic is checked against the config in encode().
+  struct Headers {
+    std::string push_type = "alert";
+    std::string priority, expiration, collapse_id, apns_id, topic;
+  };
+  static Result<Headers> parseHeaders(const std::vector<Header>& headers, size_t body_size);
 
   // Even-length hex, 64 to 200 characters. For the API layer's bad-input checks.
   static Result<void> validateDeviceToken(std::string_view token);

@@ -223,7 +223,7 @@ TEST(SendIntegrationTest, BadInputIsRefusedWithTheFieldAndNothingIsStored) {
   native->set_body("{\"aps\":{\"alert\":\"" + std::string(5000, 'x') + "\"}}");
   auto too_big = stack.stub().SendNotification(stack.context().get(), send, &accepted);
   EXPECT_EQ(too_big.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_NE(too_big.error_message().find("4096"), std::string::npos) << too_big.error_message();
+  EXPECT_NE(too_big.error_message().find("at most 4096"), std::string::npos) << too_big.error_message();
   native->set_body("{}");
   (*native->mutable_headers())["apns-priority"] = "7";
   auto bad_priority = stack.stub().SendNotification(stack.context().get(), send, &accepted);
