@@ -101,7 +101,7 @@ bool parseHttpsUrl(const std::string& url, std::string& host, uint16_t& port) {
 }
 
 void parseApns(const toml::table& table, const std::string& prefix,
-               const std::filesystem::path& base_dir, Reader& r, ApnsSettings& apns) {
+               const std::filesystem::path& base_dir, Reader& r, providers::apns::ApnsConfig& apns) {
   r.onlyKnown(&table, prefix,
               {"endpoint", "ca_file", "key_file", "key_id", "team_id", "topic", "connections"});
   std::string endpoint = "https://api.push.apple.com:443";

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "providers/apns/apns_config.h"
 
 namespace pushhub::gateway {
 
@@ -23,23 +24,13 @@ struct AccessKey {
   bool allows(Right right) const { return (rights & kManage) || (rights & right); }
 };
 
-// Token-based APNs credentials of one hub and where APNs is.
-struct ApnsSettings {
-  std::string host = "api.push.apple.com";
-  uint16_t port = 443;
-  std::string ca_file;  // empty: the system's roots
-  std::string key_pem;  // contents of the .p8 file (never logged)
-  std::string key_id;
-  std::string team_id;
-  std::string topic;
-  size_t connections = 1;  // per worker
-};
-
 struct HubSettings {
   std::string name;
   uint32_t buckets = 1024;
   std::vector<AccessKey> keys;
-  std::optional<ApnsSettings> apns;
+  // Provider credentials and endpoints; unset: the hub's installations of that platform are
+  // skipped and counted as InvalidCredentials.
+  std::optional<providers::apns::ApnsConfig> apns;
 
   const AccessKey* findKey(std::string_view name) const;
 };

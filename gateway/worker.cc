@@ -35,7 +35,7 @@ Worker::Worker(size_t index, const Config& config, const SharedCredentials& cred
       blocking_(ioc_, redisOptions(config)),
       registry_(commands_),
       queue_(commands_, blocking_, queueOptions(index)),
-      clients_(makeHubClients(ioc_, config, credentials)),
+      clients_(makeHubClients(ioc_, credentials)),
       dispatcher_(ioc_, config, registry_, queue_, clients_, metrics_) {}
 
 Worker::~Worker() {
