@@ -3,6 +3,8 @@
 #include <boost/asio/post.hpp>
 #include <google/protobuf/util/time_util.h>
 
+#include <unordered_set>
+
 #include "base/log.h"
 #include "base/sas.h"
 #include "gateway/notification.h"
@@ -18,10 +20,12 @@ grpc::ServerUnaryReactor* finish(grpc::CallbackServerContext* context, grpc::Sta
   return reactor;
 }
 
+constexpr int kMaxBatchInstallations = 1000;
+
 Result<registry::Installation> fromProto(const v1::Installation& in) {
   registry::Installation out;
   out.id = in.installation_id();
-  auto platform = gateway::fromProto(in.platform(), "installation.platform");
+  auto platform = gateway::fromProto(in.platform(), "platform");
   if (!platform) return platform.error();
   out.platform = *platform;
   out.push_channel = in.push_channel();
@@ -137,6 +141,72 @@ grpc::ServerUnaryReactor* ApiService::CreateOrUpdateInstallation(
     worker.registry().upsert(hub, installation, [reactor](Result<void> ok) {
       reactor->Finish(ok ? grpc::Status::OK : toStatus(ok.error()));
     });
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* ApiService::BatchCreateOrUpdateInstallations(
+    grpc::CallbackServerContext* context,
+    const v1::BatchCreateOrUpdateInstallationsRequest* request,
+    v1::BatchCreateOrUpdateInstallationsResponse* response) {
+  auto hub = authorize(context, request->hub(), kManage);
+  if (!hub) return finish(context, toStatus(hub.error()));
+  int count = request->installations_size();
+  if (count < 1 || count > kMaxBatchInstallations) {
+    return finish(context, toStatus(Error::invalidArgument(
+                               "installations: give 1 to " + std::to_string(kMaxBatchInstallations) +
+                               ", got " + std::to_string(count))));
+  }
+  auto installations = std::make_shared<std::vector<registry::Installation>>();
+  installations->reserve(count);
+  std::unordered_set<std::string_view> ids;
+  for (int i = 0; i < count; ++i) {
+    std::string field = "installations[" + std::to_string(i) + "]";
+    auto installation = fromProto(request->installations(i));
+    if (installation) {
+      if (auto ok = registry::validateInstallation(*installation); !ok) installation = ok.error();
+    }
+    if (!installation) {
+      return finish(context,
+                    toStatus(Error::invalidArgument(field + "." + installation.error().message)));
+    }
+    if (!ids.insert(request->installations(i).installation_id()).second) {
+      return finish(context, toStatus(Error::invalidArgument(field + ".installationId: '" +
+                                                             installation->id + "' given twice")));
+    }
+    installations->push_back(std::move(*installation));
+  }
+  auto* reactor = context->DefaultReactor();
+  Worker& worker = nextWorker();
+  boost::asio::post(worker.ioc(), [&worker, reactor, response, hub = hubOf(**hub),
+                                   installations] {
+    // All writes go out pipelined on the worker's connection; answer when the last returns.
+    struct Progress {
+      size_t left = 0;
+      size_t stored = 0;
+      std::optional<Error> error;
+    };
+    auto progress = std::make_shared<Progress>();
+    progress->left = installations->size();
+    for (const auto& installation : *installations) {
+      worker.registry().upsert(hub, installation, [reactor, response, progress,
+                                                   installations](Result<void> ok) {
+        if (ok) {
+          ++progress->stored;
+        } else if (!progress->error) {
+          progress->error = ok.error();
+        }
+        if (--progress->left > 0) return;
+        if (progress->error) {
+          return reactor->Finish(toStatus(Error{
+              progress->error->code, "stored " + std::to_string(progress->stored) + " of " +
+                                         std::to_string(installations->size()) + ": " +
+                                         progress->error->message}));
+        }
+        response->set_stored(static_cast<int32_t>(progress->stored));
+        reactor->Finish(grpc::Status::OK);
+      });
+    }
   });
   return reactor;
 }

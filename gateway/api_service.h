@@ -23,6 +23,10 @@ class ApiService final : public v1::PushHub::CallbackService {
   grpc::ServerUnaryReactor* CreateOrUpdateInstallation(
       grpc::CallbackServerContext* context, const v1::CreateOrUpdateInstallationRequest* request,
       v1::CreateOrUpdateInstallationResponse* response) override;
+  grpc::ServerUnaryReactor* BatchCreateOrUpdateInstallations(
+      grpc::CallbackServerContext* context,
+      const v1::BatchCreateOrUpdateInstallationsRequest* request,
+      v1::BatchCreateOrUpdateInstallationsResponse* response) override;
   grpc::ServerUnaryReactor* GetInstallation(grpc::CallbackServerContext* context,
                                             const v1::GetInstallationRequest* request,
                                             v1::Installation* response) override;

@@ -205,14 +205,17 @@ void Dispatcher::sendOne(const RunPtr& run, registry::Platform platform, provide
                  }
                  count(run, platform, outcome.azure_outcome);
                  if (outcome.kind == OutcomeKind::kDropToken) {
-                   registry_.dropChannel(run->hub, target.installation_id, target.push_channel,
-                                         [this, id = target.installation_id](Result<bool> removed) {
-                                           if (removed && *removed) {
-                                             WorkerMetrics::add(metrics_.handles_removed);
-                                           } else if (!removed) {
-                                             WorkerMetrics::add(metrics_.redis_errors);
-                                           }
-                                         });
+                   // The job stays open until the handle is gone, so a completed notification
+                   // means its dead handles are already out of the registry.
+                   ++run->in_flight;
+                   return registry_.dropChannel(
+                       run->hub, target.installation_id, target.push_channel,
+                       [this, run](Result<bool> removed) {
+                         --run->in_flight;
+                         if (removed && *removed) WorkerMetrics::add(metrics_.handles_removed);
+                         if (!removed) WorkerMetrics::add(metrics_.redis_errors);
+                         pump(run);
+                       });
                  }
                  pump(run);
                });

@@ -131,15 +131,16 @@ ENV
 
 stack_demo() {
   local devices=${DEMO_DEVICES:-10000}
-  build
+  [[ ${PUSHHUB_SKIP_BUILD:-} == 1 ]] || build
   stack_up
   trap stack_down EXIT
   set -a; source "$STACK_ENV"; set +a
   local ctl=$BUILD/bin/pushhubctl
 
-  say "registering $devices devices (3 tags each from tag-0..tag-9, one template)"
+  local dead=25
+  say "registering $devices devices (3 tags each from tag-0..tag-9, one template; $dead of them dead)"
   local reg
-  reg=$("$ctl" install bulk --count "$devices" --tag-pool 10 --tags-per 3 \
+  reg=$("$ctl" install bulk --count "$devices" --tag-pool 10 --tags-per 3 --dead "$dead" \
     --template 'alert={"aps":{"alert":"$(message)"}}')
   echo "$reg" | jq -c '{registered, per_second: (.per_second|floor)}'
 
@@ -150,12 +151,16 @@ stack_demo() {
   expected=$(echo "$reg" | jq '.tags["tag-3"]')
   delivered=$(curl -fsS "$PNS_MOCK_CONTROL_URL/_mock/stats" | jq '.apns.distinct_tokens')
   printf 'tag-3: %s registered, pns-mock received %s distinct devices\n' "$expected" "$delivered"
+  local removed
+  removed=$(curl -fsS "$PUSHHUB_METRICS_URL" | awk '/^pushhub_handles_removed_total/ {print $2}')
+  printf 'dead handles APNs refused and pushhub removed: %s\n' "$removed"
 
   say "sending a templated notification to everyone"
   curl -fsS -X POST "$PNS_MOCK_CONTROL_URL/_mock/reset" >/dev/null
   "$ctl" send --broadcast --prop message='Hello from pushhub' --wait | jq -c .
   delivered=$(curl -fsS "$PNS_MOCK_CONTROL_URL/_mock/stats" | jq '.apns.distinct_tokens')
-  printf 'everyone: %s registered, pns-mock received %s distinct devices\n' "$devices" "$delivered"
+  printf 'everyone: %s registered, %s removed as dead, pns-mock received %s distinct devices\n' \
+    "$devices" "$removed" "$delivered"
   printf 'one of them, as pns-mock received it:\n'
   curl -fsS "$PNS_MOCK_CONTROL_URL/_mock/received?provider=apns&limit=1" | jq -c '.[0] | {token, headers, body}'
 

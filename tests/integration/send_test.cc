@@ -251,3 +251,57 @@ TEST(SendIntegrationTest, ConfigErrorsNameTheKeyAndExitNonZero) {
 
 }  // namespace
 }  // namespace pushhub::testing
+
+namespace pushhub::testing {
+namespace {
+
+TEST(SendIntegrationTest, BatchRegistrationIsAllOrNothingOnBadInputAndNeedsManage) {
+  Stack stack;
+  std::mt19937_64 rng(3);
+  v1::BatchCreateOrUpdateInstallationsRequest batch;
+  batch.set_hub(kHub);
+  for (int i = 0; i < 300; ++i) {
+    auto* inst = batch.add_installations();
+    inst->set_installation_id("batch-" + std::to_string(i));
+    inst->set_platform(v1::PLATFORM_APNS);
+    inst->set_push_channel(randomToken(rng));
+    inst->add_tags("batch");
+  }
+  batch.mutable_installations(7)->add_tags("no spaces allowed");
+  v1::BatchCreateOrUpdateInstallationsResponse response;
+  auto refused = stack.stub().BatchCreateOrUpdateInstallations(stack.context().get(), batch, &response);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(refused.error_message().find("installations[7].tags[1]"), std::string::npos)
+      << refused.error_message();
+  v1::GetInstallationRequest get;
+  get.set_hub(kHub);
+  get.set_installation_id("batch-0");
+  v1::Installation installation;
+  EXPECT_EQ(stack.stub().GetInstallation(stack.context().get(), get, &installation).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+
+  batch.mutable_installations(7)->mutable_tags()->RemoveLast();
+  auto listen = stack.context(kListenKeyName, kListenKey);
+  EXPECT_EQ(stack.stub().BatchCreateOrUpdateInstallations(listen.get(), batch, &response).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  auto stored = stack.stub().BatchCreateOrUpdateInstallations(stack.context().get(), batch, &response);
+  ASSERT_TRUE(stored.ok()) << stored.error_message();
+  EXPECT_EQ(response.stored(), 300);
+  get.set_installation_id("batch-299");
+  ASSERT_TRUE(stack.stub().GetInstallation(stack.context().get(), get, &installation).ok());
+  EXPECT_EQ(installation.tags(0), "batch");
+
+  // A send to the batch's tag reaches all 300.
+  v1::SendNotificationRequest send;
+  send.set_hub(kHub);
+  send.set_tag("batch");
+  auto* native = send.add_native();
+  native->set_platform(v1::PLATFORM_APNS);
+  native->set_body(R"({"aps":{"alert":"bulk"}})");
+  v1::SendNotificationResponse accepted;
+  ASSERT_TRUE(stack.stub().SendNotification(stack.context().get(), send, &accepted).ok());
+  EXPECT_EQ(outcomeCount(waitCompleted(stack, accepted.notification_id()), "Success"), 300);
+}
+
+}  // namespace
+}  // namespace pushhub::testing

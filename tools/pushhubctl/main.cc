@@ -31,9 +31,10 @@ commands:
   install get --id ID
   install delete --id ID
   install bulk --count N [--prefix P] [--platform apns] [--tag-pool K] [--tags-per N]
-              [--template NAME=BODY] [--threads N]
-      registers N devices with random handles, each with --tags-per tags drawn from
-      tag-0..tag-(K-1); prints per-tag counts as JSON
+              [--template NAME=BODY] [--threads N] [--batch 500] [--dead D]
+      registers N devices with random handles in batches (needs a Manage key), each with
+      --tags-per tags drawn from tag-0..tag-(K-1); the first D get handles pns-mock calls dead;
+      prints the rate and per-tag counts as JSON
   send (--tag T | --installation ID | --broadcast)
        (--apns BODY [--header NAME=VALUE]... | --prop NAME=VALUE...) [--expiry-seconds S] [--wait]
       prints the notification id; --wait polls until every target has an outcome
@@ -174,6 +175,17 @@ std::string randomHex(std::mt19937_64& rng, size_t length) {
   return out;
 }
 
+// A random APNs-style token. The first digit is never 0, c or d, so load-test handles never hit
+// pns-mock's default rules for bad, dropped and dead tokens (docs/pns-mock.md) by chance; `dead`
+// asks for one pns-mock answers 410 Unregistered.
+std::string randomDeviceToken(std::mt19937_64& rng, bool dead) {
+  static constexpr char kFirst[] = "123456789abef";
+  std::string token = randomHex(rng, 64);
+  if (dead) return token.replace(0, 4, "dead");
+  token[0] = kFirst[rng() % (sizeof kFirst - 1)];
+  return token;
+}
+
 int installPut(Client& client, const Args& args) {
   v1::CreateOrUpdateInstallationRequest request;
   request.set_hub(client.hub());
@@ -200,14 +212,18 @@ int installPut(Client& client, const Args& args) {
   return 0;
 }
 
+// Registers `count` devices with random handles through BatchCreateOrUpdateInstallations, in
+// batches of --batch from --threads threads. Each gets --tags-per tags drawn from tag-0..tag-(K-1).
 int installBulk(Client& client, const Args& args) {
   const int count = std::stoi(args.get("--count", "1000"));
   const int pool = std::stoi(args.get("--tag-pool", "10"));
   const int per = std::min(pool, std::stoi(args.get("--tags-per", "3")));
-  const int threads = std::stoi(args.get("--threads", "8"));
+  const int threads = std::stoi(args.get("--threads", "4"));
+  const int batch = std::clamp(std::stoi(args.get("--batch", "500")), 1, 1000);
   const std::string prefix = args.get("--prefix", "device-");
   const v1::Platform platform = platformOf(args.get("--platform", "apns"));
   const std::string tpl = args.get("--template");
+  const int dead = std::stoi(args.get("--dead", "0"));
   std::vector<std::map<std::string, int>> per_thread(threads);
   std::atomic<int> next{0}, failed{0};
   auto started = std::chrono::steady_clock::now();
@@ -215,32 +231,39 @@ int installBulk(Client& client, const Args& args) {
   for (int t = 0; t < threads; ++t) {
     workers.emplace_back([&, t] {
       std::mt19937_64 rng(std::random_device{}() + t);
-      for (int i = next++; i < count; i = next++) {
-        v1::CreateOrUpdateInstallationRequest request;
+      std::vector<int> tags(pool);
+      for (int k = 0; k < pool; ++k) tags[k] = k;
+      for (int first = next.fetch_add(batch); first < count; first = next.fetch_add(batch)) {
+        v1::BatchCreateOrUpdateInstallationsRequest request;
         request.set_hub(client.hub());
-        auto* inst = request.mutable_installation();
-        inst->set_installation_id(prefix + std::to_string(i));
-        inst->set_platform(platform);
-        inst->set_push_channel(randomHex(rng, 64));
-        std::vector<int> tags(pool);
-        for (int k = 0; k < pool; ++k) tags[k] = k;
-        std::shuffle(tags.begin(), tags.end(), rng);
-        for (int k = 0; k < per; ++k) {
-          std::string tag = "tag-" + std::to_string(tags[k]);
-          inst->add_tags(tag);
-          ++per_thread[t][tag];
-        }
-        if (!tpl.empty()) {
-          auto [name, body] = splitPair(tpl, '=', "--template");
-          (*inst->mutable_templates())[name].set_body(body);
+        std::map<std::string, int> counted;
+        for (int i = first; i < std::min(count, first + batch); ++i) {
+          auto* inst = request.add_installations();
+          inst->set_installation_id(prefix + std::to_string(i));
+          inst->set_platform(platform);
+          inst->set_push_channel(randomDeviceToken(rng, i < dead));
+          std::shuffle(tags.begin(), tags.end(), rng);
+          for (int k = 0; k < per; ++k) {
+            std::string tag = "tag-" + std::to_string(tags[k]);
+            inst->add_tags(tag);
+            ++counted[tag];
+          }
+          if (!tpl.empty()) {
+            auto [name, body] = splitPair(tpl, '=', "--template");
+            (*inst->mutable_templates())[name].set_body(body);
+          }
         }
         grpc::ClientContext context;
         client.prepare(context);
-        v1::CreateOrUpdateInstallationResponse response;
-        auto status = client.stub().CreateOrUpdateInstallation(&context, request, &response);
+        v1::BatchCreateOrUpdateInstallationsResponse response;
+        auto status = client.stub().BatchCreateOrUpdateInstallations(&context, request, &response);
         if (!status.ok()) {
-          if (failed++ == 0) std::cerr << "pushhubctl: " << status.error_message() << "\n";
+          if (failed.fetch_add(request.installations_size()) == 0) {
+            std::cerr << "pushhubctl: " << status.error_message() << "\n";
+          }
+          continue;
         }
+        for (const auto& [tag, n] : counted) per_thread[t][tag] += n;
       }
     });
   }
