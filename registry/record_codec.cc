@@ -9,6 +9,7 @@ constexpr uint8_t kPlatformMask = 0x03;
 constexpr uint8_t kExpiredFlag = 0x04;
 constexpr uint8_t kHexLower = 0x08;
 constexpr uint8_t kHexUpper = 0x10;
+constexpr uint8_t kFormatShift = 5;
 
 void putVarint(std::string& out, uint64_t v) {
   while (v >= 0x80) {
@@ -180,10 +181,10 @@ std::string templateRef(std::string_view encoded_template) {
 std::string encodeRecord(const Installation& in, const std::vector<TemplateRef>& refs) {
   auto [packing, channel] = packChannel(in.push_channel);
   std::string out;
-  out.reserve(16 + channel.size() + in.user_id.size() + in.tags.size() * 16);
-  out.push_back(static_cast<char>(kRecordVersion));
+  out.reserve(16 + channel.size() + in.id.size() + in.user_id.size() + in.tags.size() * 16);
   out.push_back(static_cast<char>(static_cast<uint8_t>(in.platform) |
-                                  (in.push_channel_expired ? kExpiredFlag : 0) | packing));
+                                  (in.push_channel_expired ? kExpiredFlag : 0) | packing |
+                                  (kRecordFormat << kFormatShift)));
   putVarint(out, in.tags.size());
   for (const auto& tag : in.tags) {
     putBytes(out, tag);
@@ -194,6 +195,7 @@ std::string encodeRecord(const Installation& in, const std::vector<TemplateRef>&
     out.append(ref.ref);
   }
   putBytes(out, channel);
+  putBytes(out, in.id);
   putBytes(out, in.user_id);
   putVarint(out, static_cast<uint64_t>(in.expiration_unix));
   putVarint(out, static_cast<uint64_t>(in.last_update_ms));
@@ -202,10 +204,10 @@ std::string encodeRecord(const Installation& in, const std::vector<TemplateRef>&
 
 Result<DecodedRecord> decodeRecord(std::string_view data) {
   Reader r(data);
-  if (r.byte() != kRecordVersion) {
-    return Error::internal("registry: unknown installation record version");
-  }
   uint8_t flags = r.byte();
+  if (!r.ok() || (flags >> kFormatShift) != kRecordFormat) {
+    return Error::internal("registry: unknown installation record format");
+  }
   DecodedRecord out;
   Installation& in = out.installation;
   if ((flags & kPlatformMask) > static_cast<uint8_t>(Platform::kWns)) {
@@ -224,6 +226,7 @@ Result<DecodedRecord> decodeRecord(std::string_view data) {
   }
   std::string channel = r.bytes();
   in.push_channel = unpackChannel(flags, channel);
+  in.id = r.bytes();
   in.user_id = r.bytes();
   in.expiration_unix = static_cast<int64_t>(r.varint());
   in.last_update_ms = static_cast<int64_t>(r.varint());

@@ -2,16 +2,18 @@
 // The compact binary records the registry keeps in Redis (see registry/README.md). Internal to
 // pushhub_registry; exposed for its tests. Pure functions, any thread.
 //
-// Record (hash field value of ph:{H:b}:i, keyed by installation id; the id is not repeated):
-//   u8 version (=1)
+// Record (hash field values of ph:{H:b}:r, r1, r2, ... keyed by the installation's slot, cut into
+// 64-byte parts; see registry/README.md):
 //   u8 platform (bits 0-1) | push_channel_expired (bit 2) | channel packing (bits 3-4:
-//      8 = lowercase hex packed to bytes, 16 = uppercase hex packed, 0 = stored as is)
+//      8 = lowercase hex packed to bytes, 16 = uppercase hex packed, 0 = stored as is) |
+//      format (bits 5-7, 0 = this one; there is no separate version byte)
 //   varint n, n x (varint len, tag bytes)
 //   varint n, n x (varint len, template name, 8-byte template ref)
 //   varint len, channel bytes
+//   varint len, installation id bytes
 //   varint len, user id bytes
 //   varint expiration_unix, varint last_update_ms
-// Tags and template refs come first so the Lua scripts can read them cheaply.
+// Tags, template refs and the channel come first so the Lua scripts can read them cheaply.
 // Template (hash field value of ph:{H:b}:tpl, keyed by its ref = first 8 bytes of SHA-1 of this
 // encoding): varint len body, varint n headers (len name, len value), varint n tags, len expiry.
 
@@ -26,7 +28,7 @@
 
 namespace pushhub::registry::codec {
 
-inline constexpr uint8_t kRecordVersion = 1;
+inline constexpr uint8_t kRecordFormat = 0;  // bits 5-7 of the first byte
 inline constexpr size_t kTemplateRefBytes = 8;
 
 struct TemplateRef {
@@ -35,7 +37,7 @@ struct TemplateRef {
 };
 
 struct DecodedRecord {
-  Installation installation;  // id and templates are not filled
+  Installation installation;  // templates are not filled (only their refs, below)
   std::vector<TemplateRef> templates;
 };
 

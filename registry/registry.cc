@@ -15,10 +15,18 @@ namespace {
 
 constexpr uint32_t kMaxBuckets = 1u << 16;
 
-// Shared by every script: a varint reader, the record parser (tags, template refs, flags,
-// packed channel; see record_codec.h) and unlink(), which drops an installation's tag
-// memberships and template references but not its record.
+// Shared by every script. Bucket layout (registry.h): x = id -> slot, r/r1/r2... = slot -> record
+// cut into PART-byte parts, t = tag -> packed slots or '' when promoted to the set t:<tag>,
+// f = free slots (zset, score = slot). Slots are small integers, the lowest free one is reused,
+// so every member and field stays an integer Redis stores in a byte or two.
+//   rdvar/parse   the record reader (record_codec.h): tags, template refs, flags, packed channel
+//   getrec/putrec/delrec   a record's parts (a part shorter than PART is the last one)
+//   tagadd/tagdel  tag membership: up to MAXPACK bytes of 3-byte big-endian slots in the t hash,
+//                  beyond that a set of slots (no demotion; the set goes when it empties)
+//   alloc/release  slots; the allocated slots are always 0 .. HLEN(x) + ZCARD(f) - 1
+//   unlink        drops a record's tag memberships (except `keep`) and its template references
 constexpr const char* kLuaPrelude = R"lua(
+local PART, MAXPACK, MAXSLOT = 64, 60, 16777215
 local function rdvar(s, p)
   local v, m = 0, 1
   while true do
@@ -30,8 +38,8 @@ local function rdvar(s, p)
   end
 end
 local function parse(rec)
-  local flags = string.byte(rec, 2)
-  local p, n, l = 3, 0, 0
+  local flags = string.byte(rec, 1)
+  local p, n, l = 2, 0, 0
   n, p = rdvar(rec, p)
   local tags = {}
   for i = 1, n do
@@ -50,10 +58,105 @@ local function parse(rec)
   l, p = rdvar(rec, p)
   return tags, refs, flags, string.sub(rec, p, p + l - 1)
 end
-local function unlink(prefix, id, rec, tplkey, rckey, keep)
+local function partkey(prefix, k)
+  if k == 0 then return prefix .. 'r' end
+  return prefix .. 'r' .. k
+end
+local function getrec(prefix, slot)
+  local rec = redis.call('HGET', prefix .. 'r', slot)
+  if not rec then return nil end
+  local k, last = 1, rec
+  while #last == PART do
+    last = redis.call('HGET', prefix .. 'r' .. k, slot)
+    if not last then break end
+    rec = rec .. last
+    k = k + 1
+  end
+  return rec
+end
+local function putrec(prefix, slot, rec, oldlen)
+  local n = math.ceil(#rec / PART)
+  for k = 0, n - 1 do
+    redis.call('HSET', partkey(prefix, k), slot, string.sub(rec, k * PART + 1, (k + 1) * PART))
+  end
+  for k = n, math.ceil(oldlen / PART) - 1 do redis.call('HDEL', partkey(prefix, k), slot) end
+end
+local function delrec(prefix, slot, oldlen)
+  for k = 0, math.max(1, math.ceil(oldlen / PART)) - 1 do
+    redis.call('HDEL', partkey(prefix, k), slot)
+  end
+end
+local function enc(slot)
+  return string.char(math.floor(slot / 65536) % 256, math.floor(slot / 256) % 256, slot % 256)
+end
+local function dec(v, i)
+  local a, b, c = string.byte(v, i, i + 2)
+  return a * 65536 + b * 256 + c
+end
+local function tagadd(prefix, tag, slot)
+  local tk = prefix .. 't'
+  local v = redis.call('HGET', tk, tag)
+  if v == '' then
+    redis.call('SADD', tk .. ':' .. tag, slot)
+  elseif v and #v + 3 > MAXPACK then
+    local members = {slot}
+    for i = 1, #v, 3 do members[#members + 1] = dec(v, i) end
+    redis.call('SADD', tk .. ':' .. tag, unpack(members))
+    redis.call('HSET', tk, tag, '')
+  else
+    redis.call('HSET', tk, tag, (v or '') .. enc(slot))
+  end
+end
+local function tagdel(prefix, tag, slot)
+  local tk = prefix .. 't'
+  local v = redis.call('HGET', tk, tag)
+  if v == '' then
+    if redis.call('SREM', tk .. ':' .. tag, slot) == 1 and
+       redis.call('SCARD', tk .. ':' .. tag) == 0 then
+      redis.call('HDEL', tk, tag)
+    end
+  elseif v then
+    local e = enc(slot)
+    for i = 1, #v, 3 do
+      if string.sub(v, i, i + 2) == e then
+        v = string.sub(v, 1, i - 1) .. string.sub(v, i + 3)
+        if v == '' then
+          redis.call('HDEL', tk, tag)
+        else
+          redis.call('HSET', tk, tag, v)
+        end
+        return
+      end
+    end
+  end
+end
+local function alloc(prefix)
+  local low = redis.call('ZPOPMIN', prefix .. 'f')
+  if low[1] then return tonumber(low[1]) end
+  return redis.call('HLEN', prefix .. 'x')
+end
+-- After the id left x: slot goes to the free list, or, when it was the highest allocated slot,
+-- the allocation shrinks past it and past any free slots right below it.
+local function release(prefix, slot)
+  local fk = prefix .. 'f'
+  local n = redis.call('HLEN', prefix .. 'x') + redis.call('ZCARD', fk)
+  if slot < n then
+    redis.call('ZADD', fk, slot, slot)
+    return
+  end
+  while n > 0 do
+    local top = redis.call('ZRANGE', fk, -1, -1)
+    if not top[1] or tonumber(top[1]) ~= n - 1 then return end
+    redis.call('ZREM', fk, top[1])
+    n = n - 1
+  end
+end
+local function unlink(prefix, slot, rec, tplkey, rckey, keep)
   local tags, refs = parse(rec)
+  local had = {}
   for _, t in ipairs(tags) do
-    if not (keep and keep[t]) then redis.call('SREM', prefix .. 't:' .. t, id) end
+    had[t] = true
+    if not (keep and keep[t]) then tagdel(prefix, t, slot) end
   end
   for _, r in ipairs(refs) do
     if redis.call('HINCRBY', rckey, r, -1) <= 0 then
@@ -61,12 +164,14 @@ local function unlink(prefix, id, rec, tplkey, rckey, keep)
       redis.call('HDEL', tplkey, r)
     end
   end
+  return had
 end
 )lua";
 
-// KEYS: i, tpl, tplrc. ARGV: prefix, id, record, n, n x (ref, template).
+// KEYS: x, tpl, tplrc, r, t, f. ARGV: prefix, id, record, n, n x (ref, template).
 // New template refs are taken before the old ones are released, so a template kept across the
-// update is never deleted in between.
+// update is never deleted in between. Tags the old record already had are not added again (a
+// packed tag list, unlike a set, would hold the slot twice).
 const Script& upsertScript() {
   static const Script s(std::string(kLuaPrelude) + R"lua(
 local prefix, id, rec = ARGV[1], ARGV[2], ARGV[3]
@@ -79,61 +184,130 @@ for _, r in ipairs(refs) do
 end
 local keep = {}
 for _, t in ipairs(tags) do keep[t] = true end
-local old = redis.call('HGET', KEYS[1], id)
-if old then unlink(prefix, id, old, KEYS[2], KEYS[3], keep) end
-for _, t in ipairs(tags) do redis.call('SADD', prefix .. 't:' .. t, id) end
-redis.call('HSET', KEYS[1], id, rec)
-if old then return 1 end
-return 0
+local slot = redis.call('HGET', KEYS[1], id)
+local existed, oldlen, had = 0, 0, {}
+if slot then
+  existed = 1
+  slot = tonumber(slot)
+  local old = getrec(prefix, slot)
+  if old then
+    oldlen = #old
+    had = unlink(prefix, slot, old, KEYS[2], KEYS[3], keep)
+  end
+else
+  slot = alloc(prefix)
+  if slot > MAXSLOT then
+    return redis.error_reply('registry: bucket holds too many installations')
+  end
+  redis.call('HSET', KEYS[1], id, slot)
+end
+for _, t in ipairs(tags) do
+  if not had[t] then tagadd(prefix, t, slot) end
+end
+putrec(prefix, slot, rec, oldlen)
+return existed
 )lua");
   return s;
 }
 
-// KEYS: i, tpl, tplrc. ARGV: prefix, id [, packing flags, packed channel].
+// KEYS: x, tpl, tplrc, r, t, f. ARGV: prefix, id [, packing flags, packed channel].
 // With a channel, removes only while the stored channel is still that one.
 const Script& removeScript() {
   static const Script s(std::string(kLuaPrelude) + R"lua(
 local prefix, id = ARGV[1], ARGV[2]
-local old = redis.call('HGET', KEYS[1], id)
-if not old then return 0 end
-if ARGV[4] then
-  local _, _, flags, chan = parse(old)
-  if (flags % 32) - (flags % 8) ~= tonumber(ARGV[3]) or chan ~= ARGV[4] then return 0 end
+local slot = redis.call('HGET', KEYS[1], id)
+if not slot then return 0 end
+slot = tonumber(slot)
+local old = getrec(prefix, slot)
+if old then
+  if ARGV[4] then
+    local _, _, flags, chan = parse(old)
+    if (flags % 32) - (flags % 8) ~= tonumber(ARGV[3]) or chan ~= ARGV[4] then return 0 end
+  end
+  unlink(prefix, slot, old, KEYS[2], KEYS[3], nil)
+  delrec(prefix, slot, #old)
 end
-unlink(prefix, id, old, KEYS[2], KEYS[3], nil)
 redis.call('HDEL', KEYS[1], id)
+release(prefix, slot)
 return 1
 )lua");
   return s;
 }
 
-// KEYS: i, tpl [, tag set]. ARGV: mode ('a' all, 't' tag, 'i' one id) [, id].
-// Returns {{id, record, ...}, {ref, template, ...}} with each referenced template once.
+// KEYS: x, tpl, r, t. ARGV: prefix, mode ('a' all, 't' tag, 'i' one id) [, tag or id].
+// Returns {{record, ...}, {ref, template, ...}} with each referenced template once; records
+// carry their installation id.
 const Script& resolveScript() {
   static const Script s(std::string(kLuaPrelude) + R"lua(
-local mode = ARGV[1]
+local prefix, mode = ARGV[1], ARGV[2]
 local recs = {}
-if mode == 'i' then
-  local r = redis.call('HGET', KEYS[1], ARGV[2])
-  if r then recs = {ARGV[2], r} end
-elseif mode == 'a' then
-  recs = redis.call('HGETALL', KEYS[1])
-else
-  local ids = redis.call('SMEMBERS', KEYS[3])
-  for i = 1, #ids, 1000 do
-    local last = math.min(i + 999, #ids)
-    local vals = redis.call('HMGET', KEYS[1], unpack(ids, i, last))
+-- Appends the parts after the first to the records at recs[at[j]] of slots more[j].
+local function rest(more, at)
+  local k = 1
+  while #more > 0 do
+    local parts = {}
+    for i = 1, #more, 1000 do
+      local vals = redis.call('HMGET', prefix .. 'r' .. k, unpack(more, i, math.min(i + 999, #more)))
+      for j = 1, #vals do parts[i + j - 1] = vals[j] end
+    end
+    local m2, a2 = {}, {}
+    for j = 1, #more do
+      local v = parts[j]
+      if v then
+        recs[at[j]] = recs[at[j]] .. v
+        if #v == PART then
+          m2[#m2 + 1] = more[j]
+          a2[#a2 + 1] = at[j]
+        end
+      end
+    end
+    more, at, k = m2, a2, k + 1
+  end
+end
+local function fetch(slots)
+  local more, at = {}, {}
+  for i = 1, #slots, 1000 do
+    local last = math.min(i + 999, #slots)
+    local vals = redis.call('HMGET', KEYS[3], unpack(slots, i, last))
     for j = i, last do
       local v = vals[j - i + 1]
       if v then
-        recs[#recs + 1] = ids[j]
         recs[#recs + 1] = v
+        if #v == PART then
+          more[#more + 1] = slots[j]
+          at[#at + 1] = #recs
+        end
       end
     end
   end
+  rest(more, at)
+end
+if mode == 'i' then
+  local s = redis.call('HGET', KEYS[1], ARGV[3])
+  if s then fetch({s}) end
+elseif mode == 'a' then
+  local all = redis.call('HGETALL', KEYS[3])
+  local more, at = {}, {}
+  for i = 2, #all, 2 do
+    recs[#recs + 1] = all[i]
+    if #all[i] == PART then
+      more[#more + 1] = all[i - 1]
+      at[#at + 1] = #recs
+    end
+  end
+  rest(more, at)
+else
+  local v = redis.call('HGET', KEYS[4], ARGV[3])
+  if v == '' then
+    fetch(redis.call('SMEMBERS', KEYS[4] .. ':' .. ARGV[3]))
+  elseif v then
+    local slots = {}
+    for i = 1, #v, 3 do slots[#slots + 1] = dec(v, i) end
+    fetch(slots)
+  end
 end
 local seen, refs = {}, {}
-for i = 2, #recs, 2 do
+for i = 1, #recs do
   local _, rr = parse(recs[i])
   for _, r in ipairs(rr) do
     if not seen[r] then
@@ -178,17 +352,21 @@ int64_t nowMs() {
 
 struct BucketKeys {
   std::string prefix;
-  std::string records() const { return prefix + "i"; }
+  std::string index() const { return prefix + "x"; }
+  std::string records() const { return prefix + "r"; }  // part 0; parts 1.. are r1, r2, ...
+  std::string tags() const { return prefix + "t"; }
+  std::string freeSlots() const { return prefix + "f"; }
   std::string templates() const { return prefix + "tpl"; }
   std::string refcounts() const { return prefix + "tplrc"; }
-  std::string tag(std::string_view t) const { return prefix + "t:" + std::string(t); }
+  // The keys every write script declares (it derives r1.., t:<tag> from the prefix).
+  std::vector<std::string> writeKeys() const {
+    return {index(), templates(), refcounts(), records(), tags(), freeSlots()};
+  }
+  std::vector<std::string> readKeys() const { return {index(), templates(), records(), tags()}; }
 };
 
-// One decoded resolve/get reply: records with their templates shared by ref.
-struct Decoded {
-  std::string id;
-  codec::DecodedRecord record;
-};
+// One decoded resolve/get reply: records (carrying their ids) with their templates shared by ref.
+using Decoded = codec::DecodedRecord;
 
 Result<std::pair<std::vector<Decoded>,
                  std::map<std::string, std::shared_ptr<const InstallationTemplate>>>>
@@ -207,14 +385,15 @@ decodeResolveReply(const RedisReply& reply) {
     templates.emplace(tpls[i].str, std::make_shared<const InstallationTemplate>(std::move(*t)));
   }
   std::vector<Decoded> out;
-  out.reserve(recs.size() / 2);
-  for (size_t i = 0; i + 1 < recs.size(); i += 2) {
-    auto rec = codec::decodeRecord(recs[i + 1].str);
+  out.reserve(recs.size());
+  for (const auto& r : recs) {
+    auto rec = codec::decodeRecord(r.str);
     if (!rec) {
-      log::get("registry")->error("installation record of {} is corrupt; skipped", recs[i].str);
+      log::get("registry")
+          ->error("an installation record ({} bytes) is corrupt; skipped", r.str.size());
       continue;
     }
-    out.push_back(Decoded{recs[i].str, std::move(*rec)});
+    out.push_back(std::move(*rec));
   }
   return std::make_pair(std::move(out), std::move(templates));
 }
@@ -270,8 +449,8 @@ void Registry::upsert(const Hub& hub, const Installation& installation,
     args.push_back(ref);
     args.push_back(std::move(body));
   }
-  redis_.evalScript(upsertScript(), {keys.records(), keys.templates(), keys.refcounts()},
-                    std::move(args), [cb = std::move(cb)](Result<RedisReply> r) {
+  redis_.evalScript(upsertScript(), keys.writeKeys(), std::move(args),
+                    [cb = std::move(cb)](Result<RedisReply> r) {
                       if (!r) {
                         return cb(r.error());
                       }
@@ -291,7 +470,7 @@ void Registry::get(const Hub& hub, const std::string& id,
     return fail(r.error());
   }
   BucketKeys keys{bucketPrefix(hub, bucketOf(id, hub.buckets))};
-  redis_.evalScript(resolveScript(), {keys.records(), keys.templates()}, {"i", id},
+  redis_.evalScript(resolveScript(), keys.readKeys(), {keys.prefix, "i", id},
                     [cb = std::move(cb)](Result<RedisReply> r) {
                       if (!r) {
                         return cb(r.error());
@@ -304,9 +483,8 @@ void Registry::get(const Hub& hub, const std::string& id,
                       if (records.empty()) {
                         return cb(std::optional<Installation>());
                       }
-                      Installation in = std::move(records.front().record.installation);
-                      in.id = std::move(records.front().id);
-                      for (const auto& ref : records.front().record.templates) {
+                      Installation in = std::move(records.front().installation);
+                      for (const auto& ref : records.front().templates) {
                         auto it = templates.find(ref.ref);
                         if (it == templates.end()) {
                           return cb(Error::internal("registry: template " + ref.name + " of " +
@@ -329,8 +507,8 @@ void Registry::remove(const Hub& hub, const std::string& id, std::function<void(
     return fail(r.error());
   }
   BucketKeys keys{bucketPrefix(hub, bucketOf(id, hub.buckets))};
-  redis_.evalScript(removeScript(), {keys.records(), keys.templates(), keys.refcounts()},
-                    {keys.prefix, id}, [cb = std::move(cb)](Result<RedisReply> r) {
+  redis_.evalScript(removeScript(), keys.writeKeys(), {keys.prefix, id},
+                    [cb = std::move(cb)](Result<RedisReply> r) {
                       if (!r) {
                         return cb(r.error());
                       }
@@ -351,7 +529,7 @@ void Registry::dropChannel(const Hub& hub, const std::string& id, const std::str
   }
   auto [packing, packed] = codec::packChannel(channel);
   BucketKeys keys{bucketPrefix(hub, bucketOf(id, hub.buckets))};
-  redis_.evalScript(removeScript(), {keys.records(), keys.templates(), keys.refcounts()},
+  redis_.evalScript(removeScript(), keys.writeKeys(),
                     {keys.prefix, id, std::to_string(packing), std::move(packed)},
                     [cb = std::move(cb)](Result<RedisReply> r) {
                       if (!r) {
@@ -375,18 +553,16 @@ void Registry::resolve(const Hub& hub, uint32_t bucket, const Selector& selector
         fmt::format("bucket: {} is not below the hub's {} buckets", bucket, hub.buckets)));
   }
   BucketKeys keys{bucketPrefix(hub, bucket)};
-  std::vector<std::string> redis_keys{keys.records(), keys.templates()};
   std::vector<std::string> args;
   switch (selector.kind) {
     case Selector::Kind::kAll:
-      args = {"a"};
+      args = {keys.prefix, "a"};
       break;
     case Selector::Kind::kTag:
       if (auto r = validateTag(selector.value, "selector.tag"); !r) {
         return post(r.error());
       }
-      redis_keys.push_back(keys.tag(selector.value));
-      args = {"t"};
+      args = {keys.prefix, "t", selector.value};
       break;
     case Selector::Kind::kInstallation:
       if (auto r = validateInstallationId(selector.value, "selector.installationId"); !r) {
@@ -395,11 +571,11 @@ void Registry::resolve(const Hub& hub, uint32_t bucket, const Selector& selector
       if (bucketOf(selector.value, hub.buckets) != bucket) {
         return post(std::vector<ResolvedTarget>());
       }
-      args = {"i", selector.value};
+      args = {keys.prefix, "i", selector.value};
       break;
   }
   redis_.evalScript(
-      resolveScript(), std::move(redis_keys), std::move(args),
+      resolveScript(), keys.readKeys(), std::move(args),
       [cb = std::move(cb)](Result<RedisReply> r) {
         if (!r) {
           return cb(r.error());
@@ -413,15 +589,15 @@ void Registry::resolve(const Hub& hub, uint32_t bucket, const Selector& selector
         std::vector<ResolvedTarget> targets;
         targets.reserve(records.size());
         for (auto& d : records) {
-          Installation& in = d.record.installation;
+          Installation& in = d.installation;
           if (in.push_channel_expired || (in.expiration_unix != 0 && in.expiration_unix <= now_s)) {
             continue;
           }
           ResolvedTarget t;
-          t.installation_id = std::move(d.id);
+          t.installation_id = std::move(in.id);
           t.platform = in.platform;
           t.push_channel = std::move(in.push_channel);
-          for (const auto& ref : d.record.templates) {
+          for (const auto& ref : d.templates) {
             auto it = templates.find(ref.ref);
             if (it != templates.end()) {
               t.templates.emplace_back(ref.name, it->second);

@@ -3,14 +3,21 @@
 // broadcast send fans out bucket by bucket, each bucket inside one Redis Cluster slot.
 //
 // Redis layout (also in registry/README.md). Hub H has B buckets (a power of two);
-// bucket(id) = FNV-1a-32(id) & (B - 1). Every key of bucket b carries the hash tag {H:b}:
-//   ph:{H:b}:i         hash  installation id -> compact binary record (record_codec.h)
-//   ph:{H:b}:t:<tag>   set   installation ids having <tag>
+// bucket(id) = FNV-1a-32(id) & (B - 1). Every key of bucket b carries the hash tag {H:b}. Each
+// installation of a bucket gets a small integer slot (lowest free one first), so that tag lists
+// and record fields are integers Redis 7.0 stores in a byte or two inside listpacks:
+//   ph:{H:b}:x         hash  installation id -> slot
+//   ph:{H:b}:r, r1..   hash  slot -> record (record_codec.h, includes the id), cut into 64-byte
+//                            parts (r = part 0, rK = part K) so every value stays listpack-sized
+//   ph:{H:b}:t         hash  tag -> up to 20 packed 3-byte slots, or "" when promoted to t:<tag>
+//   ph:{H:b}:t:<tag>   set   slots having <tag>, only for tags with more than 20 in the bucket
+//   ph:{H:b}:f         zset  freed slots below the highest allocated one (score = slot)
 //   ph:{H:b}:tpl       hash  template ref (8 bytes of SHA-1) -> encoded template, once per bucket
 //   ph:{H:b}:tplrc     hash  template ref -> number of record references; 0 deletes both fields
 // All writes of one installation are one Lua script (atomic, one slot). The scripts name the
-// tag-set keys they derive from a record themselves; they all carry the bucket's hash tag, so
-// they live in the declared keys' slot.
+// keys they derive from the prefix (r1.., t:<tag>) themselves; they all carry the bucket's hash
+// tag, so they live in the declared keys' slot. Memory stays low while a bucket holds at most
+// ~400 installations (hash-max-listpack-entries, 512 by default); size `buckets` accordingly.
 // The implicit tags $InstallationId:{id} and $UserId:{user} are not stored: one installation is
 // selected with Selector::Kind::kInstallation; $UserId selection is future work.
 //
@@ -70,7 +77,7 @@ class Registry {
   void remove(const Hub& hub, const std::string& id, std::function<void(Result<bool>)> cb);
 
   // Targets in `bucket` matching `selector`, in one round trip (one Lua script returns the
-  // records and the templates they reference). kTag: members of the bucket's tag set; kAll: every
+  // records and the templates they reference). kTag: members of the bucket's tag list; kAll: every
   // installation of the bucket; kInstallation: that id if it lives in this bucket (else empty,
   // without asking Redis). Installations whose expiration_unix has passed or whose channel is
   // marked expired are skipped.

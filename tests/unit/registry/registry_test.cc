@@ -94,10 +94,20 @@ class RegistryTest : public ::testing::Test {
     }
     return keys;
   }
+  // Whether a tag resolve of `id`'s bucket returns `id` (tag lists hold slots, not ids).
   bool isMember(const std::string& id, const std::string& tag) {
-    std::string key =
-        Registry::bucketPrefix(hub_, Registry::bucketOf(id, hub_.buckets)) + "t:" + tag;
-    return cmd(io_, client_, {"SISMEMBER", key, id})->integer == 1;
+    auto r = resolve(Registry::bucketOf(id, hub_.buckets), {Selector::Kind::kTag, tag});
+    EXPECT_TRUE(r);
+    return r && std::any_of(r->begin(), r->end(),
+                            [&](const ResolvedTarget& t) { return t.installation_id == id; });
+  }
+  std::set<std::string> keysWithout(const std::string& prefix) {
+    std::set<std::string> out;
+    for (auto& k : allKeys()) {
+      EXPECT_EQ(k.rfind(prefix, 0), 0u) << k;
+      out.insert(k.substr(prefix.size()));
+    }
+    return out;
   }
   // Two ids that land in the same bucket.
   std::pair<std::string, std::string> sameBucketIds() {
@@ -177,8 +187,15 @@ TEST_F(RegistryTest, ReupsertWithChangedTagsMovesSetMemberships) {
   EXPECT_TRUE(isMember("inst-1", "d"));
   EXPECT_EQ(resolveAll({Selector::Kind::kTag, "a"}).size(), 0u);
   EXPECT_EQ(resolveAll({Selector::Kind::kTag, "d"}), std::multiset<std::string>{"inst-1"});
-  // Emptied sets disappear: only the bucket's i, tpl, tplrc and the two tag sets remain.
-  EXPECT_EQ(dbsize(), 5);
+  // Emptied tag lists disappear: the bucket keeps its index, the record in two parts, the tag
+  // lists, the template and its reference count.
+  EXPECT_EQ(keysWithout(Registry::bucketPrefix(hub_, Registry::bucketOf("inst-1", hub_.buckets))),
+            (std::set<std::string>{"x", "r", "r1", "t", "tpl", "tplrc"}));
+  auto lists = cmd(
+      io_, client_,
+      {"HKEYS", Registry::bucketPrefix(hub_, Registry::bucketOf("inst-1", hub_.buckets)) + "t"});
+  ASSERT_TRUE(lists);
+  ASSERT_EQ(lists->elements.size(), 2u);
   auto got = get("inst-1");
   ASSERT_TRUE(got && got->has_value());
   EXPECT_EQ((*got)->tags, (std::vector<std::string>{"b", "d"}));
@@ -196,11 +213,9 @@ TEST_F(RegistryTest, RemoveCleansEveryKey) {
   auto removed = remove("inst-a");
   ASSERT_TRUE(removed);
   EXPECT_TRUE(*removed);
-  for (const auto& key : allKeys()) {
-    EXPECT_EQ(key.find(":t:y"), std::string::npos) << key;
-    EXPECT_EQ(key.find(":t:z"), std::string::npos) << key;
-  }
   EXPECT_FALSE(isMember("inst-a", "x"));
+  EXPECT_FALSE(isMember("inst-a", "y"));
+  EXPECT_FALSE(isMember("inst-a", "z"));
   EXPECT_TRUE(isMember("inst-b", "x"));
 
   auto again = remove("inst-a");
@@ -252,6 +267,104 @@ TEST_F(RegistryTest, ResolveByTagAllAndInstallationOverAllBuckets) {
   ASSERT_EQ((*one)[0].templates.size(), 1u);
   EXPECT_EQ((*one)[0].templates[0].first, "alert");
   EXPECT_EQ(*(*one)[0].templates[0].second, alertTemplate());
+}
+
+TEST_F(RegistryTest, CrowdedBucketPromotesTagListsAndReusesSlots) {
+  Hub one{"crowded", 1};
+  std::string prefix = Registry::bucketPrefix(one, 0);
+  auto put = [&](int i) {
+    std::vector<std::string> tags{"all", i % 2 == 0 ? "even" : "odd"};
+    return upsert(makeInstallation("dev-" + std::to_string(i), tags, i), &one);
+  };
+  auto ids = [&](const std::string& tag) {
+    std::multiset<std::string> out;
+    auto r = await<Result<std::vector<ResolvedTarget>>>(io_, [&](auto cb) {
+      registry_.resolve(one, 0, {Selector::Kind::kTag, tag}, cb);
+    });
+    EXPECT_TRUE(r);
+    for (auto& t : *r) {
+      out.insert(t.installation_id);
+    }
+    return out;
+  };
+  auto drop = [&](int i) {
+    return await<Result<bool>>(
+        io_, [&](auto cb) { registry_.remove(one, "dev-" + std::to_string(i), cb); });
+  };
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_TRUE(put(i));
+  }
+  // 50 and 25 members: past the packed limit (20 slots), so both moved to sets of slots.
+  EXPECT_EQ(ids("all").size(), 50u);
+  EXPECT_EQ(ids("even").size(), 25u);
+  EXPECT_EQ(cmd(io_, client_, {"SCARD", prefix + "t:all"})->integer, 50);
+  EXPECT_EQ(cmd(io_, client_, {"HGET", prefix + "t", "all"})->str, "");
+  for (int i = 10; i < 48; ++i) {
+    ASSERT_TRUE(drop(i));
+  }
+  std::multiset<std::string> left{"dev-0", "dev-1", "dev-2", "dev-3", "dev-4",  "dev-5",
+                                  "dev-6", "dev-7", "dev-8", "dev-9", "dev-48", "dev-49"};
+  EXPECT_EQ(ids("all"), left);
+  EXPECT_EQ(ids("odd").size(), 6u);
+  // Freed slots 10..47 are reused lowest first: new installations stay below slot 50.
+  for (int i = 100; i < 130; ++i) {
+    ASSERT_TRUE(put(i));
+  }
+  auto slots = cmd(io_, client_, {"HVALS", prefix + "x"});
+  ASSERT_TRUE(slots);
+  ASSERT_EQ(slots->elements.size(), 42u);
+  std::set<int> distinct;
+  for (auto& v : slots->elements) {
+    int slot = std::stoi(v.str);
+    EXPECT_LT(slot, 50);
+    distinct.insert(slot);
+  }
+  EXPECT_EQ(distinct.size(), 42u);
+  EXPECT_EQ(ids("all").size(), 42u);
+  // Removing the highest slots shrinks the allocation instead of growing the free list.
+  for (int i = 0; i < 130; ++i) {
+    ASSERT_TRUE(drop(i));
+  }
+  EXPECT_EQ(allKeys(), std::vector<std::string>{});
+}
+
+TEST_F(RegistryTest, LongRecordsSpanSeveralPartsAndShrinkBack) {
+  Installation in = makeInstallation("droid", {"t"}, 1);
+  in.platform = Platform::kFcm;
+  in.push_channel = "fcm:" + std::string(300, 'A');
+  in.user_id = std::string(100, 'u');
+  in.last_update_ms = 1700000000123;
+  ASSERT_TRUE(upsert(in));
+  std::string prefix = Registry::bucketPrefix(hub_, Registry::bucketOf("droid", hub_.buckets));
+  EXPECT_EQ(cmd(io_, client_, {"EXISTS", prefix + "r5"})->integer, 1);
+  auto got = get("droid");
+  ASSERT_TRUE(got && got->has_value());
+  EXPECT_EQ(**got, in);
+  auto one = resolve(Registry::bucketOf("droid", hub_.buckets), {Selector::Kind::kTag, "t"});
+  ASSERT_TRUE(one);
+  ASSERT_EQ(one->size(), 1u);
+  EXPECT_EQ((*one)[0].push_channel, in.push_channel);
+
+  in.push_channel = "fcm:short";
+  in.user_id = "";
+  ASSERT_TRUE(upsert(in));
+  EXPECT_EQ(cmd(io_, client_, {"EXISTS", prefix + "r2", prefix + "r5"})->integer, 0);
+  got = get("droid");
+  ASSERT_TRUE(got && got->has_value());
+  EXPECT_EQ(**got, in);
+}
+
+TEST_F(RegistryTest, ReupsertWithTheSameTagsKeepsOneMembership) {
+  Installation in = makeInstallation("same", {"a", "b"}, 1);
+  ASSERT_TRUE(upsert(in));
+  ASSERT_TRUE(upsert(in));
+  in.tags = {"b", "a", "c"};
+  ASSERT_TRUE(upsert(in));
+  std::string prefix = Registry::bucketPrefix(hub_, Registry::bucketOf("same", hub_.buckets));
+  for (const char* tag : {"a", "b", "c"}) {
+    EXPECT_EQ(resolveAll({Selector::Kind::kTag, tag}), std::multiset<std::string>{"same"}) << tag;
+    EXPECT_EQ(cmd(io_, client_, {"HSTRLEN", prefix + "t", tag})->integer, 3) << tag;
+  }
 }
 
 TEST_F(RegistryTest, ResolveSkipsExpiredInstallations) {
@@ -346,7 +459,7 @@ TEST_F(RegistryTest, InvalidInputWritesNothing) {
   auto used_before =
       cmd(io_, client_,
           {"HGETALL",
-           Registry::bucketPrefix(hub_, Registry::bucketOf("existing", hub_.buckets)) + "i"});
+           Registry::bucketPrefix(hub_, Registry::bucketOf("existing", hub_.buckets)) + "r"});
 
   Installation bad = makeInstallation("existing", {"ok", std::string(121, 'x')}, 2);
   auto r = upsert(bad);
@@ -372,7 +485,7 @@ TEST_F(RegistryTest, InvalidInputWritesNothing) {
   auto used_after =
       cmd(io_, client_,
           {"HGETALL",
-           Registry::bucketPrefix(hub_, Registry::bucketOf("existing", hub_.buckets)) + "i"});
+           Registry::bucketPrefix(hub_, Registry::bucketOf("existing", hub_.buckets)) + "r"});
   EXPECT_EQ(used_after->elements.size(), used_before->elements.size());
   EXPECT_EQ(used_after->elements.at(1).str, used_before->elements.at(1).str);
 
