@@ -205,7 +205,8 @@ Result<Config> parseConfig(std::string_view toml_text, const std::filesystem::pa
               {"grpc_listen", "admin_listen", "tls_cert", "tls_key", "workers"});
   r.onlyKnown(root["redis"].as_table(), "redis", {"host", "port", "password"});
   r.onlyKnown(root["dispatch"].as_table(), "dispatch",
-              {"buckets_per_job", "max_jobs_per_worker", "max_in_flight_per_job", "max_attempts"});
+              {"buckets_per_job", "max_jobs_per_worker", "max_in_flight_per_job",
+               "resolves_in_flight_per_job", "max_attempts"});
   auto server = root["server"];
   r.get(server["grpc_listen"], "server.grpc_listen", config.grpc_listen);
   r.get(server["admin_listen"], "server.admin_listen", config.admin_listen);
@@ -234,6 +235,8 @@ Result<Config> parseConfig(std::string_view toml_text, const std::filesystem::pa
            config.max_jobs_per_worker, 1, 1024);
   r.getInt(dispatch["max_in_flight_per_job"], "dispatch.max_in_flight_per_job",
            config.max_in_flight_per_job, 1, 1 << 20);
+  r.getInt(dispatch["resolves_in_flight_per_job"], "dispatch.resolves_in_flight_per_job",
+           config.resolves_in_flight_per_job, 1, 256);
   r.getInt(dispatch["max_attempts"], "dispatch.max_attempts", config.max_attempts, 1, 20);
 
   if (auto hubs = root["hubs"].as_array()) {

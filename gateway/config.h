@@ -52,6 +52,7 @@ struct Config {
   uint32_t buckets_per_job = 64;      // a tag or broadcast send is split in jobs of this many buckets
   size_t max_jobs_per_worker = 4;     // jobs one worker works on at once
   size_t max_in_flight_per_job = 4096;  // targets handed to providers and not yet answered
+  uint32_t resolves_in_flight_per_job = 8;  // bucket resolves one job keeps in flight
   uint32_t max_attempts = 3;          // per target, for retryable outcomes
 
   std::map<std::string, HubSettings> hubs;  // by lower-cased name

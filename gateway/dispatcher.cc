@@ -32,7 +32,7 @@ struct Dispatcher::Run {
   HubClients* clients = nullptr;
   uint32_t next_bucket = 0;
   uint32_t end_bucket = 0;
-  bool resolving = false;
+  uint32_t resolving = 0;  // bucket resolves in flight
   bool finishing = false;
   size_t in_flight = 0;
   std::map<std::string, int64_t> counts;  // "apns:Success" -> n
@@ -141,25 +141,34 @@ void Dispatcher::begin(const RunPtr& run) {
 
 void Dispatcher::pump(const RunPtr& run) {
   if (run->finishing) return;
-  if (!run->resolving && run->next_bucket < run->end_bucket &&
-      run->in_flight < config_.max_in_flight_per_job) {
-    run->resolving = true;
-    uint32_t bucket = run->next_bucket;
-    registry_.resolve(run->hub, bucket, run->notification->selector,
-                      [this, run, bucket](Result<std::vector<registry::ResolvedTarget>> targets) {
-                        run->resolving = false;
-                        if (!targets) {
-                          WorkerMetrics::add(metrics_.redis_errors);
-                          return retryLater(kRedisRetryDelay, [this, run] { pump(run); });
-                        }
-                        run->next_bucket = bucket + 1;
-                        WorkerMetrics::add(metrics_.targets_resolved, targets->size());
-                        for (const auto& target : *targets) deliver(run, target);
-                        pump(run);
-                      });
-    return;
+  // Several buckets resolve at once: a broadcast is one Redis round trip per bucket, and waiting
+  // for each in turn would leave the providers idle between them.
+  while (run->resolving < config_.resolves_in_flight_per_job &&
+         run->next_bucket < run->end_bucket && run->in_flight < config_.max_in_flight_per_job) {
+    resolveBucket(run, run->next_bucket++);
   }
-  if (!run->resolving && run->next_bucket >= run->end_bucket && run->in_flight == 0) finish(run);
+  if (run->resolving == 0 && run->next_bucket >= run->end_bucket && run->in_flight == 0) {
+    finish(run);
+  }
+}
+
+void Dispatcher::resolveBucket(const RunPtr& run, uint32_t bucket) {
+  ++run->resolving;
+  registry_.resolve(run->hub, bucket, run->notification->selector,
+                    [this, run, bucket](Result<std::vector<registry::ResolvedTarget>> targets) {
+                      if (!targets) {
+                        // Still counted as resolving while it waits, so the job cannot finish.
+                        WorkerMetrics::add(metrics_.redis_errors);
+                        return retryLater(kRedisRetryDelay, [this, run, bucket] {
+                          --run->resolving;
+                          resolveBucket(run, bucket);
+                        });
+                      }
+                      --run->resolving;
+                      WorkerMetrics::add(metrics_.targets_resolved, targets->size());
+                      for (const auto& target : *targets) deliver(run, target);
+                      pump(run);
+                    });
 }
 
 void Dispatcher::deliver(const RunPtr& run, const registry::ResolvedTarget& target) {

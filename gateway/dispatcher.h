@@ -4,8 +4,8 @@
 // backoff within the notification's expiry, removes handles providers call dead, and
 // acknowledges a job (with its outcome counts) only when every target has a final outcome.
 //
-// Memory stays bounded whatever the audience: a job resolves one bucket at a time and only while
-// fewer than max_in_flight_per_job targets are outstanding, and a worker runs at most
+// Memory stays bounded whatever the audience: a job resolves at most resolves_in_flight_per_job
+// buckets at a time, and only while fewer than max_in_flight_per_job targets are outstanding, and a worker runs at most
 // max_jobs_per_worker jobs.
 //
 // Thread: everything runs on the owning worker's io_context.
@@ -55,6 +55,7 @@ class Dispatcher {
   void startJob(registry::Job job);
   void begin(const RunPtr& run);
   void pump(const RunPtr& run);
+  void resolveBucket(const RunPtr& run, uint32_t bucket);
   void deliver(const RunPtr& run, const registry::ResolvedTarget& target);
   void sendOne(const RunPtr& run, registry::Platform platform, providers::Target target,
                std::shared_ptr<const providers::Notification> notification, uint32_t attempt);
