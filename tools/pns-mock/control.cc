@@ -79,22 +79,27 @@ Result<std::optional<uint32_t>> optionalUint(const boost::json::object& o, std::
   return std::optional<uint32_t>(static_cast<uint32_t>(n));
 }
 
-Result<std::vector<std::string>> tokenList(const boost::json::object& o, std::string_view key) {
+Result<std::vector<std::string>> tokenList(const MockProvider& m, const boost::json::object& o,
+                                           std::string_view key) {
   std::vector<std::string> out;
   const boost::json::value* v = o.if_contains(key);
   if (v == nullptr) {
     return out;
   }
   if (!v->is_array()) {
-    return Error::invalidArgument(std::string(key) + ": expected an array of hex strings");
+    return Error::invalidArgument(std::string(key) + ": expected an array of strings");
   }
   size_t i = 0;
   for (const auto& item : v->as_array()) {
-    if (!item.is_string() || !isHexToken(item.as_string())) {
-      return Error::invalidArgument(std::string(key) + "[" + std::to_string(i) +
-                                    "]: expected an even-length hex string");
+    Result<std::string> token = Error::invalidArgument("expected a string");
+    if (item.is_string()) {
+      token = m.normalizeToken(std::string_view(item.as_string()));
     }
-    out.push_back(toLower(item.as_string()));
+    if (!token) {
+      return Error::invalidArgument(std::string(key) + "[" + std::to_string(i) +
+                                    "]: " + token.error().message);
+    }
+    out.push_back(std::move(*token));
     ++i;
   }
   return out;
@@ -121,8 +126,11 @@ class Control {
       goaway(req, std::move(respond));
     } else if (p == "/_mock/tokens" && post) {
       tokens(req, std::move(respond));
+    } else if (p == "/_mock/expire-tokens" && post) {
+      expireTokens(req, std::move(respond));
     } else if (p == "/_mock/stats" || p == "/_mock/received" || p == "/_mock/reset" ||
-               p == "/_mock/config" || p == "/_mock/goaway" || p == "/_mock/tokens") {
+               p == "/_mock/config" || p == "/_mock/goaway" || p == "/_mock/tokens" ||
+               p == "/_mock/expire-tokens") {
       respond(errorResponse(405, req.method + " not allowed on " + p));
     } else {
       respond(errorResponse(404, "unknown path " + p));
@@ -242,8 +250,8 @@ class Control {
       respond(errorResponse(400, "provider: unknown provider '" + name + "'"));
       return;
     }
-    auto dead = tokenList(*body, "dead");
-    auto bad = tokenList(*body, "bad");
+    auto dead = tokenList(*m, *body, "dead");
+    auto bad = tokenList(*m, *body, "bad");
     for (const auto* r : {&dead, &bad}) {
       if (!*r) {
         respond(errorResponse(400, r->error().message));
@@ -256,10 +264,64 @@ class Control {
     });
   }
 
+  void expireTokens(const HttpRequest& req, Respond respond) {
+    auto body = parseBody(req.body);
+    if (!body) {
+      respond(errorResponse(400, body.error().message));
+      return;
+    }
+    std::vector<MockProvider*> targets;
+    if (const auto* p = body->if_contains("provider")) {
+      if (!p->is_string()) {
+        respond(errorResponse(400, "provider: expected a string"));
+        return;
+      }
+      MockProvider* m = find(std::string_view(p->as_string()));
+      if (m == nullptr) {
+        respond(
+            errorResponse(400, "provider: unknown provider '" + std::string(p->as_string()) + "'"));
+        return;
+      }
+      targets.push_back(m);
+    } else {
+      targets = providers_;
+    }
+    expireNext(std::move(targets), 0, boost::json::array{}, std::move(respond));
+  }
+
+  // Expires the tokens of targets[i..] one after the other, then answers with the names done.
+  void expireNext(std::vector<MockProvider*> targets, size_t i, boost::json::array done,
+                  Respond respond) {
+    while (i < targets.size()) {
+      MockProvider* m = targets[i];
+      auto next = [this, targets, i, done, respond, m]() mutable {
+        done.emplace_back(m->name());
+        expireNext(std::move(targets), i + 1, std::move(done), std::move(respond));
+      };
+      if (m->expireTokens(next)) {
+        return;
+      }
+      if (targets.size() == 1) {
+        respond(
+            errorResponse(400, "provider: " + std::string(m->name()) + " issues no access tokens"));
+        return;
+      }
+      ++i;
+    }
+    respond(jsonResponse(200, boost::json::object{{"ok", true}, {"expired", std::move(done)}}));
+  }
+
   std::vector<MockProvider*> providers_;
 };
 
 }  // namespace
+
+Result<std::string> MockProvider::normalizeToken(std::string_view token) const {
+  if (!isHexToken(token)) {
+    return Error::invalidArgument("expected an even-length hex string");
+  }
+  return toLower(token);
+}
 
 http::HttpHandler makeControlHandler(std::vector<MockProvider*> providers) {
   auto control = std::make_shared<Control>(std::move(providers));

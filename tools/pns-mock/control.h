@@ -5,7 +5,8 @@
 //   POST /_mock/reset                          clears stats and received lists
 //   POST /_mock/config   {"max_concurrent_streams":N,"delay_ms":D}
 //   POST /_mock/goaway   {"reason":"Shutdown"} (body optional)
-//   POST /_mock/tokens   {"dead":[hex...],"bad":[hex...]} (optional "provider", default apns)
+//   POST /_mock/tokens   {"dead":[...],"bad":[...]} (optional "provider", default apns)
+//   POST /_mock/expire-tokens {"provider":"fcm"|"wns"} (no provider: every provider with tokens)
 // Every operation fans out to the worker threads and answers once all of them have applied it.
 
 #include <boost/json/array.hpp>
@@ -35,9 +36,18 @@ class MockProvider {
   virtual void configure(std::optional<uint32_t> max_concurrent_streams,
                          std::optional<uint32_t> delay_ms, std::function<void()> done) = 0;
   virtual void goaway(std::string debug_data, std::function<void()> done) = 0;
-  // Adds explicit dead / bad tokens (lowercased by the caller).
+  // Adds explicit dead / bad tokens (already passed through normalizeToken).
   virtual void addTokens(std::vector<std::string> dead, std::vector<std::string> bad,
                          std::function<void()> done) = 0;
+  // Checks a token given to /_mock/tokens and returns its stored form. The default (APNs):
+  // even-length hex, lowercased. The error message says what is expected.
+  virtual Result<std::string> normalizeToken(std::string_view token) const;
+  // Makes every access token issued so far stop working. Returns false (and never calls `done`)
+  // when the provider issues no access tokens.
+  virtual bool expireTokens(std::function<void()> done) {
+    (void)done;
+    return false;
+  }
 };
 
 // Builds the HttpHandler serving the API above over `providers` (which must outlive it).

@@ -6,10 +6,16 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/status.hpp>
+#include <boost/beast/http/string_body.hpp>
 #include <cassert>
 #include <charconv>
 #include <chrono>
 #include <cstring>
+#include <optional>
 
 #include "base/log.h"
 
@@ -17,6 +23,7 @@ namespace pushhub::mock {
 
 namespace asio = boost::asio;
 namespace ssl = boost::asio::ssl;
+namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
 
 namespace {
@@ -25,6 +32,32 @@ constexpr size_t kReadBufferBytes = 16 * 1024;
 constexpr size_t kWriteCoalesceBytes = 64 * 1024;
 constexpr size_t kMaxRequestBody = 64 * 1024;
 constexpr int32_t kConnectionWindow = 16 * 1024 * 1024;
+// HTTP/1.1: bodies above this are refused with 413 and the connection closed; bodies between
+// kMaxRequestBody and this are kept truncated, like HTTP/2 ones.
+constexpr uint64_t kMaxHttp1Body = 1024 * 1024;
+constexpr uint32_t kMaxHttp1Header = 64 * 1024;
+
+// ALPN offers in wire format (length-prefixed), in the server's preference order.
+constexpr std::string_view kAlpnH2{"\x02h2", 3};
+constexpr std::string_view kAlpnHttp11{"\x08http/1.1", 9};
+constexpr std::string_view kAlpnH2Http11{"\x02h2\x08http/1.1", 12};
+constexpr std::string_view kAlpnHttp11H2{"\x08http/1.1\x02h2", 12};
+
+const std::string_view* alpnWire(std::string_view offer) {
+  if (offer == "h2") {
+    return &kAlpnH2;
+  }
+  if (offer == "http/1.1") {
+    return &kAlpnHttp11;
+  }
+  if (offer == "h2,http/1.1") {
+    return &kAlpnH2Http11;
+  }
+  if (offer == "http/1.1,h2") {
+    return &kAlpnHttp11H2;
+  }
+  return nullptr;
+}
 
 std::shared_ptr<spdlog::logger> logger() {
   static auto l = log::get("pns-mock");
@@ -79,7 +112,40 @@ int alpnSelectCb(SSL*, const unsigned char** out, unsigned char* outlen, const u
   return SSL_TLSEXT_ERR_OK;
 }
 
+// ALPN with a configured offer (`arg` points at one of the kAlpn* wire strings): the first of
+// the server's protocols that the client also offers.
+int alpnOfferSelectCb(SSL*, const unsigned char** out, unsigned char* outlen,
+                      const unsigned char* in, unsigned int inlen, void* arg) {
+  std::string_view server = *static_cast<const std::string_view*>(arg);
+  for (size_t s = 0; s < server.size(); s += 1 + static_cast<unsigned char>(server[s])) {
+    std::string_view want = server.substr(s + 1, static_cast<unsigned char>(server[s]));
+    for (unsigned int c = 0; c < inlen; c += 1 + in[c]) {
+      if (c + 1 + in[c] > inlen) {
+        break;
+      }
+      if (std::string_view(reinterpret_cast<const char*>(in + c + 1), in[c]) == want) {
+        *out = in + c + 1;
+        *outlen = in[c];
+        return SSL_TLSEXT_ERR_OK;
+      }
+    }
+  }
+  return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
 }  // namespace
+
+// HTTP/1.1 state of a connection: one request at a time (no pipelining in flight; pipelined
+// bytes wait in the buffer), parsed by Beast, answered from the recycled Stream.
+struct H2Connection::Http1 {
+  boost::beast::flat_buffer buffer;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser;
+  Stream* stream = nullptr;
+  std::string out;
+  bool keep_alive = true;
+  bool busy = false;    // a request is being handled or answered
+  bool goaway = false;  // close after the current answer (or now, when idle)
+};
 
 // Per-stream state, recycled through a free list so string capacity is reused across requests.
 struct H2Connection::Stream {
@@ -143,6 +209,25 @@ Result<std::shared_ptr<ssl::context>> makeServerTlsContext(const std::string& ce
     return Error::invalidArgument("--key " + key + ": " + ec.message());
   }
   SSL_CTX_set_alpn_select_cb(ctx->native_handle(), alpnSelectCb, nullptr);
+  return ctx;
+}
+
+bool validAlpnOffer(std::string_view alpn) { return alpnWire(alpn) != nullptr; }
+
+Result<std::shared_ptr<ssl::context>> makeServerTlsContext(const std::string& cert,
+                                                           const std::string& key,
+                                                           std::string_view alpn) {
+  const std::string_view* wire = alpnWire(alpn);
+  if (wire == nullptr) {
+    return Error::invalidArgument("ALPN offer '" + std::string(alpn) +
+                                  "': expected h2, http/1.1, h2,http/1.1 or http/1.1,h2");
+  }
+  auto ctx = makeServerTlsContext(cert, key);
+  if (!ctx) {
+    return ctx;
+  }
+  SSL_CTX_set_alpn_select_cb((*ctx)->native_handle(), alpnOfferSelectCb,
+                             const_cast<std::string_view*>(wire));
   return ctx;
 }
 
@@ -228,6 +313,11 @@ void H2Connection::handshake() {
     const unsigned char* alpn = nullptr;
     unsigned int alpn_len = 0;
     SSL_get0_alpn_selected(self->tls_.native_handle(), &alpn, &alpn_len);
+    std::string_view selected(reinterpret_cast<const char*>(alpn), alpn_len);
+    if (self->options_.allow_http1 && (alpn_len == 0 || selected == "http/1.1")) {
+      self->startHttp1();
+      return;
+    }
     if (alpn_len != 2 || std::string_view(reinterpret_cast<const char*>(alpn), alpn_len) != "h2") {
       logger()->debug("connection {}: client did not negotiate h2", self->id_);
       self->drop();
@@ -357,7 +447,7 @@ void H2Connection::drop() {
 }
 
 void H2Connection::setMaxConcurrentStreams(uint32_t n) {
-  if (closed_ || session_ == nullptr || n == advertised_max_streams_) {
+  if (closed_ || session_ == nullptr || http1_ || n == advertised_max_streams_) {
     return;
   }
   advertised_max_streams_ = n;
@@ -367,7 +457,19 @@ void H2Connection::setMaxConcurrentStreams(uint32_t n) {
 }
 
 void H2Connection::goaway(std::string_view debug_data) {
-  if (closed_ || session_ == nullptr) {
+  if (closed_) {
+    return;
+  }
+  if (http1_) {
+    // HTTP/1.1 has no GOAWAY: answer the request in progress with "Connection: close", or
+    // close an idle connection now.
+    http1_->goaway = true;
+    if (!http1_->busy) {
+      drop();
+    }
+    return;
+  }
+  if (session_ == nullptr) {
     return;
   }
   nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
@@ -597,6 +699,186 @@ void H2Listener::forEachConnection(size_t worker, const std::function<void(H2Con
       fn(*c);
     }
   }
+}
+
+}  // namespace pushhub::mock
+
+namespace pushhub::mock {
+
+void H2Connection::startHttp1() {
+  http1_ = std::make_unique<Http1>();
+  http1_->stream = acquireStream();
+  readHttp1();
+}
+
+void H2Connection::readHttp1() {
+  Http1& h = *http1_;
+  h.busy = false;
+  if (h.goaway) {
+    drop();
+    return;
+  }
+  h.parser.emplace();
+  h.parser->header_limit(kMaxHttp1Header);
+  h.parser->body_limit(kMaxHttp1Body);
+  bhttp::async_read_header(
+      tls_, h.buffer, *h.parser,
+      [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+        if (self->closed_) {
+          return;
+        }
+        if (ec) {
+          self->drop();
+          return;
+        }
+        self->http1_->busy = true;
+        self->bytes_received_ += n;
+        if (self->options_.bytes_received_counter != nullptr) {
+          *self->options_.bytes_received_counter += n;
+        }
+        auto& req = self->http1_->parser->get();
+        auto expect = req.find(bhttp::field::expect);
+        if (expect != req.end() && boost::beast::iequals(expect->value(), "100-continue")) {
+          static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+          asio::async_write(self->tls_, asio::buffer(kContinue.data(), kContinue.size()),
+                            [self](boost::system::error_code wec, size_t) {
+                              if (self->closed_) {
+                                return;
+                              }
+                              if (wec) {
+                                self->drop();
+                                return;
+                              }
+                              self->readHttp1Body();
+                            });
+          return;
+        }
+        self->readHttp1Body();
+      });
+}
+
+void H2Connection::readHttp1Body() {
+  Http1& h = *http1_;
+  bhttp::async_read(tls_, h.buffer, *h.parser,
+                    [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+                      if (self->closed_) {
+                        return;
+                      }
+                      if (ec == bhttp::error::body_limit) {
+                        H2Response& resp = self->http1_->stream->response;
+                        resp.clear();
+                        resp.status = 413;
+                        self->writeHttp1(true);
+                        return;
+                      }
+                      if (ec) {
+                        self->drop();
+                        return;
+                      }
+                      self->bytes_received_ += n;
+                      if (self->options_.bytes_received_counter != nullptr) {
+                        *self->options_.bytes_received_counter += n;
+                      }
+                      self->dispatchHttp1();
+                    });
+}
+
+void H2Connection::dispatchHttp1() {
+  Http1& h = *http1_;
+  Stream* s = h.stream;
+  s->request.clear();
+  s->response.clear();
+  auto& msg = h.parser->get();
+  H2Request& r = s->request;
+  r.http1 = true;
+  r.method.assign(msg.method_string().data(), msg.method_string().size());
+  r.path.assign(msg.target().data(), msg.target().size());
+  r.scheme = "https";
+  for (const auto& field : msg) {
+    std::string name(field.name_string().data(), field.name_string().size());
+    for (char& c : name) {
+      if (c >= 'A' && c <= 'Z') {
+        c = static_cast<char>(c - 'A' + 'a');
+      }
+    }
+    std::string_view value(field.value().data(), field.value().size());
+    if (name == "host") {
+      r.authority.assign(value);
+    }
+    r.headers.emplace_back(std::move(name), value);
+  }
+  r.chunked = h.parser->chunked();
+  std::string& body = msg.body();
+  if (body.size() > kMaxRequestBody) {
+    body.resize(kMaxRequestBody);
+    r.body_truncated = true;
+  }
+  r.body.swap(body);
+  h.keep_alive = msg.keep_alive();
+  open_streams_ = 1;
+  max_concurrent_seen_ = std::max<uint32_t>(max_concurrent_seen_, 1);
+
+  handler_->onRequest(r, s->response, *this);
+  if (s->response.drop_connection) {
+    drop();
+    return;
+  }
+  if (s->response.delay_ms == 0) {
+    writeHttp1(false);
+    return;
+  }
+  if (!s->timer) {
+    s->timer = std::make_unique<asio::steady_timer>(tls_.get_executor());
+  }
+  s->timer->expires_after(std::chrono::milliseconds(s->response.delay_ms));
+  s->timer->async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (ec || self->closed_) {
+      return;
+    }
+    self->writeHttp1(false);
+  });
+}
+
+void H2Connection::writeHttp1(bool close) {
+  Http1& h = *http1_;
+  const H2Response& r = h.stream->response;
+  int status = r.status;
+  close = close || !h.keep_alive || h.goaway;
+  std::string& out = h.out;
+  out.assign("HTTP/1.1 ");
+  char digits[16];
+  auto [end, ec] = std::to_chars(digits, digits + sizeof digits, status);
+  (void)ec;
+  out.append(digits, end);
+  out.push_back(' ');
+  auto reason = bhttp::obsolete_reason(bhttp::int_to_status(static_cast<unsigned>(status)));
+  out.append(reason.data(), reason.size());
+  out.append("\r\n");
+  const std::string& body = r.body;
+  for (const auto& [name, value] : r.headers) {
+    out.append(name).append(": ").append(value).append("\r\n");
+  }
+  auto [bend, bec] = std::to_chars(digits, digits + sizeof digits, body.size());
+  (void)bec;
+  out.append("content-length: ").append(digits, bend).append("\r\n");
+  if (close) {
+    out.append("connection: close\r\n");
+  }
+  out.append("\r\n");
+  out.append(body);
+  h.busy = true;
+  asio::async_write(tls_, asio::buffer(out),
+                    [self = shared_from_this(), close](boost::system::error_code ec, size_t) {
+                      if (self->closed_) {
+                        return;
+                      }
+                      self->open_streams_ = 0;
+                      if (ec || close) {
+                        self->drop();
+                        return;
+                      }
+                      self->readHttp1();
+                    });
 }
 
 }  // namespace pushhub::mock

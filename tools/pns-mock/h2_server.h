@@ -1,8 +1,10 @@
 #pragma once
-// The TLS + HTTP/2 server core of pns-mock, shared by every emulated provider (APNs now; FCM and
-// WNS later). nghttp2 owns no socket: the connection reads TLS records with Asio, feeds the bytes
-// to nghttp2_session_mem_recv, and drains nghttp2_session_mem_send into one coalesced write
-// buffer per flush.
+// The TLS + HTTP/2 server core of pns-mock, shared by every emulated provider (APNs, FCM, WNS).
+// A connection speaks HTTP/2 when ALPN picks "h2", or HTTP/1.1 keep-alive (Boost.Beast parser,
+// same handler interface) when ALPN picks "http/1.1" or the client offers no ALPN and the
+// listener allows HTTP/1.1. nghttp2 owns no socket: the connection reads TLS records with Asio,
+// feeds the bytes to nghttp2_session_mem_recv, and drains nghttp2_session_mem_send into one
+// coalesced write buffer per flush.
 //
 // Threads: a WorkerPool runs one io_context per thread. An H2Listener accepts on its own
 // io_context (the control/main thread) and spreads accepted sockets round-robin over the
@@ -29,8 +31,9 @@ namespace pushhub::mock {
 
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
 
-// One complete request stream. Header names are lowercase (HTTP/2 requires it); pseudo-headers
-// are split out, every other header is kept in arrival order (duplicates included).
+// One complete request stream (or one HTTP/1.1 request). Header names are lowercase (HTTP/2
+// requires it; HTTP/1.1 names are lowercased); pseudo-headers are split out (HTTP/1.1: method,
+// target, Host as authority), every other header is kept in arrival order (duplicates included).
 struct H2Request {
   int32_t stream_id = 0;
   std::string method;
@@ -40,6 +43,8 @@ struct H2Request {
   HeaderList headers;
   std::string body;
   bool body_truncated = false;  // more than kMaxRequestBody bytes arrived; the rest was dropped
+  bool http1 = false;           // arrived over HTTP/1.1 (stream_id is 0 then)
+  bool chunked = false;         // HTTP/1.1 body sent with Transfer-Encoding: chunked
 
   // First value of header `name` (lowercase), or nullptr.
   const std::string* header(std::string_view name) const;
@@ -79,6 +84,16 @@ class H2Handler {
 Result<std::shared_ptr<boost::asio::ssl::context>> makeServerTlsContext(const std::string& cert,
                                                                         const std::string& key);
 
+// The same with a chosen ALPN offer: `alpn` is "h2", "http/1.1", "h2,http/1.1" or "http/1.1,h2"
+// (the server's preference order). A client offering none of them gets a fatal alert; a client
+// offering no ALPN at all completes the handshake (HTTP/1.1 then, if the listener allows it).
+Result<std::shared_ptr<boost::asio::ssl::context>> makeServerTlsContext(const std::string& cert,
+                                                                        const std::string& key,
+                                                                        std::string_view alpn);
+
+// True when `alpn` is one of the offers makeServerTlsContext accepts.
+bool validAlpnOffer(std::string_view alpn);
+
 // N io_contexts with one thread each. start() launches the threads, stop() stops the contexts
 // and joins; both from the owning (main) thread.
 class WorkerPool {
@@ -103,6 +118,9 @@ struct H2ConnectionOptions {
   uint32_t initial_max_concurrent_streams = 1;
   // Where to add received bytes (a per-worker counter; may be null). Worker thread only.
   uint64_t* bytes_received_counter = nullptr;
+  // Serve HTTP/1.1 when ALPN selects it or the client sends no ALPN (else such clients are
+  // disconnected, as APNs does).
+  bool allow_http1 = false;
 };
 
 // One accepted TLS/HTTP2 connection. Kept alive by shared_ptr captured in its pending I/O and
@@ -137,8 +155,11 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
   H2Handler* handler() { return handler_.get(); }
   bool closed() const { return closed_; }
 
+  bool isHttp1() const { return http1_ != nullptr; }
+
   // nghttp2 callbacks (C trampolines in the .cc forward here).
   struct Stream;
+  struct Http1;
   int onBeginHeaders(int32_t stream_id);
   int onHeader(int32_t stream_id, std::string_view name, std::string_view value);
   int onDataChunk(int32_t stream_id, const uint8_t* data, size_t len);
@@ -155,6 +176,11 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
   void dispatch(Stream* stream);
   void sendResponse(Stream* stream);
   Stream* acquireStream();
+  void startHttp1();
+  void readHttp1();
+  void readHttp1Body();
+  void dispatchHttp1();
+  void writeHttp1(bool close);
 
   boost::asio::ssl::stream<boost::asio::ip::tcp::socket> tls_;
   size_t worker_;
@@ -175,6 +201,7 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
   // Every Stream ever allocated (owned here), and the ones not attached to an nghttp2 stream.
   std::vector<std::unique_ptr<Stream>> streams_all_;
   std::vector<Stream*> streams_free_;
+  std::unique_ptr<Http1> http1_;  // set when the connection speaks HTTP/1.1
 };
 
 // Accepts TLS connections on one endpoint and runs them on the workers. Constructed and used

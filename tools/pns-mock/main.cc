@@ -1,9 +1,10 @@
-// pns-mock: a realistic stand-in for the push providers (APNs today) for tests, the demo and
+// pns-mock: a realistic stand-in for the push providers (APNs, FCM, WNS) for tests, the demo and
 // benchmarks. See docs/pns-mock.md. The main thread runs the acceptor and the control API;
 // --threads worker threads run the connections.
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/json/serialize.hpp>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
@@ -18,20 +19,25 @@
 #include "providers/common/jwt.h"
 #include "tools/pns-mock/apns_service.h"
 #include "tools/pns-mock/control.h"
+#include "tools/pns-mock/fcm_service.h"
 #include "tools/pns-mock/h2_server.h"
+#include "tools/pns-mock/wns_service.h"
 
 namespace pushhub::mock {
 namespace {
 
 constexpr const char* kUsage = R"(usage: pns-mock [flags]
-A realistic APNs stand-in: TLS + HTTP/2 (ALPN h2 required), token auth (ES256 JWT), the real
-error reasons, stream limits, and a plain-HTTP control API. See docs/pns-mock.md.
+A realistic APNs, FCM and WNS stand-in: TLS + HTTP/2 (APNs: ALPN h2 required; FCM and WNS also
+HTTP/1.1), the providers' auth (APNs ES256 JWT, FCM OAuth with RS256 service-account assertions,
+WNS OAuth client credentials), the real error reasons, limits and throttling, and a plain-HTTP
+control API. See docs/pns-mock.md.
 
 Listening
   --listen ADDR                 address for every port (default 127.0.0.1)
   --apns-port N                 APNs TLS/HTTP2 port (default 0 = pick one)
   --control-port N              control API port, plain HTTP (default 0 = pick one)
   --ports-file FILE             after binding, write "apns_port=N" and "control_port=N" lines
+                                (and fcm_port / wns_port when enabled)
   --cert FILE --key FILE        TLS server certificate chain and key (PEM), required
   --threads N                   worker threads, one io_context each (default 2)
 
@@ -55,8 +61,32 @@ Behaviour
   --keep-received N             requests kept per worker for /_mock/received (10000)
   --log-level LEVEL             trace, debug, info, warn, error (default info)
 
-JWT helper (prints a bearer token and exits; for h2load, curl and docs)
+FCM (enabled by --fcm-port; 0 = pick one)
+  --fcm-port N                  FCM TLS port: POST /token and /v1/projects/P/messages:send
+  --fcm-alpn LIST               ALPN offer: h2,http/1.1 (default), h2, http/1.1, http/1.1,h2
+  --fcm-account EMAIL:FILE      a service account (client_email, PEM public key); repeatable
+  --fcm-client-email E --fcm-public-key FILE   the same as a pair (repeatable pairs)
+  --fcm-project P               allowed project (repeatable; none = any)
+  --fcm-token-ttl S             expires_in of issued access tokens (3600)
+  --fcm-dead-prefix S           tokens starting with S: 404 UNREGISTERED (default dead)
+  --fcm-bad-prefix S            tokens starting with S: 400 INVALID_ARGUMENT (default bogus)
+  --fcm-throttle-every N        every Nth authenticated, well-formed send: 429 QUOTA_EXCEEDED
+
+WNS (enabled by --wns-port; 0 = pick one)
+  --wns-port N                  WNS TLS port: POST /accesstoken.srf and /?token=T, /w/?token=T
+  --wns-alpn LIST               ALPN offer: http/1.1 (default), h2,http/1.1, h2, http/1.1,h2
+  --wns-sid SID --wns-secret S  an app's Package SID and secret (repeatable pairs)
+  --wns-token-ttl S             expires_in of issued access tokens (86400)
+  --wns-expired-prefix S        channel tokens starting with S: 410 (default expired)
+  --wns-unknown-prefix S        channel tokens starting with S: 404 (default unknown)
+  --wns-throttle-every N        every Nth authenticated, well-formed notification: 406
+
+  --throttle-retry-after S      Retry-After of throttled FCM / WNS answers (1)
+
+Helpers (print and exit; for h2load, curl and docs)
   --print-jwt --apns-key-file P8 --apns-key-id KID --apns-team-id TEAM [--iat UNIX_SECONDS]
+  --print-fcm-assertion --fcm-key-file PEM --fcm-client-email E --fcm-audience URL [--iat S]
+                                an RS256 service-account assertion for POST /token
 
 Control API (plain HTTP on --listen:--control-port)
   GET  /_mock/stats                         per-provider counters
@@ -64,7 +94,8 @@ Control API (plain HTTP on --listen:--control-port)
   POST /_mock/reset                          clear stats and received requests
   POST /_mock/config   {"max_concurrent_streams":N,"delay_ms":D}
   POST /_mock/goaway   {"reason":"Shutdown"}
-  POST /_mock/tokens   {"dead":["hex",...],"bad":["hex",...]}
+  POST /_mock/tokens   {"provider":"apns|fcm|wns","dead":[...],"bad":[...]}
+  POST /_mock/expire-tokens {"provider":"fcm|wns"}  issued access tokens stop working
 )";
 
 // Flags that take a value, space-delimited for a simple lookup.
@@ -72,7 +103,11 @@ const std::string kValueFlags =
     " --listen --apns-port --control-port --ports-file --cert --key --threads --apns-key"
     " --apns-key-id --apns-team-id --apns-public-key --apns-key-file --iat --apns-topic"
     " --max-concurrent-streams --initial-streams --delay-ms --keep-received --dead-prefix"
-    " --bad-prefix --drop-prefix --log-level ";
+    " --bad-prefix --drop-prefix --log-level --fcm-port --fcm-alpn --fcm-account"
+    " --fcm-client-email --fcm-public-key --fcm-project --fcm-token-ttl --fcm-dead-prefix"
+    " --fcm-bad-prefix --fcm-throttle-every --wns-port --wns-alpn --wns-sid --wns-secret"
+    " --wns-token-ttl --wns-expired-prefix --wns-unknown-prefix --wns-throttle-every"
+    " --throttle-retry-after --fcm-key-file --fcm-audience ";
 
 struct Options {
   std::string listen = "127.0.0.1";
@@ -94,6 +129,25 @@ struct Options {
   bool print_jwt = false;
   std::string key_file;  // private .p8 for --print-jwt
   int64_t iat = -1;
+
+  // FCM
+  bool fcm = false;
+  uint16_t fcm_port = 0;
+  std::string fcm_alpn = "h2,http/1.1";
+  std::vector<std::pair<std::string, std::string>> fcm_accounts;  // email, public key file
+  std::vector<std::string> fcm_emails, fcm_key_files;             // the pair form
+  std::vector<std::string> fcm_projects;
+  CloudSettings fcm_settings;
+  std::string fcm_dead_prefix = "dead", fcm_bad_prefix = "bogus";
+  bool print_fcm_assertion = false;
+  std::string fcm_key_file, fcm_audience;
+  // WNS
+  bool wns = false;
+  uint16_t wns_port = 0;
+  std::string wns_alpn = "http/1.1";
+  std::vector<std::string> wns_sids, wns_secrets;
+  CloudSettings wns_settings{.token_ttl_s = 86400, .allow_http1 = true};
+  std::string wns_expired_prefix = "expired", wns_unknown_prefix = "unknown";
 };
 
 Result<std::string> readFile(const std::string& path) {
@@ -149,6 +203,8 @@ Result<Options> parseArgs(int argc, char** argv) {
       return Error::invalidArgument("help");
     } else if (a == "--print-jwt") {
       o.print_jwt = true;
+    } else if (a == "--print-fcm-assertion") {
+      o.print_fcm_assertion = true;
     } else if (a == "--drop-to-one-on-reject") {
       o.settings.drop_to_one_on_reject = true;
     } else if (a.rfind("--", 0) != 0 || kValueFlags.find(" " + a + " ") == std::string::npos) {
@@ -233,6 +289,65 @@ Result<Options> parseArgs(int argc, char** argv) {
                                : o.drop_prefix) = *p;
       } else if (a == "--log-level") {
         o.log_level = s;
+      } else if (a == "--fcm-port" || a == "--wns-port") {
+        auto n = parseNumber<uint16_t>(a, s, 0, 65535);
+        if (!n) {
+          return n.error();
+        }
+        (a == "--fcm-port" ? o.fcm_port : o.wns_port) = *n;
+        (a == "--fcm-port" ? o.fcm : o.wns) = true;
+      } else if (a == "--fcm-alpn" || a == "--wns-alpn") {
+        if (!validAlpnOffer(s)) {
+          return Error::invalidArgument(a + ": expected h2,http/1.1, http/1.1, h2 or http/1.1,h2");
+        }
+        (a == "--fcm-alpn" ? o.fcm_alpn : o.wns_alpn) = s;
+      } else if (a == "--fcm-account") {
+        size_t c = s.find(':');
+        if (c == std::string::npos || c == 0 || c + 1 == s.size()) {
+          return Error::invalidArgument("--fcm-account: expected EMAIL:FILE, got '" + s + "'");
+        }
+        o.fcm_accounts.emplace_back(s.substr(0, c), s.substr(c + 1));
+      } else if (a == "--fcm-client-email") {
+        o.fcm_emails.push_back(s);
+      } else if (a == "--fcm-public-key") {
+        o.fcm_key_files.push_back(s);
+      } else if (a == "--fcm-project") {
+        o.fcm_projects.push_back(s);
+      } else if (a == "--fcm-token-ttl" || a == "--wns-token-ttl") {
+        auto n = parseNumber<int64_t>(a, s, 1, 365LL * 86400);
+        if (!n) {
+          return n.error();
+        }
+        (a == "--fcm-token-ttl" ? o.fcm_settings : o.wns_settings).token_ttl_s = *n;
+      } else if (a == "--fcm-throttle-every" || a == "--wns-throttle-every") {
+        auto n = parseNumber<uint32_t>(a, s, 0, 0x7fffffff);
+        if (!n) {
+          return n.error();
+        }
+        (a == "--fcm-throttle-every" ? o.fcm_settings : o.wns_settings).throttle_every = *n;
+      } else if (a == "--throttle-retry-after") {
+        auto n = parseNumber<uint32_t>(a, s, 0, 86400);
+        if (!n) {
+          return n.error();
+        }
+        o.fcm_settings.retry_after_s = *n;
+        o.wns_settings.retry_after_s = *n;
+      } else if (a == "--fcm-dead-prefix") {
+        o.fcm_dead_prefix = s;
+      } else if (a == "--fcm-bad-prefix") {
+        o.fcm_bad_prefix = s;
+      } else if (a == "--fcm-key-file") {
+        o.fcm_key_file = s;
+      } else if (a == "--fcm-audience") {
+        o.fcm_audience = s;
+      } else if (a == "--wns-sid") {
+        o.wns_sids.push_back(s);
+      } else if (a == "--wns-secret") {
+        o.wns_secrets.push_back(s);
+      } else if (a == "--wns-expired-prefix") {
+        o.wns_expired_prefix = s;
+      } else if (a == "--wns-unknown-prefix") {
+        o.wns_unknown_prefix = s;
       } else {
         return Error::invalidArgument("unknown flag " + a + " (see --help)");
       }
@@ -247,6 +362,30 @@ Result<Options> parseArgs(int argc, char** argv) {
     if (!o.public_key_file.empty()) {
       o.keys.push_back({o.key_id, o.team_id, o.public_key_file});
     }
+  }
+  if (o.fcm_emails.size() != o.fcm_key_files.size() && !o.print_fcm_assertion) {
+    return Error::invalidArgument("--fcm-client-email and --fcm-public-key go in pairs");
+  }
+  for (size_t i = 0; i < o.fcm_key_files.size(); ++i) {
+    o.fcm_accounts.emplace_back(o.fcm_emails[i], o.fcm_key_files[i]);
+  }
+  if (o.wns_sids.size() != o.wns_secrets.size()) {
+    return Error::invalidArgument("--wns-sid and --wns-secret go in pairs");
+  }
+  o.fcm_settings.allow_http1 = o.fcm_alpn.find("http/1.1") != std::string::npos;
+  o.wns_settings.allow_http1 = o.wns_alpn.find("http/1.1") != std::string::npos;
+  for (CloudSettings* cs : {&o.fcm_settings, &o.wns_settings}) {
+    cs->max_concurrent_streams = o.settings.max_concurrent_streams;
+    cs->delay_ms = o.settings.delay_ms;
+    cs->keep_received = o.settings.keep_received;
+  }
+  if (o.print_fcm_assertion) {
+    if (o.fcm_key_file.empty() || o.fcm_emails.size() != 1 || o.fcm_audience.empty()) {
+      return Error::invalidArgument(
+          "--print-fcm-assertion needs --fcm-key-file, one --fcm-client-email and "
+          "--fcm-audience");
+    }
+    return o;
   }
   if (o.print_jwt) {
     if (o.key_file.empty() || o.key_id.empty() || o.team_id.empty()) {
@@ -287,6 +426,71 @@ int printJwt(const Options& o) {
   return 0;
 }
 
+int64_t nowSeconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+int printFcmAssertion(const Options& o) {
+  auto pem = readFile(o.fcm_key_file);
+  if (!pem) {
+    std::cerr << "pns-mock: --fcm-key-file " << pem.error().message << "\n";
+    return 2;
+  }
+  auto key = providers::loadPrivateKeyPem(*pem);
+  if (!key) {
+    std::cerr << "pns-mock: --fcm-key-file " << o.fcm_key_file << ": " << key.error().message
+              << "\n";
+    return 2;
+  }
+  int64_t iat = o.iat >= 0 ? o.iat : nowSeconds();
+  boost::json::object claims{{"iss", o.fcm_emails.front()},
+                             {"scope", "https://www.googleapis.com/auth/firebase.messaging"},
+                             {"aud", o.fcm_audience},
+                             {"iat", iat},
+                             {"exp", iat + 3600}};
+  auto jwt = providers::signJwtRs256(key->get(), R"({"alg":"RS256","typ":"JWT"})",
+                                     boost::json::serialize(claims));
+  if (!jwt) {
+    std::cerr << "pns-mock: signing failed: " << jwt.error().message << "\n";
+    return 2;
+  }
+  std::cout << *jwt << "\n";
+  return 0;
+}
+
+Result<FcmRules> makeFcmRules(const Options& o) {
+  FcmRules rules;
+  for (const auto& [email, file] : o.fcm_accounts) {
+    auto pem = readFile(file);
+    if (!pem) {
+      return Error::invalidArgument("--fcm-account " + email + ": " + pem.error().message);
+    }
+    auto key = providers::loadPublicKeyPem(*pem);
+    if (!key) {
+      return Error::invalidArgument("--fcm-account " + email + ": " + file + ": " +
+                                    key.error().message);
+    }
+    rules.accounts.push_back(FcmAccount{email, fcmProjectOfEmail(email),
+                                        std::shared_ptr<EVP_PKEY>(key->release(), EVP_PKEY_free)});
+  }
+  rules.projects.insert(o.fcm_projects.begin(), o.fcm_projects.end());
+  rules.dead_prefix = o.fcm_dead_prefix;
+  rules.bad_prefix = o.fcm_bad_prefix;
+  return rules;
+}
+
+WnsRules makeWnsRules(const Options& o) {
+  WnsRules rules;
+  for (size_t i = 0; i < o.wns_sids.size(); ++i) {
+    rules.apps.push_back(WnsApp{o.wns_sids[i], o.wns_secrets[i]});
+  }
+  rules.expired_prefix = o.wns_expired_prefix;
+  rules.unknown_prefix = o.wns_unknown_prefix;
+  return rules;
+}
+
 Result<ApnsRules> makeRules(const Options& o) {
   ApnsRules rules;
   for (const auto& k : o.keys) {
@@ -323,42 +527,100 @@ int run(const Options& o) {
     std::cerr << "pns-mock: " << tls.error().message << "\n";
     return 2;
   }
+  auto fcm_rules = makeFcmRules(o);
+  if (!fcm_rules) {
+    std::cerr << "pns-mock: " << fcm_rules.error().message << "\n";
+    return 2;
+  }
+  auto fcm_tls = makeServerTlsContext(o.cert, o.key, o.fcm_alpn);
+  auto wns_tls = makeServerTlsContext(o.cert, o.key, o.wns_alpn);
+  if (!fcm_tls || !wns_tls) {
+    std::cerr << "pns-mock: " << (fcm_tls ? wns_tls.error() : fcm_tls.error()).message << "\n";
+    return 2;
+  }
+  if (o.fcm && fcm_rules->accounts.empty()) {
+    logger->warn("no --fcm-account given: the FCM token endpoint will refuse every assertion");
+  }
+  if (o.wns && o.wns_sids.empty()) {
+    logger->warn("no --wns-sid given: the WNS token endpoint will refuse every request");
+  }
 
   // Declaration order is shutdown order in reverse: the pool (and the connections its
   // io_contexts still hold) goes last.
   WorkerPool workers(o.threads);
   ApnsService apns(workers, std::move(*rules), o.settings);
+  FcmService fcm(workers, std::move(*fcm_rules), o.fcm_settings);
+  WnsService wns(workers, makeWnsRules(o), o.wns_settings);
+  std::vector<MockProvider*> providers{&apns};
+  if (o.fcm) {
+    providers.push_back(&fcm);
+  }
+  if (o.wns) {
+    providers.push_back(&wns);
+  }
   boost::asio::io_context main_io(1);
   std::unique_ptr<H2Listener> apns_listener;
+  std::unique_ptr<H2Listener> fcm_listener;
+  std::unique_ptr<H2Listener> wns_listener;
   std::unique_ptr<http::HttpServer> control;
   try {
     apns_listener = std::make_unique<H2Listener>(main_io, workers, *tls, o.listen, o.apns_port,
                                                  apns.factory(), apns.connectionOptions());
     apns.attach(apns_listener.get());
+    if (o.fcm) {
+      fcm_listener = std::make_unique<H2Listener>(main_io, workers, *fcm_tls, o.listen, o.fcm_port,
+                                                  fcm.factory(), fcm.connectionOptions());
+      fcm.attach(fcm_listener.get());
+    }
+    if (o.wns) {
+      wns_listener = std::make_unique<H2Listener>(main_io, workers, *wns_tls, o.listen, o.wns_port,
+                                                  wns.factory(), wns.connectionOptions());
+      wns.attach(wns_listener.get());
+    }
     control = std::make_unique<http::HttpServer>(main_io, o.listen, o.control_port,
-                                                 makeControlHandler({&apns}));
+                                                 makeControlHandler(providers));
   } catch (const std::exception& e) {
     std::cerr << "pns-mock: cannot listen on " << o.listen << ": " << e.what() << "\n";
     return 2;
   }
 
-  std::printf("apns_port=%u\ncontrol_port=%u\n", apns_listener->port(), control->port());
+  std::string ports = "apns_port=" + std::to_string(apns_listener->port()) + "\n";
+  if (fcm_listener) {
+    ports += "fcm_port=" + std::to_string(fcm_listener->port()) + "\n";
+  }
+  if (wns_listener) {
+    ports += "wns_port=" + std::to_string(wns_listener->port()) + "\n";
+  }
+  ports += "control_port=" + std::to_string(control->port()) + "\n";
+  std::fputs(ports.c_str(), stdout);
   std::fflush(stdout);
   if (!o.ports_file.empty()) {
     std::string tmp = o.ports_file + ".tmp";
     {
       std::ofstream out(tmp);
-      out << "apns_port=" << apns_listener->port() << "\ncontrol_port=" << control->port() << "\n";
+      out << ports;
     }
     std::rename(tmp.c_str(), o.ports_file.c_str());  // atomic: readers never see half a file
   }
   logger->info("APNs on {}:{} (TLS, h2), control on {}:{}, {} worker thread(s)", o.listen,
                apns_listener->port(), o.listen, control->port(), workers.size());
+  if (fcm_listener) {
+    logger->info("FCM on {}:{} (TLS, ALPN {})", o.listen, fcm_listener->port(), o.fcm_alpn);
+  }
+  if (wns_listener) {
+    logger->info("WNS on {}:{} (TLS, ALPN {})", o.listen, wns_listener->port(), o.wns_alpn);
+  }
 
   boost::asio::signal_set signals(main_io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code&, int) {
     logger->info("shutting down");
     apns_listener->stop();
+    if (fcm_listener) {
+      fcm_listener->stop();
+    }
+    if (wns_listener) {
+      wns_listener->stop();
+    }
     control->stop();
     main_io.stop();
   });
@@ -384,6 +646,9 @@ int main(int argc, char** argv) {
   pushhub::log::setLevel(options->log_level);
   if (options->print_jwt) {
     return pushhub::mock::printJwt(*options);
+  }
+  if (options->print_fcm_assertion) {
+    return pushhub::mock::printFcmAssertion(*options);
   }
   return pushhub::mock::run(*options);
 }
