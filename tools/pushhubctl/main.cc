@@ -30,13 +30,17 @@ commands:
               [--template NAME=BODY]... [--template-header NAME:HEADER=VALUE]...
   install get --id ID
   install delete --id ID
-  install bulk --count N [--prefix P] [--platform apns] [--tag-pool K] [--tags-per N]
-              [--template NAME=BODY] [--threads N] [--batch 500] [--dead D]
-      registers N devices with random handles in batches (needs a Manage key), each with
-      --tags-per tags drawn from tag-0..tag-(K-1); the first D get handles pns-mock calls dead;
-      prints the rate and per-tag counts as JSON
+  install bulk --count N [--prefix P] [--mix apns:50,fcm:35,wns:15] [--wns-base URL]
+              [--tag-pool K] [--tags-per N] [--template PLATFORM:NAME=BODY]...
+              [--template-header PLATFORM:NAME:HEADER=VALUE]... [--threads N] [--batch 500]
+              [--dead D]
+      registers N devices with random handles in batches (needs a Manage key), platforms
+      spread by --mix, each with --tags-per tags drawn from tag-0..tag-(K-1); the first D get
+      handles pns-mock calls dead; WNS channels are --wns-base + a token; prints the rate and
+      per-tag counts as JSON
   send (--tag T | --installation ID | --broadcast)
-       (--apns BODY [--header NAME=VALUE]... | --prop NAME=VALUE...) [--expiry-seconds S] [--wait]
+       ([--apns BODY] [--fcm BODY] [--wns BODY] [--header NAME=VALUE]... | --prop NAME=VALUE...)
+       [--expiry-seconds S] [--wait]
       prints the notification id; --wait polls until every target has an outcome
   notification get ID
 
@@ -175,15 +179,50 @@ std::string randomHex(std::mt19937_64& rng, size_t length) {
   return out;
 }
 
-// A random APNs-style token. The first digit is never 0, c or d, so load-test handles never hit
-// pns-mock's default rules for bad, dropped and dead tokens (docs/pns-mock.md) by chance; `dead`
-// asks for one pns-mock answers 410 Unregistered.
-std::string randomDeviceToken(std::mt19937_64& rng, bool dead) {
+// A random handle for `platform`. Load-test handles never start like pns-mock's rules for bad,
+// dropped, dead or expired handles (docs/pns-mock.md) by chance: APNs tokens never start with
+// 0, c or d, FCM tokens start with "f", WNS channel tokens with "w". `dead` asks for one
+// pns-mock calls dead (APNs 410 Unregistered, FCM 404 UNREGISTERED, WNS 410). WNS handles are
+// channel URIs under `wns_base` (e.g. https://127.0.0.1:PORT/?token=).
+std::string randomHandle(std::mt19937_64& rng, v1::Platform platform, bool dead,
+                         const std::string& wns_base) {
   static constexpr char kFirst[] = "123456789abef";
+  if (platform == v1::PLATFORM_FCM) return (dead ? "dead" : "f") + randomHex(rng, 152);
+  if (platform == v1::PLATFORM_WNS) {
+    return wns_base + (dead ? "expired" : "w") + randomHex(rng, 40);
+  }
   std::string token = randomHex(rng, 64);
   if (dead) return token.replace(0, 4, "dead");
   token[0] = kFirst[rng() % (sizeof kFirst - 1)];
   return token;
+}
+
+struct PlatformShare {
+  v1::Platform platform;
+  int percent;
+};
+
+// "apns:50,fcm:35,wns:15" -> shares adding up to 100.
+std::vector<PlatformShare> parseMix(const std::string& text) {
+  std::vector<PlatformShare> mix;
+  int total = 0;
+  std::stringstream in(text);
+  for (std::string part; std::getline(in, part, ',');) {
+    auto [name, percent] = splitPair(part, ':', "--mix");
+    mix.push_back({platformOf(name), std::stoi(percent)});
+    total += mix.back().percent;
+  }
+  if (total != 100) die("--mix: shares must add up to 100");
+  return mix;
+}
+
+v1::Platform platformFor(const std::vector<PlatformShare>& mix, int index) {
+  int slot = index % 100;  // deterministic spread, so counts per platform are exact
+  for (const auto& share : mix) {
+    if (slot < share.percent) return share.platform;
+    slot -= share.percent;
+  }
+  return mix.back().platform;
 }
 
 int installPut(Client& client, const Args& args) {
@@ -221,8 +260,21 @@ int installBulk(Client& client, const Args& args) {
   const int threads = std::stoi(args.get("--threads", "4"));
   const int batch = std::clamp(std::stoi(args.get("--batch", "500")), 1, 1000);
   const std::string prefix = args.get("--prefix", "device-");
-  const v1::Platform platform = platformOf(args.get("--platform", "apns"));
-  const std::string tpl = args.get("--template");
+  const auto mix = parseMix(args.get("--mix", "apns:100"));
+  const std::string wns_base = args.get("--wns-base", "https://127.0.0.1/?token=");
+  // Templates by platform: --template PLATFORM:NAME=BODY, --template-header PLATFORM:NAME:H=V.
+  std::map<v1::Platform, std::map<std::string, v1::InstallationTemplate>> templates;
+  for (const auto& t : args.all("--template")) {
+    auto [platform, rest] = splitPair(t, ':', "--template");
+    auto [name, body] = splitPair(rest, '=', "--template");
+    templates[platformOf(platform)][name].set_body(body);
+  }
+  for (const auto& h : args.all("--template-header")) {
+    auto [platform, rest] = splitPair(h, ':', "--template-header");
+    auto [name, header] = splitPair(rest, ':', "--template-header");
+    auto [key, value] = splitPair(header, '=', "--template-header");
+    (*templates[platformOf(platform)][name].mutable_headers())[key] = value;
+  }
   const int dead = std::stoi(args.get("--dead", "0"));
   std::vector<std::map<std::string, int>> per_thread(threads);
   std::atomic<int> next{0}, failed{0};
@@ -240,17 +292,17 @@ int installBulk(Client& client, const Args& args) {
         for (int i = first; i < std::min(count, first + batch); ++i) {
           auto* inst = request.add_installations();
           inst->set_installation_id(prefix + std::to_string(i));
+          const v1::Platform platform = platformFor(mix, i);
           inst->set_platform(platform);
-          inst->set_push_channel(randomDeviceToken(rng, i < dead));
+          inst->set_push_channel(randomHandle(rng, platform, i < dead, wns_base));
           std::shuffle(tags.begin(), tags.end(), rng);
           for (int k = 0; k < per; ++k) {
             std::string tag = "tag-" + std::to_string(tags[k]);
             inst->add_tags(tag);
             ++counted[tag];
           }
-          if (!tpl.empty()) {
-            auto [name, body] = splitPair(tpl, '=', "--template");
-            (*inst->mutable_templates())[name].set_body(body);
+          for (const auto& [name, tpl] : templates[platform]) {
+            (*inst->mutable_templates())[name] = tpl;
           }
         }
         grpc::ClientContext context;
@@ -303,13 +355,23 @@ int send(Client& client, const Args& args) {
   if (args.has("--tag")) request.set_tag(args.get("--tag"));
   else if (args.has("--installation")) request.set_installation_id(args.get("--installation"));
   else if (args.has("--broadcast")) request.set_broadcast(true);
-  if (args.has("--apns")) {
+  // One native payload per platform given; --header NAME=VALUE goes to the payload whose
+  // platform the name belongs to (apns-* to APNs, X-WNS-* to WNS).
+  for (const auto& [flag, platform] : {std::pair{"--apns", v1::PLATFORM_APNS},
+                                       std::pair{"--fcm", v1::PLATFORM_FCM},
+                                       std::pair{"--wns", v1::PLATFORM_WNS}}) {
+    if (!args.has(flag)) continue;
     auto* native = request.add_native();
-    native->set_platform(v1::PLATFORM_APNS);
-    native->set_body(args.get("--apns"));
+    native->set_platform(platform);
+    native->set_body(args.get(flag));
     for (const auto& h : args.all("--header")) {
       auto [name, value] = splitPair(h, '=', "--header");
-      (*native->mutable_headers())[name] = value;
+      std::string lowered = name;
+      for (auto& c : lowered) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      bool apns = lowered.rfind("apns-", 0) == 0, wns = lowered.rfind("x-wns-", 0) == 0;
+      if ((apns && platform == v1::PLATFORM_APNS) || (wns && platform == v1::PLATFORM_WNS)) {
+        (*native->mutable_headers())[name] = value;
+      }
     }
   }
   for (const auto& p : args.all("--prop")) {
