@@ -104,7 +104,11 @@ bool allDigits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-bool isHex(char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; }
+// Not std::isxdigit: that is a locale-table call per character, and every target's device
+// token (64+ characters) is checked on the delivery path.
+bool isHex(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
 
 bool isUuid(std::string_view s) {
   if (s.size() != 36) {

@@ -1,769 +1,14 @@
 #include "providers/common/connection_pool.h"
 
-#include <nghttp2/nghttp2.h>
-#include <openssl/ssl.h>
-
 #include <algorithm>
-#include <array>
-#include <boost/asio/connect.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/ssl/host_name_verification.hpp>
-#include <boost/asio/ssl/stream.hpp>
-#include <boost/asio/write.hpp>
-#include <cassert>
-#include <cstring>
 
 #include "base/log.h"
+#include "providers/common/pool_connection.h"
 
 namespace pushhub::providers {
-namespace detail {
 
-namespace asio = boost::asio;
-using tcp = asio::ip::tcp;
-using Clock = std::chrono::steady_clock;
-
-namespace {
-
-constexpr size_t kReadBufferBytes = 64 * 1024;
-constexpr size_t kMaxWriteBatchBytes = 256 * 1024;
-constexpr size_t kMaxResponseBodyBytes = 1024 * 1024;
-constexpr size_t kMaxFreeStreams = 4096;
-// Our own cap when the server announces "unlimited" (or a huge value).
-constexpr uint32_t kLocalMaxStreams = 10000;
-// Streams ids are 31-bit and odd for a client: drain well before running out.
-constexpr int32_t kStreamIdDrainThreshold = (1 << 30) + (1 << 29);
-constexpr int32_t kLocalWindowBytes = 16 * 1024 * 1024;
-constexpr uint32_t kStreamWindowBytes = 1024 * 1024;
-
-std::string hostForSni(const std::string& authority) {
-  // Strip ":port" (but not the colons of a bracketed IPv6 literal).
-  if (!authority.empty() && authority.front() == '[') {
-    auto close = authority.find(']');
-    return close == std::string::npos ? authority : authority.substr(1, close - 1);
-  }
-  auto colon = authority.rfind(':');
-  if (colon != std::string::npos && authority.find(':') == colon) {
-    return authority.substr(0, colon);
-  }
-  return authority;
-}
-
-bool isIpLiteral(const std::string& host) {
-  boost::system::error_code ec;
-  asio::ip::make_address(host, ec);
-  return !ec;
-}
-
-}  // namespace
-
-// One HTTP/2 connection. Owned by the pool's vector and by its own pending async operations
-// (shared_from_this), so it outlives the pool's reference while a handler is queued. Once
-// closed it never touches the pool again (pool_ is cleared).
-class H2Connection : public std::enable_shared_from_this<H2Connection> {
- public:
-  enum class State { kConnecting, kReady, kDraining, kClosed };
-
-  H2Connection(ConnectionPool* pool, uint64_t id)
-      : pool_(pool),
-        id_(id),
-        ioc_(pool->ioc_),
-        host_(pool->options_.host),
-        port_(pool->options_.port),
-        authority_(pool->options_.authority.empty() ? pool->options_.host
-                                                    : pool->options_.authority),
-        ping_interval_(pool->options_.ping_interval),
-        connect_timeout_(pool->options_.connect_timeout),
-        tls_(pool->options_.tls),
-        log_(pool->log_),
-        resolver_(ioc_),
-        stream_(ioc_, *tls_),
-        timer_(ioc_) {}
-
-  ~H2Connection() {
-    if (session_ != nullptr) {
-      nghttp2_session_del(session_);
-    }
-    releaseAll();
-  }
-
-  uint64_t id() const { return id_; }
-  State state() const { return state_; }
-  size_t active() const { return active_; }
-
-  bool hasCapacity() const {
-    if (state_ != State::kReady) {
-      return false;
-    }
-    uint32_t limit =
-        nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
-    return active_ < std::min(limit, kLocalMaxStreams);
-  }
-
-  void start() {
-    auto self = shared_from_this();
-    timer_.expires_after(connect_timeout_);
-    timer_.async_wait([self](boost::system::error_code ec) {
-      if (!ec && self->state_ == State::kConnecting) {
-        self->close("connect timeout after " + std::to_string(self->connect_timeout_.count()) +
-                    " ms");
-      }
-    });
-    resolver_.async_resolve(
-        host_, std::to_string(port_),
-        [self](boost::system::error_code ec, tcp::resolver::results_type results) {
-          if (self->state_ == State::kClosed) {
-            return;
-          }
-          if (ec) {
-            self->close("resolve " + self->host_ + ": " + ec.message());
-            return;
-          }
-          asio::async_connect(self->stream_.lowest_layer(), results,
-                              [self](boost::system::error_code ec, const tcp::endpoint&) {
-                                self->onConnected(ec);
-                              });
-        });
-  }
-
-  void submit(ConnectionPool::Queued&& queued) {
-    assert(hasCapacity());
-    Stream* s = acquireStream();
-    s->queued = std::move(queued);
-    const Request& r = s->queued.request;
-    nv_.clear();
-    auto add = [this](std::string_view name, std::string_view value, bool sensitive) {
-      nv_.push_back(nghttp2_nv{
-          const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(name.data())),
-          const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(value.data())), name.size(),
-          value.size(),
-          static_cast<uint8_t>(sensitive ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE)});
-    };
-    add(":method", r.method, false);
-    add(":scheme", "https", false);
-    add(":authority", authority_, false);
-    add(":path", r.path, r.sensitive_path);
-    for (const Header& h : r.headers) {
-      add(h.name, h.value, h.sensitive);
-    }
-    nghttp2_data_provider body;
-    body.source.ptr = s;
-    body.read_callback = &H2Connection::readBody;
-    int32_t stream_id = nghttp2_submit_request(session_, nullptr, nv_.data(), nv_.size(),
-                                               r.body.empty() ? nullptr : &body, s);
-    if (stream_id < 0) {
-      // Out of stream ids or the session is going away: let the pool place it elsewhere.
-      ConnectionPool::Queued q = std::move(s->queued);
-      releaseStream(s);
-      startDraining("cannot open a stream: " + std::string(nghttp2_strerror(stream_id)));
-      if (pool_ != nullptr) {
-        pool_->requeue(std::move(q));
-      }
-      return;
-    }
-    s->id = stream_id;
-    link(s);
-    ++active_;
-    if (stream_id > kStreamIdDrainThreshold) {
-      startDraining("stream ids nearly exhausted");
-    }
-    scheduleFlush();
-  }
-
-  // Stops new streams; closes once the open ones finish.
-  void startDraining(const std::string& why) {
-    if (state_ == State::kClosed || state_ == State::kDraining) {
-      return;
-    }
-    bool was_connecting = state_ == State::kConnecting;
-    state_ = State::kDraining;
-    log_->debug("h2 connection {} draining: {}", id_, why);
-    if (pool_ != nullptr) {
-      pool_->onDraining(this);
-    }
-    if (was_connecting) {
-      close(why);
-      return;
-    }
-    closeIfIdle();
-  }
-
-  // Times out streams whose deadline passed; returns their handlers' count.
-  void sweep(Clock::time_point now, std::vector<ResponseHandler>& expired) {
-    if (state_ == State::kClosed) {
-      return;
-    }
-    bool any = false;
-    for (Stream* s = head_; s != nullptr; s = s->next) {
-      if (!s->answered && s->queued.deadline <= now) {
-        s->answered = true;
-        expired.push_back(std::move(s->queued.handler));
-        nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
-        any = true;
-      }
-    }
-    if (any) {
-      scheduleFlush();
-    }
-  }
-
-  void close(const std::string& why) {
-    if (state_ == State::kClosed) {
-      return;
-    }
-    bool was_ready = ready_once_;
-    bool was_live = state_ == State::kConnecting || state_ == State::kReady;
-    bool graceful = graceful_;
-    state_ = State::kClosed;
-    boost::system::error_code ignored;
-    timer_.cancel();
-    resolver_.cancel();
-    stream_.lowest_layer().close(ignored);
-    ConnectionPool* pool = pool_;
-    pool_ = nullptr;
-    auto self = shared_from_this();  // the pool may drop its reference below
-    if (pool != nullptr) {
-      pool->onClosed(this, was_ready, was_live, graceful, why);
-    }
-    // Streams nghttp2 already closed were answered or refused; deliver those first.
-    deliverClosed(pool);
-    std::vector<ConnectionPool::Queued> refused;
-    std::vector<ResponseHandler> failed;
-    while (head_ != nullptr) {
-      Stream* s = head_;
-      unlink(s);
-      if (!s->answered) {
-        if (!s->sent) {
-          refused.push_back(std::move(s->queued));
-        } else {
-          failed.push_back(std::move(s->queued.handler));
-        }
-      }
-      releaseStream(s);
-    }
-    active_ = 0;
-    if (session_ != nullptr) {
-      nghttp2_session_del(session_);
-      session_ = nullptr;
-    }
-    if (!failed.empty() || !refused.empty()) {
-      log_->debug("h2 connection {} closed with {} streams outstanding: {}", id_,
-                  failed.size() + refused.size(), why);
-    }
-    for (auto& q : refused) {
-      if (pool != nullptr) {
-        pool->requeue(std::move(q));
-      } else {
-        failed.push_back(std::move(q.handler));
-      }
-    }
-    for (auto& handler : failed) {
-      if (pool != nullptr) {
-        ++pool->stats_.transport_errors;
-      }
-      handler(Error::unavailable("connection lost before the response: " + why));
-    }
-  }
-
- private:
-  struct Stream {
-    ConnectionPool::Queued queued;
-    Response response;
-    size_t body_offset = 0;
-    int32_t id = -1;
-    uint32_t close_code = 0;
-    bool sent = false;      // our HEADERS reached the write buffer
-    bool answered = false;  // handler already called (timeout)
-    Stream* prev = nullptr;
-    Stream* next = nullptr;
-  };
-
-  // ---- nghttp2 callbacks (C ABI; user_data is the connection) ----
-
-  static ssize_t readBody(nghttp2_session*, int32_t, uint8_t* buf, size_t length,
-                          uint32_t* data_flags, nghttp2_data_source* source, void*) {
-    auto* s = static_cast<Stream*>(source->ptr);
-    const std::string& body = s->queued.request.body;
-    size_t n = std::min(length, body.size() - s->body_offset);
-    std::memcpy(buf, body.data() + s->body_offset, n);
-    s->body_offset += n;
-    if (s->body_offset == body.size()) {
-      *data_flags |= NGHTTP2_DATA_FLAG_EOF;
-    }
-    return static_cast<ssize_t>(n);
-  }
-
-  static int onHeader(nghttp2_session* session, const nghttp2_frame* frame, const uint8_t* name,
-                      size_t namelen, const uint8_t* value, size_t valuelen, uint8_t, void*) {
-    if (frame->hd.type != NGHTTP2_HEADERS) {
-      return 0;
-    }
-    auto* s =
-        static_cast<Stream*>(nghttp2_session_get_stream_user_data(session, frame->hd.stream_id));
-    if (s == nullptr) {
-      return 0;
-    }
-    std::string_view n(reinterpret_cast<const char*>(name), namelen);
-    std::string_view v(reinterpret_cast<const char*>(value), valuelen);
-    if (n == ":status") {
-      int status = 0;
-      for (char c : v) {
-        status = status * 10 + (c - '0');
-      }
-      s->response.status = status;
-    } else {
-      s->response.headers.push_back(Header{std::string(n), std::string(v), false});
-    }
-    return 0;
-  }
-
-  static int onDataChunk(nghttp2_session* session, uint8_t, int32_t stream_id, const uint8_t* data,
-                         size_t len, void*) {
-    auto* s = static_cast<Stream*>(nghttp2_session_get_stream_user_data(session, stream_id));
-    if (s != nullptr && s->response.body.size() + len <= kMaxResponseBodyBytes) {
-      s->response.body.append(reinterpret_cast<const char*>(data), len);
-    }
-    return 0;
-  }
-
-  static int onFrameSend(nghttp2_session* session, const nghttp2_frame* frame, void*) {
-    if (frame->hd.type == NGHTTP2_HEADERS) {
-      auto* s =
-          static_cast<Stream*>(nghttp2_session_get_stream_user_data(session, frame->hd.stream_id));
-      if (s != nullptr) {
-        s->sent = true;
-      }
-    }
-    return 0;
-  }
-
-  static int onFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
-    auto* c = static_cast<H2Connection*>(user_data);
-    switch (frame->hd.type) {
-      case NGHTTP2_SETTINGS:
-        if ((frame->hd.flags & NGHTTP2_FLAG_ACK) == 0) {
-          c->settings_changed_ = true;
-        }
-        break;
-      case NGHTTP2_PING:
-        if ((frame->hd.flags & NGHTTP2_FLAG_ACK) != 0) {
-          c->ping_outstanding_ = false;
-        }
-        break;
-      case NGHTTP2_GOAWAY:
-        c->goaway_ = true;
-        c->goaway_debug_.assign(reinterpret_cast<const char*>(frame->goaway.opaque_data),
-                                frame->goaway.opaque_data_len);
-        c->goaway_error_ = frame->goaway.error_code;
-        break;
-      default:
-        break;
-    }
-    return 0;
-  }
-
-  static int onStreamClose(nghttp2_session* session, int32_t stream_id, uint32_t error_code,
-                           void* user_data) {
-    auto* c = static_cast<H2Connection*>(user_data);
-    auto* s = static_cast<Stream*>(nghttp2_session_get_stream_user_data(session, stream_id));
-    if (s == nullptr) {
-      return 0;
-    }
-    nghttp2_session_set_stream_user_data(session, stream_id, nullptr);
-    s->close_code = error_code;
-    c->unlink(s);
-    --c->active_;
-    c->closed_.push_back(s);
-    return 0;
-  }
-
-  // ---- I/O ----
-
-  void onConnected(boost::system::error_code ec) {
-    if (state_ == State::kClosed) {
-      return;
-    }
-    if (ec) {
-      close("connect to " + host_ + ":" + std::to_string(port_) + ": " + ec.message());
-      return;
-    }
-    stream_.lowest_layer().set_option(tcp::no_delay(true), ec);
-    std::string sni = hostForSni(authority_);
-    if (!isIpLiteral(sni)) {
-      SSL_set_tlsext_host_name(stream_.native_handle(), sni.c_str());
-    }
-    stream_.set_verify_callback(asio::ssl::host_name_verification(sni));
-    auto self = shared_from_this();
-    stream_.async_handshake(asio::ssl::stream_base::client,
-                            [self](boost::system::error_code ec) { self->onHandshake(ec); });
-  }
-
-  void onHandshake(boost::system::error_code ec) {
-    if (state_ == State::kClosed) {
-      return;
-    }
-    if (ec) {
-      close("TLS handshake with " + host_ + ":" + std::to_string(port_) + ": " + ec.message());
-      return;
-    }
-    const unsigned char* alpn = nullptr;
-    unsigned int alpn_len = 0;
-    SSL_get0_alpn_selected(stream_.native_handle(), &alpn, &alpn_len);
-    if (alpn_len != 0 && std::string_view(reinterpret_cast<const char*>(alpn), alpn_len) != "h2") {
-      close("server selected ALPN '" + std::string(reinterpret_cast<const char*>(alpn), alpn_len) +
-            "', not h2");
-      return;
-    }
-    if (!createSession()) {
-      close("cannot create the HTTP/2 session");
-      return;
-    }
-    last_recv_ = Clock::now();
-    flush();
-    doRead();
-  }
-
-  bool createSession() {
-    nghttp2_session_callbacks* callbacks = nullptr;
-    if (nghttp2_session_callbacks_new(&callbacks) != 0) {
-      return false;
-    }
-    nghttp2_session_callbacks_set_on_header_callback(callbacks, &H2Connection::onHeader);
-    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks,
-                                                              &H2Connection::onDataChunk);
-    nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, &H2Connection::onFrameSend);
-    nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, &H2Connection::onFrameRecv);
-    nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, &H2Connection::onStreamClose);
-    int rv = nghttp2_session_client_new(&session_, callbacks, this);
-    nghttp2_session_callbacks_del(callbacks);
-    if (rv != 0) {
-      session_ = nullptr;
-      return false;
-    }
-    nghttp2_settings_entry settings[] = {
-        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
-        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, kStreamWindowBytes},
-    };
-    if (nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings)) != 0) {
-      return false;
-    }
-    nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kLocalWindowBytes);
-    return true;
-  }
-
-  void doRead() {
-    auto self = shared_from_this();
-    stream_.async_read_some(asio::buffer(read_buf_), [self](boost::system::error_code ec,
-                                                            size_t n) { self->onRead(ec, n); });
-  }
-
-  void onRead(boost::system::error_code ec, size_t n) {
-    if (state_ == State::kClosed) {
-      return;
-    }
-    if (ec) {
-      close(ec == asio::error::eof || ec == asio::ssl::error::stream_truncated
-                ? std::string("connection closed by the server")
-                : "read: " + ec.message());
-      return;
-    }
-    last_recv_ = Clock::now();
-    ssize_t rv = nghttp2_session_mem_recv(session_, read_buf_.data(), n);
-    if (rv < 0) {
-      close(std::string("HTTP/2 protocol error: ") + nghttp2_strerror(static_cast<int>(rv)));
-      return;
-    }
-    afterFrames();
-    if (state_ == State::kClosed) {
-      return;
-    }
-    flush();
-    if (state_ == State::kClosed) {
-      return;
-    }
-    doRead();
-  }
-
-  // Acts on what the callbacks recorded during mem_recv/mem_send (never from inside them).
-  void afterFrames() {
-    if (settings_changed_) {
-      settings_changed_ = false;
-      if (state_ == State::kConnecting) {
-        state_ = State::kReady;
-        ready_once_ = true;
-        ready_at_ = Clock::now();
-        timer_.cancel();
-        armPing();
-        if (pool_ != nullptr) {
-          pool_->onReady(this);
-        }
-      }
-    }
-    if (goaway_ && !goaway_handled_) {
-      goaway_handled_ = true;
-      if (pool_ != nullptr) {
-        ++pool_->stats_.goaways;
-      }
-      log_->info("h2 connection {} got GOAWAY (error {}, debug '{}')", id_, goaway_error_,
-                 goaway_debug_);
-      startDraining("GOAWAY");
-    }
-    deliverClosed(pool_);
-    if (state_ == State::kClosed) {
-      return;
-    }
-    if (pool_ != nullptr) {
-      pool_->onCapacity();
-    }
-    closeIfIdle();
-  }
-
-  void closeIfIdle() {
-    if (state_ == State::kClosed || session_ == nullptr) {
-      return;
-    }
-    if (state_ == State::kDraining && active_ == 0 && !writing_) {
-      graceful_ = true;
-      close("drained");
-      return;
-    }
-    if (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_) &&
-        !writing_) {
-      close("HTTP/2 session finished");
-    }
-  }
-
-  void deliverClosed(ConnectionPool* pool) {
-    if (closed_.empty()) {
-      return;
-    }
-    std::vector<Stream*> done;
-    done.swap(closed_);
-    for (Stream* s : done) {
-      if (!s->answered) {
-        if (s->close_code == NGHTTP2_NO_ERROR && s->response.status != 0) {
-          s->response.connection_id = id_;
-          s->queued.handler(std::move(s->response));
-        } else if (s->response.status == 0 &&
-                   (s->close_code == NGHTTP2_REFUSED_STREAM || !s->sent) && pool != nullptr) {
-          ++pool->stats_.resubmitted;
-          pool->requeue(std::move(s->queued));
-        } else {
-          if (pool != nullptr) {
-            ++pool->stats_.transport_errors;
-          }
-          s->queued.handler(Error::unavailable(
-              std::string("stream reset: ") +
-              nghttp2_http2_strerror(s->close_code == 0
-                                         ? static_cast<uint32_t>(NGHTTP2_INTERNAL_ERROR)
-                                         : s->close_code)));
-        }
-      }
-      releaseStream(s);
-    }
-  }
-
-  void scheduleFlush() {
-    if (flush_scheduled_ || writing_ || state_ == State::kClosed) {
-      return;
-    }
-    flush_scheduled_ = true;
-    auto self = shared_from_this();
-    asio::post(ioc_, [self] {
-      self->flush_scheduled_ = false;
-      self->flush();
-    });
-  }
-
-  void flush() {
-    if (writing_ || session_ == nullptr || state_ == State::kClosed) {
-      return;
-    }
-    while (out_buf_.size() < kMaxWriteBatchBytes) {
-      const uint8_t* data = nullptr;
-      ssize_t n = nghttp2_session_mem_send(session_, &data);
-      if (n < 0) {
-        close(std::string("HTTP/2 send error: ") + nghttp2_strerror(static_cast<int>(n)));
-        return;
-      }
-      if (n == 0) {
-        break;
-      }
-      out_buf_.insert(out_buf_.end(), data, data + n);
-    }
-    // Streams can close while sending (RST_STREAM, refused HEADERS).
-    if (!closed_.empty()) {
-      deliverClosed(pool_);
-      if (state_ == State::kClosed) {
-        return;
-      }
-      if (pool_ != nullptr) {
-        pool_->onCapacity();
-      }
-      if (state_ == State::kClosed) {
-        return;
-      }
-    }
-    if (out_buf_.empty()) {
-      closeIfIdle();
-      return;
-    }
-    writing_ = true;
-    write_buf_.swap(out_buf_);
-    auto self = shared_from_this();
-    asio::async_write(stream_, asio::buffer(write_buf_),
-                      [self](boost::system::error_code ec, size_t) {
-                        self->writing_ = false;
-                        self->write_buf_.clear();
-                        if (self->state_ == State::kClosed) {
-                          return;
-                        }
-                        if (ec) {
-                          self->close("write: " + ec.message());
-                          return;
-                        }
-                        self->flush();
-                      });
-  }
-
-  void armPing() {
-    auto self = shared_from_this();
-    timer_.expires_after(ping_interval_);
-    timer_.async_wait([self](boost::system::error_code ec) {
-      if (ec || self->state_ == State::kClosed) {
-        return;
-      }
-      self->onPingTimer();
-    });
-  }
-
-  void onPingTimer() {
-    if (ping_outstanding_) {
-      close("no PING ACK within " + std::to_string(ping_interval_.count()) + " s");
-      return;
-    }
-    if (Clock::now() - last_recv_ >= ping_interval_) {
-      nghttp2_submit_ping(session_, NGHTTP2_FLAG_NONE, nullptr);
-      ping_outstanding_ = true;
-      flush();
-      if (state_ == State::kClosed) {
-        return;
-      }
-    }
-    armPing();
-  }
-
-  // ---- stream bookkeeping ----
-
-  Stream* acquireStream() {
-    if (free_.empty()) {
-      return new Stream();
-    }
-    Stream* s = free_.back().release();
-    free_.pop_back();
-    return s;
-  }
-
-  void releaseStream(Stream* s) {
-    if (free_.size() >= kMaxFreeStreams) {
-      delete s;
-      return;
-    }
-    s->queued = ConnectionPool::Queued{};
-    s->response.status = 0;
-    s->response.headers.clear();
-    s->response.body.clear();
-    s->response.connection_id = 0;
-    s->body_offset = 0;
-    s->id = -1;
-    s->close_code = 0;
-    s->sent = false;
-    s->answered = false;
-    s->prev = s->next = nullptr;
-    free_.emplace_back(s);
-  }
-
-  void releaseAll() {
-    while (head_ != nullptr) {
-      Stream* s = head_;
-      unlink(s);
-      delete s;
-    }
-    for (Stream* s : closed_) {
-      delete s;
-    }
-    closed_.clear();
-  }
-
-  void link(Stream* s) {
-    s->prev = tail_;
-    s->next = nullptr;
-    if (tail_ != nullptr) {
-      tail_->next = s;
-    } else {
-      head_ = s;
-    }
-    tail_ = s;
-  }
-
-  void unlink(Stream* s) {
-    if (s->prev != nullptr) {
-      s->prev->next = s->next;
-    } else {
-      head_ = s->next;
-    }
-    if (s->next != nullptr) {
-      s->next->prev = s->prev;
-    } else {
-      tail_ = s->prev;
-    }
-    s->prev = s->next = nullptr;
-  }
-
-  ConnectionPool* pool_;
-  const uint64_t id_;
-  asio::io_context& ioc_;
-  const std::string host_;
-  const uint16_t port_;
-  const std::string authority_;
-  const std::chrono::seconds ping_interval_;
-  const std::chrono::milliseconds connect_timeout_;
-  std::shared_ptr<asio::ssl::context> tls_;
-  std::shared_ptr<spdlog::logger> log_;
-  tcp::resolver resolver_;
-  asio::ssl::stream<tcp::socket> stream_;
-  asio::steady_timer timer_;  // connect timeout, then the PING timer
-  nghttp2_session* session_ = nullptr;
-  State state_ = State::kConnecting;
-  bool ready_once_ = false;
-  bool graceful_ = false;  // closing because draining finished, not because of an error
-  Clock::time_point ready_at_{};
-  Clock::time_point last_recv_{};
-  bool ping_outstanding_ = false;
-  bool settings_changed_ = false;
-  bool goaway_ = false;
-  bool goaway_handled_ = false;
-  uint32_t goaway_error_ = 0;
-  std::string goaway_debug_;
-  size_t active_ = 0;
-  Stream* head_ = nullptr;
-  Stream* tail_ = nullptr;
-  std::vector<Stream*> closed_;
-  std::vector<std::unique_ptr<Stream>> free_;
-  std::vector<nghttp2_nv> nv_;
-  std::array<uint8_t, kReadBufferBytes> read_buf_;
-  std::vector<uint8_t> out_buf_;
-  std::vector<uint8_t> write_buf_;
-  bool writing_ = false;
-  bool flush_scheduled_ = false;
-
- public:
-  Clock::time_point readyAt() const { return ready_at_; }
-};
-
-}  // namespace detail
-
-using detail::H2Connection;
+using detail::PoolConnection;
 namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 
@@ -776,7 +21,7 @@ constexpr std::chrono::milliseconds kMaxBackoff{10000};
 ConnectionPool::ConnectionPool(asio::io_context& ioc, Options options)
     : ioc_(ioc),
       options_(std::move(options)),
-      log_(log::get("h2")),
+      log_(log::get(options_.protocol == Protocol::kH2 ? "h2" : "http")),
       sweep_timer_(ioc),
       reconnect_timer_(ioc),
       alive_(std::make_shared<bool>(true)) {
@@ -795,10 +40,11 @@ void ConnectionPool::submit(Request request, ResponseHandler handler) {
   }
   Queued q{std::move(request), std::move(handler), Clock::now() + options_.request_timeout, 0};
   if (pending_.empty()) {
-    if (H2Connection* c = pickConnection()) {
+    if (PoolConnection* c = pickConnection()) {
       c->submit(std::move(q));
       armSweep();
-      if (live_ < options_.connections) {
+      // HTTP/2 opens every connection up front; HTTP/1.1 only for requests that wait.
+      if (live_ < options_.connections && options_.protocol == Protocol::kH2) {
         ensureConnections();
       }
       return;
@@ -837,7 +83,7 @@ size_t ConnectionPool::pending() const { return pending_.size(); }
 
 size_t ConnectionPool::readyConnections() const {
   return static_cast<size_t>(std::count_if(connections_.begin(), connections_.end(), [](auto& c) {
-    return c->state() == H2Connection::State::kReady;
+    return c->state() == PoolConnection::State::kReady;
   }));
 }
 
@@ -857,10 +103,10 @@ void ConnectionPool::shutdown() {
   live_ = 0;
 }
 
-H2Connection* ConnectionPool::pickConnection() {
-  H2Connection* best = nullptr;
+PoolConnection* ConnectionPool::pickConnection() {
+  PoolConnection* best = nullptr;
   for (auto& c : connections_) {
-    if (c->hasCapacity() && (best == nullptr || c->active() < best->active())) {
+    if (c->freeCapacity() > 0 && (best == nullptr || c->active() < best->active())) {
       best = c.get();
     }
   }
@@ -869,7 +115,7 @@ H2Connection* ConnectionPool::pickConnection() {
 
 void ConnectionPool::dispatchPending() {
   while (!pending_.empty() && !shut_down_) {
-    H2Connection* c = pickConnection();
+    PoolConnection* c = pickConnection();
     if (c == nullptr) {
       break;
     }
@@ -901,8 +147,20 @@ void ConnectionPool::ensureConnections() {
     }
     return;
   }
-  while (live_ < options_.connections) {
-    auto c = std::make_shared<H2Connection>(this, next_connection_id_++);
+  size_t wanted = options_.connections - live_;
+  if (options_.protocol != Protocol::kH2) {
+    // One new connection per waiting request not already covered by one being set up (an
+    // HTTP/1.1 connection carries one request at a time).
+    size_t connecting =
+        static_cast<size_t>(std::count_if(connections_.begin(), connections_.end(), [](auto& c) {
+          return c->state() == PoolConnection::State::kConnecting;
+        }));
+    wanted = std::min(wanted, pending_.size() > connecting ? pending_.size() - connecting : 0);
+  }
+  for (size_t i = 0; i < wanted; ++i) {
+    auto c = options_.protocol == Protocol::kHttp1
+                 ? detail::makeHttp1Connection(this, next_connection_id_++, nullptr)
+                 : detail::makeH2Connection(this, next_connection_id_++);
     connections_.push_back(c);
     ++live_;
     c->start();
@@ -965,24 +223,27 @@ void ConnectionPool::failAllPending(const std::string& why) {
   }
 }
 
-void ConnectionPool::onReady(H2Connection*) {
+void ConnectionPool::onReady(PoolConnection* connection) {
   ++stats_.connects;
+  if (connection->isHttp1()) {
+    ++stats_.http1_connects;
+  }
   backoff_ = std::chrono::milliseconds(0);
   dispatchPending();
 }
 
 void ConnectionPool::onCapacity() { dispatchPending(); }
 
-void ConnectionPool::onDraining(H2Connection*) {
+void ConnectionPool::onDraining(PoolConnection*) {
   --live_;
   if (!pending_.empty()) {
     ensureConnections();
   }
 }
 
-void ConnectionPool::onClosed(H2Connection* connection, bool was_ready, bool was_live,
+void ConnectionPool::onClosed(PoolConnection* connection, bool was_ready, bool was_live,
                               bool graceful, const std::string& why) {
-  std::shared_ptr<H2Connection> keep;
+  std::shared_ptr<PoolConnection> keep;
   auto it = std::find_if(connections_.begin(), connections_.end(),
                          [connection](auto& c) { return c.get() == connection; });
   if (it != connections_.end()) {
@@ -1006,15 +267,19 @@ void ConnectionPool::onClosed(H2Connection* connection, bool was_ready, bool was
     }
     backoff_ = backoff_.count() == 0 ? kInitialBackoff : std::min(backoff_ * 2, kMaxBackoff);
     next_connect_at_ = now + backoff_;
-    log_->warn("h2 connection to {}:{} failed: {} (next attempt in {} ms)", options_.host,
+    log_->warn("connection to {}:{} failed: {} (next attempt in {} ms)", options_.host,
                options_.port, why, backoff_.count());
+  } else if (graceful && connection->isHttp1()) {
+    // Routine for HTTP/1.1 (Connection: close, idle timeout): not worth an info line each.
+    log_->debug("connection {} to {}:{} closed: {}", connection->id(), options_.host, options_.port,
+                why);
   } else {
-    log_->info("h2 connection {} to {}:{} closed: {}", connection->id(), options_.host,
-               options_.port, why);
+    log_->info("connection {} to {}:{} closed: {}", connection->id(), options_.host, options_.port,
+               why);
   }
   if (!was_ready && readyConnections() == 0) {
     bool connecting = std::any_of(connections_.begin(), connections_.end(), [](auto& c) {
-      return c->state() == H2Connection::State::kConnecting;
+      return c->state() == PoolConnection::State::kConnecting;
     });
     if (!connecting) {
       failAllPending("cannot connect to " + options_.host + ":" + std::to_string(options_.port) +
@@ -1023,6 +288,15 @@ void ConnectionPool::onClosed(H2Connection* connection, bool was_ready, bool was
   }
   if (!pending_.empty()) {
     ensureConnections();
+  }
+}
+
+void ConnectionPool::replace(PoolConnection* from, std::shared_ptr<PoolConnection> replacement) {
+  for (auto& c : connections_) {
+    if (c.get() == from) {
+      c = std::move(replacement);
+      return;
+    }
   }
 }
 

@@ -6,6 +6,7 @@
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 
 #include <array>
 #include <cstdint>
@@ -16,6 +17,8 @@ namespace {
 
 constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 constexpr size_t kEs256PartBytes = 32;
+// Google requires 2048-bit keys; shorter RSA keys are forgeable and no provider accepts them.
+constexpr int kRs256MinBits = 2048;
 
 // 0..63 for alphabet characters, -1 otherwise.
 constexpr std::array<int8_t, 256> makeDecodeTable() {
@@ -196,6 +199,57 @@ Result<std::string> signJwtEs256(EVP_PKEY* key, std::string_view header_json,
   jws.push_back('.');
   jws += base64UrlEncode(std::string_view(reinterpret_cast<const char*>(raw), sizeof(raw)));
   return jws;
+}
+
+Result<std::string> signJwtRs256(EVP_PKEY* key, std::string_view header_json,
+                                 std::string_view claims_json) {
+  if (key == nullptr || !EVP_PKEY_is_a(key, "RSA")) {
+    return Error::invalidArgument("RS256: key must be an RSA private key");
+  }
+  if (EVP_PKEY_get_bits(key) < kRs256MinBits) {
+    return Error::invalidArgument("RS256: RSA key has " + std::to_string(EVP_PKEY_get_bits(key)) +
+                                  " bits, at least " + std::to_string(kRs256MinBits) + " required");
+  }
+  std::string jws = base64UrlEncode(header_json);
+  jws.push_back('.');
+  jws += base64UrlEncode(claims_json);
+
+  std::unique_ptr<EVP_MD_CTX, MdCtxDeleter> ctx(EVP_MD_CTX_new());
+  EVP_PKEY_CTX* pctx = nullptr;  // owned by ctx
+  if (!ctx || EVP_DigestSignInit(ctx.get(), &pctx, EVP_sha256(), nullptr, key) != 1 ||
+      EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1) {
+    return Error::internal("RS256: sign init failed (" + takeOpenSslError() + ")");
+  }
+  size_t sig_len = 0;
+  const auto* input = reinterpret_cast<const unsigned char*>(jws.data());
+  if (EVP_DigestSign(ctx.get(), nullptr, &sig_len, input, jws.size()) != 1) {
+    return Error::internal("RS256: signing failed (" + takeOpenSslError() + ")");
+  }
+  std::string sig(sig_len, '\0');
+  if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &sig_len, input,
+                     jws.size()) != 1) {
+    return Error::internal("RS256: signing failed (" + takeOpenSslError() + ")");
+  }
+  sig.resize(sig_len);
+  jws.push_back('.');
+  jws += base64UrlEncode(sig);
+  return jws;
+}
+
+bool verifyRs256(EVP_PKEY* public_key, std::string_view signing_input, std::string_view signature) {
+  if (public_key == nullptr || !EVP_PKEY_is_a(public_key, "RSA") || signature.empty()) {
+    return false;
+  }
+  std::unique_ptr<EVP_MD_CTX, MdCtxDeleter> ctx(EVP_MD_CTX_new());
+  EVP_PKEY_CTX* pctx = nullptr;  // owned by ctx
+  bool ok = ctx && EVP_DigestVerifyInit(ctx.get(), &pctx, EVP_sha256(), nullptr, public_key) == 1 &&
+            EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) == 1 &&
+            EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()),
+                             signature.size(),
+                             reinterpret_cast<const unsigned char*>(signing_input.data()),
+                             signing_input.size()) == 1;
+  ERR_clear_error();
+  return ok;
 }
 
 Result<DecodedJwt> decodeJwt(std::string_view compact) {

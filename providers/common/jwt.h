@@ -1,7 +1,7 @@
 #pragma once
 // JWS/JWT helpers shared by the providers and pns-mock: base64url, PEM key loading, ES256 signing
-// and verification with the raw 64-byte R||S signature form JWS requires (RFC 7515/7518), and
-// splitting a compact JWS into its parts.
+// and verification with the raw 64-byte R||S signature form JWS requires (RFC 7515/7518), RS256
+// signing and verification (Google OAuth assertions), and splitting a compact JWS into its parts.
 //
 // Every function here is stateless and safe to call from any thread; an EVP_PKEY may be used by
 // several threads at once for signing and verification (OpenSSL 3 keys are read-only then).
@@ -42,6 +42,13 @@ Result<EvpPkeyPtr> loadPublicKeyPem(std::string_view pem);
 Result<std::string> signJwtEs256(EVP_PKEY* key, std::string_view header_json,
                                  std::string_view claims_json);
 
+// Returns the compact JWS `b64(header).b64(claims).b64(sig)` signed with RS256
+// (RSASSA-PKCS1-v1_5 with SHA-256; deterministic, e.g. a Google service-account assertion). The
+// JSON texts are encoded byte for byte as given. `key` must be an RSA private key of at least
+// 2048 bits. Any thread.
+Result<std::string> signJwtRs256(EVP_PKEY* key, std::string_view header_json,
+                                 std::string_view claims_json);
+
 // A compact JWS split and decoded. `signing_input` is the first two segments as received (the
 // bytes the signature covers); `signature` holds the raw decoded signature bytes.
 struct DecodedJwt {
@@ -59,5 +66,10 @@ Result<DecodedJwt> decodeJwt(std::string_view compact);
 // `signing_input` with an EC P-256 public (or private) key. False on any mismatch or error.
 bool verifyEs256(EVP_PKEY* public_key, std::string_view signing_input,
                  std::string_view raw_signature);
+
+// Verifies an RS256 (RSASSA-PKCS1-v1_5, SHA-256) signature over `signing_input` with an RSA
+// public (or private) key. `signature` is the raw decoded signature bytes. False on any mismatch
+// or error. Any thread.
+bool verifyRs256(EVP_PKEY* public_key, std::string_view signing_input, std::string_view signature);
 
 }  // namespace pushhub::providers

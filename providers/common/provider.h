@@ -6,7 +6,10 @@
 // A Provider instance belongs to one worker (one io_context thread), like the pool it feeds;
 // shared state behind it (e.g. a token source) must be thread-safe on its own.
 
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/post.hpp>
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -42,9 +45,27 @@ class Provider {
   virtual Result<Request> encode(const Target& target, const Notification& notification) = 0;
   // Classifies a provider response. No I/O.
   virtual Outcome classify(const Response& response) const = 0;
-  // Called when classify() returned kRefreshAuth: the next encode() must use a fresh credential
-  // (subject to the provider's own rate rules).
+  // Called when classify() returned kRefreshAuth for `rejected`: the next encode() must use a
+  // fresh credential (subject to the provider's own rate rules). `rejected.credential_generation`
+  // is the Request::credential_generation encode() set for the rejected request, so a provider
+  // with an AccessTokenSource calls invalidate(rejected.credential_generation) and many
+  // in-flight 401s of one token cause one refresh. The default calls onAuthRejected().
+  virtual void onAuthRejected(const Response& rejected) { onAuthRejected(); }
+  // Older form for providers that need no response (APNs).
   virtual void onAuthRejected() {}
+
+  // True when encode() can run now (e.g. a valid access token is cached). Called before every
+  // encode(): keep it cheap (no allocation, no lock). Default true.
+  virtual bool ready() const { return true; }
+  // When !ready(): calls `done` on `executor` once encode() can run, or with the error that
+  // stops it: kUnauthenticated/kPermissionDenied -> the send's outcome is kConfigError
+  // "InvalidCredentials"; anything else (kUnavailable) -> kRetryBackoff "PnsUnreachable".
+  // ProviderClient has at most one call outstanding (sends that wait share it); `done` is called
+  // exactly once, never from inside whenReady() itself.
+  virtual void whenReady(boost::asio::any_io_executor executor,
+                         std::function<void(Result<void>)> done) {
+    boost::asio::post(executor, [done = std::move(done)] { done({}); });
+  }
 };
 
 }  // namespace pushhub::providers

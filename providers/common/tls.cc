@@ -4,8 +4,28 @@
 
 namespace pushhub::providers {
 
+std::string_view alpnWireList(AlpnOffer offer) {
+  using namespace std::string_view_literals;
+  switch (offer) {
+    case AlpnOffer::kNone:
+      return {};
+    case AlpnOffer::kH2:
+      return "\x02h2"sv;
+    case AlpnOffer::kHttp1:
+      return "\x08http/1.1"sv;
+    case AlpnOffer::kH2OrHttp1:
+      return "\x02h2\x08http/1.1"sv;
+  }
+  return {};
+}
+
 Result<std::shared_ptr<boost::asio::ssl::context>> makeTlsClientContext(const std::string& ca_file,
                                                                         bool offer_h2_alpn) {
+  return makeTlsClientContext(ca_file, offer_h2_alpn ? AlpnOffer::kH2 : AlpnOffer::kNone);
+}
+
+Result<std::shared_ptr<boost::asio::ssl::context>> makeTlsClientContext(const std::string& ca_file,
+                                                                        AlpnOffer alpn) {
   namespace ssl = boost::asio::ssl;
   auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
   boost::system::error_code ec;
@@ -33,11 +53,11 @@ Result<std::shared_ptr<boost::asio::ssl::context>> makeTlsClientContext(const st
   }
   // Session resumption saves a round trip and CPU on reconnects.
   SSL_CTX_set_session_cache_mode(ctx->native_handle(), SSL_SESS_CACHE_CLIENT);
-  if (offer_h2_alpn) {
-    static const unsigned char kAlpn[] = {2, 'h', '2'};
-    if (SSL_CTX_set_alpn_protos(ctx->native_handle(), kAlpn, sizeof(kAlpn)) != 0) {
-      return Error::internal("tls: cannot set ALPN");
-    }
+  std::string_view wire = alpnWireList(alpn);
+  if (!wire.empty() && SSL_CTX_set_alpn_protos(ctx->native_handle(),
+                                               reinterpret_cast<const unsigned char*>(wire.data()),
+                                               static_cast<unsigned int>(wire.size())) != 0) {
+    return Error::internal("tls: cannot set ALPN");
   }
   return ctx;
 }

@@ -10,6 +10,7 @@
 #include <openssl/rsa.h>
 
 #include <string>
+#include <vector>
 
 namespace pushhub::providers {
 namespace {
@@ -237,6 +238,149 @@ TEST(DecodeJwt, RejectsWrongSegmentCountsAndBadBase64) {
   EXPECT_EQ(ok->claims_json, "fo");
   EXPECT_EQ(ok->signing_input, "Zg.Zm8");
   EXPECT_TRUE(ok->signature.empty());
+}
+
+// RFC 7515 Appendix A.2 RSA key (JWK members, base64url).
+struct RsaJwk {
+  const char* n;
+  const char* e;
+  const char* d;
+  const char* p;
+  const char* q;
+  const char* dp;
+  const char* dq;
+  const char* qi;
+};
+constexpr RsaJwk kA2Key = {
+    "ofgWCuLjybRlzo0tZWJjNiuSfb4p4fAkd_wWJcyQoTbji9k0l8W26mPddxHmfHQp-Vaw-4qPCJrcS2mJPMEzP1Pt0Bm4d4"
+    "QlL-yRT-SFd2lZS-pCgNMsD1W_YpRPEwOWvG6b32690r2jZ47soMZo9wGzjb_7OMg0LOL-bSf63kpaSHSXndS5z5rexMdb"
+    "BYUsLA9e-KXBdQOS-UTo7WTBEMa2R2CapHg665xsmtdVMTBQY4uDZlxvb3qCo5ZwKh9kG4LT6_I5IhlJH7aGhyxXFvUK-D"
+    "WNmoudF8NAco9_h9iaGNj8q2ethFkMLs91kzk2PAcDTW9gb54h4FRWyuXpoQ",
+    "AQAB",
+    "Eq5xpGnNCivDflJsRQBXHx1hdR1k6Ulwe2JZD50LpXyWPEAeP88vLNO97IjlA7_GQ5sLKMgvfTeXZx9SE-7YwVol2NXOoA"
+    "Je46sui395IW_GO-pWJ1O0BkTGoVEn2bKVRUCgu-GjBVaYLU6f3l9kJfFNS3E0QbVdxzubSu3Mkqzjkn439X0M_V51gfpR"
+    "LI9JYanrC4D4qAdGcopV_0ZHHzQlBjudU2QvXt4ehNYTCBr6XCLQUShb1juUO1ZdiYoFaFQT5Tw8bGUl_x_jTj3ccPDVZF"
+    "D9pIuhLhBOneufuBiB4cS98l2SR_RQyGWSeWjnczT0QU91p1DhOVRuOopznQ",
+    "4BzEEOtIpmVdVEZNCqS7baC4crd0pqnRH_5IB3jw3bcxGn6QLvnEtfdUdiYrqBdss1l58BQ3KhooKeQTa9AB0Hw_Py5PJd"
+    "TJNPY8cQn7ouZ2KKDcmnPGBY5t7yLc1QlQ5xHdwW1VhvKn-nXqhJTBgIPgtldC-KDV5z-y2XDwGUc",
+    "uQPEfgmVtjL0Uyyx88GZFF1fOunH3-7cepKmtH4pxhtCoHqpWmT8YAmZxaewHgHAjLYsp1ZSe7zFYHj7C6ul7TjeLQeZD_"
+    "YwD66t62wDmpe_HlB-TnBA-njbglfIsRLtXlnDzQkv5dTltRJ11BKBBypeeF6689rjcJIDEz9RWdc",
+    "BwKfV3Akq5_MFZDFZCnW-wzl-CCo83WoZvnLQwCTeDv8uzluRSnm71I3QCLdhrqE2e9YkxvuxdBfpT_PI7Yz-FOKnu1R6H"
+    "sJeDCjn12Sk3vmAktV2zb34MCdy7cpdTh_YVr7tss2u6vneTwrA86rZtu5Mbr1C1XsmvkxHQAdYo0",
+    "h_96-mK1R_7glhsum81dZxjTnYynPbZpHziZjeeHcXYsXaaMwkOlODsWa7I9xXDoRwbKgB719rrmI2oKr6N3Do9U0ajaHF"
+    "-NKJnwgjMd2w9cjz3_-kyNlxAr2v4IKhGNpmM5iIgOS1VZnOZ68m6_pbLBSp3nssTdlqvd0tIiTHU",
+    "IYd7DHOhrWvxkwPQsRM2tOgrjbcrfvtQJipd-DlcxyVuuM9sQLdgjVk2oy26F0EmpScGLq2MowX7fhd_QJQ3ydy5cY7YIB"
+    "i87w93IKLEdfnbJtoOPLUW0ITrJReOgo1cq9SbsxYawBgfp_gh6A5603k2-ZQwVK0JKSHuLFkuQ3U",
+};
+constexpr const char* kA2Signature =
+    "cC4hiUPoj9Eetdgtv3hF80EGrhuB__dzERat0XF9g2VtQgr9PJbu3XOiZj5RZmh7AAuHIm4Bh-0Qc_lF5YKt_O8W2Fp5j"
+    "ujGbds9uJdbF9CUAr7t1dnZcAcQjbKBYNX4BAynRFdiuB--f_nZLgrnbyTyWzO75vRK5h6xBArLIARNPvkSjtQBMHlb1L"
+    "07Qe7K0GarZRmB_eSN9383LcOLn6_dO--xi12jzDwusC-eOkHWEsqtFZESc6BfI7noOPqvhJ1phCnvWh6IeYI2w9QOYEU"
+    "ipUTI8np6LbgGY9Fs98rqVt5AXLIhWkWywlVmtVrBp0igcN_IoypGlUPQGe77Rw";
+constexpr const char* kA2Header = "{\"alg\":\"RS256\"}";
+
+// Builds an RSA EVP_PKEY from JWK members; public only when `with_private` is false.
+EvpPkeyPtr rsaFromJwk(const RsaJwk& jwk, bool with_private) {
+  std::vector<BIGNUM*> bns;
+  auto bn = [&bns](const char* b64) {
+    std::string raw = base64UrlDecode(b64).value();
+    BIGNUM* v = BN_bin2bn(reinterpret_cast<const unsigned char*>(raw.data()),
+                          static_cast<int>(raw.size()), nullptr);
+    bns.push_back(v);
+    return v;
+  };
+  OSSL_PARAM_BLD* bld = OSSL_PARAM_BLD_new();
+  OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn(jwk.n));
+  OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, bn(jwk.e));
+  if (with_private) {
+    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_D, bn(jwk.d));
+    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_FACTOR1, bn(jwk.p));
+    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_FACTOR2, bn(jwk.q));
+    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_EXPONENT1, bn(jwk.dp));
+    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_EXPONENT2, bn(jwk.dq));
+    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_COEFFICIENT1, bn(jwk.qi));
+  }
+  OSSL_PARAM* params = OSSL_PARAM_BLD_to_param(bld);
+  EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_name(nullptr, "RSA", nullptr);
+  EVP_PKEY* key = nullptr;
+  EXPECT_EQ(EVP_PKEY_fromdata_init(ctx), 1);
+  EXPECT_EQ(
+      EVP_PKEY_fromdata(ctx, &key, with_private ? EVP_PKEY_KEYPAIR : EVP_PKEY_PUBLIC_KEY, params),
+      1);
+  EVP_PKEY_CTX_free(ctx);
+  OSSL_PARAM_free(params);
+  OSSL_PARAM_BLD_free(bld);
+  for (BIGNUM* v : bns) {
+    BN_free(v);
+  }
+  return EvpPkeyPtr(key);
+}
+
+TEST(Rs256, Rfc7515AppendixA2SignatureIsByteExact) {
+  EvpPkeyPtr key = rsaFromJwk(kA2Key, true);
+  ASSERT_NE(key, nullptr);
+  auto jws = signJwtRs256(key.get(), kA2Header, kA2Payload);
+  ASSERT_TRUE(jws) << jws.error().message;
+  EXPECT_EQ(*jws, std::string("eyJhbGciOiJSUzI1NiJ9.") + kA2PayloadB64 + "." + kA2Signature);
+  // Deterministic: a second signature is identical.
+  EXPECT_EQ(signJwtRs256(key.get(), kA2Header, kA2Payload).value(), *jws);
+}
+
+TEST(Rs256, PublishedSignatureVerifiesWithThePublicKeyAndBitFlipsFail) {
+  EvpPkeyPtr pub = rsaFromJwk(kA2Key, false);
+  ASSERT_NE(pub, nullptr);
+  std::string input = std::string("eyJhbGciOiJSUzI1NiJ9.") + kA2PayloadB64;
+  std::string sig = base64UrlDecode(kA2Signature).value();
+  ASSERT_EQ(sig.size(), 256u);
+  EXPECT_TRUE(verifyRs256(pub.get(), input, sig));
+  for (size_t i : {size_t{0}, size_t{100}, sig.size() - 1}) {
+    std::string bad = sig;
+    bad[i] = static_cast<char>(bad[i] ^ 0x01);
+    EXPECT_FALSE(verifyRs256(pub.get(), input, bad)) << "byte " << i;
+  }
+  std::string bad_input = input;
+  bad_input.back() = bad_input.back() == 'Q' ? 'R' : 'Q';
+  EXPECT_FALSE(verifyRs256(pub.get(), bad_input, sig));
+  EXPECT_FALSE(verifyRs256(pub.get(), input, ""));
+  EXPECT_FALSE(verifyRs256(pub.get(), input, sig.substr(1)));
+}
+
+TEST(Rs256, RoundTripThroughPemLikeAServiceAccountKey) {
+  EvpPkeyPtr original = rsaFromJwk(kA2Key, true);
+  ASSERT_NE(original, nullptr);
+  auto priv = loadPrivateKeyPem(pemOf(original.get(), true));
+  ASSERT_TRUE(priv) << priv.error().message;
+  auto pub = loadPublicKeyPem(pemOf(original.get(), false));
+  ASSERT_TRUE(pub) << pub.error().message;
+  // The PKCS#8 path a service account's private_key takes gives the same bytes as the vector.
+  auto jws = signJwtRs256(priv->get(), kA2Header, kA2Payload);
+  ASSERT_TRUE(jws) << jws.error().message;
+  EXPECT_EQ(*jws, std::string("eyJhbGciOiJSUzI1NiJ9.") + kA2PayloadB64 + "." + kA2Signature);
+  // And a fresh token with other claims verifies through decodeJwt + verifyRs256.
+  auto other = signJwtRs256(priv->get(), "{\"alg\":\"RS256\",\"typ\":\"JWT\"}",
+                            "{\"iss\":\"sa@example.iam.gserviceaccount.com\",\"iat\":1}");
+  ASSERT_TRUE(other);
+  auto decoded = decodeJwt(*other);
+  ASSERT_TRUE(decoded);
+  EXPECT_TRUE(verifyRs256(pub->get(), decoded->signing_input, decoded->signature));
+  EXPECT_FALSE(verifyRs256(pub->get(), decoded->signing_input + "x", decoded->signature));
+}
+
+TEST(Rs256, RejectsNonRsaAndShortKeys) {
+  EvpPkeyPtr ec = generateP256();
+  auto r = signJwtRs256(ec.get(), kA2Header, kA2Payload);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Error::Code::kInvalidArgument);
+  EXPECT_FALSE(signJwtRs256(nullptr, kA2Header, kA2Payload));
+  EvpPkeyPtr small(EVP_RSA_gen(1024));
+  ASSERT_NE(small, nullptr);
+  auto s = signJwtRs256(small.get(), kA2Header, kA2Payload);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message.find("2048"), std::string::npos);
+  // ES256 keys never verify RS256 and vice versa.
+  EXPECT_FALSE(verifyRs256(ec.get(), "a.b", std::string(256, 'x')));
+  EvpPkeyPtr rsa = rsaFromJwk(kA2Key, true);
+  EXPECT_FALSE(verifyEs256(rsa.get(), "a.b", std::string(64, 'x')));
 }
 
 }  // namespace
