@@ -8,6 +8,7 @@
 #include "base/log.h"
 #include "base/sas.h"
 #include "gateway/notification.h"
+#include "providers/wns/wns_provider.h"
 
 namespace pushhub::gateway {
 namespace {
@@ -66,6 +67,19 @@ void toProto(const registry::Installation& in, v1::Installation& out) {
 }
 
 registry::Hub hubOf(const HubSettings& hub) { return registry::Hub{hub.name, hub.buckets}; }
+
+// Everything the registry checks, plus what only the hub knows: a WNS channel URI comes from a
+// device, so its host must be one the hub allows before pushhub ever connects to it.
+Result<void> validateForHub(const HubSettings& hub, const registry::Installation& installation) {
+  if (auto ok = registry::validateInstallation(installation); !ok) return ok;
+  if (installation.platform == registry::Platform::kWns) {
+    static const providers::wns::WnsConfig kDefaults;
+    const auto& allowed = hub.wns ? hub.wns->allowed_hosts : kDefaults.allowed_hosts;
+    auto channel = providers::wns::WnsProvider::parseChannelUri(installation.push_channel, allowed);
+    if (!channel) return Error::invalidArgument("pushChannel: " + channel.error().message);
+  }
+  return {};
+}
 
 }  // namespace
 
@@ -131,7 +145,7 @@ grpc::ServerUnaryReactor* ApiService::CreateOrUpdateInstallation(
   }
   auto installation = fromProto(request->installation());
   if (!installation) return finish(context, toStatus(installation.error()));
-  if (auto ok = registry::validateInstallation(*installation); !ok) {
+  if (auto ok = validateForHub(**hub, *installation); !ok) {
     return finish(context, toStatus(ok.error()));
   }
   auto* reactor = context->DefaultReactor();
@@ -164,7 +178,7 @@ grpc::ServerUnaryReactor* ApiService::BatchCreateOrUpdateInstallations(
     std::string field = "installations[" + std::to_string(i) + "]";
     auto installation = fromProto(request->installations(i));
     if (installation) {
-      if (auto ok = registry::validateInstallation(*installation); !ok) installation = ok.error();
+      if (auto ok = validateForHub(**hub, *installation); !ok) installation = ok.error();
     }
     if (!installation) {
       return finish(context,

@@ -2,6 +2,8 @@
 
 #include <toml++/toml.h>
 
+#include "providers/wns/wns_provider.h"
+
 #include <algorithm>
 #include <fstream>
 #include <sstream>
@@ -126,10 +128,73 @@ void parseApns(const toml::table& table, const std::string& prefix,
   if (apns.topic.empty()) r.fail(prefix + ".topic", "is required (the app's bundle id)");
 }
 
+void parseFcm(const toml::table& table, const std::string& prefix,
+              const std::filesystem::path& base_dir, Reader& r, providers::fcm::FcmConfig& fcm) {
+  r.onlyKnown(&table, prefix,
+              {"service_account_file", "endpoint", "token_uri", "ca_file", "connections"});
+  std::string endpoint = "https://fcm.googleapis.com:443";
+  r.get(table["endpoint"], prefix + ".endpoint", endpoint);
+  if (!parseHttpsUrl(endpoint, fcm.host, fcm.port)) {
+    r.fail(prefix + ".endpoint", "must be an https URL such as https://fcm.googleapis.com:443");
+  }
+  r.get(table["token_uri"], prefix + ".token_uri", fcm.token_uri_override);
+  std::string ignored_host;
+  uint16_t ignored_port = 0;
+  if (!fcm.token_uri_override.empty() &&
+      !parseHttpsUrl(fcm.token_uri_override, ignored_host, ignored_port)) {
+    r.fail(prefix + ".token_uri", "must be an https URL");
+  }
+  r.get(table["ca_file"], prefix + ".ca_file", fcm.ca_file);
+  if (!fcm.ca_file.empty()) fcm.ca_file = (base_dir / fcm.ca_file).string();
+  r.getInt(table["connections"], prefix + ".connections", fcm.connections, 1, 64);
+  std::string file;
+  r.get(table["service_account_file"], prefix + ".service_account_file", file);
+  if (file.empty()) {
+    return r.fail(prefix + ".service_account_file", "is required (the service account's JSON key)");
+  }
+  bool ok = false;
+  std::string json = readFile(base_dir / file, ok);
+  if (!ok) return r.fail(prefix + ".service_account_file", "cannot read " + (base_dir / file).string());
+  auto account = providers::fcm::parseServiceAccount(json);
+  if (!account) return r.fail(prefix + ".service_account_file", account.error().message);
+  fcm.account = std::move(*account);
+}
+
+void parseWns(const toml::table& table, const std::string& prefix,
+              const std::filesystem::path& base_dir, Reader& r, providers::wns::WnsConfig& wns) {
+  r.onlyKnown(&table, prefix, {"package_sid", "secret", "token_url", "scope", "allowed_hosts",
+                               "ca_file", "connections"});
+  r.get(table["package_sid"], prefix + ".package_sid", wns.package_sid);
+  r.get(table["secret"], prefix + ".secret", wns.secret);
+  r.get(table["token_url"], prefix + ".token_url", wns.token_url);
+  r.get(table["scope"], prefix + ".scope", wns.scope);
+  r.get(table["ca_file"], prefix + ".ca_file", wns.ca_file);
+  if (!wns.ca_file.empty()) wns.ca_file = (base_dir / wns.ca_file).string();
+  r.getInt(table["connections"], prefix + ".connections", wns.connections, 1, 64);
+  if (wns.package_sid.empty()) r.fail(prefix + ".package_sid", "is required");
+  if (wns.secret.empty()) r.fail(prefix + ".secret", "is required");
+  std::string ignored_host;
+  uint16_t ignored_port = 0;
+  if (!parseHttpsUrl(wns.token_url, ignored_host, ignored_port)) {
+    r.fail(prefix + ".token_url", "must be an https URL");
+  }
+  if (auto hosts = table["allowed_hosts"].as_array()) {
+    wns.allowed_hosts.clear();
+    for (const auto& host : *hosts) {
+      auto text = host.value<std::string>();
+      if (!text) return r.fail(prefix + ".allowed_hosts", "must be a list of strings");
+      wns.allowed_hosts.push_back(*text);
+    }
+  }
+  if (auto ok = providers::wns::WnsProvider::validateAllowedHosts(wns.allowed_hosts); !ok) {
+    r.fail(prefix + ".allowed_hosts", ok.error().message);
+  }
+}
+
 void parseHub(const toml::table& table, size_t index, const std::filesystem::path& base_dir,
               Reader& r, Config& config) {
   std::string prefix = "hubs[" + std::to_string(index) + "]";
-  r.onlyKnown(&table, prefix, {"name", "buckets", "keys", "apns"});
+  r.onlyKnown(&table, prefix, {"name", "buckets", "keys", "apns", "fcm", "wns"});
   HubSettings hub;
   r.get(table["name"], prefix + ".name", hub.name);
   if (hub.name.empty() || hub.name.size() > 50 ||
@@ -168,6 +233,12 @@ void parseHub(const toml::table& table, size_t index, const std::filesystem::pat
   if (hub.keys.empty()) r.fail(prefix + ".keys", "a hub needs at least one access key");
   if (auto apns = table["apns"].as_table()) {
     parseApns(*apns, prefix + ".apns", base_dir, r, hub.apns.emplace());
+  }
+  if (auto fcm = table["fcm"].as_table()) {
+    parseFcm(*fcm, prefix + ".fcm", base_dir, r, hub.fcm.emplace());
+  }
+  if (auto wns = table["wns"].as_table()) {
+    parseWns(*wns, prefix + ".wns", base_dir, r, hub.wns.emplace());
   }
   auto name = lower(hub.name);
   if (config.hubs.count(name)) return r.fail(prefix + ".name", "'" + hub.name + "' appears twice");

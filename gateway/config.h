@@ -11,6 +11,8 @@
 
 #include "base/result.h"
 #include "providers/apns/apns_config.h"
+#include "providers/fcm/fcm_config.h"
+#include "providers/wns/wns_config.h"
 
 namespace pushhub::gateway {
 
@@ -31,6 +33,8 @@ struct HubSettings {
   // Provider credentials and endpoints; unset: the hub's installations of that platform are
   // skipped and counted as InvalidCredentials.
   std::optional<providers::apns::ApnsConfig> apns;
+  std::optional<providers::fcm::FcmConfig> fcm;
+  std::optional<providers::wns::WnsConfig> wns;
 
   const AccessKey* findKey(std::string_view name) const;
 };

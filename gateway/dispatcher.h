@@ -57,6 +57,11 @@ class Dispatcher {
   void pump(const RunPtr& run);
   void resolveBucket(const RunPtr& run, uint32_t bucket);
   void deliver(const RunPtr& run, const registry::ResolvedTarget& target);
+  // `tpl` rendered for this job's notification, from the job's cache when an equal template was
+  // rendered before.
+  std::shared_ptr<const providers::Notification> rendered(
+      const RunPtr& run, registry::Platform platform,
+      const std::shared_ptr<const registry::InstallationTemplate>& tpl);
   void sendOne(const RunPtr& run, registry::Platform platform, providers::Target target,
                std::shared_ptr<const providers::Notification> notification, uint32_t attempt);
   void count(const RunPtr& run, registry::Platform platform, std::string_view outcome);

@@ -1,6 +1,8 @@
 #include "gateway/notification.h"
 
 #include "providers/apns/apns_provider.h"
+#include "providers/fcm/fcm_provider.h"
+#include "providers/wns/wns_provider.h"
 
 #include <google/protobuf/util/time_util.h>
 
@@ -24,19 +26,48 @@ std::string lower(std::string_view s) {
   return out;
 }
 
+std::vector<providers::Header> headersOf(const v1::NativePayload& native) {
+  std::vector<providers::Header> headers;
+  for (const auto& [name, value] : native.headers()) headers.push_back({name, value});
+  return headers;
+}
+
 // A native APNs payload is checked with the provider's own rules, so a send is refused up front
 // for exactly what would fail every device later; names outside apns-* are refused too, since
 // a native APNs payload has no other headers to give.
 Result<void> validateApnsPayload(const v1::NativePayload& native, const std::string& field) {
-  std::vector<providers::Header> headers;
   for (const auto& [name, value] : native.headers()) {
     if (lower(name).rfind("apns-", 0) != 0) {
       return Error::invalidArgument(field + ".headers[" + name + "]: not an APNs header");
     }
-    headers.push_back({name, value});
   }
-  auto parsed = providers::apns::ApnsProvider::parseHeaders(headers, native.body().size());
+  auto parsed = providers::apns::ApnsProvider::parseHeaders(headersOf(native), native.body().size());
   if (!parsed) return Error::invalidArgument(field + ": " + parsed.error().message);
+  return {};
+}
+
+// Checks a native payload with its provider's own rules (see validateApnsPayload).
+Result<void> validateNativePayload(registry::Platform platform, const v1::NativePayload& native,
+                                   const std::string& field) {
+  switch (platform) {
+    case registry::Platform::kApns:
+      return validateApnsPayload(native, field);
+    case registry::Platform::kFcm:
+      if (native.headers_size() > 0) {
+        return Error::invalidArgument(field + ".headers: FCM payloads take no headers; put "
+                                      "options in the message (android, apns, webpush)");
+      }
+      if (auto ok = providers::fcm::FcmProvider::validatePayload(native.body()); !ok) {
+        return Error::invalidArgument(field + ".body: " + ok.error().message);
+      }
+      return {};
+    case registry::Platform::kWns:
+      if (auto ok = providers::wns::WnsProvider::parseHeaders(headersOf(native), native.body().size());
+          !ok) {
+        return Error::invalidArgument(field + ": " + ok.error().message);
+      }
+      return {};
+  }
   return {};
 }
 
@@ -97,13 +128,7 @@ Result<void> validateSendRequest(const v1::SendNotificationRequest& request,
     }
     seen[static_cast<int>(*platform)] = true;
     if (native.body().empty()) return Error::invalidArgument(field + ".body: must not be empty");
-    if (*platform == registry::Platform::kApns) {
-      if (auto ok = validateApnsPayload(native, field); !ok) return ok;
-    } else {
-      return Error::invalidArgument(field + ".platform: " +
-                                    std::string(registry::toString(*platform)) +
-                                    " delivery is not available in this version");
-    }
+    if (auto ok = validateNativePayload(*platform, native, field); !ok) return ok;
   }
   if (request.template_properties_size() > static_cast<int>(kMaxTemplateProperties)) {
     return Error::invalidArgument("template_properties: at most " +

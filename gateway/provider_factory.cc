@@ -2,6 +2,11 @@
 
 #include "providers/apns/apns_provider.h"
 #include "providers/apns/apns_token_source.h"
+#include "providers/common/access_token.h"
+#include "providers/fcm/fcm_auth.h"
+#include "providers/fcm/fcm_provider.h"
+#include "providers/wns/wns_auth.h"
+#include "providers/wns/wns_provider.h"
 
 namespace pushhub::gateway {
 namespace {
@@ -21,6 +26,32 @@ Result<PlatformSetup> apnsSetup(const HubSettings& hub, const providers::apns::A
                        }};
 }
 
+Result<PlatformSetup> fcmSetup(const HubSettings& hub, const providers::fcm::FcmConfig& config) {
+  auto pool = providers::fcm::FcmProvider::poolOptions(config);
+  if (!pool) return credentialError(hub, "fcm.ca_file", pool.error());
+  providers::AccessTokenSource::Options options;
+  options.ca_file = config.ca_file;
+  auto tokens = providers::AccessTokenSource::create(
+      "fcm:" + config.account.project_id, providers::fcm::makeFcmTokenRequests(config), options);
+  if (!tokens) return credentialError(hub, "fcm", tokens.error());
+  return PlatformSetup{*pool, [config, tokens = *tokens] {
+                         return std::make_unique<providers::fcm::FcmProvider>(config, tokens);
+                       }};
+}
+
+Result<PlatformSetup> wnsSetup(const HubSettings& hub, const providers::wns::WnsConfig& config) {
+  auto pool = providers::wns::WnsProvider::poolOptions(config);
+  if (!pool) return credentialError(hub, "wns.ca_file", pool.error());
+  providers::AccessTokenSource::Options options;
+  options.ca_file = config.ca_file;
+  auto tokens = providers::AccessTokenSource::create(
+      "wns:" + hub.name, providers::wns::makeWnsTokenRequests(config), options);
+  if (!tokens) return credentialError(hub, "wns", tokens.error());
+  return PlatformSetup{*pool, [config, tokens = *tokens] {
+                         return std::make_unique<providers::wns::WnsProvider>(config, tokens);
+                       }};
+}
+
 }  // namespace
 
 Result<SharedCredentials> loadCredentials(const Config& config) {
@@ -31,6 +62,16 @@ Result<SharedCredentials> loadCredentials(const Config& config) {
       auto setup = apnsSetup(hub, *hub.apns);
       if (!setup) return setup.error();
       platforms[static_cast<size_t>(registry::Platform::kApns)] = std::move(*setup);
+    }
+    if (hub.fcm) {
+      auto setup = fcmSetup(hub, *hub.fcm);
+      if (!setup) return setup.error();
+      platforms[static_cast<size_t>(registry::Platform::kFcm)] = std::move(*setup);
+    }
+    if (hub.wns) {
+      auto setup = wnsSetup(hub, *hub.wns);
+      if (!setup) return setup.error();
+      platforms[static_cast<size_t>(registry::Platform::kWns)] = std::move(*setup);
     }
   }
   return out;

@@ -3,6 +3,7 @@
 #   ca.pem / ca.key           the CA that signs every TLS certificate of the stack
 #   server.pem / server.key   a leaf for 127.0.0.1 and localhost (pns-mock, pushhubd)
 #   apns.p8 / apns-pub.pem    an APNs token-auth key (PKCS#8 EC P-256) and its public half
+#   fcm.key / fcm-pub.pem     an FCM service-account key (PKCS#8 RSA 2048) and its public half
 # Idempotent: existing files are kept.
 set -euo pipefail
 dir=${1:?usage: make-certs.sh DIR}
@@ -23,4 +24,8 @@ fi
 if [[ ! -f apns.p8 ]]; then
   openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out apns.p8 2>/dev/null
   openssl pkey -in apns.p8 -pubout -out apns-pub.pem 2>/dev/null
+fi
+if [[ ! -f fcm.key ]]; then
+  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out fcm.key 2>/dev/null
+  openssl pkey -in fcm.key -pubout -out fcm-pub.pem 2>/dev/null
 fi

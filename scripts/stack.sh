@@ -8,6 +8,9 @@ STACK_ENV=$RUNDIR/stack.env
 APNS_KEY_ID=DEMOKEY123
 APNS_TEAM_ID=DEMOTEAM12
 APNS_TOPIC=com.example.pushhub.demo
+FCM_PROJECT=pushhub-demo
+FCM_ACCOUNT=demo-sender@pushhub-demo.iam.gserviceaccount.com
+WNS_SID=ms-app://s-1-15-2-0000000001-demo
 
 free_port() {
   local port
@@ -58,9 +61,11 @@ stack_up() {
   mkdir -p "$RUNDIR/certs"
   "$ROOT/scripts/make-certs.sh" "$RUNDIR/certs"
   local certs=$RUNDIR/certs
-  local redis_port mock_port control_port grpc_port admin_port
-  redis_port=$(free_port); mock_port=$(free_port); control_port=$(free_port)
-  grpc_port=$(free_port); admin_port=$(free_port)
+  local redis_port mock_port fcm_port wns_port control_port grpc_port admin_port
+  redis_port=$(free_port); mock_port=$(free_port); fcm_port=$(free_port); wns_port=$(free_port)
+  control_port=$(free_port); grpc_port=$(free_port); admin_port=$(free_port)
+  local wns_secret
+  wns_secret=$(openssl rand -hex 16)
 
   start_bg redis "$RUNDIR/redis.log" redis-server --port "$redis_port" --bind 127.0.0.1 \
     --save "" --appendonly no --dir "$RUNDIR"
@@ -70,8 +75,18 @@ stack_up() {
     --apns-port "$mock_port" --control-port "$control_port" \
     --cert "$certs/server.pem" --key "$certs/server.key" \
     --apns-key-id "$APNS_KEY_ID" --apns-team-id "$APNS_TEAM_ID" \
-    --apns-public-key "$certs/apns-pub.pem" --apns-topic "$APNS_TOPIC"
+    --apns-public-key "$certs/apns-pub.pem" --apns-topic "$APNS_TOPIC" \
+    --fcm-port "$fcm_port" --fcm-account "$FCM_ACCOUNT:$certs/fcm-pub.pem" \
+    --fcm-project "$FCM_PROJECT" \
+    --wns-port "$wns_port" --wns-sid "$WNS_SID" --wns-secret "$wns_secret"
   wait_port "$control_port" pns-mock "$RUNDIR/pns-mock.log"
+
+  # The service-account key file a Firebase console would hand out, pointing at pns-mock.
+  jq -n --rawfile key "$certs/fcm.key" --arg email "$FCM_ACCOUNT" --arg project "$FCM_PROJECT" \
+    --arg uri "https://127.0.0.1:$fcm_port/token" \
+    '{type: "service_account", project_id: $project, private_key_id: "demo-key-1",
+      private_key: $key, client_email: $email, token_uri: $uri}' \
+    >"$RUNDIR/fcm-service-account.json"
 
   local full_key listen_key
   full_key=$(openssl rand -base64 32)
@@ -109,6 +124,18 @@ buckets = 1024
   key_id = "$APNS_KEY_ID"
   team_id = "$APNS_TEAM_ID"
   topic = "$APNS_TOPIC"
+
+  [hubs.fcm]
+  service_account_file = "fcm-service-account.json"
+  endpoint = "https://127.0.0.1:$fcm_port"
+  ca_file = "certs/ca.pem"
+
+  [hubs.wns]
+  package_sid = "$WNS_SID"
+  secret = "$wns_secret"
+  token_url = "https://127.0.0.1:$wns_port/accesstoken.srf"
+  allowed_hosts = ["127.0.0.1:$wns_port"]
+  ca_file = "certs/ca.pem"
 TOML
   start_bg pushhubd "$RUNDIR/pushhubd.log" "$BUILD/bin/pushhubd" --config "$RUNDIR/pushhubd.toml"
   wait_port "$grpc_port" pushhubd "$RUNDIR/pushhubd.log"
@@ -124,9 +151,18 @@ PUSHHUB_CONNECTION_STRING_LISTEN='Endpoint=$endpoint;SharedAccessKeyName=Default
 PUSHHUB_CONFIG=$RUNDIR/pushhubd.toml
 PNS_MOCK_CONTROL_URL=http://127.0.0.1:$control_port
 PNS_MOCK_APNS_URL=https://127.0.0.1:$mock_port
+PNS_MOCK_FCM_URL=https://127.0.0.1:$fcm_port
+PNS_MOCK_WNS_URL=https://127.0.0.1:$wns_port
 REDIS_URL=redis://127.0.0.1:$redis_port
 ENV
   say "stack up: source $STACK_ENV (logs in $RUNDIR/*.log; ./run down stops it)"
+}
+
+# Prints "platform: sent to N distinct devices" for each provider pns-mock saw.
+mock_summary() {
+  curl -fsS "$PNS_MOCK_CONTROL_URL/_mock/stats" |
+    jq -r 'to_entries[] | select(.value.accepted + .value.rejected_total > 0)
+           | "  \(.key): \(.value.distinct_tokens) distinct devices (\(.value.accepted) accepted, \(.value.rejected_total) refused as dead)"'
 }
 
 stack_demo() {
@@ -137,33 +173,42 @@ stack_demo() {
   set -a; source "$STACK_ENV"; set +a
   local ctl=$BUILD/bin/pushhubctl
 
-  local dead=25
-  say "registering $devices devices (3 tags each from tag-0..tag-9, one template; $dead of them dead)"
+  local dead=30
+  say "registering $devices devices: 50% iOS (APNs), 35% Android (FCM), 15% Windows (WNS);"
+  say "3 tags each from tag-0..tag-9, one template each; $dead of them with dead handles"
   local reg
-  reg=$("$ctl" install bulk --count "$devices" --tag-pool 10 --tags-per 3 --dead "$dead" \
-    --template 'alert={"aps":{"alert":"$(message)"}}')
+  reg=$("$ctl" install bulk --count "$devices" --mix apns:50,fcm:35,wns:15 \
+    --wns-base "$PNS_MOCK_WNS_URL/?token=" --tag-pool 10 --tags-per 3 --dead "$dead" \
+    --template 'apns:alert={"aps":{"alert":"$(message)"}}' \
+    --template 'fcm:alert={"message":{"notification":{"title":"pushhub","body":"$(message)"}}}' \
+    --template 'wns:alert=<toast><visual><binding template="ToastGeneric"><text>$(message)</text></binding></visual></toast>' \
+    --template-header 'wns:alert:X-WNS-Type=wns/toast')
   echo "$reg" | jq -c '{registered, per_second: (.per_second|floor)}'
 
-  say "sending a native APNs notification to tag-3"
+  say "sending native payloads (one per platform) to tag-3"
   curl -fsS -X POST "$PNS_MOCK_CONTROL_URL/_mock/reset" >/dev/null
-  "$ctl" send --tag tag-3 --apns '{"aps":{"alert":"Hello tag-3"}}' --wait | jq -c .
-  local expected delivered
-  expected=$(echo "$reg" | jq '.tags["tag-3"]')
-  delivered=$(curl -fsS "$PNS_MOCK_CONTROL_URL/_mock/stats" | jq '.apns.distinct_tokens')
-  printf 'tag-3: %s registered, pns-mock received %s distinct devices\n' "$expected" "$delivered"
+  "$ctl" send --tag tag-3 --apns '{"aps":{"alert":"Hello tag-3"}}' \
+    --fcm '{"message":{"notification":{"title":"pushhub","body":"Hello tag-3"}}}' \
+    --wns '<toast><visual><binding template="ToastGeneric"><text>Hello tag-3</text></binding></visual></toast>' \
+    --header X-WNS-Type=wns/toast --wait | jq -c '{state, outcomes: [.outcomes[] | {platform, outcome, count}]}'
+  printf 'tag-3: %s registered; pns-mock received:\n' "$(echo "$reg" | jq '.tags["tag-3"]')"
+  mock_summary
   local removed
   removed=$(curl -fsS "$PUSHHUB_METRICS_URL" | awk '/^pushhub_handles_removed_total/ {print $2}')
-  printf 'dead handles APNs refused and pushhub removed: %s\n' "$removed"
+  printf 'dead handles the providers refused and pushhub removed: %s\n' "$removed"
 
   say "sending a templated notification to everyone"
   curl -fsS -X POST "$PNS_MOCK_CONTROL_URL/_mock/reset" >/dev/null
-  "$ctl" send --broadcast --prop message='Hello from pushhub' --wait | jq -c .
-  delivered=$(curl -fsS "$PNS_MOCK_CONTROL_URL/_mock/stats" | jq '.apns.distinct_tokens')
-  printf 'everyone: %s registered, %s removed as dead, pns-mock received %s distinct devices\n' \
-    "$devices" "$removed" "$delivered"
-  printf 'one of them, as pns-mock received it:\n'
-  curl -fsS "$PNS_MOCK_CONTROL_URL/_mock/received?provider=apns&limit=1" | jq -c '.[0] | {token, headers, body}'
+  "$ctl" send --broadcast --prop message='Hello from pushhub' --wait |
+    jq -c '{state, outcomes: [.outcomes[] | {platform, outcome, count}]}'
+  printf 'everyone: %s registered, %s removed earlier; pns-mock received:\n' "$devices" "$removed"
+  mock_summary
+  printf 'one device of each platform, as pns-mock received it:\n'
+  for provider in apns fcm wns; do
+    curl -fsS "$PNS_MOCK_CONTROL_URL/_mock/received?provider=$provider&limit=1" |
+      jq -c --arg p "$provider" '.[0] | {provider: $p, token: (.token[0:24] + "..."), body}'
+  done
 
   say "pushhubd metrics"
-  curl -fsS "$PUSHHUB_METRICS_URL" | grep -E '^pushhub_(deliveries_total|notifications_accepted|jobs_completed)'
+  curl -fsS "$PUSHHUB_METRICS_URL" | grep -E '^pushhub_(deliveries_total|notifications_accepted|handles_removed)'
 }

@@ -5,6 +5,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <boost/json.hpp>
+
 #include <fstream>
 #include <memory>
 #include <string>
@@ -22,6 +24,13 @@ inline constexpr char kFullKey[] = "full-key-for-integration-tests-0123456789";
 inline constexpr char kListenKeyName[] = "DefaultListenSharedAccessSignature";
 inline constexpr char kListenKey[] = "listen-key-for-integration-tests-012345";
 inline constexpr char kTopic[] = "com.example.itest";
+inline constexpr char kFcmProject[] = "itest-project";
+inline constexpr char kFcmAccount[] = "sender@itest-project.iam.gserviceaccount.com";
+inline constexpr char kWnsSid[] = "ms-app://s-1-15-2-0000000001-itest";
+inline constexpr char kWnsSecret[] = "wns-secret-for-integration-tests";
+// A second hub with its own APNs key, team and topic and no FCM or WNS credentials.
+inline constexpr char kOtherHub[] = "other";
+inline constexpr char kOtherTopic[] = "com.example.other";
 
 inline std::string readText(const std::filesystem::path& path) {
   std::ifstream in(path);
@@ -32,7 +41,16 @@ class Stack {
  public:
   // `extra_mock_flags` are appended to pns-mock's command line.
   explicit Stack(std::vector<std::string> extra_mock_flags = {}) : pki_(makeTestPki(dir_.path())) {
+    std::string key2 = (dir_.path() / "apns2.p8").string();
+    if (std::system(("openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out '" +
+                     key2 + "' && openssl pkey -in '" + key2 + "' -pubout -out '" +
+                     (dir_.path() / "apns2-pub.pem").string() + "'")
+                        .c_str()) != 0) {
+      throw std::runtime_error("cannot make the second APNs key");
+    }
     mock_port_ = freePort();
+    fcm_port_ = freePort();
+    wns_port_ = freePort();
     control_port_ = freePort();
     std::vector<std::string> mock{binaryPath("pns-mock").string(),
                                   "--listen", "127.0.0.1",
@@ -43,13 +61,22 @@ class Stack {
                                   "--apns-key-id", "ITESTKEY01",
                                   "--apns-team-id", "ITESTTEAM1",
                                   "--apns-public-key", pki_.apnsPublicKey().string(),
-                                  "--apns-topic", kTopic};
+                                  "--apns-topic", kTopic,
+                                  "--fcm-port", std::to_string(fcm_port_),
+                                  "--fcm-account", std::string(kFcmAccount) + ":" + pki_.fcmPublicKey().string(),
+                                  "--fcm-project", kFcmProject,
+                                  "--wns-port", std::to_string(wns_port_),
+                                  "--wns-sid", kWnsSid,
+                                  "--wns-secret", kWnsSecret,
+                                  "--apns-key", "ITESTKEY02:ITESTTEAM2:" + (dir_.path() / "apns2-pub.pem").string(),
+                                  "--apns-topic", kOtherTopic};
     mock.insert(mock.end(), extra_mock_flags.begin(), extra_mock_flags.end());
     mock_ = std::make_unique<Subprocess>(mock, dir_.path() / "pns-mock.log");
     if (!waitForPort(control_port_)) throw std::runtime_error("pns-mock did not start");
 
     grpc_port_ = freePort();
     admin_port_ = freePort();
+    writeServiceAccount();
     std::ofstream(dir_.path() / "pushhubd.toml") << config();
     daemon_ = std::make_unique<Subprocess>(
         std::vector<std::string>{binaryPath("pushhubd").string(), "--config",
@@ -83,7 +110,25 @@ class Stack {
            "\"\n  rights = [\"Listen\"]\n"
            "  [hubs.apns]\n  endpoint = \"https://127.0.0.1:" + std::to_string(mock_port_) + "\"\n"
            "  ca_file = \"ca.pem\"\n  key_file = \"apns.p8\"\n  key_id = \"ITESTKEY01\"\n"
-           "  team_id = \"ITESTTEAM1\"\n  topic = \"" + kTopic + "\"\n";
+           "  team_id = \"ITESTTEAM1\"\n  topic = \"" + kTopic + "\"\n"
+           "  [hubs.fcm]\n  service_account_file = \"service-account.json\"\n"
+           "  endpoint = \"https://127.0.0.1:" + std::to_string(fcm_port_) + "\"\n"
+           "  ca_file = \"ca.pem\"\n"
+           "  [hubs.wns]\n  package_sid = \"" + kWnsSid + "\"\n  secret = \"" + kWnsSecret + "\"\n"
+           "  token_url = \"https://127.0.0.1:" + std::to_string(wns_port_) + "/accesstoken.srf\"\n"
+           "  allowed_hosts = [\"127.0.0.1:" + std::to_string(wns_port_) + "\"]\n"
+           "  ca_file = \"ca.pem\"\n"
+           "[[hubs]]\nname = \"" + kOtherHub + "\"\nbuckets = 16\n"
+           "  [[hubs.keys]]\n  name = \"" + kFullKeyName + "\"\n  key = \"" + kFullKey +
+           "\"\n  rights = [\"Manage\"]\n"
+           "  [hubs.apns]\n  endpoint = \"https://127.0.0.1:" + std::to_string(mock_port_) + "\"\n"
+           "  ca_file = \"ca.pem\"\n  key_file = \"apns2.p8\"\n  key_id = \"ITESTKEY02\"\n"
+           "  team_id = \"ITESTTEAM2\"\n  topic = \"" + kOtherTopic + "\"\n";
+  }
+
+  // A WNS channel URI on pns-mock for `token`.
+  std::string wnsChannel(const std::string& token) const {
+    return "https://127.0.0.1:" + std::to_string(wns_port_) + "/?token=" + token;
   }
 
   // A context signed with the named key, as an SDK would sign it.
@@ -101,6 +146,18 @@ class Stack {
   v1::PushHub::Stub& stub() { return *stub_; }
   uint16_t controlPort() const { return control_port_; }
   uint16_t adminPort() const { return admin_port_; }
+  // The service-account key file as Google hands it out, its token_uri pointing at pns-mock.
+  void writeServiceAccount() const {
+    boost::json::object account{
+        {"type", "service_account"},
+        {"project_id", kFcmProject},
+        {"private_key_id", "itest-key-1"},
+        {"private_key", readText(pki_.fcmKey())},
+        {"client_email", kFcmAccount},
+        {"token_uri", "https://127.0.0.1:" + std::to_string(fcm_port_) + "/token"}};
+    std::ofstream(dir_.path() / "service-account.json") << boost::json::serialize(account);
+  }
+
   std::string daemonLog() const { return readText(dir_.path() / "pushhubd.log"); }
   const std::filesystem::path& dir() const { return dir_.path(); }
 
@@ -108,7 +165,8 @@ class Stack {
   TempDir dir_;
   TestPki pki_;
   RedisServer redis_;
-  uint16_t mock_port_ = 0, control_port_ = 0, grpc_port_ = 0, admin_port_ = 0;
+  uint16_t mock_port_ = 0, fcm_port_ = 0, wns_port_ = 0, control_port_ = 0, grpc_port_ = 0,
+           admin_port_ = 0;
   std::unique_ptr<Subprocess> mock_;
   std::unique_ptr<Subprocess> daemon_;
   std::unique_ptr<v1::PushHub::Stub> stub_;

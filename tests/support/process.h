@@ -63,7 +63,8 @@ class RedisServer {
   Subprocess process_;
 };
 
-// Paths of the test PKI made by scripts/make-certs.sh (CA, 127.0.0.1 leaf, APNs .p8 key).
+// Paths of the test PKI made by scripts/make-certs.sh (CA, 127.0.0.1 leaf, APNs .p8 key, FCM
+// service-account RSA key).
 struct TestPki {
   std::filesystem::path dir;
   std::filesystem::path ca() const { return dir / "ca.pem"; }
@@ -71,6 +72,8 @@ struct TestPki {
   std::filesystem::path key() const { return dir / "server.key"; }
   std::filesystem::path apnsKey() const { return dir / "apns.p8"; }
   std::filesystem::path apnsPublicKey() const { return dir / "apns-pub.pem"; }
+  std::filesystem::path fcmKey() const { return dir / "fcm.key"; }
+  std::filesystem::path fcmPublicKey() const { return dir / "fcm-pub.pem"; }
 };
 TestPki makeTestPki(const std::filesystem::path& dir);
 

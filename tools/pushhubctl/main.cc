@@ -35,8 +35,8 @@ commands:
               [--template-header PLATFORM:NAME:HEADER=VALUE]... [--threads N] [--batch 500]
               [--dead D]
       registers N devices with random handles in batches (needs a Manage key), platforms
-      spread by --mix, each with --tags-per tags drawn from tag-0..tag-(K-1); the first D get
-      handles pns-mock calls dead; WNS channels are --wns-base + a token; prints the rate and
+      spread by --mix, each with --tags-per tags drawn from tag-0..tag-(K-1); D of them get
+      handles pns-mock calls dead (spread evenly); WNS channels are --wns-base + a token; prints the rate and
       per-tag counts as JSON
   send (--tag T | --installation ID | --broadcast)
        ([--apns BODY] [--fcm BODY] [--wns BODY] [--header NAME=VALUE]... | --prop NAME=VALUE...)
@@ -294,7 +294,10 @@ int installBulk(Client& client, const Args& args) {
           inst->set_installation_id(prefix + std::to_string(i));
           const v1::Platform platform = platformFor(mix, i);
           inst->set_platform(platform);
-          inst->set_push_channel(randomHandle(rng, platform, i < dead, wns_base));
+          // Dead devices are spread evenly, so every platform of the mix gets some.
+          const bool is_dead = dead > 0 && i % std::max(1, count / dead) == 0 &&
+                               i / std::max(1, count / dead) < dead;
+          inst->set_push_channel(randomHandle(rng, platform, is_dead, wns_base));
           std::shuffle(tags.begin(), tags.end(), rng);
           for (int k = 0; k < per; ++k) {
             std::string tag = "tag-" + std::to_string(tags[k]);
