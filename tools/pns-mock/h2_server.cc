@@ -472,8 +472,8 @@ void H2Connection::goaway(std::string_view debug_data) {
   if (session_ == nullptr) {
     return;
   }
-  nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
-                        nghttp2_session_get_last_proc_stream_id(session_), NGHTTP2_NO_ERROR,
+  goaway_last_stream_id_ = nghttp2_session_get_last_proc_stream_id(session_);
+  nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE, goaway_last_stream_id_, NGHTTP2_NO_ERROR,
                         reinterpret_cast<const uint8_t*>(debug_data.data()), debug_data.size());
   flush();
 }
@@ -548,6 +548,11 @@ int H2Connection::onFrameRecv(const nghttp2_frame* frame) {
   auto* s =
       static_cast<Stream*>(nghttp2_session_get_stream_user_data(session_, frame->hd.stream_id));
   if (s == nullptr) {
+    return 0;
+  }
+  if (goaway_last_stream_id_ >= 0 && frame->hd.stream_id > goaway_last_stream_id_) {
+    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                              NGHTTP2_REFUSED_STREAM);
     return 0;
   }
   dispatch(s);

@@ -194,6 +194,10 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
   bool writing_ = false;
   bool in_recv_ = false;  // inside nghttp2_session_mem_recv: mem_send is not allowed
   bool closed_ = false;
+  // After our GOAWAY: streams above this id are refused unprocessed, as RFC 9113 6.8 promises
+  // the client (it retries them elsewhere). nghttp2 only enforces it once the frame is written,
+  // and a write in progress can delay that past the next read.
+  int32_t goaway_last_stream_id_ = -1;
   uint32_t advertised_max_streams_ = 0;
   uint32_t open_streams_ = 0;
   uint32_t max_concurrent_seen_ = 0;
