@@ -101,12 +101,13 @@ std::string unpackChannel(uint8_t flags, std::string_view bytes) {
     return std::string(bytes);
   }
   const char* digits = (flags & kHexUpper) != 0 ? "0123456789ABCDEF" : "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (char c : bytes) {
-    auto b = static_cast<uint8_t>(c);
-    out.push_back(digits[b >> 4]);
-    out.push_back(digits[b & 0xf]);
+  // Sized once and written by index: push_back's capacity check per digit was ~4% of a
+  // broadcast's instructions in pushhubd (docs/PERFORMANCE.md).
+  std::string out(bytes.size() * 2, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    auto b = static_cast<uint8_t>(bytes[i]);
+    out[2 * i] = digits[b >> 4];
+    out[2 * i + 1] = digits[b & 0xf];
   }
   return out;
 }

@@ -7,12 +7,6 @@ namespace {
 
 using WorkerPtr = std::shared_ptr<ApnsService::Worker>;
 
-int64_t nowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 uint64_t steadyNs() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                    std::chrono::steady_clock::now().time_since_epoch())
@@ -52,7 +46,8 @@ class ApnsConnectionHandler : public H2Handler {
   bool raised() const { return raised_; }
 
   void onRequest(const H2Request& req, H2Response& resp, H2Connection& conn) override {
-    int64_t now = nowMs();
+    int64_t now_us = wallUs();
+    int64_t now = now_us / 1000;
     ApnsVerdict v = validateApnsRequest(req, w_->rules, state_, now);
     ProviderStats& st = w_->stats;
     st.max_concurrent_seen = std::max(st.max_concurrent_seen, conn.openStreams());
@@ -64,7 +59,7 @@ class ApnsConnectionHandler : public H2Handler {
     } else {
       token_.clear();
     }
-    record(req, v, now);
+    record(req, v, now_us);
 
     if (v.drop_connection) {
       ++st.dropped_connections;
@@ -82,7 +77,7 @@ class ApnsConnectionHandler : public H2Handler {
 
     const ApnsSettings& s = w_->settings;
     if (v.status == 200) {
-      ++st.accepted;
+      st.countAccepted(now_us);
       if (!raised_ || throttled_) {
         raised_ = true;
         throttled_ = false;
@@ -98,7 +93,7 @@ class ApnsConnectionHandler : public H2Handler {
   }
 
  private:
-  void record(const H2Request& req, const ApnsVerdict& v, int64_t now) {
+  void record(const H2Request& req, const ApnsVerdict& v, int64_t now_us) {
     ReceivedEntry* e = w_->stats.received.next();
     if (e == nullptr) {
       return;
@@ -116,7 +111,8 @@ class ApnsConnectionHandler : public H2Handler {
     e->body.assign(req.body);
     e->status = v.drop_connection ? 0 : v.status;
     e->reason.assign(v.reason);
-    e->received_at_ms = now;
+    e->received_at_ms = now_us / 1000;
+    e->received_at_us = now_us;
     e->order_ns = steadyNs();
   }
 
@@ -156,32 +152,19 @@ std::function<H2ConnectionOptions(size_t)> ApnsService::connectionOptions() {
   };
 }
 
-void ApnsService::stats(std::function<void(boost::json::object)> done) {
+void ApnsService::stats(bool with_tokens, std::function<void(boost::json::object)> done) {
   auto slots = std::make_shared<std::vector<ProviderStatsSnapshot>>(per_worker_.size());
   workers_.runOnAll(
-      [this, slots](size_t i) {
+      [this, slots, with_tokens](size_t i) {
+        (*slots)[i].with_tokens = with_tokens;
         (*slots)[i].merge(per_worker_[i]->stats);
         (*slots)[i].open_connections = per_worker_[i]->open_connections;
       },
-      [slots, done = std::move(done)] {
+      [slots, with_tokens, done = std::move(done)] {
         ProviderStatsSnapshot total;
+        total.with_tokens = with_tokens;
         for (const auto& s : *slots) {
-          total.accepted += s.accepted;
-          for (const auto& [reason, n] : s.rejected) {
-            auto it = std::find_if(total.rejected.begin(), total.rejected.end(),
-                                   [&](const auto& p) { return p.first == reason; });
-            if (it == total.rejected.end()) {
-              total.rejected.emplace_back(reason, n);
-            } else {
-              it->second += n;
-            }
-          }
-          total.tokens.insert(s.tokens.begin(), s.tokens.end());
-          total.connections += s.connections;
-          total.open_connections += s.open_connections;
-          total.max_concurrent_seen = std::max(total.max_concurrent_seen, s.max_concurrent_seen);
-          total.bytes_received += s.bytes_received;
-          total.dropped_connections += s.dropped_connections;
+          total.add(s);
         }
         done(total.toJson());
       });

@@ -40,7 +40,7 @@ class ApnsService : public MockProvider {
   void attach(H2Listener* listener) { listener_ = listener; }
 
   std::string_view name() const override { return "apns"; }
-  void stats(std::function<void(boost::json::object)> done) override;
+  void stats(bool with_tokens, std::function<void(boost::json::object)> done) override;
   void received(size_t limit, std::function<void(boost::json::array)> done) override;
   void reset(std::function<void()> done) override;
   void configure(std::optional<uint32_t> max_concurrent_streams, std::optional<uint32_t> delay_ms,

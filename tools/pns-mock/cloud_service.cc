@@ -36,7 +36,7 @@ void CloudWorker::countTokenRejection(std::string_view error) {
 }
 
 void CloudWorker::record(const H2Request& request, std::string_view token, int status,
-                         std::string_view reason, int64_t now_ms) {
+                         std::string_view reason, int64_t now_us) {
   ReceivedEntry* e = stats.received.next();
   if (e == nullptr) {
     return;
@@ -54,7 +54,8 @@ void CloudWorker::record(const H2Request& request, std::string_view token, int s
   e->body.assign(request.body);
   e->status = status;
   e->reason.assign(reason);
-  e->received_at_ms = now_ms;
+  e->received_at_ms = now_us / 1000;
+  e->received_at_us = now_us;
   e->order_ns = steadyNs();
 }
 
@@ -81,7 +82,7 @@ std::function<H2ConnectionOptions(size_t)> CloudService::connectionOptions() {
   };
 }
 
-void CloudService::stats(std::function<void(boost::json::object)> done) {
+void CloudService::stats(bool with_tokens, std::function<void(boost::json::object)> done) {
   struct Slot {
     ProviderStatsSnapshot snapshot;
     uint64_t tokens_issued = 0;
@@ -89,35 +90,21 @@ void CloudService::stats(std::function<void(boost::json::object)> done) {
   };
   auto slots = std::make_shared<std::vector<Slot>>(common_.size());
   workers_.runOnAll(
-      [this, slots](size_t i) {
+      [this, slots, with_tokens](size_t i) {
         Slot& s = (*slots)[i];
+        s.snapshot.with_tokens = with_tokens;
         s.snapshot.merge(common_[i]->stats);
         s.snapshot.open_connections = common_[i]->open_connections;
         s.tokens_issued = common_[i]->tokens_issued;
         s.token_rejected = common_[i]->token_rejected;
       },
-      [slots, done = std::move(done)] {
+      [slots, with_tokens, done = std::move(done)] {
         ProviderStatsSnapshot total;
+        total.with_tokens = with_tokens;
         uint64_t issued = 0;
         std::vector<std::pair<std::string_view, uint64_t>> token_rejected;
         for (const Slot& slot : *slots) {
-          const ProviderStatsSnapshot& s = slot.snapshot;
-          total.accepted += s.accepted;
-          for (const auto& [reason, n] : s.rejected) {
-            auto it = std::find_if(total.rejected.begin(), total.rejected.end(),
-                                   [&](const auto& p) { return p.first == reason; });
-            if (it == total.rejected.end()) {
-              total.rejected.emplace_back(reason, n);
-            } else {
-              it->second += n;
-            }
-          }
-          total.tokens.insert(s.tokens.begin(), s.tokens.end());
-          total.connections += s.connections;
-          total.open_connections += s.open_connections;
-          total.max_concurrent_seen = std::max(total.max_concurrent_seen, s.max_concurrent_seen);
-          total.bytes_received += s.bytes_received;
-          total.dropped_connections += s.dropped_connections;
+          total.add(slot.snapshot);
           issued += slot.tokens_issued;
           for (const auto& [error, n] : slot.token_rejected) {
             auto it = std::find_if(token_rejected.begin(), token_rejected.end(),

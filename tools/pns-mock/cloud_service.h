@@ -51,7 +51,7 @@ struct CloudWorker {
   void countTokenRejection(std::string_view error);
   // Adds one entry to the received ring (authorization redacted).
   void record(const H2Request& request, std::string_view token, int status, std::string_view reason,
-              int64_t now_ms);
+              int64_t now_us);
 };
 
 class CloudService : public MockProvider {
@@ -63,7 +63,7 @@ class CloudService : public MockProvider {
   void attach(H2Listener* listener) { listener_ = listener; }
 
   std::string_view name() const override { return name_; }
-  void stats(std::function<void(boost::json::object)> done) override;
+  void stats(bool with_tokens, std::function<void(boost::json::object)> done) override;
   void received(size_t limit, std::function<void(boost::json::array)> done) override;
   void reset(std::function<void()> done) override;
   void configure(std::optional<uint32_t> max_concurrent_streams, std::optional<uint32_t> delay_ms,

@@ -114,7 +114,9 @@ class Control {
     bool get = req.method == "GET";
     bool post = req.method == "POST";
     if (p == "/_mock/stats" && get) {
-      stats(std::move(respond));
+      auto t = req.query.find("tokens");
+      bool with_tokens = t == req.query.end() || t->second != "0";
+      stats(with_tokens, std::move(respond));
     } else if (p == "/_mock/received" && get) {
       received(req, std::move(respond));
     } else if (p == "/_mock/reset" && post) {
@@ -159,7 +161,8 @@ class Control {
     });
   }
 
-  void stats(Respond respond, std::shared_ptr<boost::json::object> out = nullptr, size_t i = 0) {
+  void stats(bool with_tokens, Respond respond, std::shared_ptr<boost::json::object> out = nullptr,
+             size_t i = 0) {
     if (!out) {
       out = std::make_shared<boost::json::object>();
     }
@@ -168,9 +171,10 @@ class Control {
       return;
     }
     MockProvider* m = providers_[i];
-    m->stats([this, m, out, respond = std::move(respond), i](boost::json::object o) mutable {
+    m->stats(with_tokens, [this, with_tokens, m, out, respond = std::move(respond),
+                           i](boost::json::object o) mutable {
       (*out)[m->name()] = std::move(o);
-      stats(std::move(respond), out, i + 1);
+      stats(with_tokens, std::move(respond), out, i + 1);
     });
   }
 

@@ -1,6 +1,6 @@
 #pragma once
 // The control API of pns-mock (plain HTTP on --listen:--control-port, base/http_server):
-//   GET  /_mock/stats                         {"apns":{...}} one object per provider
+//   GET  /_mock/stats[?tokens=0]              {"apns":{...}} one object per provider
 //   GET  /_mock/received?provider=apns&limit=N  the most recent requests, oldest first
 //   POST /_mock/reset                          clears stats and received lists
 //   POST /_mock/config   {"max_concurrent_streams":N,"delay_ms":D}
@@ -29,7 +29,9 @@ class MockProvider {
  public:
   virtual ~MockProvider() = default;
   virtual std::string_view name() const = 0;
-  virtual void stats(std::function<void(boost::json::object)> done) = 0;
+  // `with_tokens` = false skips distinct_tokens (the union of every token seen: O(distinct
+  // tokens) on each worker thread), for pollers.
+  virtual void stats(bool with_tokens, std::function<void(boost::json::object)> done) = 0;
   virtual void received(size_t limit, std::function<void(boost::json::array)> done) = 0;
   virtual void reset(std::function<void()> done) = 0;
   // Keys not set in `config` are left alone; the caller has validated the values.

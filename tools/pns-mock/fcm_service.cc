@@ -27,7 +27,8 @@ class FcmConnectionHandler : public H2Handler {
   ~FcmConnectionHandler() override { --w_->open_connections; }
 
   void onRequest(const H2Request& req, H2Response& resp, H2Connection& conn) override {
-    int64_t now = wallMs();
+    int64_t now_us = wallUs();
+    int64_t now = now_us / 1000;
     ProviderStats& st = w_->stats;
     st.max_concurrent_seen = std::max(st.max_concurrent_seen, conn.openStreams());
     std::string_view path = std::string_view(req.path).substr(0, req.path.find('?'));
@@ -44,12 +45,12 @@ class FcmConnectionHandler : public H2Handler {
     if (!v.registration_token.empty() && st.tokens.find(v.registration_token) == st.tokens.end()) {
       st.tokens.insert(v.registration_token);
     }
-    w_->record(req, v.registration_token, v.status, v.reason(), now);
+    w_->record(req, v.registration_token, v.status, v.reason(), now_us);
     std::string id = v.validate_only ? std::string("fake_message_id") : messageId(w_->rng, now);
     buildFcmResponse(v, id, w_->settings.retry_after_s, resp);
     resp.delay_ms = w_->settings.delay_ms;
     if (v.status == 200) {
-      ++st.accepted;
+      st.countAccepted(now_us);
     } else {
       st.countRejected(v.reason());
     }

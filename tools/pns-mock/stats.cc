@@ -1,6 +1,7 @@
 #include "tools/pns-mock/stats.h"
 
 #include <algorithm>
+#include <chrono>
 
 namespace pushhub::mock {
 
@@ -30,6 +31,20 @@ void ReceivedRing::clear() {
   next_ = 0;
 }
 
+int64_t wallUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void ProviderStats::countAccepted(int64_t now_us) {
+  ++accepted;
+  if (first_accepted_us == 0) {
+    first_accepted_us = now_us;
+  }
+  last_accepted_us = std::max(last_accepted_us, now_us);
+}
+
 void ProviderStats::countRejected(std::string_view reason) {
   for (auto& [r, n] : rejected) {
     if (r == reason) {
@@ -48,6 +63,8 @@ void ProviderStats::reset() {
   max_concurrent_seen = 0;
   bytes_received = 0;
   dropped_connections = 0;
+  first_accepted_us = 0;
+  last_accepted_us = 0;
   received.clear();
 }
 
@@ -62,11 +79,43 @@ void ProviderStatsSnapshot::merge(const ProviderStats& s) {
       it->second += n;
     }
   }
-  tokens.insert(s.tokens.begin(), s.tokens.end());
+  if (with_tokens) {
+    tokens.insert(s.tokens.begin(), s.tokens.end());
+  }
   connections += s.connections;
   max_concurrent_seen = std::max(max_concurrent_seen, s.max_concurrent_seen);
   bytes_received += s.bytes_received;
   dropped_connections += s.dropped_connections;
+  mergeTimes(s.first_accepted_us, s.last_accepted_us);
+}
+
+void ProviderStatsSnapshot::add(const ProviderStatsSnapshot& s) {
+  accepted += s.accepted;
+  for (const auto& [reason, n] : s.rejected) {
+    auto it = std::find_if(rejected.begin(), rejected.end(),
+                           [&](const auto& p) { return p.first == reason; });
+    if (it == rejected.end()) {
+      rejected.emplace_back(reason, n);
+    } else {
+      it->second += n;
+    }
+  }
+  if (with_tokens) {
+    tokens.insert(s.tokens.begin(), s.tokens.end());
+  }
+  connections += s.connections;
+  open_connections += s.open_connections;
+  max_concurrent_seen = std::max(max_concurrent_seen, s.max_concurrent_seen);
+  bytes_received += s.bytes_received;
+  dropped_connections += s.dropped_connections;
+  mergeTimes(s.first_accepted_us, s.last_accepted_us);
+}
+
+void ProviderStatsSnapshot::mergeTimes(int64_t first_us, int64_t last_us) {
+  if (first_us != 0 && (first_accepted_us == 0 || first_us < first_accepted_us)) {
+    first_accepted_us = first_us;
+  }
+  last_accepted_us = std::max(last_accepted_us, last_us);
 }
 
 boost::json::object ProviderStatsSnapshot::toJson() const {
@@ -80,12 +129,16 @@ boost::json::object ProviderStatsSnapshot::toJson() const {
   o["accepted"] = accepted;
   o["rejected"] = std::move(rejected_json);
   o["rejected_total"] = rejected_total;
-  o["distinct_tokens"] = tokens.size();
+  if (with_tokens) {
+    o["distinct_tokens"] = tokens.size();
+  }
   o["connections"] = connections;
   o["open_connections"] = open_connections;
   o["max_concurrent_seen"] = max_concurrent_seen;
   o["bytes_received"] = bytes_received;
   o["dropped_connections"] = dropped_connections;
+  o["first_accepted_us"] = first_accepted_us;
+  o["last_accepted_us"] = last_accepted_us;
   return o;
 }
 
@@ -108,6 +161,7 @@ boost::json::array receivedToJson(std::vector<ReceivedEntry> entries, size_t lim
     o["status"] = e.status;
     o["reason"] = e.reason;
     o["received_at_ms"] = e.received_at_ms;
+    o["received_at_us"] = e.received_at_us;
     out.push_back(std::move(o));
   }
   return out;

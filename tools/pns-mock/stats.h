@@ -24,7 +24,8 @@ struct ReceivedEntry {
   int status = 0;
   std::string reason;  // empty on success
   int64_t received_at_ms = 0;
-  uint64_t order_ns = 0;  // steady-clock stamp, to merge the workers' rings in arrival order
+  int64_t received_at_us = 0;  // the same instant in microseconds (CLOCK_REALTIME), for latency
+  uint64_t order_ns = 0;       // steady-clock stamp, to merge the workers' rings in arrival order
 };
 
 // A fixed-capacity ring of the most recent requests. Slots are overwritten in place so their
@@ -56,8 +57,14 @@ struct ProviderStats {
   uint32_t max_concurrent_seen = 0;
   uint64_t bytes_received = 0;
   uint64_t dropped_connections = 0;  // closed on purpose (drop prefix)
+  // Wall-clock microseconds of the first and the last accepted request since the last reset
+  // (0 = none yet): benchmarks time a fan-out from its send call to its last delivery with them.
+  int64_t first_accepted_us = 0;
+  int64_t last_accepted_us = 0;
   ReceivedRing received;
 
+  // Counts one accepted request received at `now_us` (wallUs()).
+  void countAccepted(int64_t now_us);
   void countRejected(std::string_view reason);
   void reset();
 };
@@ -72,11 +79,24 @@ struct ProviderStatsSnapshot {
   uint32_t max_concurrent_seen = 0;
   uint64_t bytes_received = 0;
   uint64_t dropped_connections = 0;
+  int64_t first_accepted_us = 0;  // earliest of the workers' (0 = none)
+  int64_t last_accepted_us = 0;   // latest of the workers'
+  // False: `tokens` is left empty and distinct_tokens is not reported. Copying every token seen
+  // costs O(distinct tokens) on each worker thread, too much for a poller during a fan-out.
+  bool with_tokens = true;
 
   void merge(const ProviderStats& s);
+  // Adds another snapshot (the per-worker snapshots into the total).
+  void add(const ProviderStatsSnapshot& s);
   // {"accepted":N,"rejected":{"Unregistered":n,...},"distinct_tokens":N,"connections":N,...}
   boost::json::object toJson() const;
+
+ private:
+  void mergeTimes(int64_t first_us, int64_t last_us);
 };
+
+// Wall clock (CLOCK_REALTIME) in microseconds since the epoch.
+int64_t wallUs();
 
 // Most recent `limit` entries of all workers' rings, oldest first, as a JSON array.
 boost::json::array receivedToJson(std::vector<ReceivedEntry> entries, size_t limit);

@@ -25,7 +25,8 @@ class WnsConnectionHandler : public H2Handler {
   ~WnsConnectionHandler() override { --w_->open_connections; }
 
   void onRequest(const H2Request& req, H2Response& resp, H2Connection& conn) override {
-    int64_t now = wallMs();
+    int64_t now_us = wallUs();
+    int64_t now = now_us / 1000;
     ProviderStats& st = w_->stats;
     st.max_concurrent_seen = std::max(st.max_concurrent_seen, conn.openStreams());
     std::string_view path = std::string_view(req.path).substr(0, req.path.find('?'));
@@ -45,13 +46,13 @@ class WnsConnectionHandler : public H2Handler {
         st.tokens.insert(token_);
       }
     }
-    w_->record(req, v.channel_token, v.status, v.reason(), now);
+    w_->record(req, v.channel_token, v.status, v.reason(), now_us);
     char id[16];
     messageId(w_->rng, id);
     buildWnsResponse(v, req, std::string_view(id, sizeof id), w_->settings.retry_after_s, resp);
     resp.delay_ms = w_->settings.delay_ms;
     if (v.status == 200) {
-      ++st.accepted;
+      st.countAccepted(now_us);
     } else {
       st.countRejected(v.reason());
     }

@@ -409,6 +409,10 @@ TEST_F(PnsMockCloudTest, FcmSendsOverHttp1AndH2) {
   EXPECT_EQ(received[0].at("status").as_int64(), 200);
   EXPECT_EQ(received[0].at("headers").at("authorization").as_string(), "<redacted>");
   EXPECT_EQ(received[1].at("reason").as_string(), "UNAUTHENTICATED");
+  // The accepted window is stamped in microseconds, like each received entry.
+  int64_t first_us = s.at("first_accepted_us").as_int64();
+  EXPECT_EQ(first_us, received[0].at("received_at_us").as_int64());
+  EXPECT_GE(s.at("last_accepted_us").as_int64(), first_us);
   // APNs is untouched.
   EXPECT_EQ(control("GET", "/_mock/stats").at("apns").at("accepted").as_int64(), 0);
 
@@ -416,6 +420,7 @@ TEST_F(PnsMockCloudTest, FcmSendsOverHttp1AndH2) {
   s = control("GET", "/_mock/stats").at("fcm").as_object();
   EXPECT_EQ(s.at("accepted").as_int64(), 0);
   EXPECT_EQ(s.at("tokens_issued").as_int64(), 0);
+  EXPECT_EQ(s.at("first_accepted_us").as_int64(), 0);
   EXPECT_TRUE(control("GET", "/_mock/received?provider=fcm").as_array().empty());
 }
 

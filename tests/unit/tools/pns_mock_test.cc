@@ -144,6 +144,9 @@ class PnsMockTest : public ::testing::Test {
 };
 
 TEST_F(PnsMockTest, AnswersAndRecordsRequests) {
+  json::object before = apnsStats();
+  EXPECT_EQ(before.at("first_accepted_us").as_int64(), 0);
+  EXPECT_EQ(before.at("last_accepted_us").as_int64(), 0);
   std::string ok = push(kToken);
   EXPECT_NE(ok.find(":status: 200"), std::string::npos) << ok;
   EXPECT_NE(ok.find("apns-id: "), std::string::npos) << ok;
@@ -175,6 +178,19 @@ TEST_F(PnsMockTest, AnswersAndRecordsRequests) {
   EXPECT_EQ(received[2].at("reason").as_string(), "MissingProviderToken");
   EXPECT_EQ(received[2].at("headers").as_object().count("authorization"), 0u);
   EXPECT_GT(received[0].at("received_at_ms").as_int64(), 0);
+  // Microsecond receipt times: the same instant as received_at_ms, ordered like the requests.
+  int64_t us0 = received[0].at("received_at_us").as_int64();
+  EXPECT_EQ(us0 / 1000, received[0].at("received_at_ms").as_int64());
+  EXPECT_LE(us0, received[1].at("received_at_us").as_int64());
+  // Only the accepted request set the accepted window.
+  EXPECT_EQ(s.at("first_accepted_us").as_int64(), us0);
+  EXPECT_EQ(s.at("last_accepted_us").as_int64(), us0);
+
+  // tokens=0 skips the distinct-token union (for pollers) and keeps every other field.
+  json::object light = getJson(control_port_, "/_mock/stats?tokens=0").at("apns").as_object();
+  EXPECT_EQ(light.count("distinct_tokens"), 0u);
+  EXPECT_EQ(light.at("accepted").as_int64(), 1);
+  EXPECT_EQ(light.at("last_accepted_us").as_int64(), us0);
 
   json::array last = getJson(control_port_, "/_mock/received?limit=1").as_array();
   ASSERT_EQ(last.size(), 1u);
@@ -186,6 +202,8 @@ TEST_F(PnsMockTest, AnswersAndRecordsRequests) {
   EXPECT_EQ(s.at("accepted").as_int64(), 0);
   EXPECT_TRUE(s.at("rejected").as_object().empty());
   EXPECT_EQ(s.at("distinct_tokens").as_int64(), 0);
+  EXPECT_EQ(s.at("first_accepted_us").as_int64(), 0);
+  EXPECT_EQ(s.at("last_accepted_us").as_int64(), 0);
   EXPECT_TRUE(getJson(control_port_, "/_mock/received").as_array().empty());
 }
 
