@@ -369,4 +369,15 @@ void RedisClient::evalScript(const Script& script, std::vector<std::string> keys
   });
 }
 
+void RedisClient::transaction(std::vector<std::vector<std::string>> commands, Callback cb) {
+  // Only EXEC's reply matters: MULTI answers OK and each command QUEUED (or an error that makes
+  // EXEC fail with EXECABORT), and a lost connection fails EXEC like the rest.
+  auto ignore = [](Result<RedisReply>) {};
+  command({"MULTI"}, ignore);
+  for (auto& c : commands) {
+    command(std::move(c), ignore);
+  }
+  command({"EXEC"}, std::move(cb));
+}
+
 }  // namespace pushhub::registry

@@ -84,6 +84,12 @@ class RedisClient {
   void evalScript(const Script& script, std::vector<std::string> keys,
                   std::vector<std::string> args, Callback cb);
 
+  // MULTI, each of `commands`, EXEC, written back to back so that nothing else of this client
+  // comes in between and Redis runs them as one atomic step. The callback gets EXEC's reply: an
+  // array with one element per command (a command's own error stays a kError element). A
+  // command Redis refused to queue fails the whole EXEC, which arrives as the error.
+  void transaction(std::vector<std::vector<std::string>> commands, Callback cb);
+
   // Disconnects for good; pending callbacks get kUnavailable. Idempotent.
   void close();
 

@@ -4,8 +4,10 @@
 
 #include <boost/asio/post.hpp>
 
+#include <charconv>
 #include <chrono>
 #include <map>
+#include <optional>
 
 #include "base/log.h"
 #include "registry/record_codec.h"
@@ -367,16 +369,12 @@ struct BucketKeys {
 
 // One decoded resolve/get reply: records (carrying their ids) with their templates shared by ref.
 using Decoded = codec::DecodedRecord;
+using TemplatesByRef = std::map<std::string, std::shared_ptr<const InstallationTemplate>>;
 
-Result<std::pair<std::vector<Decoded>,
-                 std::map<std::string, std::shared_ptr<const InstallationTemplate>>>>
-decodeResolveReply(const RedisReply& reply) {
-  if (reply.type != RedisReply::Type::kArray || reply.elements.size() != 2) {
-    return Error::internal("registry: unexpected reply shape from the resolve script");
-  }
-  const auto& recs = reply.elements[0].elements;
-  const auto& tpls = reply.elements[1].elements;
-  std::map<std::string, std::shared_ptr<const InstallationTemplate>> templates;
+// `tpls` alternates template ref and encoded template (the script's reply and HGETALL alike).
+Result<std::pair<std::vector<Decoded>, TemplatesByRef>> decodeResolved(
+    const std::vector<std::string_view>& records, const std::vector<RedisReply>& tpls) {
+  TemplatesByRef templates;
   for (size_t i = 0; i + 1 < tpls.size(); i += 2) {
     auto t = codec::decodeTemplate(tpls[i + 1].str);
     if (!t) {
@@ -385,17 +383,116 @@ decodeResolveReply(const RedisReply& reply) {
     templates.emplace(tpls[i].str, std::make_shared<const InstallationTemplate>(std::move(*t)));
   }
   std::vector<Decoded> out;
-  out.reserve(recs.size());
-  for (const auto& r : recs) {
-    auto rec = codec::decodeRecord(r.str);
+  out.reserve(records.size());
+  for (std::string_view r : records) {
+    auto rec = codec::decodeRecord(r);
     if (!rec) {
-      log::get("registry")
-          ->error("an installation record ({} bytes) is corrupt; skipped", r.str.size());
+      log::get("registry")->error("an installation record ({} bytes) is corrupt; skipped", r.size());
       continue;
     }
     out.push_back(std::move(*rec));
   }
   return std::make_pair(std::move(out), std::move(templates));
+}
+
+Result<std::pair<std::vector<Decoded>, TemplatesByRef>> decodeScriptReply(const RedisReply& reply) {
+  if (reply.type != RedisReply::Type::kArray || reply.elements.size() != 2) {
+    return Error::internal("registry: unexpected reply shape from the resolve script");
+  }
+  std::vector<std::string_view> records;
+  records.reserve(reply.elements[0].elements.size());
+  for (const auto& r : reply.elements[0].elements) {
+    records.emplace_back(r.str);
+  }
+  return decodeResolved(records, reply.elements[1].elements);
+}
+
+// Live installations of a decoded resolve as targets (expired ones and dead channels left out).
+std::vector<ResolvedTarget> toTargets(std::vector<Decoded>& records,
+                                      const TemplatesByRef& templates) {
+  int64_t now_s = nowMs() / 1000;
+  std::vector<ResolvedTarget> targets;
+  targets.reserve(records.size());
+  for (auto& d : records) {
+    Installation& in = d.installation;
+    if (in.push_channel_expired || (in.expiration_unix != 0 && in.expiration_unix <= now_s)) {
+      continue;
+    }
+    ResolvedTarget t;
+    t.installation_id = std::move(in.id);
+    t.platform = in.platform;
+    t.push_channel = std::move(in.push_channel);
+    for (const auto& ref : d.templates) {
+      auto it = templates.find(ref.ref);
+      if (it != templates.end()) {
+        t.templates.emplace_back(ref.name, it->second);
+      } else {
+        log::get("registry")
+            ->error("template {} of {} is missing; skipped", ref.name, t.installation_id);
+      }
+    }
+    targets.push_back(std::move(t));
+  }
+  return targets;
+}
+
+// A broadcast reads a bucket with plain HGETALLs in one MULTI instead of the resolve script: for
+// the same records the script cost Redis ~8x the CPU (Lua tables and string concatenation per
+// record; docs/PERFORMANCE.md). It fetches this many parts; a bucket holding a longer record
+// (more than 256 bytes: long WNS channel URIs, many tags) goes through the script instead.
+constexpr size_t kBroadcastParts = 4;
+constexpr size_t kRecordPart = 64;  // PART in the scripts
+
+// Joins the parts of the broadcast transaction's reply (EXISTS r4, HGETALL r, r1 .. r3, tpl:
+// slot -> part) into whole records, in r's order. nullopt when some record continues past the
+// parts fetched (r4 exists) or the reply is not what the transaction asks for.
+std::optional<std::vector<std::string>> joinParts(std::vector<RedisReply>& replies) {
+  if (replies.size() != kBroadcastParts + 2 || replies[0].integer != 0) {
+    return std::nullopt;
+  }
+  replies.erase(replies.begin());
+  for (const auto& r : replies) {
+    if (r.type != RedisReply::Type::kArray || r.elements.size() % 2 != 0) {
+      return std::nullopt;
+    }
+  }
+  auto& firsts = replies[0].elements;
+  size_t count = firsts.size() / 2;
+  // Slots are small and dense (the lowest free one is reused), so a vector indexes them.
+  constexpr uint32_t kNoRecord = UINT32_MAX;
+  std::vector<uint32_t> record_of_slot;
+  std::vector<std::string> records;
+  records.reserve(count);
+  for (size_t i = 0; i < firsts.size(); i += 2) {
+    uint32_t slot = 0;
+    const std::string& field = firsts[i].str;
+    auto [end, ec] = std::from_chars(field.data(), field.data() + field.size(), slot);
+    if (ec != std::errc() || end != field.data() + field.size() || slot > 4 * count + 4096) {
+      return std::nullopt;
+    }
+    if (slot >= record_of_slot.size()) {
+      record_of_slot.resize(slot + 1, kNoRecord);
+    }
+    record_of_slot[slot] = static_cast<uint32_t>(records.size());
+    records.push_back(std::move(firsts[i + 1].str));
+  }
+  for (size_t k = 1; k < kBroadcastParts; ++k) {
+    auto& parts = replies[k].elements;
+    for (size_t i = 0; i < parts.size(); i += 2) {
+      uint32_t slot = 0;
+      const std::string& field = parts[i].str;
+      auto [end, ec] = std::from_chars(field.data(), field.data() + field.size(), slot);
+      if (ec != std::errc() || slot >= record_of_slot.size() ||
+          record_of_slot[slot] == kNoRecord) {
+        continue;  // no record has this slot (the scripts never leave such a part)
+      }
+      std::string& record = records[record_of_slot[slot]];
+      if (record.size() == k * kRecordPart) {  // part k - 1 was full, so this one continues it
+        record += parts[i + 1].str;
+      }
+    }
+  }
+  return records;
 }
 
 }  // namespace
@@ -475,7 +572,7 @@ void Registry::get(const Hub& hub, const std::string& id,
                       if (!r) {
                         return cb(r.error());
                       }
-                      auto decoded = decodeResolveReply(*r);
+                      auto decoded = decodeScriptReply(*r);
                       if (!decoded) {
                         return cb(decoded.error());
                       }
@@ -552,18 +649,15 @@ void Registry::resolve(const Hub& hub, uint32_t bucket, const Selector& selector
     return post(Error::invalidArgument(
         fmt::format("bucket: {} is not below the hub's {} buckets", bucket, hub.buckets)));
   }
-  BucketKeys keys{bucketPrefix(hub, bucket)};
-  std::vector<std::string> args;
+  std::string prefix = bucketPrefix(hub, bucket);
   switch (selector.kind) {
     case Selector::Kind::kAll:
-      args = {keys.prefix, "a"};
-      break;
+      return resolveEveryone(hub, bucket, std::move(cb));
     case Selector::Kind::kTag:
       if (auto r = validateTag(selector.value, "selector.tag"); !r) {
         return post(r.error());
       }
-      args = {keys.prefix, "t", selector.value};
-      break;
+      return resolveByScript(hub, bucket, {std::move(prefix), "t", selector.value}, std::move(cb));
     case Selector::Kind::kInstallation:
       if (auto r = validateInstallationId(selector.value, "selector.installationId"); !r) {
         return post(r.error());
@@ -571,44 +665,52 @@ void Registry::resolve(const Hub& hub, uint32_t bucket, const Selector& selector
       if (bucketOf(selector.value, hub.buckets) != bucket) {
         return post(std::vector<ResolvedTarget>());
       }
-      args = {keys.prefix, "i", selector.value};
-      break;
+      return resolveByScript(hub, bucket, {std::move(prefix), "i", selector.value}, std::move(cb));
   }
-  redis_.evalScript(
-      resolveScript(), keys.readKeys(), std::move(args),
-      [cb = std::move(cb)](Result<RedisReply> r) {
+}
+
+void Registry::resolveByScript(const Hub& hub, uint32_t bucket, std::vector<std::string> args,
+                               std::function<void(Result<std::vector<ResolvedTarget>>)> cb) {
+  BucketKeys keys{bucketPrefix(hub, bucket)};
+  redis_.evalScript(resolveScript(), keys.readKeys(), std::move(args),
+                    [cb = std::move(cb)](Result<RedisReply> r) {
+                      if (!r) {
+                        return cb(r.error());
+                      }
+                      auto decoded = decodeScriptReply(*r);
+                      if (!decoded) {
+                        return cb(decoded.error());
+                      }
+                      cb(toTargets(decoded->first, decoded->second));
+                    });
+}
+
+void Registry::resolveEveryone(const Hub& hub, uint32_t bucket,
+                               std::function<void(Result<std::vector<ResolvedTarget>>)> cb) {
+  BucketKeys keys{bucketPrefix(hub, bucket)};
+  std::vector<std::vector<std::string>> commands;
+  commands.reserve(kBroadcastParts + 2);
+  commands.push_back({"EXISTS", keys.records() + std::to_string(kBroadcastParts)});
+  for (size_t k = 0; k < kBroadcastParts; ++k) {
+    commands.push_back({"HGETALL", k == 0 ? keys.records() : keys.records() + std::to_string(k)});
+  }
+  commands.push_back({"HGETALL", keys.templates()});
+  redis_.transaction(
+      std::move(commands),
+      [this, hub, bucket, keys, cb = std::move(cb)](Result<RedisReply> r) mutable {
         if (!r) {
           return cb(r.error());
         }
-        auto decoded = decodeResolveReply(*r);
+        auto records = r->type == RedisReply::Type::kArray ? joinParts(r->elements) : std::nullopt;
+        if (!records) {
+          return resolveByScript(hub, bucket, {keys.prefix, "a"}, std::move(cb));
+        }
+        std::vector<std::string_view> views(records->begin(), records->end());
+        auto decoded = decodeResolved(views, r->elements.back().elements);
         if (!decoded) {
           return cb(decoded.error());
         }
-        auto& [records, templates] = *decoded;
-        int64_t now_s = nowMs() / 1000;
-        std::vector<ResolvedTarget> targets;
-        targets.reserve(records.size());
-        for (auto& d : records) {
-          Installation& in = d.installation;
-          if (in.push_channel_expired || (in.expiration_unix != 0 && in.expiration_unix <= now_s)) {
-            continue;
-          }
-          ResolvedTarget t;
-          t.installation_id = std::move(in.id);
-          t.platform = in.platform;
-          t.push_channel = std::move(in.push_channel);
-          for (const auto& ref : d.templates) {
-            auto it = templates.find(ref.ref);
-            if (it != templates.end()) {
-              t.templates.emplace_back(ref.name, it->second);
-            } else {
-              log::get("registry")
-                  ->error("template {} of {} is missing; skipped", ref.name, t.installation_id);
-            }
-          }
-          targets.push_back(std::move(t));
-        }
-        cb(std::move(targets));
+        cb(toTargets(decoded->first, decoded->second));
       });
 }
 

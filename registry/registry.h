@@ -76,10 +76,11 @@ class Registry {
   // true if it existed. Removes its tag memberships and releases its template references.
   void remove(const Hub& hub, const std::string& id, std::function<void(Result<bool>)> cb);
 
-  // Targets in `bucket` matching `selector`, in one round trip (one Lua script returns the
-  // records and the templates they reference). kTag: members of the bucket's tag list; kAll: every
-  // installation of the bucket; kInstallation: that id if it lives in this bucket (else empty,
-  // without asking Redis). Installations whose expiration_unix has passed or whose channel is
+  // Targets in `bucket` matching `selector`, in one round trip with the templates they
+  // reference. kTag: members of the bucket's tag list (a Lua script); kAll: every installation
+  // of the bucket (plain reads in one MULTI; a bucket with a record over 256 bytes takes a
+  // second round trip, through the script); kInstallation: that id if it lives in this bucket
+  // (else empty, without asking Redis). Installations whose expiration_unix has passed or whose channel is
   // marked expired are skipped.
   void resolve(const Hub& hub, uint32_t bucket, const Selector& selector,
                std::function<void(Result<std::vector<ResolvedTarget>>)> cb);
@@ -93,6 +94,11 @@ class Registry {
   static std::string bucketPrefix(const Hub& hub, uint32_t bucket);
 
  private:
+  void resolveEveryone(const Hub& hub, uint32_t bucket,
+                       std::function<void(Result<std::vector<ResolvedTarget>>)> cb);
+  void resolveByScript(const Hub& hub, uint32_t bucket, std::vector<std::string> args,
+                       std::function<void(Result<std::vector<ResolvedTarget>>)> cb);
+
   RedisClient& redis_;
 };
 

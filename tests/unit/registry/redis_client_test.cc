@@ -106,6 +106,29 @@ TEST_F(RedisClientTest, EvalScriptFallsBackToEvalAfterScriptFlush) {
   EXPECT_EQ(exists->elements.at(0).integer, 1);
 }
 
+TEST_F(RedisClientTest, TransactionAnswersEachCommandInOneReply) {
+  ASSERT_TRUE(cmd(io_, client_, {"SET", "s", "x"}));
+  auto r = await<Result<RedisReply>>(io_, [&](auto cb) {
+    client_.transaction({{"INCR", "n"}, {"INCR", "s"}, {"GET", "s"}}, std::move(cb));
+  });
+  ASSERT_TRUE(r) << r.error().message;
+  ASSERT_EQ(r->type, RedisReply::Type::kArray);
+  ASSERT_EQ(r->elements.size(), 3u);
+  EXPECT_EQ(r->elements[0].integer, 1);
+  EXPECT_EQ(r->elements[1].type, RedisReply::Type::kError);  // runs, fails alone
+  EXPECT_EQ(r->elements[2].str, "x");
+
+  // A command Redis refuses to queue (wrong arity) aborts the whole transaction.
+  auto aborted = await<Result<RedisReply>>(io_, [&](auto cb) {
+    client_.transaction({{"INCR", "n"}, {"GET"}}, std::move(cb));
+  });
+  ASSERT_FALSE(aborted);
+  EXPECT_NE(aborted.error().message.find("EXECABORT"), std::string::npos)
+      << aborted.error().message;
+  EXPECT_EQ(cmd(io_, client_, {"GET", "n"})->str, "1");
+  EXPECT_TRUE(cmd(io_, client_, {"PING"}));  // the connection is back out of MULTI
+}
+
 TEST_F(RedisClientTest, ReconnectsAfterClientKill) {
   auto id = cmd(io_, client_, {"CLIENT", "ID"});
   ASSERT_TRUE(id);

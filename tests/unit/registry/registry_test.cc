@@ -354,6 +354,59 @@ TEST_F(RegistryTest, LongRecordsSpanSeveralPartsAndShrinkBack) {
   EXPECT_EQ(**got, in);
 }
 
+// A broadcast reads whole buckets with HGETALL and joins the 64-byte record parts itself; a
+// bucket with a record of more than four parts goes through the script. Both must give every
+// installation exactly as stored. The channel lengths sweep records across every part boundary
+// (one of them is exactly four full parts).
+TEST_F(RegistryTest, BroadcastJoinsRecordsOfEveryLength) {
+  for (bool with_long_record : {false, true}) {
+    Hub one{with_long_record ? "longest" : "short", 1};
+    std::map<std::string, Installation> stored;
+    for (int i = 0; i < 120; ++i) {
+      Installation in = makeInstallation("dev-" + std::to_string(i), {"a", "b"}, i);
+      in.platform = Platform::kFcm;
+      in.push_channel = std::string(1 + i * 3 / 2, 'A' + i % 26);  // records of 1 to 4 parts
+      if (i % 5 == 0) {
+        in.templates.clear();
+      }
+      stored[in.id] = in;
+    }
+    if (with_long_record) {
+      stored["dev-long"] = makeInstallation("dev-long", {"a"}, 1);
+      stored["dev-long"].platform = Platform::kFcm;
+      stored["dev-long"].push_channel = std::string(300, 'L');  // past four parts
+    }
+    for (auto& [id, in] : stored) {
+      auto put = upsert(in, &one);
+      ASSERT_TRUE(put) << put.error().message;
+    }
+    std::string prefix = Registry::bucketPrefix(one, 0);
+    EXPECT_EQ(cmd(io_, client_, {"EXISTS", prefix + "r3"})->integer, 1);
+    EXPECT_EQ(cmd(io_, client_, {"EXISTS", prefix + "r4"})->integer, with_long_record ? 1 : 0);
+    ASSERT_TRUE(cmd(io_, client_, {"CONFIG", "RESETSTAT"}));
+    auto all = await<Result<std::vector<ResolvedTarget>>>(
+        io_, [&](auto cb) { registry_.resolve(one, 0, {Selector::Kind::kAll, ""}, cb); });
+    ASSERT_TRUE(all) << all.error().message;
+    std::string stats = cmd(io_, client_, {"INFO", "commandstats"})->str;
+    // r .. r3 and tpl in the transaction, and r again inside the script for the long record.
+    std::string hgetalls = with_long_record ? "calls=6," : "calls=5,";
+    EXPECT_NE(stats.find("cmdstat_hgetall:" + hgetalls), std::string::npos) << stats;
+    bool scripted = stats.find("cmdstat_evalsha") != std::string::npos;
+    EXPECT_EQ(scripted, with_long_record) << stats;
+    ASSERT_EQ(all->size(), stored.size());
+    for (const auto& t : *all) {
+      ASSERT_TRUE(stored.count(t.installation_id)) << t.installation_id;
+      const Installation& in = stored[t.installation_id];
+      EXPECT_EQ(t.platform, in.platform);
+      EXPECT_EQ(t.push_channel, in.push_channel);
+      ASSERT_EQ(t.templates.size(), in.templates.size()) << t.installation_id;
+      if (!t.templates.empty()) {
+        EXPECT_EQ(*t.templates[0].second, alertTemplate());
+      }
+    }
+  }
+}
+
 TEST_F(RegistryTest, ReupsertWithTheSameTagsKeepsOneMembership) {
   Installation in = makeInstallation("same", {"a", "b"}, 1);
   ASSERT_TRUE(upsert(in));
