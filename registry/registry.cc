@@ -387,7 +387,8 @@ Result<std::pair<std::vector<Decoded>, TemplatesByRef>> decodeResolved(
   for (std::string_view r : records) {
     auto rec = codec::decodeRecord(r);
     if (!rec) {
-      log::get("registry")->error("an installation record ({} bytes) is corrupt; skipped", r.size());
+      log::get("registry")
+          ->error("an installation record ({} bytes) is corrupt; skipped", r.size());
       continue;
     }
     out.push_back(std::move(*rec));
@@ -482,8 +483,7 @@ std::optional<std::vector<std::string>> joinParts(std::vector<RedisReply>& repli
       uint32_t slot = 0;
       const std::string& field = parts[i].str;
       auto [end, ec] = std::from_chars(field.data(), field.data() + field.size(), slot);
-      if (ec != std::errc() || slot >= record_of_slot.size() ||
-          record_of_slot[slot] == kNoRecord) {
+      if (ec != std::errc() || slot >= record_of_slot.size() || record_of_slot[slot] == kNoRecord) {
         continue;  // no record has this slot (the scripts never leave such a part)
       }
       std::string& record = records[record_of_slot[slot]];
@@ -695,23 +695,22 @@ void Registry::resolveEveryone(const Hub& hub, uint32_t bucket,
     commands.push_back({"HGETALL", k == 0 ? keys.records() : keys.records() + std::to_string(k)});
   }
   commands.push_back({"HGETALL", keys.templates()});
-  redis_.transaction(
-      std::move(commands),
-      [this, hub, bucket, keys, cb = std::move(cb)](Result<RedisReply> r) mutable {
-        if (!r) {
-          return cb(r.error());
-        }
-        auto records = r->type == RedisReply::Type::kArray ? joinParts(r->elements) : std::nullopt;
-        if (!records) {
-          return resolveByScript(hub, bucket, {keys.prefix, "a"}, std::move(cb));
-        }
-        std::vector<std::string_view> views(records->begin(), records->end());
-        auto decoded = decodeResolved(views, r->elements.back().elements);
-        if (!decoded) {
-          return cb(decoded.error());
-        }
-        cb(toTargets(decoded->first, decoded->second));
-      });
+  redis_.transaction(std::move(commands), [this, hub, bucket, keys,
+                                           cb = std::move(cb)](Result<RedisReply> r) mutable {
+    if (!r) {
+      return cb(r.error());
+    }
+    auto records = r->type == RedisReply::Type::kArray ? joinParts(r->elements) : std::nullopt;
+    if (!records) {
+      return resolveByScript(hub, bucket, {keys.prefix, "a"}, std::move(cb));
+    }
+    std::vector<std::string_view> views(records->begin(), records->end());
+    auto decoded = decodeResolved(views, r->elements.back().elements);
+    if (!decoded) {
+      return cb(decoded.error());
+    }
+    cb(toTargets(decoded->first, decoded->second));
+  });
 }
 
 }  // namespace pushhub::registry

@@ -384,8 +384,9 @@ TEST_F(RegistryTest, BroadcastJoinsRecordsOfEveryLength) {
     EXPECT_EQ(cmd(io_, client_, {"EXISTS", prefix + "r3"})->integer, 1);
     EXPECT_EQ(cmd(io_, client_, {"EXISTS", prefix + "r4"})->integer, with_long_record ? 1 : 0);
     ASSERT_TRUE(cmd(io_, client_, {"CONFIG", "RESETSTAT"}));
-    auto all = await<Result<std::vector<ResolvedTarget>>>(
-        io_, [&](auto cb) { registry_.resolve(one, 0, {Selector::Kind::kAll, ""}, cb); });
+    auto all = await<Result<std::vector<ResolvedTarget>>>(io_, [&](auto cb) {
+      registry_.resolve(one, 0, {Selector::Kind::kAll, ""}, cb);
+    });
     ASSERT_TRUE(all) << all.error().message;
     std::string stats = cmd(io_, client_, {"INFO", "commandstats"})->str;
     // r .. r3 and tpl in the transaction, and r again inside the script for the long record.
