@@ -259,8 +259,7 @@ Result<Request> ApnsProvider::encode(const Target& target, const Notification& n
   r.path += target.push_channel;
   r.sensitive_path = true;
   r.headers.reserve(8);
-  // Indexed in HPACK on purpose: see Header::sensitive.
-  r.headers.push_back({"authorization", (*token)->authorization, false});
+  r.headers.push_back({"authorization", (*token)->authorization, true});
   r.headers.push_back({"apns-topic", topic.empty() ? config_.topic : topic, false});
   r.headers.push_back({"apns-push-type", h.push_type, false});
   if (!h.priority.empty()) {

@@ -12,12 +12,8 @@ namespace pushhub::providers {
 struct Header {
   std::string name;  // lowercase (HTTP/2 requires it)
   std::string value;
-  // Sent as HPACK "literal never indexed" (NGHTTP2_NV_FLAG_NO_INDEX): values that change on
-  // every request and would only churn the dynamic table. The providers' bearer tokens are
-  // indexed: HPACK matches whole (name, value) pairs, never substrings, so guessing one through
-  // the table (RFC 7541 section 7.1) needs control of an `authorization` value on the same
-  // connection, which nothing outside pushhubd has; indexing spares Huffman-coding ~200 bytes
-  // per request on both ends (about 8% of a delivery's instructions).
+  // Sent as HPACK "literal never indexed" (NGHTTP2_NV_FLAG_NO_INDEX): secrets such as bearer
+  // tokens, and values that change on every request and would only churn the dynamic table.
   bool sensitive = false;
 };
 

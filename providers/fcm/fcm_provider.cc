@@ -391,8 +391,7 @@ Result<Request> FcmProvider::encode(const Target& target, const Notification& n)
   r.credential_generation = token->generation;
   r.path = path_;
   r.headers.reserve(2);
-  // Indexed in HPACK on purpose: see Header::sensitive.
-  r.headers.push_back({"authorization", token->authorization, false});
+  r.headers.push_back({"authorization", token->authorization, true});
   r.headers.push_back({"content-type", "application/json", false});
   r.body.reserve(t.prefix.size() + t.suffix.size() + target.push_channel.size() + 8);
   r.body = t.prefix;

@@ -221,8 +221,7 @@ Result<Request> WnsProvider::encode(const Target& target, const Notification& n)
   r.path = std::move(channel->target);
   r.sensitive_path = true;
   r.headers.reserve(11);
-  // Indexed in HPACK on purpose: see Header::sensitive.
-  r.headers.push_back({"authorization", token->authorization, false});
+  r.headers.push_back({"authorization", token->authorization, true});
   r.headers.push_back({"content-type", h.content_type, false});
   r.headers.push_back({"x-wns-type", h.type, false});
   auto optional = [&r](std::string_view name, const std::string& value, bool sensitive) {

@@ -175,7 +175,7 @@ TEST_F(Fixture, EncodeBuildsPathHeadersAndSensitiveFlags) {
   EXPECT_EQ(r->body, R"({"aps":{}})");
   const Header* auth = find(*r, "authorization");
   ASSERT_NE(auth, nullptr);
-  EXPECT_FALSE(auth->sensitive);  // indexed: see Header::sensitive
+  EXPECT_TRUE(auth->sensitive);
   ASSERT_EQ(auth->value.rfind("bearer ", 0), 0u);
   EXPECT_EQ(find(*r, "apns-topic")->value, "com.example.app");
   EXPECT_FALSE(find(*r, "apns-topic")->sensitive);

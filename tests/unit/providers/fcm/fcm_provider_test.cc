@@ -72,7 +72,7 @@ TEST_F(Fixture, BuildsTheSendRequest) {
   ASSERT_NE(auth, nullptr);
   EXPECT_EQ(auth->value, tokens->current()->authorization);
   EXPECT_EQ(auth->value.rfind("Bearer ", 0), 0u);
-  EXPECT_FALSE(auth->sensitive);  // indexed: see Header::sensitive
+  EXPECT_TRUE(auth->sensitive);
   const Header* type = find(*r, "content-type");
   ASSERT_NE(type, nullptr);
   EXPECT_EQ(type->value, "application/json");

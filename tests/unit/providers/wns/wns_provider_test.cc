@@ -163,7 +163,7 @@ TEST_F(Fixture, PostsToTheChannel) {
   ASSERT_NE(auth, nullptr);
   EXPECT_EQ(auth->value, tokens->current()->authorization);
   EXPECT_EQ(auth->value.rfind("Bearer ", 0), 0u);
-  EXPECT_FALSE(auth->sensitive);  // indexed: see Header::sensitive
+  EXPECT_TRUE(auth->sensitive);
   EXPECT_EQ(find(*r, "content-type")->value, "text/xml");
   EXPECT_EQ(find(*r, "x-wns-type")->value, "wns/toast");
   EXPECT_EQ(find(*r, "x-wns-tag")->value, "t1");
