@@ -1,7 +1,7 @@
 #include "gateway/api_service.h"
 
-#include <boost/asio/post.hpp>
 #include <google/protobuf/util/time_util.h>
+#include <boost/asio/post.hpp>
 
 #include <unordered_set>
 
@@ -87,18 +87,32 @@ grpc::Status toStatus(const Error& error) {
   switch (error.code) {
     case Error::Code::kInvalidArgument:
       return {grpc::StatusCode::INVALID_ARGUMENT, error.message};
-    case Error::Code::kNotFound: return {grpc::StatusCode::NOT_FOUND, error.message};
-    case Error::Code::kUnauthenticated: return {grpc::StatusCode::UNAUTHENTICATED, error.message};
+    case Error::Code::kNotFound:
+      return {grpc::StatusCode::NOT_FOUND, error.message};
+    case Error::Code::kUnauthenticated:
+      return {grpc::StatusCode::UNAUTHENTICATED, error.message};
     case Error::Code::kPermissionDenied:
       return {grpc::StatusCode::PERMISSION_DENIED, error.message};
-    case Error::Code::kUnavailable: return {grpc::StatusCode::UNAVAILABLE, error.message};
-    case Error::Code::kInternal: break;
+    case Error::Code::kUnavailable:
+      return {grpc::StatusCode::UNAVAILABLE, error.message};
+    case Error::Code::kInternal:
+      break;
   }
   return {grpc::StatusCode::INTERNAL, error.message};
 }
 
 ApiService::ApiService(const Config& config, std::vector<std::unique_ptr<Worker>>& workers)
     : config_(config), workers_(workers) {}
+
+Result<const HubSettings*> ApiService::authorizeInstallation(grpc::CallbackServerContext* context,
+                                                             const std::string& hub,
+                                                             const std::string& id,
+                                                             Right right) const {
+  auto settings = authorize(context, hub, right);
+  if (!settings) return settings;
+  if (auto ok = registry::validateInstallationId(id, "installation_id"); !ok) return ok.error();
+  return settings;
+}
 
 Worker& ApiService::nextWorker() {
   return *workers_[next_worker_.fetch_add(1, std::memory_order_relaxed) % workers_.size()];
@@ -148,15 +162,12 @@ grpc::ServerUnaryReactor* ApiService::CreateOrUpdateInstallation(
   if (auto ok = validateForHub(**hub, *installation); !ok) {
     return finish(context, toStatus(ok.error()));
   }
-  auto* reactor = context->DefaultReactor();
-  Worker& worker = nextWorker();
-  boost::asio::post(worker.ioc(), [&worker, reactor, hub = hubOf(**hub),
-                                   installation = std::move(*installation)] {
+  return onWorker(context, [hub = hubOf(**hub), installation = std::move(*installation)](
+                               Worker& worker, grpc::ServerUnaryReactor* reactor) {
     worker.registry().upsert(hub, installation, [reactor](Result<void> ok) {
       reactor->Finish(ok ? grpc::Status::OK : toStatus(ok.error()));
     });
   });
-  return reactor;
 }
 
 grpc::ServerUnaryReactor* ApiService::BatchCreateOrUpdateInstallations(
@@ -167,9 +178,9 @@ grpc::ServerUnaryReactor* ApiService::BatchCreateOrUpdateInstallations(
   if (!hub) return finish(context, toStatus(hub.error()));
   int count = request->installations_size();
   if (count < 1 || count > kMaxBatchInstallations) {
-    return finish(context, toStatus(Error::invalidArgument(
-                               "installations: give 1 to " + std::to_string(kMaxBatchInstallations) +
-                               ", got " + std::to_string(count))));
+    return finish(context, toStatus(Error::invalidArgument("installations: give 1 to " +
+                                                           std::to_string(kMaxBatchInstallations) +
+                                                           ", got " + std::to_string(count))));
   }
   auto installations = std::make_shared<std::vector<registry::Installation>>();
   installations->reserve(count);
@@ -190,10 +201,8 @@ grpc::ServerUnaryReactor* ApiService::BatchCreateOrUpdateInstallations(
     }
     installations->push_back(std::move(*installation));
   }
-  auto* reactor = context->DefaultReactor();
-  Worker& worker = nextWorker();
-  boost::asio::post(worker.ioc(), [&worker, reactor, response, hub = hubOf(**hub),
-                                   installations] {
+  return onWorker(context, [response, hub = hubOf(**hub), installations](
+                               Worker& worker, grpc::ServerUnaryReactor* reactor) {
     // All writes go out pipelined on the worker's connection; answer when the last returns.
     struct Progress {
       size_t left = 0;
@@ -203,74 +212,60 @@ grpc::ServerUnaryReactor* ApiService::BatchCreateOrUpdateInstallations(
     auto progress = std::make_shared<Progress>();
     progress->left = installations->size();
     for (const auto& installation : *installations) {
-      worker.registry().upsert(hub, installation, [reactor, response, progress,
-                                                   installations](Result<void> ok) {
-        if (ok) {
-          ++progress->stored;
-        } else if (!progress->error) {
-          progress->error = ok.error();
-        }
-        if (--progress->left > 0) return;
-        if (progress->error) {
-          return reactor->Finish(toStatus(Error{
-              progress->error->code, "stored " + std::to_string(progress->stored) + " of " +
-                                         std::to_string(installations->size()) + ": " +
-                                         progress->error->message}));
-        }
-        response->set_stored(static_cast<int32_t>(progress->stored));
-        reactor->Finish(grpc::Status::OK);
-      });
+      worker.registry().upsert(
+          hub, installation, [reactor, response, progress, installations](Result<void> ok) {
+            if (ok) {
+              ++progress->stored;
+            } else if (!progress->error) {
+              progress->error = ok.error();
+            }
+            if (--progress->left > 0) return;
+            if (progress->error) {
+              return reactor->Finish(toStatus(
+                  Error{progress->error->code, "stored " + std::to_string(progress->stored) +
+                                                   " of " + std::to_string(installations->size()) +
+                                                   ": " + progress->error->message}));
+            }
+            response->set_stored(static_cast<int32_t>(progress->stored));
+            reactor->Finish(grpc::Status::OK);
+          });
     }
   });
-  return reactor;
 }
 
 grpc::ServerUnaryReactor* ApiService::GetInstallation(grpc::CallbackServerContext* context,
                                                       const v1::GetInstallationRequest* request,
                                                       v1::Installation* response) {
-  auto hub = authorize(context, request->hub(), kListen);
+  auto hub = authorizeInstallation(context, request->hub(), request->installation_id(), kListen);
   if (!hub) return finish(context, toStatus(hub.error()));
-  if (auto ok = registry::validateInstallationId(request->installation_id(), "installation_id");
-      !ok) {
-    return finish(context, toStatus(ok.error()));
-  }
-  auto* reactor = context->DefaultReactor();
-  Worker& worker = nextWorker();
-  boost::asio::post(worker.ioc(), [&worker, reactor, response, hub = hubOf(**hub),
-                                   id = request->installation_id()] {
-    worker.registry().get(hub, id, [reactor, response, id](
-                                       Result<std::optional<registry::Installation>> found) {
-      if (!found) return reactor->Finish(toStatus(found.error()));
-      if (!*found) {
-        return reactor->Finish(toStatus(Error::notFound("installation '" + id + "' not found")));
-      }
-      toProto(**found, *response);
-      reactor->Finish(grpc::Status::OK);
-    });
+  return onWorker(context, [response, hub = hubOf(**hub), id = request->installation_id()](
+                               Worker& worker, grpc::ServerUnaryReactor* reactor) {
+    worker.registry().get(
+        hub, id, [reactor, response, id](Result<std::optional<registry::Installation>> found) {
+          if (!found) return reactor->Finish(toStatus(found.error()));
+          if (!*found) {
+            return reactor->Finish(
+                toStatus(Error::notFound("installation '" + id + "' not found")));
+          }
+          toProto(**found, *response);
+          reactor->Finish(grpc::Status::OK);
+        });
   });
-  return reactor;
 }
 
 grpc::ServerUnaryReactor* ApiService::DeleteInstallation(
     grpc::CallbackServerContext* context, const v1::DeleteInstallationRequest* request,
     v1::DeleteInstallationResponse* response) {
-  auto hub = authorize(context, request->hub(), kListen);
+  auto hub = authorizeInstallation(context, request->hub(), request->installation_id(), kListen);
   if (!hub) return finish(context, toStatus(hub.error()));
-  if (auto ok = registry::validateInstallationId(request->installation_id(), "installation_id");
-      !ok) {
-    return finish(context, toStatus(ok.error()));
-  }
-  auto* reactor = context->DefaultReactor();
-  Worker& worker = nextWorker();
-  boost::asio::post(worker.ioc(), [&worker, reactor, response, hub = hubOf(**hub),
-                                   id = request->installation_id()] {
+  return onWorker(context, [response, hub = hubOf(**hub), id = request->installation_id()](
+                               Worker& worker, grpc::ServerUnaryReactor* reactor) {
     worker.registry().remove(hub, id, [reactor, response](Result<bool> existed) {
       if (!existed) return reactor->Finish(toStatus(existed.error()));
       response->set_existed(*existed);
       reactor->Finish(grpc::Status::OK);
     });
   });
-  return reactor;
 }
 
 grpc::ServerUnaryReactor* ApiService::SendNotification(grpc::CallbackServerContext* context,
@@ -288,20 +283,18 @@ grpc::ServerUnaryReactor* ApiService::SendNotification(grpc::CallbackServerConte
   for (const auto& range : planJobs(stored, (*hub)->buckets, config_.buckets_per_job)) {
     jobs.push_back(encodeJob(range));
   }
-  auto* reactor = context->DefaultReactor();
-  Worker& worker = nextWorker();
-  boost::asio::post(worker.ioc(), [&worker, reactor, response, hub = (*hub)->name,
-                                   body = stored.SerializeAsString(), jobs = std::move(jobs)]() mutable {
-    std::string id = newNotificationId();
-    worker.queue().enqueue(id, hub, std::move(body), std::move(jobs),
-                           [&worker, reactor, response, id](Result<void> ok) {
-                             if (!ok) return reactor->Finish(toStatus(ok.error()));
-                             WorkerMetrics::add(worker.metrics().notifications_accepted);
-                             response->set_notification_id(id);
-                             reactor->Finish(grpc::Status::OK);
-                           });
-  });
-  return reactor;
+  return onWorker(
+      context, [response, hub = (*hub)->name, body = stored.SerializeAsString(),
+                jobs = std::move(jobs)](Worker& worker, grpc::ServerUnaryReactor* reactor) mutable {
+        std::string id = newNotificationId();
+        worker.queue().enqueue(id, hub, std::move(body), std::move(jobs),
+                               [&worker, reactor, response, id](Result<void> ok) {
+                                 if (!ok) return reactor->Finish(toStatus(ok.error()));
+                                 WorkerMetrics::add(worker.metrics().notifications_accepted);
+                                 response->set_notification_id(id);
+                                 reactor->Finish(grpc::Status::OK);
+                               });
+      });
 }
 
 grpc::ServerUnaryReactor* ApiService::GetNotification(grpc::CallbackServerContext* context,
@@ -311,13 +304,12 @@ grpc::ServerUnaryReactor* ApiService::GetNotification(grpc::CallbackServerContex
   if (!hub) return finish(context, toStatus(hub.error()));
   const std::string& id = request->notification_id();
   if (id.size() != 32 || id.find_first_not_of("0123456789abcdef") != std::string::npos) {
-    return finish(context, toStatus(Error::invalidArgument(
-                               "notification_id: must be 32 lower-case hex characters")));
+    return finish(
+        context,
+        toStatus(Error::invalidArgument("notification_id: must be 32 lower-case hex characters")));
   }
-  auto* reactor = context->DefaultReactor();
-  Worker& worker = nextWorker();
-  boost::asio::post(worker.ioc(), [&worker, reactor, response, id,
-                                   hub = (*hub)->name] {
+  return onWorker(context, [response, id, hub = (*hub)->name](Worker& worker,
+                                                              grpc::ServerUnaryReactor* reactor) {
     worker.queue().state(id, [reactor, response, id,
                               hub](Result<std::optional<registry::NotificationState>> state) {
       if (!state) return reactor->Finish(toStatus(state.error()));
@@ -327,8 +319,8 @@ grpc::ServerUnaryReactor* ApiService::GetNotification(grpc::CallbackServerContex
       const auto& s = **state;
       response->set_notification_id(id);
       response->set_state(s.jobs_done >= s.jobs_total ? v1::NotificationStatus::STATE_COMPLETED
-                          : s.jobs_done > 0            ? v1::NotificationStatus::STATE_PROCESSING
-                                                       : v1::NotificationStatus::STATE_ENQUEUED);
+                          : s.jobs_done > 0           ? v1::NotificationStatus::STATE_PROCESSING
+                                                      : v1::NotificationStatus::STATE_ENQUEUED);
       *response->mutable_enqueue_time() = TimeUtil::MillisecondsToTimestamp(s.created_ms);
       response->set_jobs_total(s.jobs_total);
       response->set_jobs_done(s.jobs_done);
@@ -344,7 +336,6 @@ grpc::ServerUnaryReactor* ApiService::GetNotification(grpc::CallbackServerContex
       reactor->Finish(grpc::Status::OK);
     });
   });
-  return reactor;
 }
 
 }  // namespace pushhub::gateway

@@ -3,6 +3,8 @@
 // (SAS), validate and convert a request; the Redis work is posted to a worker (round robin) and
 // the call is finished from that worker's thread when Redis answers.
 
+#include <boost/asio/post.hpp>
+
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -42,9 +44,24 @@ class ApiService final : public v1::PushHub::CallbackService {
 
  private:
   // The hub the caller may act on with `right`, or the status to answer.
-  Result<const HubSettings*> authorize(grpc::CallbackServerContext* context,
-                                       const std::string& hub, Right right) const;
+  Result<const HubSettings*> authorize(grpc::CallbackServerContext* context, const std::string& hub,
+                                       Right right) const;
+  // authorize(), then the request's installation id checked.
+  Result<const HubSettings*> authorizeInstallation(grpc::CallbackServerContext* context,
+                                                   const std::string& hub, const std::string& id,
+                                                   Right right) const;
   Worker& nextWorker();
+  // Runs `work(worker, reactor)` on the next worker's thread and returns the reactor, which
+  // `work` must finish.
+  template <typename Work>
+  grpc::ServerUnaryReactor* onWorker(grpc::CallbackServerContext* context, Work work) {
+    auto* reactor = context->DefaultReactor();
+    Worker& worker = nextWorker();
+    boost::asio::post(worker.ioc(), [&worker, reactor, work = std::move(work)]() mutable {
+      work(worker, reactor);
+    });
+    return reactor;
+  }
 
   const Config& config_;
   std::vector<std::unique_ptr<Worker>>& workers_;

@@ -495,6 +495,21 @@ std::optional<std::vector<std::string>> joinParts(std::vector<RedisReply>& repli
   return records;
 }
 
+// Checks the hub and, when given, an installation id. On failure posts the error to `cb` (never
+// calling it inline, as the Registry's callbacks never are) and returns false.
+template <typename T>
+bool checkOrPost(boost::asio::io_context& io, const Hub& hub, const std::string* id,
+                 std::function<void(Result<T>)>& cb) {
+  Result<void> ok = validateHub(hub);
+  if (ok && id != nullptr) {
+    ok = validateInstallationId(*id);
+  }
+  if (!ok) {
+    boost::asio::post(io, [cb = std::move(cb), e = ok.error()] { cb(e); });
+  }
+  return static_cast<bool>(ok);
+}
+
 }  // namespace
 
 Registry::Registry(RedisClient& redis) : redis_(redis) {}
@@ -514,14 +529,12 @@ std::string Registry::bucketPrefix(const Hub& hub, uint32_t bucket) {
 
 void Registry::upsert(const Hub& hub, const Installation& installation,
                       std::function<void(Result<void>)> cb) {
-  auto fail = [&](const Error& e) {
-    boost::asio::post(redis_.ioContext(), [cb = std::move(cb), e] { cb(e); });
-  };
-  if (auto r = validateHub(hub); !r) {
-    return fail(r.error());
+  if (!checkOrPost(redis_.ioContext(), hub, nullptr, cb)) {
+    return;
   }
   if (auto r = validateInstallation(installation); !r) {
-    return fail(r.error());
+    boost::asio::post(redis_.ioContext(), [cb = std::move(cb), e = r.error()] { cb(e); });
+    return;
   }
   std::vector<codec::TemplateRef> refs;
   std::map<std::string, std::string> bodies;  // ref -> encoded template, each once
@@ -557,14 +570,8 @@ void Registry::upsert(const Hub& hub, const Installation& installation,
 
 void Registry::get(const Hub& hub, const std::string& id,
                    std::function<void(Result<std::optional<Installation>>)> cb) {
-  auto fail = [&](const Error& e) {
-    boost::asio::post(redis_.ioContext(), [cb = std::move(cb), e] { cb(e); });
-  };
-  if (auto r = validateHub(hub); !r) {
-    return fail(r.error());
-  }
-  if (auto r = validateInstallationId(id); !r) {
-    return fail(r.error());
+  if (!checkOrPost(redis_.ioContext(), hub, &id, cb)) {
+    return;
   }
   BucketKeys keys{bucketPrefix(hub, bucketOf(id, hub.buckets))};
   redis_.evalScript(resolveScript(), keys.readKeys(), {keys.prefix, "i", id},
@@ -594,40 +601,28 @@ void Registry::get(const Hub& hub, const std::string& id,
 }
 
 void Registry::remove(const Hub& hub, const std::string& id, std::function<void(Result<bool>)> cb) {
-  auto fail = [&](const Error& e) {
-    boost::asio::post(redis_.ioContext(), [cb = std::move(cb), e] { cb(e); });
-  };
-  if (auto r = validateHub(hub); !r) {
-    return fail(r.error());
+  if (checkOrPost(redis_.ioContext(), hub, &id, cb)) {
+    removeWith(hub, id, {}, std::move(cb));
   }
-  if (auto r = validateInstallationId(id); !r) {
-    return fail(r.error());
-  }
-  BucketKeys keys{bucketPrefix(hub, bucketOf(id, hub.buckets))};
-  redis_.evalScript(removeScript(), keys.writeKeys(), {keys.prefix, id},
-                    [cb = std::move(cb)](Result<RedisReply> r) {
-                      if (!r) {
-                        return cb(r.error());
-                      }
-                      cb(r->integer == 1);
-                    });
 }
 
 void Registry::dropChannel(const Hub& hub, const std::string& id, const std::string& channel,
                            std::function<void(Result<bool>)> cb) {
-  auto fail = [&](const Error& e) {
-    boost::asio::post(redis_.ioContext(), [cb = std::move(cb), e] { cb(e); });
-  };
-  if (auto r = validateHub(hub); !r) {
-    return fail(r.error());
-  }
-  if (auto r = validateInstallationId(id); !r) {
-    return fail(r.error());
+  if (!checkOrPost(redis_.ioContext(), hub, &id, cb)) {
+    return;
   }
   auto [packing, packed] = codec::packChannel(channel);
+  removeWith(hub, id, {std::to_string(packing), std::move(packed)}, std::move(cb));
+}
+
+void Registry::removeWith(const Hub& hub, const std::string& id, std::vector<std::string> condition,
+                          std::function<void(Result<bool>)> cb) {
   BucketKeys keys{bucketPrefix(hub, bucketOf(id, hub.buckets))};
-  redis_.evalScript(removeScript(), keys.writeKeys(),
-                    {keys.prefix, id, std::to_string(packing), std::move(packed)},
+  std::vector<std::string> args{keys.prefix, id};
+  for (auto& c : condition) {
+    args.push_back(std::move(c));
+  }
+  redis_.evalScript(removeScript(), keys.writeKeys(), std::move(args),
                     [cb = std::move(cb)](Result<RedisReply> r) {
                       if (!r) {
                         return cb(r.error());
@@ -642,8 +637,8 @@ void Registry::resolve(const Hub& hub, uint32_t bucket, const Selector& selector
     boost::asio::post(redis_.ioContext(),
                       [cb = std::move(cb), r = std::move(r)]() mutable { cb(std::move(r)); });
   };
-  if (auto r = validateHub(hub); !r) {
-    return post(r.error());
+  if (!checkOrPost(redis_.ioContext(), hub, nullptr, cb)) {
+    return;
   }
   if (bucket >= hub.buckets) {
     return post(Error::invalidArgument(

@@ -80,8 +80,8 @@ class Registry {
   // reference. kTag: members of the bucket's tag list (a Lua script); kAll: every installation
   // of the bucket (plain reads in one MULTI; a bucket with a record over 256 bytes takes a
   // second round trip, through the script); kInstallation: that id if it lives in this bucket
-  // (else empty, without asking Redis). Installations whose expiration_unix has passed or whose channel is
-  // marked expired are skipped.
+  // (else empty, without asking Redis). Installations whose expiration_unix has passed or whose
+  // channel is marked expired are skipped.
   void resolve(const Hub& hub, uint32_t bucket, const Selector& selector,
                std::function<void(Result<std::vector<ResolvedTarget>>)> cb);
 
@@ -96,6 +96,10 @@ class Registry {
  private:
   void resolveEveryone(const Hub& hub, uint32_t bucket,
                        std::function<void(Result<std::vector<ResolvedTarget>>)> cb);
+  // The remove script; `condition` (packing flags, packed channel) makes it remove only while
+  // the stored channel is still that one.
+  void removeWith(const Hub& hub, const std::string& id, std::vector<std::string> condition,
+                  std::function<void(Result<bool>)> cb);
   void resolveByScript(const Hub& hub, uint32_t bucket, std::vector<std::string> args,
                        std::function<void(Result<std::vector<ResolvedTarget>>)> cb);
 
