@@ -225,8 +225,7 @@ Result<DecodedRecord> decodeRecord(std::string_view data) {
     ref.ref = std::string(r.raw(kTemplateRefBytes));
     out.templates.push_back(std::move(ref));
   }
-  std::string channel = r.bytes();
-  in.push_channel = unpackChannel(flags, channel);
+  in.push_channel = unpackChannel(flags, r.raw(static_cast<size_t>(r.varint())));
   in.id = r.bytes();
   in.user_id = r.bytes();
   in.expiration_unix = static_cast<int64_t>(r.varint());
