@@ -5,8 +5,8 @@
 // acknowledges a job (with its outcome counts) only when every target has a final outcome.
 //
 // Memory stays bounded whatever the audience: a job resolves at most resolves_in_flight_per_job
-// buckets at a time, and only while fewer than max_in_flight_per_job targets are outstanding, and a worker runs at most
-// max_jobs_per_worker jobs.
+// buckets at a time, and only while fewer than max_in_flight_per_job targets are outstanding, and a
+// worker runs at most max_jobs_per_worker jobs.
 //
 // Thread: everything runs on the owning worker's io_context.
 
@@ -56,7 +56,8 @@ class Dispatcher {
   void begin(const RunPtr& run);
   void pump(const RunPtr& run);
   void resolveBucket(const RunPtr& run, uint32_t bucket);
-  void deliver(const RunPtr& run, const registry::ResolvedTarget& target);
+  // Takes the target's strings (the resolve's vector is not used afterwards).
+  void deliver(const RunPtr& run, registry::ResolvedTarget&& target);
   // `tpl` rendered for this job's notification, from the job's cache when an equal template was
   // rendered before.
   std::shared_ptr<const providers::Notification> rendered(
@@ -64,6 +65,10 @@ class Dispatcher {
       const std::shared_ptr<const registry::InstallationTemplate>& tpl);
   void sendOne(const RunPtr& run, registry::Platform platform, providers::Target target,
                std::shared_ptr<const providers::Notification> notification, uint32_t attempt);
+  // The provider's final word on one send: retry it later, count it, drop a dead handle.
+  void onOutcome(const RunPtr& run, registry::Platform platform, providers::Target target,
+                 std::shared_ptr<const providers::Notification> notification, uint32_t attempt,
+                 providers::Outcome outcome);
   void count(const RunPtr& run, registry::Platform platform, std::string_view outcome);
   void finish(const RunPtr& run);
   void retryLater(std::chrono::milliseconds delay, std::function<void()> action);

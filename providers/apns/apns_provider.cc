@@ -160,7 +160,7 @@ Result<ConnectionPool::Options> ApnsProvider::poolOptions(const ApnsConfig& conf
 }
 
 Result<ApnsProvider::Headers> ApnsProvider::parseHeaders(const std::vector<Header>& headers,
-                                                        size_t body_size) {
+                                                         size_t body_size) {
   Headers out;
   bool seen[6] = {};
   auto once = [&seen](int slot, std::string_view name) -> Result<void> {
@@ -179,7 +179,8 @@ Result<ApnsProvider::Headers> ApnsProvider::parseHeaders(const std::vector<Heade
     if (name == "apns-push-type") {
       ok = once(0, name);
       out.push_type = lower(h.value);
-      if (ok && std::find(kPushTypes.begin(), kPushTypes.end(), out.push_type) == kPushTypes.end()) {
+      if (ok &&
+          std::find(kPushTypes.begin(), kPushTypes.end(), out.push_type) == kPushTypes.end()) {
         return Error::invalidArgument("apns-push-type: unknown value '" + h.value + "'");
       }
     } else if (name == "apns-priority") {
@@ -231,22 +232,42 @@ Result<ApnsProvider::Headers> ApnsProvider::parseHeaders(const std::vector<Heade
   return out;
 }
 
-Result<Request> ApnsProvider::encode(const Target& target, const Notification& n) {
-  if (auto valid = validateDeviceToken(target.push_channel); !valid) {
-    return valid.error();
+Result<const ApnsProvider::Headers*> ApnsProvider::checkedHeaders(
+    const std::shared_ptr<const Notification>& n) {
+  // Same address and the remembered owner still alive: the very object checked last time (a
+  // new notification cannot reuse the address of one that still exists).
+  if (n.get() == checked_for_ && !checked_owner_.expired()) {
+    return &checked_;
   }
-  auto parsed = parseHeaders(n.headers, n.body.size());
+  auto parsed = parseHeaders(n->headers, n->body.size());
   if (!parsed) {
     return parsed.error();
   }
-  const Headers& h = *parsed;
-  const std::string& topic = h.topic;
+  const std::string& topic = parsed->topic;
   if (!topic.empty() && topic != config_.topic &&
       !(topic.size() > config_.topic.size() + 1 && topic.rfind(config_.topic, 0) == 0 &&
         topic[config_.topic.size()] == '.')) {
     return Error::invalidArgument("apns-topic: must be '" + config_.topic + "' or start with '" +
                                   config_.topic + ".'");
   }
+  checked_ = std::move(parsed).value();
+  checked_for_ = n.get();
+  checked_owner_ = n;
+  return &checked_;
+}
+
+Result<Request> ApnsProvider::encode(const Target& target,
+                                     const std::shared_ptr<const Notification>& notification) {
+  const Notification& n = *notification;
+  if (auto valid = validateDeviceToken(target.push_channel); !valid) {
+    return valid.error();
+  }
+  auto checked = checkedHeaders(notification);
+  if (!checked) {
+    return checked.error();
+  }
+  const Headers& h = **checked;
+  const std::string& topic = h.topic;
   auto token = tokens_.get();
   if (!token) {
     return Error::unavailable("apns provider token: " + token.error().message);
@@ -280,7 +301,8 @@ Result<Request> ApnsProvider::encode(const Target& target, const Notification& n
     r.headers.push_back({"apns-id", lower(h.apns_id), true});
   }
   r.headers.push_back({"content-type", "application/json", false});
-  r.body = n.body;
+  // Every target of a send carries the same payload: share it, do not copy it.
+  r.shared_body = std::shared_ptr<const std::string>(notification, &n.body);
   return r;
 }
 

@@ -36,7 +36,9 @@ class ApnsProvider : public Provider {
   // content-type application/json. Header names from the sender match case-insensitively;
   // unknown apns-* headers, duplicates and malformed values are errors; headers of other
   // platforms are ignored. `:path` is sent literal-never-indexed.
-  Result<Request> encode(const Target& target, const Notification& notification) override;
+  // The body is shared with `notification`, not copied.
+  Result<Request> encode(const Target& target,
+                         const std::shared_ptr<const Notification>& notification) override;
 
   // The reason table of spec §2.5 mapped per §6 (see apns_provider.cc); unknown reasons are
   // classified by status class.
@@ -64,8 +66,17 @@ class ApnsProvider : public Provider {
   const ApnsConfig& config() const { return config_; }
 
  private:
+  // parseHeaders() plus the topic check for `notification`, remembered for the last
+  // notification: the result depends on it alone, and a send encodes it for every target.
+  Result<const Headers*> checkedHeaders(const std::shared_ptr<const Notification>& notification);
+
   ApnsConfig config_;
   ApnsTokenCache tokens_;
+  // The last notification whose headers passed checkedHeaders(), and their parsed form. The
+  // weak pointer tells whether `checked_for_` is still that object; it does not keep it alive.
+  const Notification* checked_for_ = nullptr;
+  std::weak_ptr<const Notification> checked_owner_;
+  Headers checked_;
 };
 
 }  // namespace pushhub::providers::apns

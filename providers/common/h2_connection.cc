@@ -26,6 +26,10 @@ constexpr int32_t kStreamIdDrainThreshold = (1 << 30) + (1 << 29);
 constexpr int32_t kLocalWindowBytes = 16 * 1024 * 1024;
 constexpr uint32_t kStreamWindowBytes = 1024 * 1024;
 
+bool isLowercase(std::string_view name) {
+  return std::none_of(name.begin(), name.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
+}
+
 }  // namespace
 
 // One HTTP/2 connection (see connection_pool.h for the behaviour).
@@ -59,12 +63,26 @@ class H2Connection final : public PoolConnection {
     s->queued = std::move(queued);
     const Request& r = s->queued.request;
     nv_.clear();
+    // nghttp2 keeps these pointers instead of copying every name and value (NO_COPY_*); it
+    // reads them until the HEADERS frame is serialized or given up (on_frame_send /
+    // on_frame_not_send). They point into `s->queued.request`, into host_header_ and at string
+    // literals. The Stream is heap-allocated and never moves, and its request leaves it only
+    // once nghttp2 is done with the frame: after nghttp2 closed the stream (deliverClosed), when
+    // the submission below fails, or in close(), which deletes the session before anything
+    // could be serialized again. host_header_ belongs to this connection, which outlives its
+    // session. nghttp2 lower-cases names it copies and not the ones it borrows, so a name with
+    // capitals (providers should not send any) is still copied.
     auto add = [this](std::string_view name, std::string_view value, bool sensitive) {
-      nv_.push_back(nghttp2_nv{
-          const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(name.data())),
-          const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(value.data())), name.size(),
-          value.size(),
-          static_cast<uint8_t>(sensitive ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE)});
+      uint8_t flags = NGHTTP2_NV_FLAG_NO_COPY_VALUE;
+      if (sensitive) {
+        flags |= NGHTTP2_NV_FLAG_NO_INDEX;
+      }
+      if (isLowercase(name)) {
+        flags |= NGHTTP2_NV_FLAG_NO_COPY_NAME;
+      }
+      nv_.push_back(nghttp2_nv{const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(name.data())),
+                               const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(value.data())),
+                               name.size(), value.size(), flags});
     };
     add(":method", r.method, false);
     add(":scheme", "https", false);
@@ -77,7 +95,7 @@ class H2Connection final : public PoolConnection {
     body.source.ptr = s;
     body.read_callback = &H2Connection::readBody;
     int32_t stream_id = nghttp2_submit_request(session_, nullptr, nv_.data(), nv_.size(),
-                                               r.body.empty() ? nullptr : &body, s);
+                                               r.bodyView().empty() ? nullptr : &body, s);
     if (stream_id < 0) {
       // Out of stream ids or the session is going away: let the pool place it elsewhere.
       Queued q = std::move(s->queued);
@@ -210,7 +228,7 @@ class H2Connection final : public PoolConnection {
   static ssize_t readBody(nghttp2_session*, int32_t, uint8_t* buf, size_t length,
                           uint32_t* data_flags, nghttp2_data_source* source, void*) {
     auto* s = static_cast<Stream*>(source->ptr);
-    const std::string& body = s->queued.request.body;
+    std::string_view body = s->queued.request.bodyView();
     size_t n = std::min(length, body.size() - s->body_offset);
     std::memcpy(buf, body.data() + s->body_offset, n);
     s->body_offset += n;

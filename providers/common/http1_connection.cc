@@ -4,6 +4,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/read.hpp>
+#include <boost/beast/http/span_body.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <cassert>
@@ -81,9 +82,21 @@ class Http1Connection final : public PoolConnection {
         req_.insert(h.name, h.value);
       }
     }
-    req_.body() = r.body;
+    // req_ borrows the body rather than holding a copy of it. What it points at must stay put
+    // until the write completes, even if close() hands the request to another connection
+    // first, so this connection holds it: a reference to a shared body (no copy), else a copy
+    // in a buffer it reuses from one request to the next.
+    std::string_view body;
+    if (r.shared_body) {
+      writing_body_ = r.shared_body;
+      body = *writing_body_;
+    } else {
+      body_copy_.assign(r.body);
+      body = body_copy_;
+    }
+    req_.body() = {body.data(), body.size()};
     // Always a Content-Length (WNS does not support chunked bodies), even 0.
-    req_.content_length(r.body.size());
+    req_.content_length(body.size());
     log_->trace("http/1.1 connection {}: request written", id_);
     auto self = selfPtr();
     http::async_write(*stream_, req_,
@@ -200,6 +213,7 @@ class Http1Connection final : public PoolConnection {
   }
 
   void onWrite(boost::system::error_code ec) {
+    writing_body_.reset();  // the write no longer reads it
     if (state_ == State::kClosed) {
       return;
     }
@@ -306,7 +320,10 @@ class Http1Connection final : public PoolConnection {
   std::optional<Response> early_response_;  // read before onWrite ran
   bool early_keep_alive_ = false;
   beast::flat_buffer buffer_;
-  http::request<http::string_body> req_;
+  http::request<http::span_body<const char>> req_;
+  // What req_'s body points at while it is written (see submit()).
+  std::shared_ptr<const std::string> writing_body_;
+  std::string body_copy_;
   std::optional<http::response_parser<http::string_body>> parser_;
 };
 

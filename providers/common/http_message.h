@@ -3,6 +3,7 @@
 // Plain values; a Request is moved into the pool and a Response is moved into the handler.
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,7 +22,14 @@ struct Request {
   std::string method = "POST";
   std::string path;
   std::vector<Header> headers;
+  // The body is `shared_body` when that is set, else `body`; read it with bodyView(). Set one,
+  // not both. `shared_body` is for a payload many requests carry unchanged (a notification's
+  // body goes to every target of a broadcast): the requests share one immutable string instead
+  // of a copy each. It keeps the string alive as long as this Request or any copy of it exists,
+  // which covers the connection sending it, a resubmission on another connection and a retry.
+  // Often an aliasing pointer into a shared Notification (see Provider::encode).
   std::string body;
+  std::shared_ptr<const std::string> shared_body;
   // Send `:path` literal-never-indexed too (APNs: the path carries the per-device token).
   bool sensitive_path = false;
   // Where to send it, for providers whose every device has its own host (WNS channel URIs).
@@ -32,6 +40,10 @@ struct Request {
   // The generation of the credential encode() put in this request (AccessToken::generation);
   // ProviderClient copies it to Response::credential_generation for onAuthRejected(). 0 = none.
   uint64_t credential_generation = 0;
+
+  std::string_view bodyView() const {
+    return shared_body ? std::string_view(*shared_body) : std::string_view(body);
+  }
 };
 
 struct Response {

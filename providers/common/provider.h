@@ -10,6 +10,7 @@
 #include <boost/asio/post.hpp>
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -42,7 +43,12 @@ class Provider {
   virtual std::string_view name() const = 0;
   // Builds the request for one target; an error means this notification can never be sent to
   // this target as is (the caller records it as a permanent bad request). No I/O.
-  virtual Result<Request> encode(const Target& target, const Notification& notification) = 0;
+  // `notification` is never null and is shared, unchanged, by every target of a send: a provider
+  // that sends the body as is shares it (Request::shared_body, an aliasing pointer into
+  // `notification`) rather than copying it per target, and may remember work that depends on the
+  // notification alone for as long as that object is alive.
+  virtual Result<Request> encode(const Target& target,
+                                 const std::shared_ptr<const Notification>& notification) = 0;
   // Classifies a provider response. No I/O.
   virtual Outcome classify(const Response& response) const = 0;
   // Called when classify() returned kRefreshAuth for `rejected`: the next encode() must use a

@@ -2,6 +2,8 @@
 
 #include <boost/asio/post.hpp>
 
+#include <cassert>
+
 #include "base/log.h"
 
 namespace pushhub::providers {
@@ -12,7 +14,7 @@ constexpr uint16_t kDefaultHttpsPort = 443;
 
 struct ProviderClient::Send {
   Target target;
-  Notification notification;
+  std::shared_ptr<const Notification> notification;
   Done done;
   bool auth_retried = false;
   bool provider_ready = false;  // whenReady() just said so: encode without asking ready() again
@@ -53,7 +55,9 @@ ProviderClient::~ProviderClient() {
   host_pools_.clear();
 }
 
-void ProviderClient::send(Target target, Notification notification, Done done) {
+void ProviderClient::send(Target target, std::shared_ptr<const Notification> notification,
+                          Done done) {
+  assert(notification != nullptr);
   ++in_flight_;
   start(std::make_shared<Send>(
       Send{std::move(target), std::move(notification), std::move(done), false, false, 0}));
@@ -95,16 +99,17 @@ void ProviderClient::start(std::shared_ptr<Send> send) {
     return;
   }
   if (entry == nullptr) {
-    pool->submit(std::move(request).value(), [this, send, pool](Result<Response> response) mutable {
-      onResponse(std::move(send), std::move(response), pool);
-    });
+    pool->submit(std::move(request).value(),
+                 [this, send = std::move(send), pool](Result<Response> response) mutable {
+                   onResponse(std::move(send), std::move(response), pool);
+                 });
     return;
   }
   ++entry->outstanding;
   entry->last_used = std::chrono::steady_clock::now();
   // unordered_map nodes are stable and an entry with outstanding requests is never erased.
   pool->submit(std::move(request).value(),
-               [this, send, entry, pool](Result<Response> response) mutable {
+               [this, send = std::move(send), entry, pool](Result<Response> response) mutable {
                  --entry->outstanding;
                  entry->last_used = std::chrono::steady_clock::now();
                  onResponse(std::move(send), std::move(response), pool);

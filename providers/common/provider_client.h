@@ -57,10 +57,12 @@ class ProviderClient {
   ProviderClient(const ProviderClient&) = delete;
   ProviderClient& operator=(const ProviderClient&) = delete;
 
-  // Sends one notification to one target; `done` is called exactly once. Pass rvalues to avoid
-  // copies: the target and notification are kept until the outcome is final (an auth retry
-  // re-encodes them).
-  void send(Target target, Notification notification, Done done);
+  // Sends one notification to one target; `done` is called exactly once. The target and the
+  // notification are kept until the outcome is final (an auth retry re-encodes them). The
+  // notification is shared, not copied: a broadcast hands the same object to every target, and
+  // the provider may share its body with the request (Provider::encode). It must not be null
+  // and must not change while shared.
+  void send(Target target, std::shared_ptr<const Notification> notification, Done done);
 
   size_t inFlight() const { return in_flight_; }
   Provider& provider() { return *provider_; }

@@ -63,7 +63,8 @@ class FcmProvider : public Provider {
   // token source), content-type application/json. Notification headers are ignored (fcmv1
   // carries everything in the body). Errors: bad payload, bad token (empty, longer than 4096
   // bytes, not printable ASCII), and kUnavailable when no access token is available.
-  Result<Request> encode(const Target& target, const Notification& notification) override;
+  Result<Request> encode(const Target& target,
+                         const std::shared_ptr<const Notification>& notification) override;
 
   // google.rpc.Status: the FcmError detail's errorCode, else error.status, else the HTTP status
   // (see the table in fcm_provider.cc). Outcome::reason is that code (e.g. "UNREGISTERED").

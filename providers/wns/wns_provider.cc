@@ -197,16 +197,35 @@ Result<WnsProvider::Headers> WnsProvider::parseHeaders(const std::vector<Header>
   return out;
 }
 
-Result<Request> WnsProvider::encode(const Target& target, const Notification& n) {
+Result<const WnsProvider::Headers*> WnsProvider::checkedHeaders(
+    const std::shared_ptr<const Notification>& n) {
+  // Same address and the remembered owner still alive: the very object checked last time (a
+  // new notification cannot reuse the address of one that still exists).
+  if (n.get() == checked_for_ && !checked_owner_.expired()) {
+    return &checked_;
+  }
+  auto parsed = parseHeaders(n->headers, n->body.size());
+  if (!parsed) {
+    return parsed.error();
+  }
+  checked_ = std::move(parsed).value();
+  checked_for_ = n.get();
+  checked_owner_ = n;
+  return &checked_;
+}
+
+Result<Request> WnsProvider::encode(const Target& target,
+                                    const std::shared_ptr<const Notification>& notification) {
+  const Notification& n = *notification;
   auto channel = parseChannelUri(target.push_channel, config_.allowed_hosts);
   if (!channel) {
     return channel.error();
   }
-  auto parsed = parseHeaders(n.headers, n.body.size());
-  if (!parsed) {
-    return parsed.error();
+  auto checked = checkedHeaders(notification);
+  if (!checked) {
+    return checked.error();
   }
-  const Headers& h = *parsed;
+  const Headers& h = **checked;
   std::shared_ptr<const AccessToken> token = tokens_->current();
   if (!token) {
     return Error::unavailable("wns access token: none available");
@@ -243,7 +262,8 @@ Result<Request> WnsProvider::encode(const Target& target, const Notification& n)
   }
   optional("x-wns-suppresspopup", h.suppress_popup, false);
   optional("x-wns-priority", h.priority, false);
-  r.body = n.body;
+  // Every target of a send carries the same payload: share it, do not copy it.
+  r.shared_body = std::shared_ptr<const std::string>(notification, &n.body);
   return r;
 }
 

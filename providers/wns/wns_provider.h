@@ -55,8 +55,9 @@ class WnsProvider : public Provider {
   // and the optional x-wns-* headers from parseHeaders; x-wns-ttl derived from
   // Notification::expiry (whole seconds left, at least 1) when the sender gave none. Errors:
   // a channel URI or header that parseChannelUri/parseHeaders refuses, and kUnavailable when
-  // no access token is available.
-  Result<Request> encode(const Target& target, const Notification& notification) override;
+  // no access token is available. The body is shared with `notification`, not copied.
+  Result<Request> encode(const Target& target,
+                         const std::shared_ptr<const Notification>& notification) override;
 
   // By HTTP status and X-WNS-Status (see the table in wns_provider.cc). Outcome::reason is the
   // X-WNS-Status value, else X-WNS-Error-Description (cut to 200 bytes).
@@ -115,10 +116,19 @@ class WnsProvider : public Provider {
   const WnsConfig& config() const { return config_; }
 
  private:
+  // parseHeaders() for `notification`, remembered for the last notification: the result depends
+  // on it alone, and a send encodes it for every target.
+  Result<const Headers*> checkedHeaders(const std::shared_ptr<const Notification>& notification);
+
   WnsConfig config_;
   std::shared_ptr<AccessTokenSource> tokens_;
   Clock clock_;
   uint64_t last_generation_ = 0;  // of the token the latest encode() used
+  // The last notification whose headers passed checkedHeaders(), and their parsed form. The
+  // weak pointer tells whether `checked_for_` is still that object; it does not keep it alive.
+  const Notification* checked_for_ = nullptr;
+  std::weak_ptr<const Notification> checked_owner_;
+  Headers checked_;
 };
 
 }  // namespace pushhub::providers::wns

@@ -34,7 +34,8 @@ struct Fixture : ::testing::Test {
     n.body = std::move(body);
     n.headers = std::move(headers);
     n.expiry = expiry;
-    return provider->encode(Target{"inst-1", kToken}, n);
+    return provider->encode(Target{"inst-1", kToken},
+                            std::make_shared<const Notification>(std::move(n)));
   }
 
   system_clock::time_point now = system_clock::time_point(std::chrono::seconds(1700000000));
@@ -172,7 +173,7 @@ TEST_F(Fixture, EncodeBuildsPathHeadersAndSensitiveFlags) {
   EXPECT_EQ(r->method, "POST");
   EXPECT_EQ(r->path, std::string("/3/device/") + kToken);
   EXPECT_TRUE(r->sensitive_path);
-  EXPECT_EQ(r->body, R"({"aps":{}})");
+  EXPECT_EQ(r->bodyView(), R"({"aps":{}})");
   const Header* auth = find(*r, "authorization");
   ASSERT_NE(auth, nullptr);
   EXPECT_TRUE(auth->sensitive);
@@ -226,6 +227,39 @@ TEST_F(Fixture, EncodeDerivesExpirationFromExpiry) {
   EXPECT_EQ(find(*r, "apns-expiration")->value, "0");
 }
 
+TEST_F(Fixture, EncodeSharesTheBodyAndRechecksEveryNewNotification) {
+  auto n = std::make_shared<Notification>();
+  n->body = R"({"aps":{"alert":"x"}})";
+  n->headers = {{"apns-priority", "5", false}};
+  auto a = provider->encode(Target{"i", kToken}, n);
+  auto b = provider->encode(Target{"j", std::string(64, 'a')}, n);
+  ASSERT_TRUE(a && b);
+  // Both requests point at the notification's own body, which they keep alive.
+  EXPECT_EQ(a->shared_body.get(), &n->body);
+  EXPECT_EQ(b->shared_body.get(), &n->body);
+  EXPECT_TRUE(a->body.empty());
+  EXPECT_EQ(find(*b, "apns-priority")->value, "5");
+  EXPECT_EQ(b->path, "/3/device/" + std::string(64, 'a'));
+
+  // The remembered headers belong to that object only: a notification created after it is
+  // gone (often at the same address) is checked afresh.
+  n.reset();
+  a = Error::internal("released");
+  b = Error::internal("released");
+  for (const char* priority : {"10", "7", "1"}) {
+    auto next = std::make_shared<Notification>();
+    next->body = "{}";
+    next->headers = {{"apns-priority", priority, false}};
+    auto r = provider->encode(Target{"i", kToken}, next);
+    if (std::string_view(priority) == "7") {
+      EXPECT_FALSE(r);
+    } else {
+      ASSERT_TRUE(r) << r.error().message;
+      EXPECT_EQ(find(*r, "apns-priority")->value, priority);
+    }
+  }
+}
+
 TEST_F(Fixture, EncodeAcceptsTopicSuffixOnly) {
   auto r = encode({{"apns-topic", "com.example.app.voip", false}, {"apns-push-type", "voip"}});
   ASSERT_TRUE(r) << r.error().message;
@@ -273,8 +307,9 @@ TEST_F(Fixture, EncodeChecksPayloadLimitsAndToken) {
   EXPECT_FALSE(encode({}, ""));
   Notification n;
   n.body = "{}";
-  EXPECT_FALSE(provider->encode(Target{"i", "abc"}, n));
-  EXPECT_FALSE(provider->encode(Target{"i", std::string(64, 'g')}, n));
+  EXPECT_FALSE(provider->encode(Target{"i", "abc"}, std::make_shared<const Notification>(n)));
+  EXPECT_FALSE(
+      provider->encode(Target{"i", std::string(64, 'g')}, std::make_shared<const Notification>(n)));
 }
 
 TEST(ApnsDeviceToken, Validation) {
@@ -329,13 +364,15 @@ TEST_F(Fixture, WorkersShareOneTokenAndSeeRefreshes) {
   Notification n;
   n.body = "{}";
   std::string a = bearerOf(*encode({}));
-  std::string b = bearerOf(*other.encode(Target{"i", kToken}, n));
+  std::string b =
+      bearerOf(*other.encode(Target{"i", kToken}, std::make_shared<const Notification>(n)));
   EXPECT_EQ(a, b);
   now += std::chrono::minutes(25);
   other.onAuthRejected();
   std::string c = bearerOf(*encode({}));  // this worker notices the invalidation
   EXPECT_NE(c, a);
-  EXPECT_EQ(bearerOf(*other.encode(Target{"i", kToken}, n)), c);
+  EXPECT_EQ(bearerOf(*other.encode(Target{"i", kToken}, std::make_shared<const Notification>(n))),
+            c);
 }
 
 TEST(ApnsTokenSourceCreate, RejectsBadConfig) {

@@ -255,6 +255,43 @@ TEST(ConnectionPool, GoawayMidFlightLosesNothing) {
   EXPECT_EQ(mock.stat("accepted"), 4000u);
 }
 
+TEST(ConnectionPool, SharedBodyAndBorrowedHeadersSurviveGoaway) {
+  // nghttp2 borrows every header name and value from the request, and all requests share one
+  // body: through a GOAWAY, whose refused streams move to a new connection, every request must
+  // still reach the server whole and exactly once.
+  PnsMock mock({"--delay-ms", "5"});
+  boost::asio::io_context ioc;
+  ConnectionPool pool(ioc, poolOptions(mock.apnsPort(), mock.pki()));
+  Request proto = apnsRequest(mock.bearer());
+  proto.shared_body = std::make_shared<const std::string>(proto.body);
+  proto.body.clear();
+  // nghttp2 lower-cases only the names it copies, so a capitalized one must still be copied:
+  // sent as is, the server would refuse the stream.
+  proto.headers[2].name = "APNs-Push-Type";
+  std::thread control;
+  Load load(pool, proto, 3000, 400);
+  load.on_complete = [&](Load& l) {
+    if (l.completed == 1000) {
+      control = std::thread([&mock] { mock.post("/_mock/goaway", R"({"reason":"Shutdown"})"); });
+    }
+  };
+  load.start();
+  bool finished = runUntil(ioc, [&] { return load.done(); });
+  if (control.joinable()) {
+    control.join();
+  }
+  ASSERT_TRUE(finished);
+  EXPECT_EQ(load.errors, 0u) << load.first_error;
+  EXPECT_EQ(load.statuses[200], 3000u);
+  EXPECT_GE(pool.stats().goaways, 1u);
+  EXPECT_EQ(mock.stat("accepted"), 3000u);
+  auto received = boost::json::parse(mock.get("/_mock/received?provider=apns&limit=1"));
+  ASSERT_EQ(received.as_array().size(), 1u);
+  const auto& entry = received.as_array()[0].as_object();
+  EXPECT_EQ(entry.at("body").as_string(), *proto.shared_body);
+  EXPECT_EQ(entry.at("headers").as_object().at("apns-push-type").as_string(), "alert");
+}
+
 TEST(ConnectionPool, ConnectionDroppedMidStreamFailsThenReconnects) {
   PnsMock mock({"--delay-ms", "200"});
   boost::asio::io_context ioc;

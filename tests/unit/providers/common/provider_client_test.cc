@@ -34,18 +34,26 @@ bool runUntil(boost::asio::io_context& ioc, const std::function<bool()>& done,
   return done();
 }
 
-// push_channel "" = default endpoint, else "port" of a 127.0.0.1 endpoint.
+std::shared_ptr<const Notification> note(std::string body) {
+  auto n = std::make_shared<Notification>();
+  n->body = std::move(body);
+  return n;
+}
+
+// push_channel "" = default endpoint, else "port" of a 127.0.0.1 endpoint. Shares the body with
+// the notification, as the real providers do.
 class FakeProvider : public Provider {
  public:
   std::string_view name() const override { return "fake"; }
-  Result<Request> encode(const Target& target, const Notification& notification) override {
+  Result<Request> encode(const Target& target,
+                         const std::shared_ptr<const Notification>& notification) override {
     ++encodes;
-    if (notification.body == "bad") {
+    if (notification->body == "bad") {
       return Error::invalidArgument("body: bad");
     }
     Request r;
     r.path = "/send/" + target.installation_id;
-    r.body = notification.body;
+    r.shared_body = std::shared_ptr<const std::string>(notification, &notification->body);
     r.headers = {{"authorization", "Bearer gen" + std::to_string(generation), true}};
     r.credential_generation = generation;
     if (!target.push_channel.empty()) {
@@ -135,14 +143,12 @@ TEST_F(ProviderClientTest, RequestsNamingAHostGoToThatHostsOwnPool) {
   ProviderClient client(ioc, std::move(provider), options(a.port()));
   Outcomes outcomes;
   for (int i = 0; i < 10; ++i) {
-    client.send({"i" + std::to_string(i), ""}, {"to-a", {}, {}}, outcomes.add());
-    client.send({"j" + std::to_string(i), std::to_string(b.port())}, {"to-b", {}, {}},
-                outcomes.add());
-    client.send({"k" + std::to_string(i), std::to_string(c.port())}, {"to-c", {}, {}},
-                outcomes.add());
+    client.send({"i" + std::to_string(i), ""}, note("to-a"), outcomes.add());
+    client.send({"j" + std::to_string(i), std::to_string(b.port())}, note("to-b"), outcomes.add());
+    client.send({"k" + std::to_string(i), std::to_string(c.port())}, note("to-c"), outcomes.add());
   }
   // Naming the default endpoint explicitly uses the default pool.
-  client.send({"d", std::to_string(a.port())}, {"to-a", {}, {}}, outcomes.add());
+  client.send({"d", std::to_string(a.port())}, note("to-a"), outcomes.add());
   ASSERT_TRUE(runUntil(ioc, [&] { return outcomes.list.size() == 31; }));
   for (const auto& o : outcomes.list) {
     EXPECT_EQ(o.kind, OutcomeKind::kDelivered) << o.reason;
@@ -171,14 +177,14 @@ TEST_F(ProviderClientTest, IdleHostPoolsAreShutDown) {
   ProviderClient client(ioc, std::make_unique<FakeProvider>(), options(a.port()),
                         ProviderClient::HostPoolOptions{256, 100ms});
   Outcomes outcomes;
-  client.send({"x", std::to_string(b.port())}, {"hello", {}, {}}, outcomes.add());
+  client.send({"x", std::to_string(b.port())}, note("hello"), outcomes.add());
   ASSERT_TRUE(runUntil(ioc, [&] { return outcomes.list.size() == 1; }));
   EXPECT_EQ(outcomes.list[0].kind, OutcomeKind::kDelivered);
   EXPECT_EQ(client.hostPoolCount(), 1u);
   ASSERT_TRUE(runUntil(ioc, [&] { return client.hostPoolCount() == 0; }));
   ASSERT_TRUE(runUntil(ioc, [&] { return b.openConnections() == 0; }));  // really closed
   // And a later send opens a fresh one.
-  client.send({"y", std::to_string(b.port())}, {"again", {}, {}}, outcomes.add());
+  client.send({"y", std::to_string(b.port())}, note("again"), outcomes.add());
   ASSERT_TRUE(runUntil(ioc, [&] { return outcomes.list.size() == 2; }));
   EXPECT_EQ(outcomes.list[1].kind, OutcomeKind::kDelivered);
   EXPECT_EQ(b.requests(), 2u);
@@ -196,14 +202,14 @@ TEST_F(ProviderClientTest, HostPoolLimitClosesTheLeastRecentlyUsedIdlePool) {
   ProviderClient client(ioc, std::make_unique<FakeProvider>(), options(a.port()),
                         ProviderClient::HostPoolOptions{1, 60s});
   Outcomes outcomes;
-  client.send({"x", std::to_string(b.port())}, {"1", {}, {}}, outcomes.add());
+  client.send({"x", std::to_string(b.port())}, note("1"), outcomes.add());
   ASSERT_TRUE(runUntil(ioc, [&] { return outcomes.list.size() == 1; }));
-  client.send({"y", std::to_string(c.port())}, {"slow", {}, {}}, outcomes.add());
+  client.send({"y", std::to_string(c.port())}, note("slow"), outcomes.add());
   EXPECT_EQ(client.hostPoolCount(), 1u);
   EXPECT_EQ(client.hostPool("127.0.0.1", b.port()), nullptr);  // evicted for c
   ASSERT_NE(client.hostPool("127.0.0.1", c.port()), nullptr);
   // c is busy, so b cannot get a pool now: the send fails as retryable.
-  client.send({"z", std::to_string(b.port())}, {"2", {}, {}}, outcomes.add());
+  client.send({"z", std::to_string(b.port())}, note("2"), outcomes.add());
   ASSERT_TRUE(runUntil(ioc, [&] { return outcomes.list.size() == 3; }));
   EXPECT_EQ(outcomes.list[0].kind, OutcomeKind::kDelivered);
   // The refused send finishes first (no I/O), then the slow one.
@@ -223,7 +229,7 @@ TEST_F(ProviderClientTest, SendsWaitingForTheProviderShareOneWhenReadyCall) {
   ProviderClient client(ioc, std::move(owned), options(a.port()));
   Outcomes outcomes;
   for (int i = 0; i < 20; ++i) {
-    client.send({"i" + std::to_string(i), ""}, {"b", {}, {}}, outcomes.add());
+    client.send({"i" + std::to_string(i), ""}, note("b"), outcomes.add());
   }
   EXPECT_EQ(provider->when_ready_calls, 1u);
   EXPECT_EQ(client.waitingForProvider(), 20u);
@@ -250,7 +256,7 @@ TEST_F(ProviderClientTest, WhenReadyErrorsBecomeConfigErrorOrRetry) {
   ProviderClient client(ioc, std::move(owned), options(a.port()));
   Outcomes outcomes;
   for (int i = 0; i < 3; ++i) {
-    client.send({"i", ""}, {"b", {}, {}}, outcomes.add());
+    client.send({"i", ""}, note("b"), outcomes.add());
   }
   provider->completeReady(Error{Error::Code::kUnauthenticated,
                                 "token endpoint https://x/token: HTTP 400 invalid_grant"});
@@ -260,8 +266,8 @@ TEST_F(ProviderClientTest, WhenReadyErrorsBecomeConfigErrorOrRetry) {
     EXPECT_EQ(o.azure_outcome, "InvalidCredentials");
     EXPECT_NE(o.reason.find("invalid_grant"), std::string::npos);
   }
-  client.send({"j", ""}, {"b", {}, {}}, outcomes.add());
-  client.send({"k", ""}, {"b", {}, {}}, outcomes.add());
+  client.send({"j", ""}, note("b"), outcomes.add());
+  client.send({"k", ""}, note("b"), outcomes.add());
   EXPECT_EQ(provider->when_ready_calls, 2u);
   provider->completeReady(Error::unavailable("token endpoint unreachable"));
   ASSERT_TRUE(runUntil(ioc, [&] { return outcomes.list.size() == 5; }));
@@ -287,14 +293,14 @@ TEST_F(ProviderClientTest, AuthRejectionPassesTheGenerationAndRetriesOnce) {
   FakeProvider* provider = owned.get();
   ProviderClient client(ioc, std::move(owned), options(a.port()));
   Outcomes outcomes;
-  client.send({"i", ""}, {"b", {}, {}}, outcomes.add());
+  client.send({"i", ""}, note("b"), outcomes.add());
   ASSERT_TRUE(runUntil(ioc, [&] { return outcomes.list.size() == 1; }));
   EXPECT_EQ(outcomes.list[0].kind, OutcomeKind::kDelivered);
   ASSERT_EQ(provider->rejected_generations.size(), 1u);
   EXPECT_EQ(provider->rejected_generations[0], 7u);
   EXPECT_EQ(a.requests(), 2u);
   // Rejected twice: reported after one retry.
-  client.send({"j", ""}, {"always-401", {}, {}}, outcomes.add());
+  client.send({"j", ""}, note("always-401"), outcomes.add());
   ASSERT_TRUE(runUntil(ioc, [&] { return outcomes.list.size() == 2; }));
   EXPECT_EQ(outcomes.list[1].kind, OutcomeKind::kRefreshAuth);
   EXPECT_EQ(a.requests(), 4u);
@@ -308,7 +314,7 @@ TEST_F(ProviderClientTest, EncodeErrorIsAPermanentBadRequestWithoutIo) {
   boost::asio::io_context ioc;
   ProviderClient client(ioc, std::make_unique<FakeProvider>(), options(a.port()));
   Outcomes outcomes;
-  client.send({"i", ""}, {"bad", {}, {}}, outcomes.add());
+  client.send({"i", ""}, note("bad"), outcomes.add());
   EXPECT_TRUE(outcomes.list.empty());  // never from inside send()
   ASSERT_TRUE(runUntil(ioc, [&] { return outcomes.list.size() == 1; }));
   EXPECT_EQ(outcomes.list[0].kind, OutcomeKind::kPermanentBadRequest);

@@ -34,7 +34,8 @@ struct Fixture : ::testing::Test {
     Notification n;
     n.body = std::move(body);
     n.expiry = expiry;
-    return provider->encode(Target{"inst-1", std::move(token)}, n);
+    return provider->encode(Target{"inst-1", std::move(token)},
+                            std::make_shared<const Notification>(std::move(n)));
   }
 
   // The message object of an encoded request.
@@ -279,7 +280,7 @@ TEST_F(Fixture, NoAccessTokenIsUnavailable) {
   EXPECT_FALSE(p.ready());
   Notification n;
   n.body = kBody;
-  auto r = p.encode(Target{"i", kToken}, n);
+  auto r = p.encode(Target{"i", kToken}, std::make_shared<const Notification>(n));
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, Error::Code::kUnavailable);
   EXPECT_TRUE(provider->ready());

@@ -33,7 +33,8 @@ struct Fixture : ::testing::Test {
     n.body = std::move(body);
     n.headers = std::move(headers);
     n.expiry = expiry;
-    return provider->encode(Target{"inst-1", std::move(channel)}, n);
+    return provider->encode(Target{"inst-1", std::move(channel)},
+                            std::make_shared<const Notification>(std::move(n)));
   }
 
   system_clock::time_point now = system_clock::time_point(std::chrono::seconds(1700000000));
@@ -158,7 +159,7 @@ TEST_F(Fixture, PostsToTheChannel) {
   EXPECT_EQ(r->port, 443);
   EXPECT_EQ(r->path, "/?token=AwYAAAB%2bQ%3d%3d");
   EXPECT_TRUE(r->sensitive_path);
-  EXPECT_EQ(r->body, kToast);
+  EXPECT_EQ(r->bodyView(), kToast);
   const Header* auth = find(*r, "authorization");
   ASSERT_NE(auth, nullptr);
   EXPECT_EQ(auth->value, tokens->current()->authorization);
@@ -187,7 +188,41 @@ TEST_F(Fixture, RawNotifications) {
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(find(*r, "content-type")->value, "application/octet-stream");
   EXPECT_EQ(find(*r, "x-wns-cache-policy")->value, "cache");
-  EXPECT_EQ(r->body, std::string("\x00\x01raw", 5));
+  EXPECT_EQ(r->bodyView(), std::string("\x00\x01raw", 5));
+}
+
+TEST_F(Fixture, EncodeSharesTheBodyAndRechecksEveryNewNotification) {
+  auto n = std::make_shared<Notification>();
+  n->body = kToast;
+  n->headers = {{"X-WNS-Type", "wns/toast", false}, {"X-WNS-Tag", "t1", false}};
+  auto a = provider->encode(Target{"i", kChannel}, n);
+  auto b = provider->encode(Target{"j", "https://db5p.notify.windows.com/?token=BBB"}, n);
+  ASSERT_TRUE(a && b);
+  // Both requests point at the notification's own body, which they keep alive.
+  EXPECT_EQ(a->shared_body.get(), &n->body);
+  EXPECT_EQ(b->shared_body.get(), &n->body);
+  EXPECT_TRUE(a->body.empty());
+  EXPECT_EQ(find(*b, "x-wns-tag")->value, "t1");
+  EXPECT_EQ(b->host, "db5p.notify.windows.com");
+
+  // The remembered headers belong to that object only: a notification created after it is
+  // gone (often at the same address) is checked afresh.
+  n.reset();
+  a = Error::internal("released");
+  b = Error::internal("released");
+  for (const char* type : {"wns/badge", "wns/nonsense", "wns/raw"}) {
+    auto next = std::make_shared<Notification>();
+    next->body = "<badge value=\"1\"/>";
+    next->headers = {{"X-WNS-Type", type, false}};
+    auto r = provider->encode(Target{"i", kChannel}, next);
+    if (std::string_view(type) == "wns/nonsense") {
+      EXPECT_FALSE(r);
+    } else {
+      ASSERT_TRUE(r) << r.error().message;
+      EXPECT_EQ(find(*r, "x-wns-type")->value, type);
+      EXPECT_EQ(find(*r, "x-wns-tag"), nullptr);
+    }
+  }
 }
 
 TEST_F(Fixture, TtlFromExpiry) {
@@ -218,12 +253,13 @@ TEST_F(Fixture, ChecksTheChannelAgain) {
   Notification n;
   n.body = kToast;
   n.headers = {kType};
-  auto ok = local.encode(Target{"i", "https://127.0.0.1:8443/w/?token=abc"}, n);
+  auto ok = local.encode(Target{"i", "https://127.0.0.1:8443/w/?token=abc"},
+                         std::make_shared<const Notification>(n));
   ASSERT_TRUE(ok) << ok.error().message;
   EXPECT_EQ(ok->host, "127.0.0.1");
   EXPECT_EQ(ok->port, 8443);
   EXPECT_EQ(ok->path, "/w/?token=abc");
-  EXPECT_FALSE(local.encode(Target{"i", kChannel}, n));
+  EXPECT_FALSE(local.encode(Target{"i", kChannel}, std::make_shared<const Notification>(n)));
 }
 
 TEST_F(Fixture, RefusesBadHeadersAndBodies) {
@@ -239,7 +275,7 @@ TEST_F(Fixture, NoAccessTokenIsUnavailable) {
   Notification n;
   n.body = kToast;
   n.headers = {kType};
-  auto r = p.encode(Target{"i", kChannel}, n);
+  auto r = p.encode(Target{"i", kChannel}, std::make_shared<const Notification>(n));
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, Error::Code::kUnavailable);
   EXPECT_TRUE(provider->ready());
