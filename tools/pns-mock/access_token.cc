@@ -5,6 +5,8 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include <boost/json/serialize.hpp>
+#include <boost/json/string_view.hpp>
 #include <cstring>
 #include <random>
 
@@ -174,8 +176,8 @@ BearerStatus checkBearer(const std::string* authorization, const AccessTokenMint
   return BearerStatus::kOk;
 }
 
-std::optional<std::vector<std::pair<std::string, std::string>>> parseForm(std::string_view body) {
-  std::vector<std::pair<std::string, std::string>> out;
+std::optional<FormFields> parseForm(std::string_view body) {
+  FormFields out;
   while (!body.empty()) {
     size_t amp = body.find('&');
     std::string_view pair = body.substr(0, amp);
@@ -195,8 +197,7 @@ std::optional<std::vector<std::pair<std::string, std::string>>> parseForm(std::s
   return out;
 }
 
-const std::string* formField(const std::vector<std::pair<std::string, std::string>>& form,
-                             std::string_view name) {
+const std::string* formField(const FormFields& form, std::string_view name) {
   for (const auto& [n, v] : form) {
     if (n == name) {
       return &v;
@@ -218,6 +219,57 @@ bool mediaTypeIs(const std::string* content_type, std::string_view media_type) {
     v.remove_prefix(1);
   }
   return equalsIgnoreCase(v, media_type);
+}
+
+OAuthVerdict oauthError(int status, std::string_view error, std::string description) {
+  OAuthVerdict v;
+  v.status = status;
+  v.error = error;
+  v.description = std::move(description);
+  return v;
+}
+
+std::optional<FormFields> tokenRequestForm(const H2Request& request, OAuthVerdict& refusal) {
+  if (request.method != "POST") {
+    refusal = oauthError(405, "invalid_request", "Only POST is supported.");
+    return std::nullopt;
+  }
+  if (!mediaTypeIs(request.header("content-type"), "application/x-www-form-urlencoded")) {
+    refusal = oauthError(400, "invalid_request",
+                         "Content-Type must be application/x-www-form-urlencoded.");
+    return std::nullopt;
+  }
+  auto form = parseForm(request.body);
+  if (!form) {
+    refusal = oauthError(400, "invalid_request", "Malformed form body.");
+  }
+  return form;
+}
+
+void buildOAuthError(const OAuthVerdict& verdict, H2Response& response) {
+  response.status = verdict.status;
+  response.headers.emplace_back("content-type", "application/json; charset=utf-8");
+  response.headers.emplace_back("cache-control", "no-store");
+  response.body.assign("{\"error\":\"");
+  response.body.append(verdict.error);
+  response.body.append("\",\"error_description\":");
+  response.body.append(boost::json::serialize(
+      boost::json::string_view(verdict.description.data(), verdict.description.size())));
+  response.body.push_back('}');
+}
+
+void buildOAuthSuccess(std::string_view access_token, int64_t expires_in,
+                       std::string_view token_type, H2Response& response) {
+  response.status = 200;
+  response.headers.emplace_back("content-type", "application/json; charset=utf-8");
+  response.headers.emplace_back("cache-control", "no-store");
+  response.body.assign("{\"access_token\":\"");
+  response.body.append(access_token);
+  response.body.append("\",\"expires_in\":");
+  response.body.append(std::to_string(expires_in));
+  response.body.append(",\"token_type\":\"");
+  response.body.append(token_type);
+  response.body.append("\"}");
 }
 
 }  // namespace pushhub::mock

@@ -1,7 +1,7 @@
 #pragma once
 // OAuth plumbing shared by pns-mock's FCM and WNS emulations: the access tokens the mock's token
-// endpoints issue, the check of an `Authorization: Bearer` header against them, and
-// application/x-www-form-urlencoded parsing for the token endpoints.
+// endpoints issue, the check of an `Authorization: Bearer` header against them, and the parts of
+// the token endpoints that are the same for both (the form body, the answers).
 //
 // Access tokens are self-validating (prefix + base64url(serial, expiry, account, nonce) + a
 // truncated HMAC-SHA256 under a per-process random secret), so a token issued on one worker
@@ -15,6 +15,8 @@
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "tools/pns-mock/h2_server.h"
 
 namespace pushhub::mock {
 
@@ -49,7 +51,8 @@ class AccessTokenMinter {
 };
 
 // Per-connection cache of the last bearer token that checked out, so the HMAC runs once per
-// token per connection (like APNs caches its JWT). Owned by one connection handler.
+// token per connection (like APNs caches its JWT): the auth state of an FCM or WNS connection.
+// Owned by one connection handler.
 struct BearerCache {
   std::string token;
   AccessTokenClaims claims;
@@ -69,15 +72,38 @@ BearerStatus checkBearer(const std::string* authorization, const AccessTokenMint
                          uint64_t revoked_below, int64_t now_ms, BearerCache& cache,
                          uint32_t& account);
 
+using FormFields = std::vector<std::pair<std::string, std::string>>;
+
 // Parses an application/x-www-form-urlencoded body into (name, value) pairs, percent- and
 // '+'-decoded. Returns nullopt on a malformed %-escape.
-std::optional<std::vector<std::pair<std::string, std::string>>> parseForm(std::string_view body);
+std::optional<FormFields> parseForm(std::string_view body);
 
 // The value of the first field `name` in `form`, or nullptr.
-const std::string* formField(const std::vector<std::pair<std::string, std::string>>& form,
-                             std::string_view name);
+const std::string* formField(const FormFields& form, std::string_view name);
 
 // True when a Content-Type value names `media_type` (case-insensitive, parameters ignored).
 bool mediaTypeIs(const std::string* content_type, std::string_view media_type);
+
+// The answer of an OAuth token endpoint (FCM's /token, WNS's /accesstoken.srf).
+struct OAuthVerdict {
+  int status = 200;
+  std::string_view error;   // "invalid_grant", ...; static storage; empty on success
+  std::string description;  // error_description
+  uint32_t account = 0;     // on success: the account (FCM) or app (WNS) index
+};
+
+// A refusal: `error` must have static storage.
+OAuthVerdict oauthError(int status, std::string_view error, std::string description);
+
+// The checks every token endpoint starts with: POST (else 405), a form Content-Type and a
+// well-formed form body (else 400), all invalid_request. Returns the form, or nullopt with
+// `refusal` set. Any thread.
+std::optional<FormFields> tokenRequestForm(const H2Request& request, OAuthVerdict& refusal);
+
+// {"error":...,"error_description":...} with the verdict's status.
+void buildOAuthError(const OAuthVerdict& verdict, H2Response& response);
+// {"access_token":...,"expires_in":N,"token_type":...}.
+void buildOAuthSuccess(std::string_view access_token, int64_t expires_in,
+                       std::string_view token_type, H2Response& response);
 
 }  // namespace pushhub::mock

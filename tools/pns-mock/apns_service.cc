@@ -1,17 +1,11 @@
 #include "tools/pns-mock/apns_service.h"
 
-#include <chrono>
+#include <algorithm>
 
 namespace pushhub::mock {
 namespace {
 
 using WorkerPtr = std::shared_ptr<ApnsService::Worker>;
-
-uint64_t steadyNs() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::steady_clock::now().time_since_epoch())
-                                   .count());
-}
 
 bool gated(const ApnsSettings& s) {
   return s.initial_streams != 0 && s.initial_streams < s.max_concurrent_streams;
@@ -59,7 +53,7 @@ class ApnsConnectionHandler : public H2Handler {
     } else {
       token_.clear();
     }
-    record(req, v, now_us);
+    st.record(req, token_, v.drop_connection ? 0 : v.status, v.reason, now_us);
 
     if (v.drop_connection) {
       ++st.dropped_connections;
@@ -93,29 +87,6 @@ class ApnsConnectionHandler : public H2Handler {
   }
 
  private:
-  void record(const H2Request& req, const ApnsVerdict& v, int64_t now_us) {
-    ReceivedEntry* e = w_->stats.received.next();
-    if (e == nullptr) {
-      return;
-    }
-    e->token.assign(token_);
-    e->headers.resize(req.headers.size());
-    for (size_t i = 0; i < req.headers.size(); ++i) {
-      e->headers[i].first.assign(req.headers[i].first);
-      if (req.headers[i].first == "authorization") {
-        e->headers[i].second.assign("<redacted>");
-      } else {
-        e->headers[i].second.assign(req.headers[i].second);
-      }
-    }
-    e->body.assign(req.body);
-    e->status = v.drop_connection ? 0 : v.status;
-    e->reason.assign(v.reason);
-    e->received_at_ms = now_us / 1000;
-    e->received_at_us = now_us;
-    e->order_ns = steadyNs();
-  }
-
   WorkerPtr w_;
   ApnsConnectionState state_;
   std::string token_;  // scratch: the lowercased device token of the current request
@@ -126,7 +97,7 @@ class ApnsConnectionHandler : public H2Handler {
 }  // namespace
 
 ApnsService::ApnsService(WorkerPool& workers, ApnsRules rules, ApnsSettings settings)
-    : workers_(workers) {
+    : ProviderService(workers, "apns", /*token_endpoint=*/false) {
   for (size_t i = 0; i < workers.size(); ++i) {
     per_worker_.push_back(std::make_shared<Worker>(rules, settings));
   }
@@ -135,9 +106,8 @@ ApnsService::ApnsService(WorkerPool& workers, ApnsRules rules, ApnsSettings sett
 ApnsService::~ApnsService() = default;
 
 H2Connection::Factory ApnsService::factory() {
-  return [this](size_t worker, H2Connection& conn) -> std::unique_ptr<H2Handler> {
-    auto handler = std::make_unique<ApnsConnectionHandler>(per_worker_[worker]);
-    return handler;
+  return [this](size_t worker, H2Connection&) -> std::unique_ptr<H2Handler> {
+    return std::make_unique<ApnsConnectionHandler>(per_worker_[worker]);
   };
 }
 
@@ -150,41 +120,6 @@ std::function<H2ConnectionOptions(size_t)> ApnsService::connectionOptions() {
     o.bytes_received_counter = &w.stats.bytes_received;
     return o;
   };
-}
-
-void ApnsService::stats(bool with_tokens, std::function<void(boost::json::object)> done) {
-  auto slots = std::make_shared<std::vector<ProviderStatsSnapshot>>(per_worker_.size());
-  workers_.runOnAll(
-      [this, slots, with_tokens](size_t i) {
-        (*slots)[i].with_tokens = with_tokens;
-        (*slots)[i].merge(per_worker_[i]->stats);
-        (*slots)[i].open_connections = per_worker_[i]->open_connections;
-      },
-      [slots, with_tokens, done = std::move(done)] {
-        ProviderStatsSnapshot total;
-        total.with_tokens = with_tokens;
-        for (const auto& s : *slots) {
-          total.add(s);
-        }
-        done(total.toJson());
-      });
-}
-
-void ApnsService::received(size_t limit, std::function<void(boost::json::array)> done) {
-  auto slots = std::make_shared<std::vector<std::vector<ReceivedEntry>>>(per_worker_.size());
-  workers_.runOnAll(
-      [this, slots](size_t i) { per_worker_[i]->stats.received.appendTo((*slots)[i]); },
-      [slots, limit, done = std::move(done)] {
-        std::vector<ReceivedEntry> all;
-        for (auto& s : *slots) {
-          std::move(s.begin(), s.end(), std::back_inserter(all));
-        }
-        done(receivedToJson(std::move(all), limit));
-      });
-}
-
-void ApnsService::reset(std::function<void()> done) {
-  workers_.runOnAll([this](size_t i) { per_worker_[i]->stats.reset(); }, std::move(done));
 }
 
 void ApnsService::configure(std::optional<uint32_t> max_concurrent_streams,
@@ -213,28 +148,10 @@ void ApnsService::configure(std::optional<uint32_t> max_concurrent_streams,
       std::move(done));
 }
 
-void ApnsService::goaway(std::string debug_data, std::function<void()> done) {
-  auto data = std::make_shared<std::string>(std::move(debug_data));
-  workers_.runOnAll(
-      [this, data](size_t i) {
-        if (listener_ != nullptr) {
-          listener_->forEachConnection(i, [&](H2Connection& c) { c.goaway(*data); });
-        }
-      },
-      std::move(done));
-}
-
-void ApnsService::addTokens(std::vector<std::string> dead, std::vector<std::string> bad,
-                            std::function<void()> done) {
-  auto d = std::make_shared<std::vector<std::string>>(std::move(dead));
-  auto b = std::make_shared<std::vector<std::string>>(std::move(bad));
-  workers_.runOnAll(
-      [this, d, b](size_t i) {
-        ApnsRules& r = per_worker_[i]->rules;
-        r.dead_tokens.insert(d->begin(), d->end());
-        r.bad_tokens.insert(b->begin(), b->end());
-      },
-      std::move(done));
+void ApnsService::Worker::addTokens(const std::vector<std::string>& dead,
+                                    const std::vector<std::string>& bad) {
+  rules.dead_tokens.insert(dead.begin(), dead.end());
+  rules.bad_tokens.insert(bad.begin(), bad.end());
 }
 
 }  // namespace pushhub::mock

@@ -1,21 +1,20 @@
 #pragma once
-// What pns-mock's OAuth-based providers (FCM, WNS) share: per-worker stats and settings, the
-// token endpoint counters, access-token revocation, throttling, and the MockProvider control
-// operations. FcmService and WnsService add their rules, handlers and token lists.
+// What pns-mock's OAuth-based providers (FCM, WNS) share on top of ProviderService: their
+// settings, the connection handler (the token endpoint and the bookkeeping of every send),
+// access-token revocation, throttling, and the remaining MockProvider control operations. Each
+// provider adds its rules and its checks of a send as a CloudWorker (fcm_service.cc,
+// wns_service.cc).
 //
-// Threads: constructed on the main thread before the workers start; factory() and
-// connectionOptions() run on the workers; the MockProvider methods may be called from any
-// thread and fan out to every worker (WorkerPool::runOnAll), so nothing here takes a lock.
+// Threads: as ProviderService; factory() and connectionOptions() run on the workers.
 
 #include <atomic>
 #include <memory>
-#include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
-#include "tools/pns-mock/control.h"
-#include "tools/pns-mock/h2_server.h"
-#include "tools/pns-mock/stats.h"
+#include "tools/pns-mock/access_token.h"
+#include "tools/pns-mock/provider_service.h"
 
 namespace pushhub::mock {
 
@@ -29,68 +28,85 @@ struct CloudSettings {
   bool allow_http1 = true;      // serve HTTP/1.1 (when ALPN picks it or none is sent)
 };
 
-// Everything one worker thread owns for one provider, but the provider's rules.
-struct CloudWorker {
-  explicit CloudWorker(CloudSettings s) : settings(s), stats(s.keep_received) {}
-  virtual ~CloudWorker() = default;
-
-  CloudSettings settings;
-  ProviderStats stats;
-  std::mt19937_64 rng{std::random_device{}()};
-  uint64_t open_connections = 0;
-  uint64_t revoked_below = 0;  // access tokens with a smaller serial were expired
-  uint64_t tokens_issued = 0;
-  // OAuth error -> count (static-storage strings).
-  std::vector<std::pair<std::string_view, uint64_t>> token_rejected;
-  // Shared by every worker of the provider: the throttling counter (touched only when
-  // throttling is on).
-  std::shared_ptr<std::atomic<uint64_t>> sends;
-
-  // True when this send is the throttled Nth one. Worker thread.
-  bool throttleThisSend();
-  void countTokenRejection(std::string_view error);
-  // Adds one entry to the received ring (authorization redacted).
-  void record(const H2Request& request, std::string_view token, int status, std::string_view reason,
-              int64_t now_us);
+// How a send was answered, for the stats and the received ring.
+struct CloudSendResult {
+  int status = 200;
+  std::string_view reason;  // what stats count a rejection as; static storage; empty on success
 };
 
-class CloudService : public MockProvider {
+// Everything one worker thread owns for one OAuth provider; the provider's worker adds its rules
+// and checks. Touched only on its worker's thread.
+struct CloudWorker : ProviderWorker {
+  // `token_path` is the path of the token endpoint and `token_type` the token_type it answers
+  // (static storage both).
+  CloudWorker(CloudSettings s, std::string_view token_path, std::string_view token_type)
+      : ProviderWorker(s.keep_received),
+        settings(s),
+        token_path(token_path),
+        token_type(token_type) {}
+
+  // Checks a request to the token endpoint; `now_ms` is the wall clock in ms since the epoch.
+  virtual OAuthVerdict checkTokenRequest(const H2Request& request, int64_t now_ms) const = 0;
+  // Checks a send (everything else that comes to the port), throttling a well-formed,
+  // authenticated one when throttleThisSend() says so, and fills `response`. Sets `token` to the
+  // send's device token (empty = none). `bearer` is the connection's auth cache.
+  virtual CloudSendResult handleSend(const H2Request& request, BearerCache& bearer, int64_t now_ms,
+                                     std::string& token, H2Response& response) = 0;
+
+  // True when this send is the throttled Nth one.
+  bool throttleThisSend();
+
+  CloudSettings settings;
+  const std::string_view token_path;
+  const std::string_view token_type;
+  uint64_t revoked_below = 0;  // access tokens with a smaller serial were expired
+  // Shared by every worker of the provider: the minter of its access tokens, and the
+  // throttling counter (touched only when throttling is on). Set by CloudService::addWorker.
+  std::shared_ptr<AccessTokenMinter> minter;
+  std::shared_ptr<std::atomic<uint64_t>> sends;
+};
+
+class CloudService : public ProviderService {
  public:
-  CloudService(WorkerPool& workers, std::string name);
+  // `minter` issues and checks the provider's access tokens (the one its rules hold). Add the
+  // workers' state with addWorker (makeCloudService does both).
+  CloudService(WorkerPool& workers, std::string name, std::shared_ptr<AccessTokenMinter> minter);
+
+  // Registers the state of the next worker: call once per worker, in order, before the workers
+  // start.
+  void addWorker(std::shared_ptr<CloudWorker> w);
 
   H2Connection::Factory factory();
   std::function<H2ConnectionOptions(size_t)> connectionOptions();
-  void attach(H2Listener* listener) { listener_ = listener; }
 
-  std::string_view name() const override { return name_; }
-  void stats(bool with_tokens, std::function<void(boost::json::object)> done) override;
-  void received(size_t limit, std::function<void(boost::json::array)> done) override;
-  void reset(std::function<void()> done) override;
   void configure(std::optional<uint32_t> max_concurrent_streams, std::optional<uint32_t> delay_ms,
                  std::function<void()> done) override;
-  void goaway(std::string debug_data, std::function<void()> done) override;
   bool expireTokens(std::function<void()> done) override;
   Result<std::string> normalizeToken(std::string_view token) const override;
 
- protected:
-  // Makes the handler of a new connection on `worker`'s thread.
-  virtual std::unique_ptr<H2Handler> makeHandler(size_t worker) = 0;
-  // The serial the provider's minter will give next (tokens below it exist).
-  virtual uint64_t nextTokenSerial() const = 0;
-  // Registers a derived class's per-worker state (call once per worker, in order).
-  void addWorker(std::shared_ptr<CloudWorker> w);
-
-  WorkerPool& workers_;
-
  private:
-  std::string name_;
-  H2Listener* listener_ = nullptr;
-  std::vector<std::shared_ptr<CloudWorker>> common_;
+  ProviderWorker& providerWorker(size_t i) override { return *per_worker_[i]; }
+
+  std::shared_ptr<AccessTokenMinter> minter_;
+  std::vector<std::shared_ptr<CloudWorker>> per_worker_;  // handlers share them (shutdown order)
   std::shared_ptr<std::atomic<uint64_t>> sends_ = std::make_shared<std::atomic<uint64_t>>(0);
 };
 
-// Wall clock in ms since the epoch; steady clock in ns (to order received entries).
-int64_t wallMs();
-uint64_t steadyNs();
+// Makes the service `name` with a `Worker(rules, settings)` (a CloudWorker) per worker thread.
+// `rules.minter` is first made with `token_prefix` when null. Main thread, before the workers
+// start.
+template <typename Worker, typename Rules>
+std::unique_ptr<CloudService> makeCloudService(WorkerPool& workers, std::string name,
+                                               std::string token_prefix, Rules rules,
+                                               CloudSettings settings) {
+  if (!rules.minter) {
+    rules.minter = std::make_shared<AccessTokenMinter>(std::move(token_prefix));
+  }
+  auto service = std::make_unique<CloudService>(workers, std::move(name), rules.minter);
+  for (size_t i = 0; i < workers.size(); ++i) {
+    service->addWorker(std::make_shared<Worker>(rules, settings));
+  }
+  return service;
+}
 
 }  // namespace pushhub::mock

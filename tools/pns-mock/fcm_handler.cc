@@ -289,14 +289,6 @@ void checkBody(const H2Request& request, FcmVerdict& v) {
   }
 }
 
-OAuthVerdict oauthFail(int status, std::string_view error, std::string description) {
-  OAuthVerdict v;
-  v.status = status;
-  v.error = error;
-  v.description = std::move(description);
-  return v;
-}
-
 bool readInt(const json::object& o, std::string_view key, int64_t& out) {
   const json::value* v = o.if_contains(key);
   if (v == nullptr) {
@@ -355,8 +347,8 @@ std::string_view fcmSendProject(std::string_view path) {
   return project;
 }
 
-FcmVerdict checkFcmSend(const H2Request& request, const FcmRules& rules,
-                        FcmConnectionState& connection, uint64_t revoked_below, int64_t now_ms) {
+FcmVerdict checkFcmSend(const H2Request& request, const FcmRules& rules, BearerCache& bearer,
+                        uint64_t revoked_below, int64_t now_ms) {
   FcmVerdict v;
   v.project = fcmSendProject(request.path);
   if (v.project.empty() || request.method != "POST") {
@@ -364,7 +356,7 @@ FcmVerdict checkFcmSend(const H2Request& request, const FcmRules& rules,
   }
   uint32_t account = 0;
   BearerStatus auth = rules.minter ? checkBearer(request.header("authorization"), *rules.minter,
-                                                 revoked_below, now_ms, connection.bearer, account)
+                                                 revoked_below, now_ms, bearer, account)
                                    : BearerStatus::kInvalid;
   if (auth != BearerStatus::kOk || account >= rules.accounts.size()) {
     v.www_authenticate = true;
@@ -463,49 +455,43 @@ void buildFcmResponse(const FcmVerdict& v, std::string_view message_id, uint32_t
 }
 
 OAuthVerdict checkFcmTokenRequest(const H2Request& request, const FcmRules& rules, int64_t now_s) {
-  if (request.method != "POST") {
-    return oauthFail(405, "invalid_request", "Only POST is supported.");
-  }
-  if (!mediaTypeIs(request.header("content-type"), "application/x-www-form-urlencoded")) {
-    return oauthFail(400, "invalid_request",
-                     "Content-Type must be application/x-www-form-urlencoded.");
-  }
-  auto form = parseForm(request.body);
+  OAuthVerdict refusal;
+  auto form = tokenRequestForm(request, refusal);
   if (!form) {
-    return oauthFail(400, "invalid_request", "Malformed form body.");
+    return refusal;
   }
   const std::string* grant_type = formField(*form, "grant_type");
   if (grant_type == nullptr) {
-    return oauthFail(400, "invalid_request", "Missing required parameter: grant_type");
+    return oauthError(400, "invalid_request", "Missing required parameter: grant_type");
   }
   if (*grant_type != kJwtBearer) {
-    return oauthFail(400, "unsupported_grant_type", "Invalid grant_type: " + *grant_type);
+    return oauthError(400, "unsupported_grant_type", "Invalid grant_type: " + *grant_type);
   }
   const std::string* assertion = formField(*form, "assertion");
   if (assertion == nullptr || assertion->empty()) {
-    return oauthFail(400, "invalid_request", "Missing required parameter: assertion");
+    return oauthError(400, "invalid_request", "Missing required parameter: assertion");
   }
   auto jwt = providers::decodeJwt(*assertion);
   if (!jwt) {
-    return oauthFail(400, "invalid_grant", std::string(kBadSignatureMessage));
+    return oauthError(400, "invalid_grant", std::string(kBadSignatureMessage));
   }
   boost::system::error_code ec;
   json::value header = json::parse(jwt->header_json, ec);
   if (ec || !header.is_object()) {
-    return oauthFail(400, "invalid_grant", std::string(kBadSignatureMessage));
+    return oauthError(400, "invalid_grant", std::string(kBadSignatureMessage));
   }
   const json::value* alg = header.get_object().if_contains("alg");
   if (alg == nullptr || !alg->is_string() || alg->get_string() != "RS256") {
-    return oauthFail(400, "invalid_grant", std::string(kBadSignatureMessage));
+    return oauthError(400, "invalid_grant", std::string(kBadSignatureMessage));
   }
   json::value claims_value = json::parse(jwt->claims_json, ec);
   if (ec || !claims_value.is_object()) {
-    return oauthFail(400, "invalid_grant", "Invalid JWT: the claims are not a JSON object.");
+    return oauthError(400, "invalid_grant", "Invalid JWT: the claims are not a JSON object.");
   }
   const json::object& claims = claims_value.get_object();
   const json::value* iss = claims.if_contains("iss");
   if (iss == nullptr || !iss->is_string()) {
-    return oauthFail(400, "invalid_request", "Invalid JWT: missing iss.");
+    return oauthError(400, "invalid_request", "Invalid JWT: missing iss.");
   }
   size_t account = rules.accounts.size();
   for (size_t i = 0; i < rules.accounts.size(); ++i) {
@@ -515,24 +501,24 @@ OAuthVerdict checkFcmTokenRequest(const H2Request& request, const FcmRules& rule
     }
   }
   if (account == rules.accounts.size()) {
-    return oauthFail(401, "invalid_client", "The OAuth client was not found.");
+    return oauthError(401, "invalid_client", "The OAuth client was not found.");
   }
   if (!providers::verifyRs256(rules.accounts[account].public_key.get(), jwt->signing_input,
                               jwt->signature)) {
-    return oauthFail(400, "invalid_grant", std::string(kBadSignatureMessage));
+    return oauthError(400, "invalid_grant", std::string(kBadSignatureMessage));
   }
   const json::value* aud = claims.if_contains("aud");
   std::string expected_aud = "https://" + request.authority + "/token";
   if (aud == nullptr || !aud->is_string() || request.authority.empty() ||
       aud->get_string() != expected_aud) {
-    return oauthFail(400, "invalid_grant",
-                     "Invalid JWT: Failed audience check. The right audience is " + expected_aud);
+    return oauthError(400, "invalid_grant",
+                      "Invalid JWT: Failed audience check. The right audience is " + expected_aud);
   }
   int64_t iat = 0;
   int64_t exp = 0;
   if (!readInt(claims, "iat", iat) || !readInt(claims, "exp", exp) || iat > now_s + kFcmClockSkew ||
       exp <= now_s || exp < iat || exp - iat > kFcmMaxAssertionLifetime) {
-    return oauthFail(400, "invalid_grant", std::string(kShortLivedMessage));
+    return oauthError(400, "invalid_grant", std::string(kShortLivedMessage));
   }
   const json::value* scope = claims.if_contains("scope");
   bool scope_ok = false;
@@ -546,36 +532,11 @@ OAuthVerdict checkFcmTokenRequest(const H2Request& request, const FcmRules& rule
     }
   }
   if (!scope_ok) {
-    return oauthFail(400, "invalid_scope", "Invalid OAuth scope or ID token audience provided.");
+    return oauthError(400, "invalid_scope", "Invalid OAuth scope or ID token audience provided.");
   }
   OAuthVerdict ok;
   ok.account = static_cast<uint32_t>(account);
   return ok;
-}
-
-void buildOAuthError(const OAuthVerdict& verdict, H2Response& response) {
-  response.status = verdict.status;
-  response.headers.emplace_back("content-type", "application/json; charset=utf-8");
-  response.headers.emplace_back("cache-control", "no-store");
-  response.body.assign("{\"error\":\"");
-  response.body.append(verdict.error);
-  response.body.append("\",\"error_description\":");
-  appendJsonString(response.body, verdict.description);
-  response.body.push_back('}');
-}
-
-void buildOAuthSuccess(std::string_view access_token, int64_t expires_in,
-                       std::string_view token_type, H2Response& response) {
-  response.status = 200;
-  response.headers.emplace_back("content-type", "application/json; charset=utf-8");
-  response.headers.emplace_back("cache-control", "no-store");
-  response.body.assign("{\"access_token\":\"");
-  response.body.append(access_token);
-  response.body.append("\",\"expires_in\":");
-  response.body.append(std::to_string(expires_in));
-  response.body.append(",\"token_type\":\"");
-  response.body.append(token_type);
-  response.body.append("\"}");
 }
 
 }  // namespace pushhub::mock

@@ -1,7 +1,7 @@
 #pragma once
 // The FCM HTTP v1 emulation of pns-mock as pure functions: request + rules + this connection's
 // auth cache + the time in, verdict out. No I/O, no clock, no randomness (table-testable);
-// FcmService (fcm_service.h) wires them to the server core.
+// makeFcmService (fcm_service.h) wires them to the server core.
 //
 // Two endpoints:
 //   POST /token                                    the OAuth 2.0 token endpoint (RS256 JWT bearer
@@ -68,11 +68,6 @@ struct FcmRules {
 // The project email convention: "x@P.iam.gserviceaccount.com" -> "P", else "".
 std::string fcmProjectOfEmail(std::string_view client_email);
 
-// Auth state of one connection (owned by its handler).
-struct FcmConnectionState {
-  BearerCache bearer;
-};
-
 struct FcmVerdict {
   int status = 200;
   std::string_view status_name;    // google.rpc status ("INVALID_ARGUMENT"); empty on success
@@ -92,9 +87,10 @@ struct FcmVerdict {
 std::string_view fcmSendProject(std::string_view path);
 
 // Checks path, method, bearer token, project and body of a send. `revoked_below` is the
-// serial threshold of /_mock/expire-tokens. Updates `connection` (bearer cache). Any thread.
-FcmVerdict checkFcmSend(const H2Request& request, const FcmRules& rules,
-                        FcmConnectionState& connection, uint64_t revoked_below, int64_t now_ms);
+// serial threshold of /_mock/expire-tokens. Updates `bearer`, the connection's auth cache. Any
+// thread.
+FcmVerdict checkFcmSend(const H2Request& request, const FcmRules& rules, BearerCache& bearer,
+                        uint64_t revoked_below, int64_t now_ms);
 
 // For a send that passed checkFcmSend: the dead / bad token lists and prefixes.
 void applyFcmTokenRules(FcmVerdict& verdict, const FcmRules& rules);
@@ -108,24 +104,10 @@ void throttleFcm(FcmVerdict& verdict);
 void buildFcmResponse(const FcmVerdict& verdict, std::string_view message_id,
                       uint32_t retry_after_s, H2Response& response);
 
-// The answer of an OAuth token endpoint (FCM's /token, WNS's /accesstoken.srf).
-struct OAuthVerdict {
-  int status = 200;
-  std::string_view error;   // "invalid_grant", ...; static storage; empty on success
-  std::string description;  // error_description
-  uint32_t account = 0;     // on success: the account (FCM) or app (WNS) index
-};
-
 // Checks a token request: form body grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer and
 // an RS256 assertion from a known account, with aud "https://<Host>/token", a messaging scope,
 // and a valid iat/exp window. `now_s` is the wall clock in seconds. Any thread.
 OAuthVerdict checkFcmTokenRequest(const H2Request& request, const FcmRules& rules, int64_t now_s);
-
-// {"error":...,"error_description":...} with the verdict's status.
-void buildOAuthError(const OAuthVerdict& verdict, H2Response& response);
-// {"access_token":...,"expires_in":N,"token_type":...}.
-void buildOAuthSuccess(std::string_view access_token, int64_t expires_in,
-                       std::string_view token_type, H2Response& response);
 
 // True for a syntactically valid FCM registration token: [A-Za-z0-9_:.-]{1,4096}.
 bool isFcmToken(std::string_view token);

@@ -367,10 +367,7 @@ void H2Connection::read() {
           self->drop();
           return;
         }
-        self->bytes_received_ += n;
-        if (self->options_.bytes_received_counter != nullptr) {
-          *self->options_.bytes_received_counter += n;
-        }
+        self->countReceived(n);
         self->in_recv_ = true;
         ssize_t rv = nghttp2_session_mem_recv(self->session_, self->read_buf_.data(), n);
         self->in_recv_ = false;
@@ -560,6 +557,13 @@ int H2Connection::onFrameRecv(const nghttp2_frame* frame) {
   return closed_ ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
 }
 
+void H2Connection::countReceived(size_t n) {
+  bytes_received_ += n;
+  if (options_.bytes_received_counter != nullptr) {
+    *options_.bytes_received_counter += n;
+  }
+}
+
 void H2Connection::dispatch(Stream* s) {
   handler_->onRequest(s->request, s->response, *this);
   if (s->response.drop_connection) {
@@ -567,7 +571,7 @@ void H2Connection::dispatch(Stream* s) {
     return;
   }
   if (s->response.delay_ms == 0) {
-    sendResponse(s);
+    answer(s);
     return;
   }
   if (!s->timer) {
@@ -576,12 +580,22 @@ void H2Connection::dispatch(Stream* s) {
   s->timer->expires_after(std::chrono::milliseconds(s->response.delay_ms));
   s->timer->async_wait(
       [self = shared_from_this(), s, gen = s->generation](boost::system::error_code ec) {
+        // An HTTP/2 stream may have been reset (and recycled) while the timer ran.
         if (ec || self->closed_ || !s->in_use || s->generation != gen) {
           return;
         }
-        self->sendResponse(s);
-        self->flush();
+        self->answer(s);
       });
+}
+
+void H2Connection::answer(Stream* s) {
+  if (http1_) {
+    writeHttp1(false);
+    return;
+  }
+  sendResponse(s);
+  // Inside nghttp2_session_mem_recv this does nothing: read() flushes once it returns.
+  flush();
 }
 
 void H2Connection::sendResponse(Stream* s) {
@@ -737,10 +751,7 @@ void H2Connection::readHttp1() {
           return;
         }
         self->http1_->busy = true;
-        self->bytes_received_ += n;
-        if (self->options_.bytes_received_counter != nullptr) {
-          *self->options_.bytes_received_counter += n;
-        }
+        self->countReceived(n);
         auto& req = self->http1_->parser->get();
         auto expect = req.find(bhttp::field::expect);
         if (expect != req.end() && boost::beast::iequals(expect->value(), "100-continue")) {
@@ -780,10 +791,7 @@ void H2Connection::readHttp1Body() {
                         self->drop();
                         return;
                       }
-                      self->bytes_received_ += n;
-                      if (self->options_.bytes_received_counter != nullptr) {
-                        *self->options_.bytes_received_counter += n;
-                      }
+                      self->countReceived(n);
                       self->dispatchHttp1();
                     });
 }
@@ -822,26 +830,7 @@ void H2Connection::dispatchHttp1() {
   h.keep_alive = msg.keep_alive();
   open_streams_ = 1;
   max_concurrent_seen_ = std::max<uint32_t>(max_concurrent_seen_, 1);
-
-  handler_->onRequest(r, s->response, *this);
-  if (s->response.drop_connection) {
-    drop();
-    return;
-  }
-  if (s->response.delay_ms == 0) {
-    writeHttp1(false);
-    return;
-  }
-  if (!s->timer) {
-    s->timer = std::make_unique<asio::steady_timer>(tls_.get_executor());
-  }
-  s->timer->expires_after(std::chrono::milliseconds(s->response.delay_ms));
-  s->timer->async_wait([self = shared_from_this()](boost::system::error_code ec) {
-    if (ec || self->closed_) {
-      return;
-    }
-    self->writeHttp1(false);
-  });
+  dispatch(s);
 }
 
 void H2Connection::writeHttp1(bool close) {

@@ -173,7 +173,13 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
   void read();
   void flush();
   void closeIfDone();
+  // Adds `n` bytes read to this connection's count and to options_.bytes_received_counter.
+  void countReceived(size_t n);
+  // Hands the stream's request to the handler and carries out its answer: drop the connection,
+  // or answer now or after the response's delay_ms. HTTP/2 and HTTP/1.1 alike.
   void dispatch(Stream* stream);
+  // Sends the stream's response (HTTP/1.1: writes it; HTTP/2: submits it and flushes).
+  void answer(Stream* stream);
   void sendResponse(Stream* stream);
   Stream* acquireStream();
   void startHttp1();

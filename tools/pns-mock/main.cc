@@ -160,26 +160,44 @@ Result<std::string> readFile(const std::string& path) {
   return s.str();
 }
 
+// Loads the PEM key (private or public, per `load`) in `file`; errors name the file.
+Result<providers::EvpPkeyPtr> readKey(const std::string& file,
+                                      Result<providers::EvpPkeyPtr> (*load)(std::string_view)) {
+  auto pem = readFile(file);
+  if (!pem) {
+    return pem.error();
+  }
+  auto key = load(*pem);
+  if (!key) {
+    return Error::invalidArgument(file + ": " + key.error().message);
+  }
+  return key;
+}
+
+// Stores `text` in `out` when it is an integer within [min, max]; else returns the error.
 template <typename T>
-Result<T> parseNumber(const std::string& flag, const std::string& text, T min, T max) {
+Result<void> parseNumber(const std::string& flag, const std::string& text, T min, T max, T& out) {
   T value{};
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (ec != std::errc() || ptr != text.data() + text.size() || value < min || value > max) {
     return Error::invalidArgument(flag + ": expected an integer from " + std::to_string(min) +
                                   " to " + std::to_string(max) + ", got '" + text + "'");
   }
-  return value;
+  out = value;
+  return {};
 }
 
-Result<std::string> hexPrefix(const std::string& flag, const std::string& text) {
-  std::string out;
+// Stores `text` lowercased in `out` when it is hex digits (or empty); else returns the error.
+Result<void> hexPrefix(const std::string& flag, const std::string& text, std::string& out) {
+  std::string lower;
   for (char c : text) {
     if (!std::isxdigit(static_cast<unsigned char>(c))) {
       return Error::invalidArgument(flag + ": expected hex digits, got '" + text + "'");
     }
-    out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
   }
-  return out;
+  out = std::move(lower);
+  return {};
 }
 
 // Returns the options, or an error; "help" as the error message means --help was given.
@@ -212,14 +230,12 @@ Result<Options> parseArgs(int argc, char** argv) {
     } else {
       PNS_VALUE(v);
       const std::string& s = *v;
+      Result<void> ok;  // set by the flags whose value can be invalid
       if (a == "--listen") {
         o.listen = s;
       } else if (a == "--apns-port" || a == "--control-port") {
-        auto n = parseNumber<uint16_t>(a, s, 0, 65535);
-        if (!n) {
-          return n.error();
-        }
-        (a == "--apns-port" ? o.apns_port : o.control_port) = *n;
+        ok = parseNumber<uint16_t>(a, s, 0, 65535,
+                                   a == "--apns-port" ? o.apns_port : o.control_port);
       } else if (a == "--ports-file") {
         o.ports_file = s;
       } else if (a == "--cert") {
@@ -227,11 +243,7 @@ Result<Options> parseArgs(int argc, char** argv) {
       } else if (a == "--key") {
         o.key = s;
       } else if (a == "--threads") {
-        auto n = parseNumber<size_t>(a, s, 1, 256);
-        if (!n) {
-          return n.error();
-        }
-        o.threads = *n;
+        ok = parseNumber<size_t>(a, s, 1, 256, o.threads);
       } else if (a == "--apns-key") {
         size_t c1 = s.find(':');
         size_t c2 = c1 == std::string::npos ? c1 : s.find(':', c1 + 1);
@@ -248,53 +260,26 @@ Result<Options> parseArgs(int argc, char** argv) {
       } else if (a == "--apns-key-file") {
         o.key_file = s;
       } else if (a == "--iat") {
-        auto n = parseNumber<int64_t>(a, s, 0, INT64_MAX);
-        if (!n) {
-          return n.error();
-        }
-        o.iat = *n;
+        ok = parseNumber<int64_t>(a, s, 0, INT64_MAX, o.iat);
       } else if (a == "--apns-topic") {
         o.topics.push_back(s);
       } else if (a == "--max-concurrent-streams") {
-        auto n = parseNumber<uint32_t>(a, s, 1, 0x7fffffff);
-        if (!n) {
-          return n.error();
-        }
-        o.settings.max_concurrent_streams = *n;
+        ok = parseNumber<uint32_t>(a, s, 1, 0x7fffffff, o.settings.max_concurrent_streams);
       } else if (a == "--initial-streams") {
-        auto n = parseNumber<uint32_t>(a, s, 0, 0x7fffffff);
-        if (!n) {
-          return n.error();
-        }
-        o.settings.initial_streams = *n;
+        ok = parseNumber<uint32_t>(a, s, 0, 0x7fffffff, o.settings.initial_streams);
       } else if (a == "--delay-ms") {
-        auto n = parseNumber<uint32_t>(a, s, 0, 600000);
-        if (!n) {
-          return n.error();
-        }
-        o.settings.delay_ms = *n;
+        ok = parseNumber<uint32_t>(a, s, 0, 600000, o.settings.delay_ms);
       } else if (a == "--keep-received") {
-        auto n = parseNumber<size_t>(a, s, 0, 10000000);
-        if (!n) {
-          return n.error();
-        }
-        o.settings.keep_received = *n;
+        ok = parseNumber<size_t>(a, s, 0, 10000000, o.settings.keep_received);
       } else if (a == "--dead-prefix" || a == "--bad-prefix" || a == "--drop-prefix") {
-        auto p = hexPrefix(a, s);
-        if (!p) {
-          return p.error();
-        }
-        (a == "--dead-prefix"  ? o.dead_prefix
-         : a == "--bad-prefix" ? o.bad_prefix
-                               : o.drop_prefix) = *p;
+        ok = hexPrefix(a, s,
+                       a == "--dead-prefix"  ? o.dead_prefix
+                       : a == "--bad-prefix" ? o.bad_prefix
+                                             : o.drop_prefix);
       } else if (a == "--log-level") {
         o.log_level = s;
       } else if (a == "--fcm-port" || a == "--wns-port") {
-        auto n = parseNumber<uint16_t>(a, s, 0, 65535);
-        if (!n) {
-          return n.error();
-        }
-        (a == "--fcm-port" ? o.fcm_port : o.wns_port) = *n;
+        ok = parseNumber<uint16_t>(a, s, 0, 65535, a == "--fcm-port" ? o.fcm_port : o.wns_port);
         (a == "--fcm-port" ? o.fcm : o.wns) = true;
       } else if (a == "--fcm-alpn" || a == "--wns-alpn") {
         if (!validAlpnOffer(s)) {
@@ -314,24 +299,16 @@ Result<Options> parseArgs(int argc, char** argv) {
       } else if (a == "--fcm-project") {
         o.fcm_projects.push_back(s);
       } else if (a == "--fcm-token-ttl" || a == "--wns-token-ttl") {
-        auto n = parseNumber<int64_t>(a, s, 1, 365LL * 86400);
-        if (!n) {
-          return n.error();
-        }
-        (a == "--fcm-token-ttl" ? o.fcm_settings : o.wns_settings).token_ttl_s = *n;
+        ok = parseNumber<int64_t>(
+            a, s, 1, 365LL * 86400,
+            (a == "--fcm-token-ttl" ? o.fcm_settings : o.wns_settings).token_ttl_s);
       } else if (a == "--fcm-throttle-every" || a == "--wns-throttle-every") {
-        auto n = parseNumber<uint32_t>(a, s, 0, 0x7fffffff);
-        if (!n) {
-          return n.error();
-        }
-        (a == "--fcm-throttle-every" ? o.fcm_settings : o.wns_settings).throttle_every = *n;
+        ok = parseNumber<uint32_t>(
+            a, s, 0, 0x7fffffff,
+            (a == "--fcm-throttle-every" ? o.fcm_settings : o.wns_settings).throttle_every);
       } else if (a == "--throttle-retry-after") {
-        auto n = parseNumber<uint32_t>(a, s, 0, 86400);
-        if (!n) {
-          return n.error();
-        }
-        o.fcm_settings.retry_after_s = *n;
-        o.wns_settings.retry_after_s = *n;
+        ok = parseNumber<uint32_t>(a, s, 0, 86400, o.fcm_settings.retry_after_s);
+        o.wns_settings.retry_after_s = o.fcm_settings.retry_after_s;
       } else if (a == "--fcm-dead-prefix") {
         o.fcm_dead_prefix = s;
       } else if (a == "--fcm-bad-prefix") {
@@ -350,6 +327,9 @@ Result<Options> parseArgs(int argc, char** argv) {
         o.wns_unknown_prefix = s;
       } else {
         return Error::invalidArgument("unknown flag " + a + " (see --help)");
+      }
+      if (!ok) {
+        return ok.error();
       }
     }
 #undef PNS_VALUE
@@ -400,21 +380,19 @@ Result<Options> parseArgs(int argc, char** argv) {
   return o;
 }
 
+int64_t nowSeconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 int printJwt(const Options& o) {
-  auto pem = readFile(o.key_file);
-  if (!pem) {
-    std::cerr << "pns-mock: --apns-key-file " << pem.error().message << "\n";
-    return 2;
-  }
-  auto key = providers::loadPrivateKeyPem(*pem);
+  auto key = readKey(o.key_file, providers::loadPrivateKeyPem);
   if (!key) {
-    std::cerr << "pns-mock: --apns-key-file " << o.key_file << ": " << key.error().message << "\n";
+    std::cerr << "pns-mock: --apns-key-file " << key.error().message << "\n";
     return 2;
   }
-  int64_t iat = o.iat >= 0 ? o.iat
-                           : std::chrono::duration_cast<std::chrono::seconds>(
-                                 std::chrono::system_clock::now().time_since_epoch())
-                                 .count();
+  int64_t iat = o.iat >= 0 ? o.iat : nowSeconds();
   std::string header = R"({"alg":"ES256","kid":")" + o.key_id + "\"}";
   std::string claims = R"({"iss":")" + o.team_id + "\",\"iat\":" + std::to_string(iat) + "}";
   auto jwt = providers::signJwtEs256(key->get(), header, claims);
@@ -426,22 +404,10 @@ int printJwt(const Options& o) {
   return 0;
 }
 
-int64_t nowSeconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 int printFcmAssertion(const Options& o) {
-  auto pem = readFile(o.fcm_key_file);
-  if (!pem) {
-    std::cerr << "pns-mock: --fcm-key-file " << pem.error().message << "\n";
-    return 2;
-  }
-  auto key = providers::loadPrivateKeyPem(*pem);
+  auto key = readKey(o.fcm_key_file, providers::loadPrivateKeyPem);
   if (!key) {
-    std::cerr << "pns-mock: --fcm-key-file " << o.fcm_key_file << ": " << key.error().message
-              << "\n";
+    std::cerr << "pns-mock: --fcm-key-file " << key.error().message << "\n";
     return 2;
   }
   int64_t iat = o.iat >= 0 ? o.iat : nowSeconds();
@@ -463,14 +429,9 @@ int printFcmAssertion(const Options& o) {
 Result<FcmRules> makeFcmRules(const Options& o) {
   FcmRules rules;
   for (const auto& [email, file] : o.fcm_accounts) {
-    auto pem = readFile(file);
-    if (!pem) {
-      return Error::invalidArgument("--fcm-account " + email + ": " + pem.error().message);
-    }
-    auto key = providers::loadPublicKeyPem(*pem);
+    auto key = readKey(file, providers::loadPublicKeyPem);
     if (!key) {
-      return Error::invalidArgument("--fcm-account " + email + ": " + file + ": " +
-                                    key.error().message);
+      return Error::invalidArgument("--fcm-account " + email + ": " + key.error().message);
     }
     rules.accounts.push_back(FcmAccount{email, fcmProjectOfEmail(email),
                                         std::shared_ptr<EVP_PKEY>(key->release(), EVP_PKEY_free)});
@@ -494,14 +455,9 @@ WnsRules makeWnsRules(const Options& o) {
 Result<ApnsRules> makeRules(const Options& o) {
   ApnsRules rules;
   for (const auto& k : o.keys) {
-    auto pem = readFile(k.file);
-    if (!pem) {
-      return Error::invalidArgument("--apns-key " + k.kid + ": " + pem.error().message);
-    }
-    auto key = providers::loadPublicKeyPem(*pem);
+    auto key = readKey(k.file, providers::loadPublicKeyPem);
     if (!key) {
-      return Error::invalidArgument("--apns-key " + k.kid + ": " + k.file + ": " +
-                                    key.error().message);
+      return Error::invalidArgument("--apns-key " + k.kid + ": " + key.error().message);
     }
     rules.keys[k.kid] = ApnsKey{k.team, std::shared_ptr<EVP_PKEY>(key->release(), EVP_PKEY_free)};
   }
@@ -549,14 +505,15 @@ int run(const Options& o) {
   // io_contexts still hold) goes last.
   WorkerPool workers(o.threads);
   ApnsService apns(workers, std::move(*rules), o.settings);
-  FcmService fcm(workers, std::move(*fcm_rules), o.fcm_settings);
-  WnsService wns(workers, makeWnsRules(o), o.wns_settings);
+  std::unique_ptr<CloudService> fcm =
+      makeFcmService(workers, std::move(*fcm_rules), o.fcm_settings);
+  std::unique_ptr<CloudService> wns = makeWnsService(workers, makeWnsRules(o), o.wns_settings);
   std::vector<MockProvider*> providers{&apns};
   if (o.fcm) {
-    providers.push_back(&fcm);
+    providers.push_back(fcm.get());
   }
   if (o.wns) {
-    providers.push_back(&wns);
+    providers.push_back(wns.get());
   }
   boost::asio::io_context main_io(1);
   std::unique_ptr<H2Listener> apns_listener;
@@ -569,13 +526,13 @@ int run(const Options& o) {
     apns.attach(apns_listener.get());
     if (o.fcm) {
       fcm_listener = std::make_unique<H2Listener>(main_io, workers, *fcm_tls, o.listen, o.fcm_port,
-                                                  fcm.factory(), fcm.connectionOptions());
-      fcm.attach(fcm_listener.get());
+                                                  fcm->factory(), fcm->connectionOptions());
+      fcm->attach(fcm_listener.get());
     }
     if (o.wns) {
       wns_listener = std::make_unique<H2Listener>(main_io, workers, *wns_tls, o.listen, o.wns_port,
-                                                  wns.factory(), wns.connectionOptions());
-      wns.attach(wns_listener.get());
+                                                  wns->factory(), wns->connectionOptions());
+      wns->attach(wns_listener.get());
     }
     control = std::make_unique<http::HttpServer>(main_io, o.listen, o.control_port,
                                                  makeControlHandler(providers));

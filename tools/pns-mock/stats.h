@@ -61,11 +61,19 @@ struct ProviderStats {
   // (0 = none yet): benchmarks time a fan-out from its send call to its last delivery with them.
   int64_t first_accepted_us = 0;
   int64_t last_accepted_us = 0;
+  // The OAuth token endpoint (FCM, WNS): access tokens issued, and refusals by OAuth error
+  // (static-storage strings, like `rejected`).
+  uint64_t tokens_issued = 0;
+  std::vector<std::pair<std::string_view, uint64_t>> token_rejected;
   ReceivedRing received;
 
   // Counts one accepted request received at `now_us` (wallUs()).
   void countAccepted(int64_t now_us);
   void countRejected(std::string_view reason);
+  void countTokenRejection(std::string_view error);
+  // Adds `request` to the received ring (authorization redacted). `status` 0 = not answered.
+  void record(const H2Request& request, std::string_view token, int status, std::string_view reason,
+              int64_t now_us);
   void reset();
 };
 
@@ -81,18 +89,20 @@ struct ProviderStatsSnapshot {
   uint64_t dropped_connections = 0;
   int64_t first_accepted_us = 0;  // earliest of the workers' (0 = none)
   int64_t last_accepted_us = 0;   // latest of the workers'
+  uint64_t tokens_issued = 0;
+  std::vector<std::pair<std::string, uint64_t>> token_rejected;
   // False: `tokens` is left empty and distinct_tokens is not reported. Copying every token seen
   // costs O(distinct tokens) on each worker thread, too much for a poller during a fan-out.
   bool with_tokens = true;
+  // True: the provider has a token endpoint, and toJson reports its counters.
+  bool token_endpoint = false;
 
   void merge(const ProviderStats& s);
   // Adds another snapshot (the per-worker snapshots into the total).
   void add(const ProviderStatsSnapshot& s);
-  // {"accepted":N,"rejected":{"Unregistered":n,...},"distinct_tokens":N,"connections":N,...}
+  // {"accepted":N,"rejected":{"Unregistered":n,...},"distinct_tokens":N,"connections":N,...},
+  // then, with token_endpoint, "tokens_issued", "token_rejections" and "token_rejected".
   boost::json::object toJson() const;
-
- private:
-  void mergeTimes(int64_t first_us, int64_t last_us);
 };
 
 // Wall clock (CLOCK_REALTIME) in microseconds since the epoch.

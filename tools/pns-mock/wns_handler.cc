@@ -45,14 +45,6 @@ bool allDigits(const std::string& s) {
   return true;
 }
 
-OAuthVerdict oauthFail(int status, std::string_view error, std::string description) {
-  OAuthVerdict v;
-  v.status = status;
-  v.error = error;
-  v.description = std::move(description);
-  return v;
-}
-
 }  // namespace
 
 std::string_view WnsVerdict::reason() const {
@@ -100,8 +92,8 @@ std::string_view wnsChannelToken(std::string_view path) {
   return {};
 }
 
-WnsVerdict checkWnsSend(const H2Request& request, const WnsRules& rules,
-                        WnsConnectionState& connection, uint64_t revoked_below, int64_t now_ms) {
+WnsVerdict checkWnsSend(const H2Request& request, const WnsRules& rules, BearerCache& bearer,
+                        uint64_t revoked_below, int64_t now_ms) {
   WnsVerdict v;
   v.channel_token = wnsChannelToken(request.path);
   if (request.method != "POST") {
@@ -112,7 +104,7 @@ WnsVerdict checkWnsSend(const H2Request& request, const WnsRules& rules,
   }
   uint32_t app = 0;
   BearerStatus auth = rules.minter ? checkBearer(request.header("authorization"), *rules.minter,
-                                                 revoked_below, now_ms, connection.bearer, app)
+                                                 revoked_below, now_ms, bearer, app)
                                    : BearerStatus::kInvalid;
   if (auth != BearerStatus::kOk || app >= rules.apps.size()) {
     return fail(v, 401,
@@ -221,27 +213,21 @@ void buildWnsResponse(const WnsVerdict& verdict, const H2Request& request,
 }
 
 OAuthVerdict checkWnsTokenRequest(const H2Request& request, const WnsRules& rules) {
-  if (request.method != "POST") {
-    return oauthFail(405, "invalid_request", "Only POST is supported.");
-  }
-  if (!mediaTypeIs(request.header("content-type"), "application/x-www-form-urlencoded")) {
-    return oauthFail(400, "invalid_request",
-                     "Content-Type must be application/x-www-form-urlencoded.");
-  }
-  auto form = parseForm(request.body);
+  OAuthVerdict refusal;
+  auto form = tokenRequestForm(request, refusal);
   if (!form) {
-    return oauthFail(400, "invalid_request", "Malformed form body.");
+    return refusal;
   }
   const std::string* grant_type = formField(*form, "grant_type");
   if (grant_type == nullptr || *grant_type != "client_credentials") {
-    return oauthFail(400, "unsupported_grant_type",
-                     "The provided value for the input parameter 'grant_type' is not valid.");
+    return oauthError(400, "unsupported_grant_type",
+                      "The provided value for the input parameter 'grant_type' is not valid.");
   }
   const std::string* client_id = formField(*form, "client_id");
   const std::string* client_secret = formField(*form, "client_secret");
   if (client_id == nullptr || client_secret == nullptr) {
-    return oauthFail(400, "invalid_request",
-                     "The request must include client_id and client_secret.");
+    return oauthError(400, "invalid_request",
+                      "The request must include client_id and client_secret.");
   }
   size_t app = rules.apps.size();
   for (size_t i = 0; i < rules.apps.size(); ++i) {
@@ -251,12 +237,12 @@ OAuthVerdict checkWnsTokenRequest(const H2Request& request, const WnsRules& rule
     }
   }
   if (app == rules.apps.size()) {
-    return oauthFail(400, "invalid_client", "Invalid client id or client secret.");
+    return oauthError(400, "invalid_client", "Invalid client id or client secret.");
   }
   const std::string* scope = formField(*form, "scope");
   if (scope == nullptr || (*scope != "notify.windows.com" && *scope != "s.notify.live.net")) {
-    return oauthFail(400, "invalid_scope",
-                     "The provided value for the input parameter 'scope' is not valid.");
+    return oauthError(400, "invalid_scope",
+                      "The provided value for the input parameter 'scope' is not valid.");
   }
   OAuthVerdict ok;
   ok.account = static_cast<uint32_t>(app);

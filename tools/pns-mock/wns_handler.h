@@ -1,6 +1,6 @@
 #pragma once
 // The WNS emulation of pns-mock as pure functions (no I/O, clock or randomness), wired to the
-// server core by WnsService (wns_service.h).
+// server core by makeWnsService (wns_service.h).
 //
 // Two endpoints:
 //   POST /accesstoken.srf          OAuth 2.0 client credentials (Package SID + secret, spec §4.2)
@@ -18,7 +18,6 @@
 #include <vector>
 
 #include "tools/pns-mock/access_token.h"
-#include "tools/pns-mock/fcm_handler.h"
 #include "tools/pns-mock/h2_server.h"
 
 namespace pushhub::mock {
@@ -42,10 +41,6 @@ struct WnsRules {
   std::shared_ptr<AccessTokenMinter> minter;    // shared by every worker
 };
 
-struct WnsConnectionState {
-  BearerCache bearer;
-};
-
 struct WnsVerdict {
   int status = 200;
   std::string_view description;    // X-WNS-Error-Description; static storage; empty on success
@@ -59,9 +54,9 @@ struct WnsVerdict {
 std::string_view wnsChannelToken(std::string_view path);
 
 // Checks a notification up to (not including) throttling and the channel rules. Updates
-// `connection` (bearer cache). Any thread.
-WnsVerdict checkWnsSend(const H2Request& request, const WnsRules& rules,
-                        WnsConnectionState& connection, uint64_t revoked_below, int64_t now_ms);
+// `bearer`, the connection's auth cache. Any thread.
+WnsVerdict checkWnsSend(const H2Request& request, const WnsRules& rules, BearerCache& bearer,
+                        uint64_t revoked_below, int64_t now_ms);
 
 // For a notification that passed checkWnsSend: explicit lists and prefixes.
 void applyWnsChannelRules(WnsVerdict& verdict, const WnsRules& rules);

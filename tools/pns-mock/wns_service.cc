@@ -1,11 +1,7 @@
 #include "tools/pns-mock/wns_service.h"
 
-#include <algorithm>
-
 namespace pushhub::mock {
 namespace {
-
-using WorkerPtr = std::shared_ptr<WnsService::Worker>;
 
 // A WNS-looking message id: 16 hex digits (X-WNS-Msg-ID is at most 16 characters).
 void messageId(std::mt19937_64& rng, char out[16]) {
@@ -16,97 +12,44 @@ void messageId(std::mt19937_64& rng, char out[16]) {
   }
 }
 
-class WnsConnectionHandler : public H2Handler {
- public:
-  explicit WnsConnectionHandler(WorkerPtr worker) : w_(std::move(worker)) {
-    ++w_->stats.connections;
-    ++w_->open_connections;
-  }
-  ~WnsConnectionHandler() override { --w_->open_connections; }
+// WNS's rules and checks on one worker thread.
+struct WnsWorker final : CloudWorker {
+  WnsWorker(WnsRules r, CloudSettings s)
+      : CloudWorker(s, "/accesstoken.srf", "bearer"), rules(std::move(r)) {}
 
-  void onRequest(const H2Request& req, H2Response& resp, H2Connection& conn) override {
-    int64_t now_us = wallUs();
-    int64_t now = now_us / 1000;
-    ProviderStats& st = w_->stats;
-    st.max_concurrent_seen = std::max(st.max_concurrent_seen, conn.openStreams());
-    std::string_view path = std::string_view(req.path).substr(0, req.path.find('?'));
-    if (path == "/accesstoken.srf") {
-      tokenRequest(req, resp, now);
-      return;
-    }
-    WnsVerdict v = checkWnsSend(req, w_->rules, state_, w_->revoked_below, now);
-    if (v.status == 200 && w_->throttleThisSend()) {
+  OAuthVerdict checkTokenRequest(const H2Request& request, int64_t) const override {
+    return checkWnsTokenRequest(request, rules);
+  }
+
+  CloudSendResult handleSend(const H2Request& request, BearerCache& bearer, int64_t now_ms,
+                             std::string& token, H2Response& response) override {
+    WnsVerdict v = checkWnsSend(request, rules, bearer, revoked_below, now_ms);
+    if (v.status == 200 && throttleThisSend()) {
       throttleWns(v);
     } else {
-      applyWnsChannelRules(v, w_->rules);
+      applyWnsChannelRules(v, rules);
     }
-    if (!v.channel_token.empty()) {
-      token_.assign(v.channel_token);
-      if (st.tokens.find(token_) == st.tokens.end()) {
-        st.tokens.insert(token_);
-      }
-    }
-    w_->record(req, v.channel_token, v.status, v.reason(), now_us);
+    token.assign(v.channel_token);
     char id[16];
-    messageId(w_->rng, id);
-    buildWnsResponse(v, req, std::string_view(id, sizeof id), w_->settings.retry_after_s, resp);
-    resp.delay_ms = w_->settings.delay_ms;
-    if (v.status == 200) {
-      st.countAccepted(now_us);
-    } else {
-      st.countRejected(v.reason());
-    }
+    messageId(rng, id);
+    buildWnsResponse(v, request, std::string_view(id, sizeof id), settings.retry_after_s, response);
+    return {v.status, v.reason()};
   }
 
- private:
-  void tokenRequest(const H2Request& req, H2Response& resp, int64_t now) {
-    OAuthVerdict v = checkWnsTokenRequest(req, w_->rules);
-    if (v.status != 200) {
-      w_->countTokenRejection(v.error);
-      buildOAuthError(v, resp);
-      return;
-    }
-    int64_t ttl = w_->settings.token_ttl_s;
-    std::string token = w_->rules.minter->issue(v.account, now + ttl * 1000);
-    ++w_->tokens_issued;
-    buildOAuthSuccess(token, ttl, "bearer", resp);
+  void addTokens(const std::vector<std::string>& dead,
+                 const std::vector<std::string>& bad) override {
+    rules.dead_tokens.insert(dead.begin(), dead.end());
+    rules.bad_tokens.insert(bad.begin(), bad.end());
   }
 
-  WorkerPtr w_;
-  WnsConnectionState state_;
-  std::string token_;  // scratch: the channel token of the current request
+  WnsRules rules;
 };
 
 }  // namespace
 
-WnsService::WnsService(WorkerPool& workers, WnsRules rules, CloudSettings settings)
-    : CloudService(workers, "wns") {
-  if (!rules.minter) {
-    rules.minter = std::make_shared<AccessTokenMinter>("EwA");
-  }
-  minter_ = rules.minter;
-  for (size_t i = 0; i < workers.size(); ++i) {
-    auto w = std::make_shared<Worker>(rules, settings);
-    addWorker(w);
-    per_worker_.push_back(std::move(w));
-  }
-}
-
-std::unique_ptr<H2Handler> WnsService::makeHandler(size_t worker) {
-  return std::make_unique<WnsConnectionHandler>(per_worker_[worker]);
-}
-
-void WnsService::addTokens(std::vector<std::string> dead, std::vector<std::string> bad,
-                           std::function<void()> done) {
-  auto d = std::make_shared<std::vector<std::string>>(std::move(dead));
-  auto b = std::make_shared<std::vector<std::string>>(std::move(bad));
-  workers_.runOnAll(
-      [this, d, b](size_t i) {
-        WnsRules& r = per_worker_[i]->rules;
-        r.dead_tokens.insert(d->begin(), d->end());
-        r.bad_tokens.insert(b->begin(), b->end());
-      },
-      std::move(done));
+std::unique_ptr<CloudService> makeWnsService(WorkerPool& workers, WnsRules rules,
+                                             CloudSettings settings) {
+  return makeCloudService<WnsWorker>(workers, "wns", "EwA", std::move(rules), settings);
 }
 
 }  // namespace pushhub::mock

@@ -94,8 +94,8 @@ class FcmTest : public ::testing::Test {
   }
 
   FcmVerdict check(const H2Request& r, uint64_t revoked_below = 0, int64_t now_ms = kNowMs) {
-    FcmConnectionState state;
-    FcmVerdict v = checkFcmSend(r, rules_, state, revoked_below, now_ms);
+    BearerCache bearer;
+    FcmVerdict v = checkFcmSend(r, rules_, bearer, revoked_below, now_ms);
     applyFcmTokenRules(v, rules_);
     return v;
   }
@@ -418,8 +418,8 @@ class WnsTest : public ::testing::Test {
   }
 
   WnsVerdict check(const H2Request& r, uint64_t revoked_below = 0) {
-    WnsConnectionState state;
-    WnsVerdict v = checkWnsSend(r, rules_, state, revoked_below, kNowMs);
+    BearerCache bearer;
+    WnsVerdict v = checkWnsSend(r, rules_, bearer, revoked_below, kNowMs);
     applyWnsChannelRules(v, rules_);
     return v;
   }

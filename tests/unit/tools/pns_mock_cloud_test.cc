@@ -6,7 +6,6 @@
 #include <gtest/gtest.h>
 #include <openssl/ssl.h>
 
-#include <array>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -16,14 +15,12 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/json.hpp>
 #include <chrono>
-#include <cstdio>
 #include <fstream>
 #include <map>
 #include <thread>
 
 #include "providers/common/jwt.h"
-#include "tests/support/http_client.h"
-#include "tests/support/process.h"
+#include "tests/unit/tools/pns_mock_process.h"
 
 namespace pushhub::mock {
 namespace {
@@ -33,7 +30,6 @@ namespace json = boost::json;
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = beast::http;
-using testing::Subprocess;
 using testing::TempDir;
 
 constexpr const char* kEmail = "pusher@proj-1.iam.gserviceaccount.com";
@@ -42,25 +38,6 @@ constexpr const char* kSid = "ms-app://S-1-15-2-1234";
 constexpr const char* kSecret = "wns-secret";
 constexpr const char* kToast =
     "<toast><visual><binding template=\"ToastGeneric\"><text>hi</text></binding></visual></toast>";
-
-std::string run(const std::string& cmd) {
-  std::string out;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (p == nullptr) {
-    return out;
-  }
-  std::array<char, 4096> buf;
-  size_t n = 0;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) {
-    out.append(buf.data(), n);
-  }
-  ::pclose(p);
-  return out;
-}
-
-bool haveTool(const std::string& name) {
-  return run("command -v " + name + " >/dev/null && echo yes").find("yes") != std::string::npos;
-}
 
 int64_t nowS() {
   return std::chrono::duration_cast<std::chrono::seconds>(
@@ -176,48 +153,24 @@ class PnsMockCloudTest : public ::testing::Test {
 
   // Starts pns-mock with FCM and WNS on and the given extra flags.
   void start(std::vector<std::string> extra = {}) {
-    fs::path ports = dir_.path() / ("ports" + std::to_string(++starts_) + ".txt");
-    std::vector<std::string> argv = {testing::binaryPath("pns-mock").string(),
-                                     "--cert",
-                                     pki_.cert().string(),
-                                     "--key",
-                                     pki_.key().string(),
-                                     "--threads",
-                                     "2",
-                                     "--fcm-port",
-                                     "0",
-                                     "--wns-port",
-                                     "0",
-                                     "--fcm-account",
-                                     std::string(kEmail) + ":" + pub_,
-                                     "--fcm-project",
-                                     "proj-1",
-                                     "--fcm-project",
-                                     "proj-2",
-                                     "--wns-sid",
-                                     kSid,
-                                     "--wns-secret",
-                                     kSecret,
-                                     "--ports-file",
-                                     ports.string()};
-    argv.insert(argv.end(), extra.begin(), extra.end());
+    std::vector<std::string> args = {"--cert",        pki_.cert().string(),
+                                     "--key",         pki_.key().string(),
+                                     "--threads",     "2",
+                                     "--fcm-port",    "0",
+                                     "--wns-port",    "0",
+                                     "--fcm-account", std::string(kEmail) + ":" + pub_,
+                                     "--fcm-project", "proj-1",
+                                     "--fcm-project", "proj-2",
+                                     "--wns-sid",     kSid,
+                                     "--wns-secret",  kSecret};
+    args.insert(args.end(), extra.begin(), extra.end());
     mock_.reset();
-    mock_ = std::make_unique<Subprocess>(argv, dir_.path() / "mock.log");
-    for (int i = 0; i < 500 && !fs::exists(ports); ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    ASSERT_TRUE(fs::exists(ports)) << readAll(dir_.path() / "mock.log");
-    std::ifstream in(ports);
-    std::string line;
-    while (std::getline(in, line)) {
-      size_t eq = line.find('=');
-      uint16_t port = static_cast<uint16_t>(std::stoi(line.substr(eq + 1)));
-      std::string name = line.substr(0, eq);
-      (name == "fcm_port"       ? fcm_port_
-       : name == "wns_port"     ? wns_port_
-       : name == "control_port" ? control_port_
-                                : apns_port_) = port;
-    }
+    mock_ = std::make_unique<PnsMockProcess>(dir_.path(), std::move(args));
+    ASSERT_TRUE(mock_->started()) << mock_->log();
+    apns_port_ = mock_->port("apns");
+    fcm_port_ = mock_->port("fcm");
+    wns_port_ = mock_->port("wns");
+    control_port_ = mock_->port("control");
     ASSERT_NE(fcm_port_, 0);
     ASSERT_NE(wns_port_, 0);
     ASSERT_NE(control_port_, 0);
@@ -280,17 +233,14 @@ class PnsMockCloudTest : public ::testing::Test {
 
   json::value control(const std::string& method, const std::string& target,
                       const std::string& body = "") {
-    testing::HttpResult r = testing::httpRequest(method, control_port_, target, body);
-    EXPECT_EQ(r.status, 200) << target << ": " << r.body;
-    return json::parse(r.body.empty() ? "{}" : r.body);
+    return controlCall(control_port_, method, target, body);
   }
 
   TempDir dir_;
   testing::TestPki pki_;
   std::string key_, pub_;
   providers::EvpPkeyPtr private_key_;
-  std::unique_ptr<Subprocess> mock_;
-  int starts_ = 0;
+  std::unique_ptr<PnsMockProcess> mock_;
   uint16_t apns_port_ = 0, fcm_port_ = 0, wns_port_ = 0, control_port_ = 0;
 };
 
@@ -330,13 +280,10 @@ TEST_F(PnsMockCloudTest, FcmTokenEndpointChecksTheAssertion) {
   }
 
   // The --print-fcm-assertion helper signs an assertion the endpoint accepts.
-  std::string helper =
-      run(testing::binaryPath("pns-mock").string() + " --print-fcm-assertion --fcm-key-file " +
-          key_ + " --fcm-client-email " + kEmail +
-          " --fcm-audience https://127.0.0.1:" + std::to_string(fcm_port_) + "/token");
-  while (!helper.empty() && (helper.back() == '\n' || helper.back() == '\r')) {
-    helper.pop_back();
-  }
+  std::string helper = trimNewlines(
+      runCommand(testing::binaryPath("pns-mock").string() +
+                 " --print-fcm-assertion --fcm-key-file " + key_ + " --fcm-client-email " + kEmail +
+                 " --fcm-audience https://127.0.0.1:" + std::to_string(fcm_port_) + "/token"));
   EXPECT_EQ(tokenRequest(c, helper).status, 200) << helper;
 
   json::object s = control("GET", "/_mock/stats").at("fcm").as_object();
@@ -384,13 +331,13 @@ TEST_F(PnsMockCloudTest, FcmSendsOverHttp1AndH2) {
     std::ofstream(body) << R"({"message":{"token":"device-2","notification":{"title":"t"}}})";
     std::string url =
         "https://127.0.0.1:" + std::to_string(fcm_port_) + "/v1/projects/proj-1/messages:send";
-    std::string out =
-        run("timeout 20 nghttp -v --no-verify-peer -d " + body.string() +
-            " -H 'authorization: Bearer " + token + "' -H 'content-type: application/json' " + url);
+    std::string out = runCommand("timeout 20 nghttp -v --no-verify-peer -d " + body.string() +
+                                 " -H 'authorization: Bearer " + token +
+                                 "' -H 'content-type: application/json' " + url);
     EXPECT_NE(out.find(":status: 200"), std::string::npos) << out;
     EXPECT_NE(out.find("projects/proj-1/messages/"), std::string::npos) << out;
-    std::string bad = run("timeout 20 nghttp -v --no-verify-peer -d " + body.string() +
-                          " -H 'authorization: Bearer nope' " + url);
+    std::string bad = runCommand("timeout 20 nghttp -v --no-verify-peer -d " + body.string() +
+                                 " -H 'authorization: Bearer nope' " + url);
     EXPECT_NE(bad.find(":status: 401"), std::string::npos) << bad;
   }
 
@@ -464,11 +411,11 @@ TEST_F(PnsMockCloudTest, WnsTokenEndpointAndChannelsOverHttp1AndH2) {
     h2 = 1;
     fs::path body = dir_.path() / "toast.xml";
     std::ofstream(body) << kToast;
-    std::string out = run("timeout 20 nghttp -v --no-verify-peer -d " + body.string() +
-                          " -H 'authorization: Bearer " + token +
-                          "' -H 'x-wns-type: wns/toast' -H 'content-type: text/xml'"
-                          " 'https://127.0.0.1:" +
-                          std::to_string(wns_port_) + "/w/?token=chan-2'");
+    std::string out = runCommand("timeout 20 nghttp -v --no-verify-peer -d " + body.string() +
+                                 " -H 'authorization: Bearer " + token +
+                                 "' -H 'x-wns-type: wns/toast' -H 'content-type: text/xml'"
+                                 " 'https://127.0.0.1:" +
+                                 std::to_string(wns_port_) + "/w/?token=chan-2'");
     EXPECT_NE(out.find(":status: 200"), std::string::npos) << out;
     EXPECT_NE(out.find("x-wns-status: received"), std::string::npos) << out;
   }

@@ -4,82 +4,29 @@
 
 #include <gtest/gtest.h>
 
-#include <array>
-#include <boost/asio/connect.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
+#include <algorithm>
 #include <boost/json.hpp>
 #include <chrono>
-#include <cstdio>
 #include <fstream>
 #include <future>
-#include <sstream>
 #include <thread>
 
-#include "tests/support/process.h"
+#include "tests/unit/tools/pns_mock_process.h"
 
 namespace pushhub::mock {
 namespace {
 
-namespace fs = std::filesystem;
 namespace json = boost::json;
-using testing::Subprocess;
+using testing::httpRequest;
+using testing::HttpResult;
 using testing::TempDir;
 
 const std::string kToken(64, 'a');
 const std::string kDeadToken = "dead" + std::string(60, 'b');
 constexpr const char* kTopic = "com.example.app";
 
-// Runs a shell command and returns its stdout+stderr.
-std::string run(const std::string& cmd) {
-  std::string out;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (p == nullptr) {
-    return out;
-  }
-  std::array<char, 4096> buf;
-  size_t n = 0;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) {
-    out.append(buf.data(), n);
-  }
-  ::pclose(p);
-  return out;
-}
-
-bool haveTool(const std::string& name) {
-  return run("command -v " + name + " >/dev/null && echo yes").find("yes") != std::string::npos;
-}
-
-struct HttpResult {
-  int status = 0;
-  std::string body;
-};
-
-HttpResult httpCall(uint16_t port, const std::string& method, const std::string& target,
-                    const std::string& body = "") {
-  namespace beast = boost::beast;
-  namespace bhttp = beast::http;
-  boost::asio::io_context io;
-  beast::tcp_stream stream(io);
-  stream.expires_after(std::chrono::seconds(10));
-  stream.connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
-  bhttp::request<bhttp::string_body> req(bhttp::string_to_verb(method), target, 11);
-  req.set(bhttp::field::host, "127.0.0.1");
-  req.body() = body;
-  req.prepare_payload();
-  bhttp::write(stream, req);
-  beast::flat_buffer buffer;
-  bhttp::response<bhttp::string_body> res;
-  bhttp::read(stream, buffer, res);
-  return {static_cast<int>(res.result_int()), res.body()};
-}
-
 json::value getJson(uint16_t port, const std::string& target) {
-  HttpResult r = httpCall(port, "GET", target);
-  EXPECT_EQ(r.status, 200) << r.body;
-  return json::parse(r.body);
+  return controlCall(port, "GET", target);
 }
 
 class PnsMockTest : public ::testing::Test {
@@ -89,34 +36,19 @@ class PnsMockTest : public ::testing::Test {
       GTEST_SKIP() << "nghttp2-client (nghttp, h2load) is not installed";
     }
     pki_ = testing::makeTestPki(dir_.path());
-    fs::path ports = dir_.path() / "ports.txt";
-    mock_ = std::make_unique<Subprocess>(
-        std::vector<std::string>{testing::binaryPath("pns-mock").string(), "--cert",
-                                 pki_.cert().string(), "--key", pki_.key().string(), "--apns-key",
-                                 "KEY1234567:TEAM123456:" + pki_.apnsPublicKey().string(),
-                                 "--apns-topic", kTopic, "--threads", "2",
-                                 "--max-concurrent-streams", "777", "--ports-file", ports.string()},
-        dir_.path() / "mock.log");
-    for (int i = 0; i < 500 && !fs::exists(ports); ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    ASSERT_TRUE(fs::exists(ports)) << "pns-mock did not write its ports file";
-    std::ifstream in(ports);
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.rfind("apns_port=", 0) == 0) {
-        apns_port_ = static_cast<uint16_t>(std::stoi(line.substr(10)));
-      } else if (line.rfind("control_port=", 0) == 0) {
-        control_port_ = static_cast<uint16_t>(std::stoi(line.substr(13)));
-      }
-    }
+    mock_ = std::make_unique<PnsMockProcess>(
+        dir_.path(), std::vector<std::string>{
+                         "--cert", pki_.cert().string(), "--key", pki_.key().string(), "--apns-key",
+                         "KEY1234567:TEAM123456:" + pki_.apnsPublicKey().string(), "--apns-topic",
+                         kTopic, "--threads", "2", "--max-concurrent-streams", "777"});
+    ASSERT_TRUE(mock_->started()) << "pns-mock did not write its ports file\n" << mock_->log();
+    apns_port_ = mock_->port("apns");
+    control_port_ = mock_->port("control");
     ASSERT_NE(apns_port_, 0);
     ASSERT_NE(control_port_, 0);
-    jwt_ = run(testing::binaryPath("pns-mock").string() + " --print-jwt --apns-key-file " +
-               pki_.apnsKey().string() + " --apns-key-id KEY1234567 --apns-team-id TEAM123456");
-    while (!jwt_.empty() && (jwt_.back() == '\n' || jwt_.back() == '\r')) {
-      jwt_.pop_back();
-    }
+    jwt_ = trimNewlines(runCommand(testing::binaryPath("pns-mock").string() +
+                                   " --print-jwt --apns-key-file " + pki_.apnsKey().string() +
+                                   " --apns-key-id KEY1234567 --apns-team-id TEAM123456"));
     ASSERT_EQ(std::count(jwt_.begin(), jwt_.end(), '.'), 2) << jwt_;
     payload_ = (dir_.path() / "payload.json").string();
     std::ofstream(payload_) << R"({"aps":{"alert":"hello"}})";
@@ -129,14 +61,15 @@ class PnsMockTest : public ::testing::Test {
     if (with_auth) {
       cmd += " -H 'authorization: bearer " + jwt_ + "'";
     }
-    return run(cmd + " https://127.0.0.1:" + std::to_string(apns_port_) + "/3/device/" + token);
+    return runCommand(cmd + " https://127.0.0.1:" + std::to_string(apns_port_) + "/3/device/" +
+                      token);
   }
 
   json::object apnsStats() { return getJson(control_port_, "/_mock/stats").at("apns").as_object(); }
 
   TempDir dir_;
   testing::TestPki pki_;
-  std::unique_ptr<Subprocess> mock_;
+  std::unique_ptr<PnsMockProcess> mock_;
   uint16_t apns_port_ = 0;
   uint16_t control_port_ = 0;
   std::string jwt_;
@@ -196,7 +129,7 @@ TEST_F(PnsMockTest, AnswersAndRecordsRequests) {
   ASSERT_EQ(last.size(), 1u);
   EXPECT_EQ(last[0].at("reason").as_string(), "MissingProviderToken");
 
-  HttpResult reset = httpCall(control_port_, "POST", "/_mock/reset");
+  HttpResult reset = httpRequest("POST", control_port_, "/_mock/reset");
   EXPECT_EQ(reset.status, 200);
   s = apnsStats();
   EXPECT_EQ(s.at("accepted").as_int64(), 0);
@@ -223,13 +156,13 @@ TEST_F(PnsMockTest, RaisesTheStreamLimitAfterTheFirstValidToken) {
 TEST_F(PnsMockTest, TokensEndpointMarksTokensDeadOrBad) {
   const std::string dead(64, '1');
   const std::string bad(64, '2');
-  HttpResult r = httpCall(control_port_, "POST", "/_mock/tokens",
-                          R"({"dead":[")" + dead + R"("],"bad":[")" + bad + R"("]})");
+  HttpResult r = httpRequest("POST", control_port_, "/_mock/tokens",
+                             R"({"dead":[")" + dead + R"("],"bad":[")" + bad + R"("]})");
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_NE(push(dead).find(R"({"reason":"Unregistered")"), std::string::npos);
   EXPECT_NE(push(bad).find(R"({"reason":"BadDeviceToken"})"), std::string::npos);
 
-  HttpResult invalid = httpCall(control_port_, "POST", "/_mock/tokens", R"({"dead":["xyz"]})");
+  HttpResult invalid = httpRequest("POST", control_port_, "/_mock/tokens", R"({"dead":["xyz"]})");
   EXPECT_EQ(invalid.status, 400);
   EXPECT_NE(invalid.body.find("dead[0]"), std::string::npos) << invalid.body;
 }
@@ -241,7 +174,8 @@ TEST_F(PnsMockTest, DropPrefixClosesTheConnectionWithoutAnswer) {
 }
 
 TEST_F(PnsMockTest, GoawayFinishesInFlightStreams) {
-  ASSERT_EQ(httpCall(control_port_, "POST", "/_mock/config", R"({"delay_ms":1500})").status, 200);
+  ASSERT_EQ(httpRequest("POST", control_port_, "/_mock/config", R"({"delay_ms":1500})").status,
+            200);
   auto pending = std::async(std::launch::async, [this] { return push(kToken); });
   // Wait (bounded) until the request is in flight on the mock.
   for (int i = 0; i < 200; ++i) {
@@ -250,7 +184,7 @@ TEST_F(PnsMockTest, GoawayFinishesInFlightStreams) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  HttpResult g = httpCall(control_port_, "POST", "/_mock/goaway", R"({"reason":"Shutdown"})");
+  HttpResult g = httpRequest("POST", control_port_, "/_mock/goaway", R"({"reason":"Shutdown"})");
   EXPECT_EQ(g.status, 200);
   std::string out = pending.get();
   size_t goaway = out.find("recv GOAWAY");
@@ -260,14 +194,15 @@ TEST_F(PnsMockTest, GoawayFinishesInFlightStreams) {
   EXPECT_LT(goaway, status);  // GOAWAY first, then the answer of the stream already accepted
   EXPECT_NE(out.find(R"({"reason":"Shutdown"})"), std::string::npos) << out;
 
-  HttpResult bad = httpCall(control_port_, "POST", "/_mock/config", R"({"delay_ms":-1})");
+  HttpResult bad = httpRequest("POST", control_port_, "/_mock/config", R"({"delay_ms":-1})");
   EXPECT_EQ(bad.status, 400);
 }
 
 TEST_F(PnsMockTest, ConcurrentStreamsAreCountedUnderLoad) {
-  std::string out = run("timeout 60 h2load -n 200 -c 2 -m 10 -H 'authorization: bearer " + jwt_ +
-                        "' -H 'apns-topic: " + kTopic + "' -d " + payload_ +
-                        " https://127.0.0.1:" + std::to_string(apns_port_) + "/3/device/" + kToken);
+  std::string out =
+      runCommand("timeout 60 h2load -n 200 -c 2 -m 10 -H 'authorization: bearer " + jwt_ +
+                 "' -H 'apns-topic: " + kTopic + "' -d " + payload_ +
+                 " https://127.0.0.1:" + std::to_string(apns_port_) + "/3/device/" + kToken);
   // h2load opens its 10 streams before it sees our SETTINGS, so until the first valid token
   // succeeds the mock (like APNs) refuses all but one of them with REFUSED_STREAM; those count
   // as "errored" in h2load and never reach the handler.
@@ -286,9 +221,9 @@ TEST_F(PnsMockTest, ConcurrentStreamsAreCountedUnderLoad) {
 }
 
 TEST_F(PnsMockTest, UnknownControlPathIs404) {
-  EXPECT_EQ(httpCall(control_port_, "GET", "/nope").status, 404);
-  EXPECT_EQ(httpCall(control_port_, "GET", "/_mock/reset").status, 405);
-  EXPECT_EQ(httpCall(control_port_, "GET", "/_mock/received?provider=xyz").status, 400);
+  EXPECT_EQ(httpRequest("GET", control_port_, "/nope").status, 404);
+  EXPECT_EQ(httpRequest("GET", control_port_, "/_mock/reset").status, 405);
+  EXPECT_EQ(httpRequest("GET", control_port_, "/_mock/received?provider=xyz").status, 400);
 }
 
 }  // namespace
