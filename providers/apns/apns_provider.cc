@@ -234,10 +234,8 @@ Result<ApnsProvider::Headers> ApnsProvider::parseHeaders(const std::vector<Heade
 
 Result<const ApnsProvider::Headers*> ApnsProvider::checkedHeaders(
     const std::shared_ptr<const Notification>& n) {
-  // Same address and the remembered owner still alive: the very object checked last time (a
-  // new notification cannot reuse the address of one that still exists).
-  if (n.get() == checked_for_ && !checked_owner_.expired()) {
-    return &checked_;
+  if (const Headers* known = checked_.find(n)) {
+    return known;
   }
   auto parsed = parseHeaders(n->headers, n->body.size());
   if (!parsed) {
@@ -250,10 +248,7 @@ Result<const ApnsProvider::Headers*> ApnsProvider::checkedHeaders(
     return Error::invalidArgument("apns-topic: must be '" + config_.topic + "' or start with '" +
                                   config_.topic + ".'");
   }
-  checked_ = std::move(parsed).value();
-  checked_for_ = n.get();
-  checked_owner_ = n;
-  return &checked_;
+  return checked_.remember(n, std::move(parsed).value());
 }
 
 Result<Request> ApnsProvider::encode(const Target& target,

@@ -37,6 +37,30 @@ struct Notification {
   std::optional<std::chrono::system_clock::time_point> expiry;
 };
 
+// Remembers a value worked out from one notification (a provider's checked headers), for as long
+// as that notification is alive: every target of a send encodes the same notification, so the
+// work is done once per send. Holds no reference: a new notification at a dead one's address is
+// not mistaken for it. Used on one thread, like the provider that owns it.
+template <typename T>
+class PerNotification {
+ public:
+  // The value remembered for `n`, or nullptr when it was worked out for another notification.
+  const T* find(const std::shared_ptr<const Notification>& n) const {
+    return n.get() == for_ && !owner_.expired() ? &value_ : nullptr;
+  }
+  const T* remember(const std::shared_ptr<const Notification>& n, T value) {
+    value_ = std::move(value);
+    for_ = n.get();
+    owner_ = n;
+    return &value_;
+  }
+
+ private:
+  const Notification* for_ = nullptr;
+  std::weak_ptr<const Notification> owner_;
+  T value_{};
+};
+
 class Provider {
  public:
   virtual ~Provider() = default;

@@ -199,19 +199,14 @@ Result<WnsProvider::Headers> WnsProvider::parseHeaders(const std::vector<Header>
 
 Result<const WnsProvider::Headers*> WnsProvider::checkedHeaders(
     const std::shared_ptr<const Notification>& n) {
-  // Same address and the remembered owner still alive: the very object checked last time (a
-  // new notification cannot reuse the address of one that still exists).
-  if (n.get() == checked_for_ && !checked_owner_.expired()) {
-    return &checked_;
+  if (const Headers* known = checked_.find(n)) {
+    return known;
   }
   auto parsed = parseHeaders(n->headers, n->body.size());
   if (!parsed) {
     return parsed.error();
   }
-  checked_ = std::move(parsed).value();
-  checked_for_ = n.get();
-  checked_owner_ = n;
-  return &checked_;
+  return checked_.remember(n, std::move(parsed).value());
 }
 
 Result<Request> WnsProvider::encode(const Target& target,

@@ -124,11 +124,8 @@ class WnsProvider : public Provider {
   std::shared_ptr<AccessTokenSource> tokens_;
   Clock clock_;
   uint64_t last_generation_ = 0;  // of the token the latest encode() used
-  // The last notification whose headers passed checkedHeaders(), and their parsed form. The
-  // weak pointer tells whether `checked_for_` is still that object; it does not keep it alive.
-  const Notification* checked_for_ = nullptr;
-  std::weak_ptr<const Notification> checked_owner_;
-  Headers checked_;
+  PerNotification<Headers>
+      checked_;  // the headers of the last notification checkedHeaders() passed
 };
 
 }  // namespace pushhub::providers::wns

@@ -299,6 +299,9 @@ void H2Connection::start(std::unique_ptr<H2Handler> handler, std::function<void(
   on_closed_ = std::move(on_closed);
   boost::system::error_code ignored;
   tls_.next_layer().set_option(tcp::no_delay(true), ignored);
+  // As in pushhubd's pool (providers/common/pool_connection.cc): asio's SSL_MODE_RELEASE_BUFFERS
+  // would free and reallocate OpenSSL's record buffers around every HTTP/1.1 request.
+  SSL_clear_mode(tls_.native_handle(), SSL_MODE_RELEASE_BUFFERS);
   handshake();
 }
 
