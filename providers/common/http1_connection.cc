@@ -2,11 +2,10 @@
 // stream): one request at a time, see connection_pool.h for the behaviour.
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/read.hpp>
-#include <boost/beast/http/span_body.hpp>
 #include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
 #include <cassert>
 #include <optional>
 
@@ -67,39 +66,26 @@ class Http1Connection final : public PoolConnection {
     active_ = 1;
     timer_.cancel();  // the idle timer
     const Request& r = current_->request;
-    req_ = {};
-    req_.version(11);
-    http::verb verb = http::string_to_verb(r.method);
-    if (verb == http::verb::unknown) {
-      req_.method_string(r.method);
-    } else {
-      req_.method(verb);
+    if (auto ok = serialize(r); !ok) {
+      // Nothing was written, so the connection stays usable: only this request fails.
+      Queued failed = std::move(*current_);
+      current_.reset();
+      active_ = 0;
+      armIdle();
+      auto self = selfPtr();
+      asio::post(ioc_, [self, failed = std::move(failed), error = ok.error()]() mutable {
+        failed.handler(error);
+        if (self->state_ != State::kClosed && self->pool_ != nullptr) {
+          self->pool_->onCapacity();
+        }
+      });
+      return;
     }
-    req_.target(r.path.empty() ? std::string_view("/") : std::string_view(r.path));
-    req_.set(http::field::host, host_header_);
-    for (const Header& h : r.headers) {
-      if (!isConnectionHeader(h.name)) {
-        req_.insert(h.name, h.value);
-      }
-    }
-    // req_ borrows the body rather than holding a copy of it. What it points at must stay put
-    // until the write completes, even if close() hands the request to another connection
-    // first, so this connection holds it: a reference to a shared body (no copy), else a copy
-    // in a buffer it reuses from one request to the next.
-    std::string_view body;
-    if (r.shared_body) {
-      writing_body_ = r.shared_body;
-      body = *writing_body_;
-    } else {
-      body_copy_.assign(r.body);
-      body = body_copy_;
-    }
-    req_.body() = {body.data(), body.size()};
-    // Always a Content-Length (WNS does not support chunked bodies), even 0.
-    req_.content_length(body.size());
     log_->trace("http/1.1 connection {}: request written", id_);
     auto self = selfPtr();
-    http::async_write(*stream_, req_,
+    // One buffer, so one SSL_write and one TLS record: Beast's serializer hands asio's SSL
+    // stream a sequence of buffers, and the SSL stream writes each as a record of its own.
+    asio::async_write(*stream_, asio::buffer(wire_),
                       [self](boost::system::error_code ec, size_t) { self->onWrite(ec); });
   }
 
@@ -212,8 +198,35 @@ class Http1Connection final : public PoolConnection {
                      [self](boost::system::error_code ec, size_t) { self->onRead(ec); });
   }
 
+  // The request line, Host, the request's headers (minus hop-by-hop ones), Content-Length (WNS
+  // takes no chunked bodies) and the body, into wire_. A CR, LF or NUL in the target or a header
+  // would let one header end another's line: refused, nothing is written.
+  Result<void> serialize(const Request& r) {
+    auto clean = [](std::string_view what, std::string_view text) -> Result<void> {
+      if (text.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) {
+        return Error::invalidArgument(std::string(what) + ": contains CR, LF or NUL");
+      }
+      return {};
+    };
+    std::string_view target = r.path.empty() ? std::string_view("/") : std::string_view(r.path);
+    if (auto ok = clean("method", r.method); !ok) return ok;
+    if (auto ok = clean("request target", target); !ok) return ok;
+    std::string_view body = r.bodyView();
+    wire_.clear();
+    wire_.append(r.method).append(" ").append(target).append(" HTTP/1.1\r\nHost: ");
+    wire_.append(host_header_).append("\r\n");
+    for (const Header& h : r.headers) {
+      if (isConnectionHeader(h.name)) continue;
+      if (auto ok = clean("header " + h.name, h.name); !ok) return ok;
+      if (auto ok = clean("header " + h.name, h.value); !ok) return ok;
+      wire_.append(h.name).append(": ").append(h.value).append("\r\n");
+    }
+    wire_.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n\r\n");
+    wire_.append(body);
+    return {};
+  }
+
   void onWrite(boost::system::error_code ec) {
-    writing_body_.reset();  // the write no longer reads it
     if (state_ == State::kClosed) {
       return;
     }
@@ -320,10 +333,7 @@ class Http1Connection final : public PoolConnection {
   std::optional<Response> early_response_;  // read before onWrite ran
   bool early_keep_alive_ = false;
   beast::flat_buffer buffer_;
-  http::request<http::span_body<const char>> req_;
-  // What req_'s body points at while it is written (see submit()).
-  std::shared_ptr<const std::string> writing_body_;
-  std::string body_copy_;
+  std::string wire_;  // the request being written; its capacity is reused
   std::optional<http::response_parser<http::string_body>> parser_;
 };
 

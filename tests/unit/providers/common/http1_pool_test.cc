@@ -166,6 +166,26 @@ TEST_F(Http1PoolTest, SendsContentLengthHostAndHeadersButNeverExpect) {
   EXPECT_EQ(server.connections(), 1u);  // reused
 }
 
+TEST_F(Http1PoolTest, HeaderWithALineBreakFailsThatRequestOnly) {
+  TlsHttp1Server server(pki_, echo);
+  boost::asio::io_context ioc;
+  ConnectionPool pool(ioc, options(server.port(), ConnectionPool::Protocol::kHttp1));
+  std::optional<Result<Response>> bad;
+  std::optional<Result<Response>> good;
+  Request r = post("/a", "<toast/>");
+  r.headers.push_back({"x-wns-tag", "t\r\nx-injected: 1", false});
+  pool.submit(std::move(r), [&](Result<Response> res) { bad = std::move(res); });
+  pool.submit(post("/b", "<toast/>"), [&](Result<Response> res) { good = std::move(res); });
+  ASSERT_TRUE(runUntil(ioc, [&] { return bad.has_value() && good.has_value(); }));
+  ASSERT_FALSE(*bad);
+  EXPECT_NE(bad->error().message.find("x-wns-tag"), std::string::npos) << bad->error().message;
+  ASSERT_TRUE(*good) << good->error().message;
+  auto seen = server.seen();
+  ASSERT_EQ(seen.size(), 1u);  // the bad one never reached the server
+  EXPECT_EQ(seen[0].target, "/b");
+  EXPECT_EQ(server.connections(), 1u);
+}
+
 TEST_F(Http1PoolTest, ConnectionCloseIsHonoured) {
   TlsHttp1Server server(pki_, [](const SeenRequest& r) {
     Reply reply = echo(r);
