@@ -103,6 +103,24 @@ struct Load {
   }
 };
 
+// Runs `load` to the end, asking pns-mock for a GOAWAY once `after` requests completed. The ask
+// comes from another thread, so this client keeps opening streams while the GOAWAY is on its
+// way: those above last_stream_id must be resubmitted, not failed. False if it did not finish.
+bool runWithGoawayAfter(size_t after, PnsMock& mock, boost::asio::io_context& ioc, Load& load) {
+  std::thread control;
+  load.on_complete = [&](Load& l) {
+    if (l.completed == after) {
+      control = std::thread([&mock] { mock.post("/_mock/goaway", R"({"reason":"Shutdown"})"); });
+    }
+  };
+  load.start();
+  bool finished = runUntil(ioc, [&] { return load.done(); });
+  if (control.joinable()) {
+    control.join();
+  }
+  return finished;
+}
+
 TEST(ConnectionPool, ManyConcurrentRequestsAreAllAnswered) {
   PnsMock mock;
   boost::asio::io_context ioc;
@@ -230,21 +248,8 @@ TEST(ConnectionPool, GoawayMidFlightLosesNothing) {
   PnsMock mock({"--delay-ms", "5"});
   boost::asio::io_context ioc;
   ConnectionPool pool(ioc, poolOptions(mock.apnsPort(), mock.pki()));
-  std::thread control;
   Load load(pool, apnsRequest(mock.bearer()), 4000, 400);
-  load.on_complete = [&](Load& l) {
-    if (l.completed == 1000) {
-      // From another thread, so this client keeps opening streams while the GOAWAY is on its
-      // way: those above last_stream_id must be resubmitted, not failed.
-      control = std::thread([&mock] { mock.post("/_mock/goaway", R"({"reason":"Shutdown"})"); });
-    }
-  };
-  load.start();
-  bool finished = runUntil(ioc, [&] { return load.done(); });
-  if (control.joinable()) {
-    control.join();
-  }
-  ASSERT_TRUE(finished);
+  ASSERT_TRUE(runWithGoawayAfter(1000, mock, ioc, load));
   EXPECT_EQ(load.errors, 0u) << load.first_error;
   EXPECT_EQ(load.statuses[200], 4000u);
   EXPECT_GE(pool.stats().goaways, 1u);
@@ -268,19 +273,8 @@ TEST(ConnectionPool, SharedBodyAndBorrowedHeadersSurviveGoaway) {
   // nghttp2 lower-cases only the names it copies, so a capitalized one must still be copied:
   // sent as is, the server would refuse the stream.
   proto.headers[2].name = "APNs-Push-Type";
-  std::thread control;
   Load load(pool, proto, 3000, 400);
-  load.on_complete = [&](Load& l) {
-    if (l.completed == 1000) {
-      control = std::thread([&mock] { mock.post("/_mock/goaway", R"({"reason":"Shutdown"})"); });
-    }
-  };
-  load.start();
-  bool finished = runUntil(ioc, [&] { return load.done(); });
-  if (control.joinable()) {
-    control.join();
-  }
-  ASSERT_TRUE(finished);
+  ASSERT_TRUE(runWithGoawayAfter(1000, mock, ioc, load));
   EXPECT_EQ(load.errors, 0u) << load.first_error;
   EXPECT_EQ(load.statuses[200], 3000u);
   EXPECT_GE(pool.stats().goaways, 1u);
