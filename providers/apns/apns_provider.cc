@@ -83,13 +83,8 @@ ReasonRow byStatus(int status) {
     default:
       break;
   }
-  if (status >= 500 && status <= 599) {
-    return {status, {}, OutcomeKind::kRetryBackoff, "PnsUnavailable", false};
-  }
-  if (status >= 400 && status <= 499) {
-    return {status, {}, OutcomeKind::kPermanentBadRequest, "UnknownError", false};
-  }
-  return {status, {}, OutcomeKind::kRetryBackoff, "UnknownError", false};
+  StatusVerdict v = byStatusClass(status);
+  return {status, {}, v.kind, v.azure_outcome, false};
 }
 
 std::string lower(std::string_view s) {
@@ -147,16 +142,8 @@ Result<void> ApnsProvider::validateDeviceToken(std::string_view token) {
 }
 
 Result<ConnectionPool::Options> ApnsProvider::poolOptions(const ApnsConfig& config) {
-  auto tls = makeTlsClientContext(config.ca_file, true);
-  if (!tls) {
-    return tls.error();
-  }
-  ConnectionPool::Options o;
-  o.host = config.host;
-  o.port = config.port;
-  o.tls = std::move(tls).value();
-  o.connections = config.connections == 0 ? 1 : config.connections;
-  return o;
+  return ConnectionPool::overTls(config.ca_file, AlpnOffer::kH2, config.host, config.port,
+                                 config.connections);
 }
 
 Result<ApnsProvider::Headers> ApnsProvider::parseHeaders(const std::vector<Header>& headers,

@@ -18,6 +18,21 @@ constexpr std::chrono::milliseconds kInitialBackoff{100};
 constexpr std::chrono::milliseconds kMaxBackoff{10000};
 }  // namespace
 
+Result<ConnectionPool::Options> ConnectionPool::overTls(const std::string& ca_file, AlpnOffer alpn,
+                                                        std::string host, uint16_t port,
+                                                        size_t connections) {
+  auto tls = makeTlsClientContext(ca_file, alpn);
+  if (!tls) {
+    return tls.error();
+  }
+  Options o;
+  o.host = std::move(host);
+  o.port = port;
+  o.tls = std::move(tls).value();
+  o.connections = connections == 0 ? 1 : connections;
+  return o;
+}
+
 ConnectionPool::ConnectionPool(asio::io_context& ioc, Options options)
     : ioc_(ioc),
       options_(std::move(options)),

@@ -60,6 +60,7 @@
 
 #include "base/result.h"
 #include "providers/common/http_message.h"
+#include "providers/common/tls.h"
 
 namespace spdlog {
 class logger;
@@ -104,6 +105,11 @@ class ConnectionPool {
     std::chrono::seconds idle_timeout{50};   // HTTP/1.1 only: close a connection idle this long
   };
   using Protocol = Options::Protocol;
+
+  // Options for `connections` (0 = 1) connections to host:port over TLS verified against
+  // `ca_file` (empty = the system trust store), offering `alpn`; the rest keep their defaults.
+  static Result<Options> overTls(const std::string& ca_file, AlpnOffer alpn, std::string host,
+                                 uint16_t port, size_t connections);
 
   // Counters for tests and metrics; read on the pool's thread.
   struct Stats {

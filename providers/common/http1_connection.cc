@@ -126,20 +126,8 @@ class Http1Connection final : public PoolConnection {
     if (state_ == State::kClosed) {
       return;
     }
-    bool was_ready = ready_once_;
-    bool was_live = state_ == State::kConnecting || state_ == State::kReady;
-    bool graceful = graceful_;
-    state_ = State::kClosed;
-    boost::system::error_code ignored;
-    timer_.cancel();
-    resolver_.cancel();
-    stream_->lowest_layer().close(ignored);
-    ConnectionPool* pool = pool_;
-    pool_ = nullptr;
-    auto self = selfPtr();  // the pool may drop its reference below
-    if (pool != nullptr) {
-      pool->onClosed(this, was_ready, was_live, graceful, why);
-    }
+    auto self = selfPtr();  // the pool may drop its reference in closeTransport()
+    ConnectionPool* pool = closeTransport(why);
     std::optional<Queued> open = std::move(current_);
     current_.reset();
     active_ = 0;

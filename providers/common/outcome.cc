@@ -59,4 +59,14 @@ std::optional<std::chrono::seconds> parseRetryAfter(std::string_view value,
   return std::chrono::ceil<std::chrono::seconds>(when - now);
 }
 
+StatusVerdict byStatusClass(int status) {
+  if (status >= 500 && status <= 599) {
+    return {OutcomeKind::kRetryBackoff, "PnsUnavailable"};
+  }
+  if (status >= 400 && status <= 499) {
+    return {OutcomeKind::kPermanentBadRequest, "UnknownError"};
+  }
+  return {OutcomeKind::kRetryBackoff, "UnknownError"};
+}
+
 }  // namespace pushhub::providers

@@ -37,6 +37,15 @@ struct Outcome {
   bool recycle_connection = false;
 };
 
+// What an HTTP status means when a provider's own table does not name it, by its class: 5xx is
+// the provider's trouble (retry with backoff, "PnsUnavailable"), another 4xx is our request's
+// (never retried as is, "UnknownError"), anything else is unexpected (retry, "UnknownError").
+struct StatusVerdict {
+  OutcomeKind kind;
+  std::string_view azure_outcome;  // a string literal
+};
+StatusVerdict byStatusClass(int status);
+
 // Parses a Retry-After header value: delta-seconds or an HTTP-date (IMF-fixdate, RFC 9110).
 // Dates in the past give 0 s. nullopt if the value is neither.
 std::optional<std::chrono::seconds> parseRetryAfter(std::string_view value,

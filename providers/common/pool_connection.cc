@@ -147,4 +147,20 @@ void PoolConnection::onHandshake(boost::system::error_code ec) {
   onEstablished(std::string_view(reinterpret_cast<const char*>(alpn), alpn_len));
 }
 
+ConnectionPool* PoolConnection::closeTransport(const std::string& why) {
+  bool was_ready = ready_once_;
+  bool was_live = state_ == State::kConnecting || state_ == State::kReady;
+  state_ = State::kClosed;
+  boost::system::error_code ignored;
+  timer_.cancel();
+  resolver_.cancel();
+  stream_->lowest_layer().close(ignored);
+  ConnectionPool* pool = pool_;
+  pool_ = nullptr;
+  if (pool != nullptr) {
+    pool->onClosed(this, was_ready, was_live, graceful_, why);
+  }
+  return pool;
+}
+
 }  // namespace pushhub::providers::detail

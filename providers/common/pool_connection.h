@@ -67,6 +67,11 @@ class PoolConnection : public std::enable_shared_from_this<PoolConnection> {
   // After the TLS handshake; `alpn` is the protocol the server selected ("" if none).
   virtual void onEstablished(std::string_view alpn) = 0;
   std::string endpoint() const { return host_ + ":" + std::to_string(port_); }
+  // The first half of every close(): marks the connection closed, stops its timer and resolver,
+  // closes the socket and tells the pool. Returns the pool it belonged to (nullptr if none), to
+  // which the caller hands back its open requests. Keep a reference to this connection across
+  // the call: the pool may drop its own. Precondition: not closed yet.
+  ConnectionPool* closeTransport(const std::string& why);
 
   ConnectionPool* pool_;
   const uint64_t id_;

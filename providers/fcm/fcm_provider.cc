@@ -16,10 +16,7 @@ namespace {
 constexpr std::string_view kFcmErrorType = "type.googleapis.com/google.firebase.fcm.v1.FcmError";
 constexpr std::string_view kBadRequestType = "type.googleapis.com/google.rpc.BadRequest";
 
-struct Row {
-  OutcomeKind kind;
-  std::string_view azure;
-};
+using Row = StatusVerdict;
 
 // The google.rpc.Status envelope, as far as classification needs it.
 struct Status {
@@ -134,13 +131,7 @@ Row byStatus(int status) {
     default:
       break;
   }
-  if (status >= 500 && status <= 599) {
-    return {OutcomeKind::kRetryBackoff, "PnsUnavailable"};
-  }
-  if (status >= 400 && status <= 499) {
-    return {OutcomeKind::kPermanentBadRequest, "UnknownError"};
-  }
-  return {OutcomeKind::kRetryBackoff, "UnknownError"};
+  return byStatusClass(status);
 }
 
 // spec/pns-protocols.md §3.5 (codes) and §6 (outcomes).
@@ -319,16 +310,8 @@ Result<void> FcmProvider::validateRegistrationToken(std::string_view token) {
 }
 
 Result<ConnectionPool::Options> FcmProvider::poolOptions(const FcmConfig& config) {
-  auto tls = makeTlsClientContext(config.ca_file, true);
-  if (!tls) {
-    return tls.error();
-  }
-  ConnectionPool::Options o;
-  o.host = config.host;
-  o.port = config.port;
-  o.tls = std::move(tls).value();
-  o.connections = config.connections == 0 ? 1 : config.connections;
-  return o;
+  return ConnectionPool::overTls(config.ca_file, AlpnOffer::kH2, config.host, config.port,
+                                 config.connections);
 }
 
 const FcmProvider::Transform& FcmProvider::transformFor(std::string_view body,
@@ -439,7 +422,7 @@ Outcome FcmProvider::classify(const Response& response) const {
     }
   }
   o.kind = row.kind;
-  o.azure_outcome = row.azure;
+  o.azure_outcome = row.azure_outcome;
   auto after = parseRetryAfter(response.header("retry-after"), clock_());
   if (o.kind == OutcomeKind::kRetryAfter || o.kind == OutcomeKind::kRetryBackoff) {
     if (after) {

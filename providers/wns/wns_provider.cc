@@ -27,10 +27,7 @@ bool isAlnum(std::string_view s) {
 
 bool isTrueFalse(std::string_view s) { return s == "true" || s == "false"; }
 
-struct Row {
-  OutcomeKind kind;
-  std::string_view azure;
-};
+using Row = StatusVerdict;
 
 // spec/pns-protocols.md §4.4 (codes) and §6 (outcomes); 200 is decided by X-WNS-Status.
 Row byStatus(int status) {
@@ -55,13 +52,7 @@ Row byStatus(int status) {
     default:
       break;
   }
-  if (status >= 500 && status <= 599) {
-    return {OutcomeKind::kRetryBackoff, "PnsUnavailable"};
-  }
-  if (status >= 400 && status <= 499) {
-    return {OutcomeKind::kPermanentBadRequest, "UnknownError"};
-  }
-  return {OutcomeKind::kRetryBackoff, "UnknownError"};
+  return byStatusClass(status);
 }
 
 }  // namespace
@@ -88,17 +79,13 @@ void WnsProvider::whenReady(boost::asio::any_io_executor executor,
 }
 
 Result<ConnectionPool::Options> WnsProvider::poolOptions(const WnsConfig& config) {
-  auto tls = makeTlsClientContext(config.ca_file, AlpnOffer::kH2OrHttp1);
-  if (!tls) {
-    return tls.error();
+  // No host: every request names its channel's host (ProviderClient's per-host pools).
+  auto o =
+      ConnectionPool::overTls(config.ca_file, AlpnOffer::kH2OrHttp1, "", 443, config.connections);
+  if (o) {
+    // WNS documents HTTP/1.1; negotiating keeps HTTP/2 where an endpoint (or the mock) offers it.
+    o->protocol = ConnectionPool::Protocol::kNegotiate;
   }
-  ConnectionPool::Options o;
-  // WNS documents HTTP/1.1; negotiating keeps HTTP/2 where an endpoint (or the mock) offers it.
-  o.protocol = ConnectionPool::Protocol::kNegotiate;
-  o.host.clear();  // every request names its channel's host (ProviderClient's per-host pools)
-  o.port = 443;
-  o.tls = std::move(tls).value();
-  o.connections = config.connections == 0 ? 1 : config.connections;
   return o;
 }
 
@@ -284,7 +271,7 @@ Outcome WnsProvider::classify(const Response& response) const {
     }
   }
   o.kind = row.kind;
-  o.azure_outcome = row.azure;
+  o.azure_outcome = row.azure_outcome;
   if (o.kind == OutcomeKind::kRetryAfter || o.kind == OutcomeKind::kRetryBackoff) {
     auto now = clock_();
     auto after = parseRetryAfter(response.header("retry-after"), now);
