@@ -7,6 +7,7 @@
 
 #include "providers/apns/apns_provider.h"
 #include "providers/common/provider_client.h"
+#include "tests/support/run_until.h"
 #include "tests/unit/providers/common/pns_mock_fixture.h"
 
 namespace pushhub::providers::apns {
@@ -19,17 +20,7 @@ constexpr const char* kGood = "0123456789abcdef0123456789abcdef0123456789abcdef0
 constexpr const char* kDead = "dead456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 constexpr const char* kBad = "0bad456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
-bool runUntil(boost::asio::io_context& ioc, const std::function<bool()>& done,
-              std::chrono::seconds limit = 30s) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done() && std::chrono::steady_clock::now() < deadline) {
-    ioc.run_for(5ms);
-    if (ioc.stopped()) {
-      ioc.restart();
-    }
-  }
-  return done();
-}
+using testing::runUntil;
 
 struct ApnsClientTest : ::testing::Test {
   ApnsClientTest() {

@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/run_until.h"
 #include "tests/unit/providers/common/tls_http1_server.h"
 
 namespace pushhub::providers {
@@ -27,17 +28,7 @@ using TokenResult = Result<std::shared_ptr<const AccessToken>>;
 
 constexpr const char* kSecretBody = "grant_type=client_credentials&client_secret=TOPSECRET";
 
-bool runUntil(boost::asio::io_context& ioc, const std::function<bool()>& done,
-              std::chrono::seconds limit = 30s) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done() && std::chrono::steady_clock::now() < deadline) {
-    ioc.run_for(5ms);
-    if (ioc.stopped()) {
-      ioc.restart();
-    }
-  }
-  return done();
-}
+using testing::runUntil;
 
 // A settable clock shared with the source's thread.
 struct FakeClock {

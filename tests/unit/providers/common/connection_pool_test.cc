@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "providers/common/tls.h"
+#include "tests/support/run_until.h"
 #include "tests/unit/providers/common/pns_mock_fixture.h"
 
 namespace pushhub::providers {
@@ -26,17 +27,7 @@ constexpr const char* kDropToken =
     "c105e00000000000000000000000000000000000000000000000000000000000";
 
 // Runs `ioc` on this thread until `done()` or `limit` passes; returns done().
-bool runUntil(boost::asio::io_context& ioc, const std::function<bool()>& done,
-              std::chrono::seconds limit = 60s) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done() && std::chrono::steady_clock::now() < deadline) {
-    ioc.run_for(5ms);
-    if (ioc.stopped()) {
-      ioc.restart();
-    }
-  }
-  return done();
-}
+using testing::runUntil;
 
 ConnectionPool::Options poolOptions(uint16_t port, const testing::TestPki& pki,
                                     size_t connections = 1) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "providers/common/tls.h"
+#include "tests/support/run_until.h"
 #include "tests/unit/providers/common/tls_http1_server.h"
 
 namespace pushhub::providers {
@@ -22,17 +23,7 @@ using testing::Reply;
 using testing::SeenRequest;
 using testing::TlsHttp1Server;
 
-bool runUntil(boost::asio::io_context& ioc, const std::function<bool()>& done,
-              std::chrono::seconds limit = 30s) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done() && std::chrono::steady_clock::now() < deadline) {
-    ioc.run_for(5ms);
-    if (ioc.stopped()) {
-      ioc.restart();
-    }
-  }
-  return done();
-}
+using testing::runUntil;
 
 std::shared_ptr<const Notification> note(std::string body) {
   auto n = std::make_shared<Notification>();
