@@ -6,7 +6,9 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <openssl/ssl.h>
 #include <cassert>
+#include <cstring>
 #include <optional>
 
 #include "base/log.h"
@@ -28,6 +30,13 @@ bool isConnectionHeader(std::string_view name) {
          beast::iequals(name, "expect") || beast::iequals(name, "connection") ||
          beast::iequals(name, "host") || beast::iequals(name, "keep-alive") ||
          beast::iequals(name, "upgrade") || (!name.empty() && name.front() == ':');
+}
+
+// A CR, LF or NUL would let a value end its header line and start another (request smuggling).
+bool breaksLine(std::string_view text) {
+  return !text.empty() && (std::memchr(text.data(), '\r', text.size()) != nullptr ||
+                           std::memchr(text.data(), '\n', text.size()) != nullptr ||
+                           std::memchr(text.data(), '\0', text.size()) != nullptr);
 }
 
 std::string lowercase(std::string_view s) {
@@ -169,14 +178,38 @@ class Http1Connection final : public PoolConnection {
     ready_at_ = Clock::now();
     timer_.cancel();
     armIdle();
-    startRead();
+    readWhenReadable();
     if (pool_ != nullptr) {
       pool_->onReady(this);
     }
   }
 
-  // A read is always outstanding while the connection is open, so a server closing an idle
-  // connection is noticed at once rather than when the next request is written.
+  // A read (or a wait for one) is always outstanding while the connection is open, so a server
+  // closing an idle connection is noticed at once rather than when the next request is written.
+  //
+  // Between a response and the next one nothing is normally buffered, and a read started then
+  // would first try the socket at once (asio reads speculatively) and find it empty: a wasted
+  // recv() per request. Waiting for the socket to become readable costs no system call.
+  void readWhenReadable() {
+    SSL* ssl = stream_->native_handle();
+    if (buffer_.size() > 0 || SSL_has_pending(ssl) == 1 || BIO_pending(SSL_get_rbio(ssl)) > 0) {
+      startRead();
+      return;
+    }
+    auto self = selfPtr();
+    stream_->next_layer().async_wait(asio::socket_base::wait_read,
+                                     [self](boost::system::error_code ec) {
+                                       if (self->state_ == State::kClosed) {
+                                         return;
+                                       }
+                                       if (ec) {
+                                         self->close("wait to read: " + ec.message());
+                                         return;
+                                       }
+                                       self->startRead();
+                                     });
+  }
+
   void startRead() {
     parser_.emplace();
     parser_->body_limit(kMaxResponseBodyBytes);
@@ -190,23 +223,19 @@ class Http1Connection final : public PoolConnection {
   // takes no chunked bodies) and the body, into wire_. A CR, LF or NUL in the target or a header
   // would let one header end another's line: refused, nothing is written.
   Result<void> serialize(const Request& r) {
-    auto clean = [](std::string_view what, std::string_view text) -> Result<void> {
-      if (text.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) {
-        return Error::invalidArgument(std::string(what) + ": contains CR, LF or NUL");
-      }
-      return {};
+    auto refused = [](std::string_view what) {
+      return Error::invalidArgument(std::string(what) + ": contains CR, LF or NUL");
     };
     std::string_view target = r.path.empty() ? std::string_view("/") : std::string_view(r.path);
-    if (auto ok = clean("method", r.method); !ok) return ok;
-    if (auto ok = clean("request target", target); !ok) return ok;
+    if (breaksLine(r.method)) return refused("method");
+    if (breaksLine(target)) return refused("request target");
     std::string_view body = r.bodyView();
     wire_.clear();
     wire_.append(r.method).append(" ").append(target).append(" HTTP/1.1\r\nHost: ");
     wire_.append(host_header_).append("\r\n");
     for (const Header& h : r.headers) {
       if (isConnectionHeader(h.name)) continue;
-      if (auto ok = clean("header " + h.name, h.name); !ok) return ok;
-      if (auto ok = clean("header " + h.name, h.value); !ok) return ok;
+      if (breaksLine(h.name) || breaksLine(h.value)) return refused("header " + h.name);
       wire_.append(h.name).append(": ").append(h.value).append("\r\n");
     }
     wire_.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n\r\n");
@@ -292,7 +321,7 @@ class Http1Connection final : public PoolConnection {
                         : "drained");
     } else {
       armIdle();
-      startRead();
+      readWhenReadable();
     }
     if (!answered) {
       done.handler(std::move(response));
