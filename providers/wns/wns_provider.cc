@@ -59,6 +59,7 @@ Row byStatus(int status) {
 
 WnsProvider::WnsProvider(WnsConfig config, std::shared_ptr<AccessTokenSource> tokens, Clock clock)
     : config_(std::move(config)),
+      allowed_hosts_(config_.allowed_hosts),
       tokens_(std::move(tokens)),
       clock_(clock ? std::move(clock) : Clock([] { return std::chrono::system_clock::now(); })) {
   config_.secret.clear();  // the token source holds the credential
@@ -199,7 +200,7 @@ Result<const WnsProvider::Headers*> WnsProvider::checkedHeaders(
 Result<Request> WnsProvider::encode(const Target& target,
                                     const std::shared_ptr<const Notification>& notification) {
   const Notification& n = *notification;
-  auto channel = parseChannelUri(target.push_channel, config_.allowed_hosts);
+  auto channel = parseChannelUri(target.push_channel, allowed_hosts_);
   if (!channel) {
     return channel.error();
   }

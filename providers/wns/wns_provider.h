@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -77,14 +78,36 @@ class WnsProvider : public Provider {
     uint16_t port = 443;
     std::string target;  // path?query exactly as given ("/" when the path is empty)
   };
+
+  // A hub's allowed_hosts, parsed once. A malformed pattern (validateAllowedHosts refuses it at
+  // start-up) never matches.
+  class AllowedHosts {
+   public:
+    explicit AllowedHosts(const std::vector<std::string>& patterns);
+    // `host` in lower case; `is_name` false for an IP literal, which only an exact pattern
+    // matches.
+    bool allows(std::string_view host, bool is_name, uint16_t port) const;
+
+    struct Pattern {
+      std::string host;  // lower case, IPv6 without brackets; for a wildcard the suffix ".x.y"
+      bool wildcard = false;
+      std::optional<uint16_t> port;
+    };
+
+   private:
+    std::vector<Pattern> patterns_;
+  };
+
   // Accepts only an absolute https URI of at most 2048 bytes, without user info or fragment,
-  // whose host (lower-cased) and port match one of `allowed_hosts`:
+  // whose host (lower-cased) and port match one of `allowed`:
   // - "*.example.com" matches every subdomain of example.com at any depth, not example.com
   //   itself and not "evilexample.com"; a pattern without '*' matches exactly;
   // - a pattern may end in ":port" (IPv6 as "[::1]:8443"); otherwise the port must be 443;
   // - IP literals match only a pattern naming them exactly, never a wildcard.
   // Host names are letters, digits, '-' and '.', without empty labels. Errors say what is wrong
   // and never contain the URI's path or query (the device's token).
+  static Result<Channel> parseChannelUri(std::string_view uri, const AllowedHosts& allowed);
+  // The same, parsing the patterns first (registration; a send uses the provider's parsed ones).
   static Result<Channel> parseChannelUri(std::string_view uri,
                                          const std::vector<std::string>& allowed_hosts);
 
@@ -121,6 +144,7 @@ class WnsProvider : public Provider {
   Result<const Headers*> checkedHeaders(const std::shared_ptr<const Notification>& notification);
 
   WnsConfig config_;
+  AllowedHosts allowed_hosts_;  // config_.allowed_hosts, parsed
   std::shared_ptr<AccessTokenSource> tokens_;
   Clock clock_;
   uint64_t last_generation_ = 0;  // of the token the latest encode() used

@@ -2,6 +2,7 @@
 // connects anywhere (SSRF guard).
 #include <gtest/gtest.h>
 
+#include "providers/wns/wns_channel.h"
 #include "providers/wns/wns_provider.h"
 
 namespace pushhub::providers::wns {
@@ -143,6 +144,67 @@ TEST(ChannelUri, MalformedPatternsNeverMatch) {
   EXPECT_FALSE(WnsProvider::parseChannelUri("https://host/", {"host:port"}));
   EXPECT_TRUE(WnsProvider::validateAllowedHosts(
       {"*.notify.windows.com", "127.0.0.1:8443", "[::1]:443", "wns.test", "*.Example.org:444"}));
+}
+
+// A send checks every channel URI again through splitCommonUri, which only knows the shape
+// real channel URIs have; whatever it accepts, the RFC 3986 parser must split the same way.
+TEST(ChannelUri, CommonShapeSplitsLikeTheFullParser) {
+  const std::vector<std::string> schemes = {"https://", "HTTPS://", "http://", "https:/",
+                                            "hxxps://"};
+  const std::vector<std::string> hosts = {"x.notify.windows.com",
+                                          "X.Notify.Windows.COM",
+                                          "wns2-by3p.notify.windows.com",
+                                          "1a.b",
+                                          "127.0.0.1",
+                                          "127.1",
+                                          "[::1]",
+                                          "a@b.com",
+                                          "a:b@c.com",
+                                          "a_b.com",
+                                          "x%2e.com",
+                                          "x.com.",
+                                          "x..com",
+                                          "",
+                                          "-x.com",
+                                          "x!y.com"};
+  const std::vector<std::string> ports = {"", ":", ":443", ":0", ":8443", ":99999", ":4a", "::1"};
+  const std::vector<std::string> paths = {
+      "",    "/",    "/w/", "//x", "/a b", "/%zz", "/%2b", "/%2", "/~!$&'()*+,;=:@",
+      "/\\", "/[x]", "/\"x"};
+  const std::vector<std::string> queries = {"",       "?",     "?token=AwYAAAB%2bQ%3d%3d",
+                                            "?a?b/c", "?x#f",  "?\"",
+                                            "?%",     "?%4",   "?a b",
+                                            "?{}",    "?\x7f", "?\xc3\xa9"};
+  const std::vector<std::string> fragments = {"", "#", "#x"};
+  size_t common = 0, total = 0;
+  for (const auto& scheme : schemes) {
+    for (const auto& host : hosts) {
+      for (const auto& port : ports) {
+        for (const auto& path : paths) {
+          for (const auto& query : queries) {
+            for (const auto& fragment : fragments) {
+              std::string uri = scheme + host + port + path + query + fragment;
+              ++total;
+              auto fast = detail::splitCommonUri(uri);
+              if (!fast) continue;
+              ++common;
+              auto full = detail::splitAnyUri(uri);
+              ASSERT_TRUE(full) << uri << ": " << full.error().message;
+              EXPECT_TRUE(*fast == *full) << uri;
+            }
+          }
+        }
+      }
+    }
+  }
+  // Not vacuous: the shapes real channels have take the short way.
+  EXPECT_GT(common, 1000u) << common << " of " << total;
+  EXPECT_TRUE(detail::splitCommonUri("https://dm3p.notify.windows.com/?token=AwYAAAB%2bQ%3d%3d"));
+  EXPECT_TRUE(detail::splitCommonUri("https://a.b.notify.windows.com:443/x"));
+  auto ip = detail::splitCommonUri("https://127.0.0.1:8443/?token=A");
+  ASSERT_TRUE(ip);
+  EXPECT_FALSE(ip->host_is_name);
+  EXPECT_FALSE(detail::splitCommonUri("https://[::1]/"));  // IPv6: the full parse
 }
 
 }  // namespace
