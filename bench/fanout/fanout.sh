@@ -6,8 +6,9 @@
 # Everything it starts is stopped on exit; results stay in --out (default .run/bench/N-TIME).
 #
 #   bench/fanout/fanout.sh [--devices N] [--mix apns:50,fcm:35,wns:15] [--workers W]
-#                          [--apns-connections C] [--direct 10000] [--mock-threads 2]
-#                          [--h2load-threads T]
+#                          [--apns-connections C] [--wns-connections C] [--direct 10000]
+#                          [--mock-threads 2] [--dispatch KEY=VALUE]...
+#                          [--h2load-threads T] [--rounds 3]
 #                          [--profile none|perf|callgrind] [--chart FILE.png] [--out DIR]
 #                          [--build DIR] [--hub-env VAR=VALUE]... [--hold SECONDS]
 # The last line of output is `devices=.. deliveries_per_s=.. ... direct_p99_ms=..`.
@@ -19,6 +20,8 @@ DEVICES=1000000
 MIX=apns:50,fcm:35,wns:15  # platform shares of the installations; --mix apns:100 for APNs only
 WORKERS=0           # pushhubd workers; 0 = one per core, as in production
 APNS_CONNECTIONS=1  # per worker (the hub's apns.connections)
+WNS_CONNECTIONS=4   # per worker and WNS host (the hub's wns.connections)
+DISPATCH=()         # extra [dispatch] settings for pushhubd (docs/CONFIG.md)
 DIRECT=10000
 MOCK_THREADS=2
 H2LOAD_THREADS=""   # default: one per connection, at most nproc
@@ -29,6 +32,7 @@ TAG=tag-7
 MAX_STREAMS=1000    # pns-mock's --max-concurrent-streams (APNs' own figure)
 HUB_ENV=()          # extra VAR=VALUE for pushhubd only (experiments, e.g. LD_PRELOAD)
 HOLD=0              # seconds to keep the stack up after the run (ports in $OUT/ports.env)
+ROUNDS=3            # broadcast + h2load pairs; the report takes the pair of median ratio
 
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 2; }
 while (($#)); do
@@ -37,12 +41,15 @@ while (($#)); do
     --mix) MIX=$2; shift ;;
     --workers) WORKERS=$2; shift ;;
     --apns-connections) APNS_CONNECTIONS=$2; shift ;;
+    --wns-connections) WNS_CONNECTIONS=$2; shift ;;
+    --dispatch) DISPATCH+=("$2"); shift ;;
     --direct) DIRECT=$2; shift ;;
     --mock-threads) MOCK_THREADS=$2; shift ;;
     --h2load-threads) H2LOAD_THREADS=$2; shift ;;
     --profile) PROFILE=$2; shift ;;
     --hub-env) HUB_ENV+=("$2"); shift ;;
     --hold) HOLD=$2; shift ;;
+    --rounds) ROUNDS=$2; shift ;;
     --chart) CHART=$2; shift ;;
     --out) OUT=$2; shift ;;
     --build) BUILD=$2; shift ;;
@@ -52,6 +59,9 @@ while (($#)); do
   shift
 done
 [[ $DEVICES =~ ^[0-9]+$ && $DEVICES -ge 1000 ]] || { echo "--devices: at least 1000" >&2; exit 2; }
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "--rounds: a positive number" >&2; exit 2; }
+# A profile covers the first broadcast only; more rounds would only slow a profiled run.
+[[ $PROFILE == none ]] || ROUNDS=1
 for tool in redis-server redis-cli h2load jq openssl curl; do
   command -v "$tool" >/dev/null || { echo "fanout.sh: needs $tool (./run bench installs it)" >&2; exit 2; }
 done
@@ -184,6 +194,9 @@ workers = $WORKERS
 host = "127.0.0.1"
 port = $REDIS_PORT
 
+[dispatch]
+$(printf '%s\n' "${DISPATCH[@]}" | sed 's/=/ = /')
+
 [[hubs]]
 name = "bench"
 buckets = $BUCKETS
@@ -214,6 +227,7 @@ TOML
     printf '\n  [hubs.wns]\n  package_sid = "%s"\n  secret = "%s"\n' "$WNS_SID" "$WNS_SECRET"
     printf '  token_url = "https://127.0.0.1:%s/accesstoken.srf"\n' "$WNS_PORT"
     printf '  allowed_hosts = ["127.0.0.1:%s"]\n  ca_file = "certs/ca.pem"\n' "$WNS_PORT"
+    printf '  connections = %s\n' "$WNS_CONNECTIONS"
   fi
 } >"$OUT/pushhubd.toml"
 
@@ -279,20 +293,76 @@ profile_stop() {
   esac
 }
 
-say "broadcast to $EXPECT_ALL installations (template, rendered per device)"
-read -r SCRIPT_CALLS0 SCRIPT_USEC0 < <(redis_scripts)
-profile_start broadcast
-"${PROBE[@]}" send --broadcast --prop 'message=Hello from the pushhub fan-out benchmark' \
-  --expect "$EXPECT_ALL" --samples "$OUT/broadcast.samples" "${PIDARGS[@]}" >"$OUT/broadcast.raw.json"
-profile_stop broadcast
-read -r SCRIPT_CALLS1 SCRIPT_USEC1 < <(redis_scripts)
-# Redis' own time in the registry's scripts during the broadcast (INFO commandstats).
-jq --argjson calls "$((SCRIPT_CALLS1 - SCRIPT_CALLS0))" --argjson usec "$((SCRIPT_USEC1 - SCRIPT_USEC0))" \
-  '. + {redis_scripts: {calls: $calls, usec: $usec}}' "$OUT/broadcast.raw.json" >"$OUT/broadcast.json"
-jq -c '{answered, to_first_ms, to_last_ms, deliveries_per_s: (.deliveries_per_s|floor), cpu_s}' \
-  "$OUT/broadcast.json"
-# What pns-mock received for one device: h2load sends the same headers and body.
-curl -fsS "http://$CONTROL/_mock/received?provider=apns&limit=1" >"$OUT/apns-request.json"
+# One broadcast, measured at pns-mock: $OUT/broadcast-K.json and .samples.
+broadcast_round() {  # K
+  say "broadcast $1 of $ROUNDS to $EXPECT_ALL installations (template, rendered per device)"
+  local calls0 usec0 calls1 usec1
+  read -r calls0 usec0 < <(redis_scripts)
+  ((${1} > 1)) || profile_start broadcast
+  "${PROBE[@]}" send --broadcast --prop "message=Hello from the pushhub fan-out benchmark ($1)" \
+    --expect "$EXPECT_ALL" --samples "$OUT/broadcast-$1.samples" "${PIDARGS[@]}" \
+    >"$OUT/broadcast-$1.raw.json"
+  ((${1} > 1)) || profile_stop broadcast
+  read -r calls1 usec1 < <(redis_scripts)
+  # Redis' own time in the registry's scripts during the broadcast (INFO commandstats).
+  jq --argjson calls "$((calls1 - calls0))" --argjson usec "$((usec1 - usec0))" \
+    '. + {redis_scripts: {calls: $calls, usec: $usec}}' "$OUT/broadcast-$1.raw.json" \
+    >"$OUT/broadcast-$1.json"
+  jq -c '{answered, to_first_ms, to_last_ms, deliveries_per_s: (.deliveries_per_s|floor), cpu_s}' \
+    "$OUT/broadcast-$1.json"
+}
+
+# h2load against pns-mock's APNs endpoint with the broadcast's request count: $OUT/h2load-K.json.
+# Set up once, after the first broadcast (it copies what pns-mock received for one device).
+h2load_setup() {
+  CONNS=$((EFFECTIVE_WORKERS * APNS_CONNECTIONS))
+  H2T=${H2LOAD_THREADS:-$((CONNS < NPROC ? CONNS : NPROC))}
+  # As many requests as the broadcast delivered, whatever their platforms: the ceiling is what
+  # this machine can push through one provider endpoint, APNs', with the same count.
+  APNS_REQUESTS=$(jq '.accepted' "$OUT/broadcast-1.json")
+  # What pns-mock received for one device: h2load sends the same headers and body.
+  curl -fsS "http://$CONTROL/_mock/received?provider=apns&limit=1" >"$OUT/apns-request.json"
+  jq -j '.[0].body' "$OUT/apns-request.json" >"$OUT/payload.bin"
+  H2HEADERS=()
+  while IFS= read -r h; do H2HEADERS+=(-H "$h"); done < <(jq -r '.[0].headers | to_entries[]
+    | select(.key | test("^(:|authorization$|content-length$|host$)") | not) | "\(.key): \(.value)"' \
+    "$OUT/apns-request.json")
+  JWT=$("$BIN/pns-mock" --print-jwt --apns-key-file "$CERTS/apns.p8" --apns-key-id "$KEY_ID" \
+    --apns-team-id "$TEAM_ID")
+  # h2load walks the URI list from the start on every connection: N/CONNS distinct device tokens
+  # per connection, as each pushhubd connection carries N/CONNS distinct devices.
+  awk -v n="$(((APNS_REQUESTS + CONNS - 1) / CONNS))" -v base="https://127.0.0.1:$APNS_PORT/3/device/" \
+    'BEGIN { for (i = 1; i <= n; i++) printf "%s%064x\n", base, i }' >"$OUT/h2load-uris.txt"
+}
+h2load_round() {  # K
+  say "h2load $1 of $ROUNDS: $APNS_REQUESTS requests, $CONNS connections x $MAX_STREAMS streams, $H2T threads, $(stat -c %s "$OUT/payload.bin")-byte body"
+  curl -fsS -XPOST "http://$CONTROL/_mock/reset" >/dev/null
+  local mock0 txt=$OUT/h2load-$1.txt
+  mock0=$(cpu_s "$MOCK_PID")
+  TIMEFORMAT='%3U %3S'
+  { time h2load -n "$APNS_REQUESTS" -c "$CONNS" -m "$MAX_STREAMS" -t "$H2T" -i "$OUT/h2load-uris.txt" \
+    -d "$OUT/payload.bin" -H "authorization: bearer $JWT" "${H2HEADERS[@]}" >"$txt" 2>&1 || true; } \
+    2>"$OUT/h2load-$1.time"
+  grep -E '^(finished|requests|status codes)' "$txt" >&2 || cat "$txt" >&2
+  local seconds ok
+  seconds=$(awk '/^finished in/ { v = $3; sub(/,$/, "", v); f = 1
+    if (v ~ /ms$/) f = 0.001; else if (v ~ /us$/) f = 0.000001
+    gsub(/[a-z]/, "", v); printf "%.6f", v * f }' "$txt")
+  ok=$(awk '/^status codes:/ {print $3}' "$txt")
+  jq -n --argjson requests "$APNS_REQUESTS" --argjson ok "${ok:-0}" --argjson seconds "${seconds:-0}" \
+    --argjson mockcpu "$(calc "$(cpu_s "$MOCK_PID") - $mock0")" \
+    --argjson h2cpu "$(awk '{print $1 + $2}' "$OUT/h2load-$1.time")" \
+    '{requests: $requests, ok: $ok, seconds: $seconds,
+      per_s: (if $seconds > 0 then $ok / $seconds else 0 end),
+      pns_mock_cpu_s: $mockcpu, h2load_cpu_s: $h2cpu}' >"$OUT/h2load-$1.json"
+}
+
+# Round 1, then the tag send and the direct sends, then the other rounds. Each round's broadcast
+# and h2load run back to back, so the VM's speed (it drifts by tens of percent over minutes on a
+# shared host) is about the same for both halves of a ratio.
+broadcast_round 1
+h2load_setup
+h2load_round 1
 
 say "tag send to $TAG ($TAG_COUNT installations, native payloads)"
 NATIVE=(--apns '{"aps":{"alert":"Hello tag"}}')
@@ -307,43 +377,31 @@ say "$DIRECT direct sends, one after another"
   >"$OUT/direct.json"
 jq -c . "$OUT/direct.json"
 
+for ((round = 2; round <= ROUNDS; round++)); do
+  broadcast_round "$round"
+  h2load_round "$round"
+done
+
 HUB_HWM_KB=$(status_kb "$HUB_PID" VmHWM)
 HUB_RSS_KB=$(status_kb "$HUB_PID" VmRSS)
 MOCK_HWM_KB=$(status_kb "$MOCK_PID" VmHWM)
 
-# --- the ceiling: h2load against pns-mock alone --------------------------------------------------
-CONNS=$((EFFECTIVE_WORKERS * APNS_CONNECTIONS))
-H2T=${H2LOAD_THREADS:-$((CONNS < NPROC ? CONNS : NPROC))}
-# As many requests as the broadcast delivered, whatever their platforms: the ceiling is what this
-# machine can push through one provider endpoint, APNs', with the same count.
-APNS_REQUESTS=$(jq '.accepted' "$OUT/broadcast.json")
-jq -j '.[0].body' "$OUT/apns-request.json" >"$OUT/payload.bin"
-H2HEADERS=()
-while IFS= read -r h; do H2HEADERS+=(-H "$h"); done < <(jq -r '.[0].headers | to_entries[]
-  | select(.key | test("^(:|authorization$|content-length$|host$)") | not) | "\(.key): \(.value)"' \
-  "$OUT/apns-request.json")
-JWT=$("$BIN/pns-mock" --print-jwt --apns-key-file "$CERTS/apns.p8" --apns-key-id "$KEY_ID" \
-  --apns-team-id "$TEAM_ID")
-# h2load walks the URI list from the start on every connection: N/CONNS distinct device tokens
-# per connection, as each pushhubd connection carries N/CONNS distinct devices.
-awk -v n="$(((APNS_REQUESTS + CONNS - 1) / CONNS))" -v base="https://127.0.0.1:$APNS_PORT/3/device/" \
-  'BEGIN { for (i = 1; i <= n; i++) printf "%s%064x\n", base, i }' >"$OUT/h2load-uris.txt"
-say "h2load: $APNS_REQUESTS requests, $CONNS connections x $MAX_STREAMS streams, $H2T threads, $(stat -c %s "$OUT/payload.bin")-byte body"
-curl -fsS -XPOST "http://$CONTROL/_mock/reset" >/dev/null
-MOCK_CPU0=$(cpu_s "$MOCK_PID")
-TIMEFORMAT='%3U %3S'
-{ time h2load -n "$APNS_REQUESTS" -c "$CONNS" -m "$MAX_STREAMS" -t "$H2T" -i "$OUT/h2load-uris.txt" \
-  -d "$OUT/payload.bin" -H "authorization: bearer $JWT" "${H2HEADERS[@]}" >"$OUT/h2load.txt" 2>&1 || true; } \
-  2>"$OUT/h2load.time"
-H2_CPU=$(awk '{print $1 + $2}' "$OUT/h2load.time")
-MOCK_CPU_H2=$(calc "$(cpu_s "$MOCK_PID") - $MOCK_CPU0")
-H2_SECONDS=$(awk '/^finished in/ { v = $3; sub(/,$/, "", v); f = 1
-  if (v ~ /ms$/) f = 0.001; else if (v ~ /us$/) f = 0.000001
-  gsub(/[a-z]/, "", v); printf "%.6f", v * f }' "$OUT/h2load.txt")
-H2_OK=$(awk '/^requests:/ {print $8}' "$OUT/h2load.txt")
-H2_2XX=$(awk '/^status codes:/ {print $3}' "$OUT/h2load.txt")
-grep -E '^(finished|requests|status codes)' "$OUT/h2load.txt" >&2 || cat "$OUT/h2load.txt" >&2
-H2_PER_S=$(calc "${H2_2XX:-0} / ${H2_SECONDS:-1}")
+# Every round's figures; the report's broadcast and h2load are those of the round whose ratio is
+# the median (the lower middle one for an even count).
+for ((round = 1; round <= ROUNDS; round++)); do
+  jq -n --argjson k "$round" --slurpfile b "$OUT/broadcast-$round.json" \
+    --slurpfile h "$OUT/h2load-$round.json" \
+    '{round: $k, broadcast: $b[0], h2load: $h[0],
+      ratio: (if $h[0].per_s > 0 then $b[0].deliveries_per_s / $h[0].per_s else 0 end),
+      # CPU seconds per request of each path (all processes of it): what the ratio tends to on
+      # an otherwise idle machine where both paths are CPU-bound; robust to other load.
+      cpu_ratio: ((($h[0].pns_mock_cpu_s + $h[0].h2load_cpu_s) / ([$h[0].ok, 1] | max))
+                  / (([$b[0].cpu_s[]] | add) / ([$b[0].accepted, 1] | max)))}'
+done | jq -s . >"$OUT/rounds.json"
+MEDIAN=$(jq '(sort_by(.ratio)) as $s | $s[(($s | length) - 1) / 2 | floor].round' "$OUT/rounds.json")
+cp "$OUT/broadcast-$MEDIAN.json" "$OUT/broadcast.json"
+cp "$OUT/broadcast-$MEDIAN.samples" "$OUT/broadcast.samples"
+H2_PER_S=$(jq '.per_s' "$OUT/h2load-$MEDIAN.json")
 
 # --- the chart -----------------------------------------------------------------------------------
 # One row per sample interval: its start (s) and its rate; a last row closes the final step.
@@ -372,22 +430,18 @@ jq -n --argjson devices "$DEVICES" --arg mix "$MIX" --argjson buckets "$BUCKETS"
   --argjson workers "$EFFECTIVE_WORKERS" --argjson conns "$CONNS" --argjson streams "$MAX_STREAMS" \
   --slurpfile load "$OUT/load-summary.json" --slurpfile b "$OUT/broadcast.json" \
   --slurpfile t "$OUT/tag.json" --slurpfile d "$OUT/direct.json" \
-  --argjson h2 "$H2_PER_S" --argjson h2req "$APNS_REQUESTS" --argjson h2ok "${H2_2XX:-0}" \
-  --argjson h2s "${H2_SECONDS:-0}" --argjson h2threads "$H2T" --argjson mockcpu "$MOCK_CPU_H2" \
-  --argjson h2cpu "${H2_CPU:-0}" \
+  --slurpfile rounds "$OUT/rounds.json" --argjson median "$MEDIAN" --argjson h2threads "$H2T" \
   --argjson hwm "$HUB_HWM_KB" --argjson rss "$HUB_RSS_KB" --argjson mockhwm "$MOCK_HWM_KB" \
   --arg profile "$PROFILE" --arg cpu "$CPU_MODEL" --argjson nproc "$NPROC" --argjson mem "$MEM_GB" \
   --arg load_start "$LOAD_START" --arg load_end "$(cut -d' ' -f1-3 /proc/loadavg)" \
-  '{devices: $devices, mix: $mix, buckets: $buckets, workers: $workers, profile: $profile,
+  '($rounds[0][] | select(.round == $median)) as $m
+  | {devices: $devices, mix: $mix, buckets: $buckets, workers: $workers, profile: $profile,
     machine: {nproc: $nproc, cpu: $cpu, mem_gb: $mem, loadavg_start: $load_start, loadavg_end: $load_end},
     load: $load[0], broadcast: $b[0], tag: $t[0], direct: $d[0],
-    h2load: {requests: $h2req, ok: $h2ok, seconds: $h2s, per_s: $h2, connections: $conns,
-             streams: $streams, threads: $h2threads, pns_mock_cpu_s: $mockcpu, h2load_cpu_s: $h2cpu},
-    ratio: ($b[0].deliveries_per_s / $h2),
-    # CPU seconds per request of each path (all processes of it): what the ratio tends to on an
-    # otherwise idle machine where both paths are CPU-bound; robust to other load.
-    cpu_ratio: ((($mockcpu + $h2cpu) / $h2ok)
-                / (([$b[0].cpu_s[]] | add) / $b[0].accepted)),
+    h2load: ($m.h2load + {connections: $conns, streams: $streams, threads: $h2threads}),
+    ratio: $m.ratio, cpu_ratio: $m.cpu_ratio, median_round: $median,
+    rounds: [$rounds[0][] | {round, deliveries_per_s: .broadcast.deliveries_per_s,
+                             h2load_per_s: .h2load.per_s, ratio, cpu_ratio}],
     pushhubd: {vmhwm_kb: $hwm, vmrss_kb: $rss}, pns_mock_vmhwm_kb: $mockhwm}' >"$OUT/result.json"
 
 jq -r '
@@ -411,6 +465,7 @@ jq -r '
   "| h2load -> pns-mock (\(.h2load.connections) conns x \(.h2load.streams) streams, \(.h2load.threads) threads) | \(.h2load.per_s | f(0))/s (\(.h2load.ok)/\(.h2load.requests) 2xx, pns-mock CPU \(.h2load.pns_mock_cpu_s | f(2)) s) |",
   "| h2load path CPU per request: pns-mock + h2load | \(.h2load.pns_mock_cpu_s / .h2load.ok * 1e6 | f(1)) + \(.h2load.h2load_cpu_s / .h2load.ok * 1e6 | f(1)) us |",
   "| ratio pushhubd / h2load (wall clock) | \(.ratio | f(3)) |",
+  "| ratio in each round (broadcast, then h2load right after) | \([.rounds[] | .ratio | f(3)] | join(", ")); the median, round \(.median_round), is reported |",
   "| ratio of CPU per request, h2load path / pushhubd path | \(.cpu_ratio | f(3)) |",
   "| pushhubd peak RSS (VmHWM) | \(.pushhubd.vmhwm_kb / 1024 | f(1)) MB (after loading: \(.load.pushhubd_vmhwm_kb_after_load / 1024 | f(1)) MB) |",
   ""' "$OUT/result.json"
