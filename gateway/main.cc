@@ -6,8 +6,11 @@
 #include "base/log.h"
 #include "gateway/config.h"
 #include "gateway/server.h"
+#include "providers/common/tls.h"
 
 int main(int argc, char** argv) {
+  // Before anything allocates through OpenSSL (see tls.h); without it TLS only costs more.
+  const bool lean_openssl_frees = pushhub::providers::skipNullFreesInOpenSsl();
   std::string config_path;
   for (int i = 1; i < argc; ++i) {
     if ((!std::strcmp(argv[i], "--config") || !std::strcmp(argv[i], "-c")) && i + 1 < argc) {
@@ -39,6 +42,11 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
+
+  if (!lean_openssl_frees) {
+    pushhub::log::get("gateway")->debug(
+        "OpenSSL allocated before main(): its default allocator stays");
+  }
 
   pushhub::gateway::Server server(std::move(*config));
   if (auto ok = server.start(); !ok) {

@@ -6,7 +6,6 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
-#include <openssl/ssl.h>
 #include <cassert>
 #include <cstring>
 #include <optional>
@@ -178,38 +177,17 @@ class Http1Connection final : public PoolConnection {
     ready_at_ = Clock::now();
     timer_.cancel();
     armIdle();
-    readWhenReadable();
+    startRead();
     if (pool_ != nullptr) {
       pool_->onReady(this);
     }
   }
 
-  // A read (or a wait for one) is always outstanding while the connection is open, so a server
-  // closing an idle connection is noticed at once rather than when the next request is written.
-  //
-  // Between a response and the next one nothing is normally buffered, and a read started then
-  // would first try the socket at once (asio reads speculatively) and find it empty: a wasted
-  // recv() per request. Waiting for the socket to become readable costs no system call.
-  void readWhenReadable() {
-    SSL* ssl = stream_->native_handle();
-    if (buffer_.size() > 0 || SSL_has_pending(ssl) == 1 || BIO_pending(SSL_get_rbio(ssl)) > 0) {
-      startRead();
-      return;
-    }
-    auto self = selfPtr();
-    stream_->next_layer().async_wait(asio::socket_base::wait_read,
-                                     [self](boost::system::error_code ec) {
-                                       if (self->state_ == State::kClosed) {
-                                         return;
-                                       }
-                                       if (ec) {
-                                         self->close("wait to read: " + ec.message());
-                                         return;
-                                       }
-                                       self->startRead();
-                                     });
-  }
-
+  // A read is always outstanding while the connection is open, so a server closing an idle
+  // connection is noticed at once rather than when the next request is written. Started right
+  // after a response, it first finds the socket empty (asio tries every new read at once: one
+  // recv() per request that fails with EAGAIN). Waiting for readability instead
+  // (socket::async_wait) costs an epoll_ctl() per request in its place: measured, no cheaper.
   void startRead() {
     parser_.emplace();
     parser_->body_limit(kMaxResponseBodyBytes);
@@ -321,7 +299,7 @@ class Http1Connection final : public PoolConnection {
                         : "drained");
     } else {
       armIdle();
-      readWhenReadable();
+      startRead();
     }
     if (!answered) {
       done.handler(std::move(response));

@@ -1,6 +1,9 @@
 #include "providers/common/tls.h"
 
+#include <openssl/crypto.h>
 #include <openssl/ssl.h>
+
+#include <cstdlib>
 
 namespace pushhub::providers {
 
@@ -60,6 +63,25 @@ Result<std::shared_ptr<boost::asio::ssl::context>> makeTlsClientContext(const st
     return Error::internal("tls: cannot set ALPN");
   }
   return ctx;
+}
+
+bool skipNullFreesInOpenSsl() {
+  auto allocate = [](size_t n, const char*, int) -> void* {
+    return n == 0 ? nullptr : std::malloc(n);  // CRYPTO_malloc(0) is null too
+  };
+  auto resize = [](void* p, size_t n, const char*, int) -> void* {
+    if (n == 0) {
+      std::free(p);
+      return nullptr;
+    }
+    return std::realloc(p, n);
+  };
+  auto release = [](void* p, const char*, int) {
+    if (p != nullptr) {
+      std::free(p);
+    }
+  };
+  return CRYPTO_set_mem_functions(allocate, resize, release) == 1;
 }
 
 }  // namespace pushhub::providers
