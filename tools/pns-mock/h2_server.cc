@@ -7,10 +7,10 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/read.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/basic_parser.hpp>
+#include <boost/beast/http/error.hpp>
 #include <boost/beast/http/status.hpp>
-#include <boost/beast/http/string_body.hpp>
 #include <cassert>
 #include <charconv>
 #include <chrono>
@@ -36,6 +36,8 @@ constexpr int32_t kConnectionWindow = 16 * 1024 * 1024;
 // kMaxRequestBody and this are kept truncated, like HTTP/2 ones.
 constexpr uint64_t kMaxHttp1Body = 1024 * 1024;
 constexpr uint32_t kMaxHttp1Header = 64 * 1024;
+// Room offered to each HTTP/1.1 read: one TLS record's plaintext at most.
+constexpr size_t kHttp1ReadBytes = 16 * 1024;
 
 // ALPN offers in wire format (length-prefixed), in the server's preference order.
 constexpr std::string_view kAlpnH2{"\x02h2", 3};
@@ -133,17 +135,124 @@ int alpnOfferSelectCb(SSL*, const unsigned char** out, unsigned char* outlen,
   return SSL_TLSEXT_ERR_ALERT_FATAL;
 }
 
+// Parses one HTTP/1.1 request straight into the connection's recycled H2Request: the method,
+// target and headers are assigned into the previous request's strings (keeping their capacity;
+// header names lowercased in place) and the body is appended to request.body, truncated at
+// kMaxRequestBody. Beast's request_parser would build a basic_fields, one allocation per
+// header, only for us to copy it out again. A parser parses one message: make a new one
+// (cheap, it allocates nothing) for each request.
+class Http1RequestParser final : public bhttp::basic_parser<true> {
+ public:
+  // `spare` keeps header strings beyond this request's count for later, longer requests.
+  Http1RequestParser(H2Request& request, HeaderList& spare) : request_(request), spare_(spare) {
+    request_.stream_id = 0;
+    request_.method.clear();
+    request_.path.clear();
+    request_.scheme.assign("https");
+    request_.authority.clear();
+    request_.body.clear();
+    request_.body_truncated = false;
+    request_.http1 = true;
+    request_.chunked = false;
+  }
+
+  // The request carries "Expect: 100-continue" (valid once the header is done).
+  bool expectsContinue() const { return expect_continue_; }
+
+ private:
+  void on_request_impl(bhttp::verb, boost::beast::string_view method,
+                       boost::beast::string_view target, int, boost::system::error_code&) override {
+    request_.method.assign(method);
+    request_.path.assign(target);
+  }
+
+  void on_response_impl(int, boost::beast::string_view, int, boost::system::error_code&) override {}
+
+  void on_field_impl(bhttp::field f, boost::beast::string_view name,
+                     boost::beast::string_view value, boost::system::error_code&) override {
+    HeaderList& headers = request_.headers;
+    if (count_ == headers.size()) {
+      if (spare_.empty()) {
+        headers.emplace_back();
+      } else {
+        headers.push_back(std::move(spare_.back()));
+        spare_.pop_back();
+      }
+    }
+    auto& [lower, v] = headers[count_++];
+    lower.assign(name);
+    for (char& c : lower) {
+      if (c >= 'A' && c <= 'Z') {
+        c = static_cast<char>(c - 'A' + 'a');
+      }
+    }
+    v.assign(value);
+    if (f == bhttp::field::host) {
+      request_.authority.assign(value);
+    } else if (f == bhttp::field::expect && boost::beast::iequals(value, "100-continue")) {
+      expect_continue_ = true;
+    }
+  }
+
+  void on_header_impl(boost::system::error_code&) override {
+    // The previous request's extra headers: keep their strings, not in this request.
+    HeaderList& headers = request_.headers;
+    while (headers.size() > count_) {
+      spare_.push_back(std::move(headers.back()));
+      headers.pop_back();
+    }
+  }
+
+  void on_body_init_impl(const boost::optional<uint64_t>& content_length,
+                         boost::system::error_code&) override {
+    if (content_length) {
+      request_.body.reserve(std::min<uint64_t>(*content_length, kMaxRequestBody));
+    }
+  }
+
+  size_t on_body_impl(boost::beast::string_view data, boost::system::error_code&) override {
+    append(data);
+    return data.size();
+  }
+
+  void on_chunk_header_impl(uint64_t, boost::beast::string_view,
+                            boost::system::error_code&) override {}
+
+  size_t on_chunk_body_impl(uint64_t, boost::beast::string_view data,
+                            boost::system::error_code&) override {
+    append(data);
+    return data.size();
+  }
+
+  void on_finish_impl(boost::system::error_code&) override {}
+
+  void append(std::string_view data) {
+    size_t room = kMaxRequestBody - request_.body.size();
+    if (data.size() > room) {
+      request_.body_truncated = true;
+      data = data.substr(0, room);
+    }
+    request_.body.append(data);
+  }
+
+  H2Request& request_;
+  HeaderList& spare_;
+  size_t count_ = 0;  // headers of this request so far
+  bool expect_continue_ = false;
+};
+
 }  // namespace
 
 // HTTP/1.1 state of a connection: one request at a time (no pipelining in flight; pipelined
-// bytes wait in the buffer), parsed by Beast, answered from the recycled Stream.
+// bytes wait in the buffer), parsed into and answered from the recycled Stream.
 struct H2Connection::Http1 {
   boost::beast::flat_buffer buffer;
-  std::optional<bhttp::request_parser<bhttp::string_body>> parser;
+  std::optional<Http1RequestParser> parser;
+  HeaderList spare_headers;
   Stream* stream = nullptr;
   std::string out;
   bool keep_alive = true;
-  bool busy = false;    // a request is being handled or answered
+  bool busy = false;    // a request's header is in: it is being read, handled or answered
   bool goaway = false;  // close after the current answer (or now, when idle)
 };
 
@@ -740,97 +849,94 @@ void H2Connection::readHttp1() {
     drop();
     return;
   }
-  h.parser.emplace();
+  h.parser.emplace(h.stream->request, h.spare_headers);
   h.parser->header_limit(kMaxHttp1Header);
   h.parser->body_limit(kMaxHttp1Body);
-  bhttp::async_read_header(
-      tls_, h.buffer, *h.parser,
-      [self = shared_from_this()](boost::system::error_code ec, size_t n) {
-        if (self->closed_) {
-          return;
-        }
-        if (ec) {
-          self->drop();
-          return;
-        }
-        self->http1_->busy = true;
-        self->countReceived(n);
-        auto& req = self->http1_->parser->get();
-        auto expect = req.find(bhttp::field::expect);
-        if (expect != req.end() && boost::beast::iequals(expect->value(), "100-continue")) {
-          static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-          asio::async_write(self->tls_, asio::buffer(kContinue.data(), kContinue.size()),
-                            [self](boost::system::error_code wec, size_t) {
-                              if (self->closed_) {
-                                return;
-                              }
-                              if (wec) {
-                                self->drop();
-                                return;
-                              }
-                              self->readHttp1Body();
-                            });
-          return;
-        }
-        self->readHttp1Body();
-      });
+  // Reading at once costs a recv() that fails with EAGAIN when the client has not sent its next
+  // request yet (asio tries every new read at once). Waiting for readability first
+  // (socket async_wait) trades it for an epoll_ctl() and another handler, and measured no
+  // cheaper; pipelined bytes are parsed from the buffer without any read.
+  parseHttp1();
 }
 
-void H2Connection::readHttp1Body() {
+void H2Connection::parseHttp1() {
   Http1& h = *http1_;
-  bhttp::async_read(tls_, h.buffer, *h.parser,
-                    [self = shared_from_this()](boost::system::error_code ec, size_t n) {
-                      if (self->closed_) {
-                        return;
-                      }
-                      if (ec == bhttp::error::body_limit) {
-                        H2Response& resp = self->http1_->stream->response;
-                        resp.clear();
-                        resp.status = 413;
-                        self->writeHttp1(true);
-                        return;
-                      }
-                      if (ec) {
-                        self->drop();
-                        return;
-                      }
-                      self->countReceived(n);
-                      self->dispatchHttp1();
-                    });
+  Http1RequestParser& parser = *h.parser;
+  for (;;) {
+    if (!h.busy && parser.is_header_done()) {
+      h.busy = true;
+      // put() stops once the header is done (so that 100-continue can be answered first);
+      // from here it parses the whole body in one call, as far as the buffer holds it.
+      parser.eager(true);
+      if (parser.expectsContinue()) {
+        static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+        asio::async_write(tls_, asio::buffer(kContinue.data(), kContinue.size()),
+                          [self = shared_from_this()](boost::system::error_code ec, size_t) {
+                            if (self->closed_) {
+                              return;
+                            }
+                            if (ec) {
+                              self->drop();
+                              return;
+                            }
+                            self->parseHttp1();
+                          });
+        return;
+      }
+    }
+    if (parser.is_done()) {
+      dispatchHttp1();
+      return;
+    }
+    // put() on an empty buffer in the middle of a body succeeds without progress: read first.
+    if (h.buffer.size() == 0) {
+      readHttp1Some();
+      return;
+    }
+    boost::system::error_code ec;
+    h.buffer.consume(parser.put(h.buffer.data(), ec));
+    if (ec == bhttp::error::need_more) {
+      readHttp1Some();
+      return;
+    }
+    if (ec == bhttp::error::body_limit) {
+      // Content-Length or the chunks so far above kMaxHttp1Body: refuse without reading on.
+      H2Response& resp = h.stream->response;
+      resp.clear();
+      resp.status = 413;
+      writeHttp1(true);
+      return;
+    }
+    if (ec) {
+      drop();
+      return;
+    }
+  }
+}
+
+void H2Connection::readHttp1Some() {
+  Http1& h = *http1_;
+  tls_.async_read_some(h.buffer.prepare(kHttp1ReadBytes),
+                       [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+                         if (self->closed_) {
+                           return;
+                         }
+                         if (ec) {
+                           self->drop();
+                           return;
+                         }
+                         self->countReceived(n);
+                         self->http1_->buffer.commit(n);
+                         self->parseHttp1();
+                       });
 }
 
 void H2Connection::dispatchHttp1() {
   Http1& h = *http1_;
   Stream* s = h.stream;
-  s->request.clear();
   s->response.clear();
-  auto& msg = h.parser->get();
-  H2Request& r = s->request;
-  r.http1 = true;
-  r.method.assign(msg.method_string().data(), msg.method_string().size());
-  r.path.assign(msg.target().data(), msg.target().size());
-  r.scheme = "https";
-  for (const auto& field : msg) {
-    std::string name(field.name_string().data(), field.name_string().size());
-    for (char& c : name) {
-      if (c >= 'A' && c <= 'Z') {
-        c = static_cast<char>(c - 'A' + 'a');
-      }
-    }
-    std::string_view value(field.value().data(), field.value().size());
-    if (name == "host") {
-      r.authority.assign(value);
-    }
-    r.headers.emplace_back(std::move(name), value);
-  }
-  r.chunked = h.parser->chunked();
-  std::string& body = msg.body();
-  if (body.size() > kMaxRequestBody) {
-    body.resize(kMaxRequestBody);
-    r.body_truncated = true;
-  }
-  r.body.swap(body);
-  h.keep_alive = msg.keep_alive();
+  s->request.chunked = h.parser->chunked();
+  h.keep_alive = h.parser->keep_alive();
   open_streams_ = 1;
   max_concurrent_seen_ = std::max<uint32_t>(max_concurrent_seen_, 1);
   dispatch(s);

@@ -1,10 +1,10 @@
 #pragma once
 // The TLS + HTTP/2 server core of pns-mock, shared by every emulated provider (APNs, FCM, WNS).
-// A connection speaks HTTP/2 when ALPN picks "h2", or HTTP/1.1 keep-alive (Boost.Beast parser,
-// same handler interface) when ALPN picks "http/1.1" or the client offers no ALPN and the
-// listener allows HTTP/1.1. nghttp2 owns no socket: the connection reads TLS records with Asio,
-// feeds the bytes to nghttp2_session_mem_recv, and drains nghttp2_session_mem_send into one
-// coalesced write buffer per flush.
+// A connection speaks HTTP/2 when ALPN picks "h2", or HTTP/1.1 keep-alive (a Boost.Beast
+// basic_parser filling the recycled H2Request, same handler interface) when ALPN picks "http/1.1"
+// or the client offers no ALPN and the listener allows HTTP/1.1. nghttp2 owns no socket: the
+// connection reads TLS records with Asio, feeds the bytes to nghttp2_session_mem_recv, and drains
+// nghttp2_session_mem_send into one coalesced write buffer per flush.
 //
 // Threads: a WorkerPool runs one io_context per thread. An H2Listener accepts on its own
 // io_context (the control/main thread) and spreads accepted sockets round-robin over the
@@ -183,8 +183,11 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
   void sendResponse(Stream* stream);
   Stream* acquireStream();
   void startHttp1();
+  // Starts on the next request (or closes after a GOAWAY).
   void readHttp1();
-  void readHttp1Body();
+  // Feeds the buffer to the parser until the request is complete, reading as needed.
+  void parseHttp1();
+  void readHttp1Some();
   void dispatchHttp1();
   void writeHttp1(bool close);
 

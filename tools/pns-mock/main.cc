@@ -17,6 +17,7 @@
 #include "base/http_server.h"
 #include "base/log.h"
 #include "providers/common/jwt.h"
+#include "providers/common/tls.h"
 #include "tools/pns-mock/apns_service.h"
 #include "tools/pns-mock/control.h"
 #include "tools/pns-mock/fcm_service.h"
@@ -591,6 +592,7 @@ int run(const Options& o) {
 }  // namespace pushhub::mock
 
 int main(int argc, char** argv) {
+  pushhub::providers::skipNullFreesInOpenSsl();  // before OpenSSL allocates (tls.h)
   auto options = pushhub::mock::parseArgs(argc, argv);
   if (!options) {
     if (options.error().message == "help") {

@@ -1,11 +1,17 @@
 // Starts the real pns-mock binary with FCM and WNS enabled on loopback ports chosen at run time
 // and checks, over real TLS, the OAuth token endpoints (RS256 service-account assertions for
 // FCM, client credentials for WNS), sends over HTTP/1.1 (a small Beast client) and HTTP/2
-// (nghttp), throttling, ALPN selection, access-token expiry and the control API additions.
+// (nghttp), throttling, ALPN selection, access-token expiry, the control API additions, and the
+// HTTP/1.1 server itself (header case, chunked bodies, limits, 100-continue, pipelining,
+// keep-alive, Connection: close, GOAWAY) with raw requests.
 
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/ssl.h>
+#include <sys/socket.h>
 
+#include <algorithm>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -15,7 +21,9 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/json.hpp>
 #include <chrono>
+#include <cstring>
 #include <fstream>
+#include <future>
 #include <map>
 #include <thread>
 
@@ -61,7 +69,9 @@ struct Response {
   }
 };
 
-// A blocking HTTPS/1.1 keep-alive client (no certificate check: loopback test PKI).
+// A blocking HTTPS/1.1 keep-alive client (no certificate check: loopback test PKI). Each call
+// runs asynchronous operations to completion, so that tcp_stream's expiry (20 s) bounds them: a
+// server that never answers fails the test instead of hanging it.
 class TlsClient {
  public:
   // `alpn` is a comma-separated offer ("" = send no ALPN).
@@ -85,10 +95,9 @@ class TlsClient {
                           reinterpret_cast<const unsigned char*>(wire.data()),
                           static_cast<unsigned>(wire.size()));
     }
-    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(20));
     beast::get_lowest_layer(stream_).connect(
         asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
-    stream_.handshake(asio::ssl::stream_base::client);
+    run([&](auto handler) { stream_.async_handshake(asio::ssl::stream_base::client, handler); });
     const unsigned char* p = nullptr;
     unsigned int n = 0;
     SSL_get0_alpn_selected(stream_.native_handle(), &p, &n);
@@ -109,10 +118,32 @@ class TlsClient {
     }
     req.body() = body;
     req.prepare_payload();
-    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(20));
-    bhttp::write(stream_, req);
+    run([&](auto handler) { bhttp::async_write(stream_, req, handler); });
+    return readResponse();
+  }
+
+  // Writes `bytes` as they are, in one write (TLS records of up to 16 KiB).
+  void writeRaw(const std::string& bytes) {
+    run([&](auto handler) { asio::async_write(stream_, asio::buffer(bytes), handler); });
+  }
+
+  // Writes each string as a TLS record of its own, all in one TCP segment where they fit (the
+  // socket is corked meanwhile), so that the server reads several records at once.
+  void writeRecords(const std::vector<std::string>& records) {
+    int fd = beast::get_lowest_layer(stream_).socket().native_handle();
+    int on = 1;
+    int off = 0;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
+    for (const std::string& r : records) {
+      writeRaw(r);
+    }
+    ::setsockopt(fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
+  }
+
+  // Reads one response (a 1xx one too).
+  Response readResponse() {
     bhttp::response<bhttp::string_body> res;
-    bhttp::read(stream_, buffer_, res);
+    run([&](auto handler) { bhttp::async_read(stream_, buffer_, res, handler); });
     Response out;
     out.status = static_cast<int>(res.result_int());
     for (const auto& f : res) {
@@ -126,7 +157,35 @@ class TlsClient {
     return out;
   }
 
+  // True when the server closed the connection (a read fails before `wait` is up).
+  bool closedByPeer(std::chrono::seconds wait = std::chrono::seconds(5)) {
+    char byte = 0;
+    boost::system::error_code ec = tryRun(
+        [&](auto handler) { stream_.async_read_some(asio::buffer(&byte, 1), handler); }, wait);
+    return ec && ec != beast::error::timeout;
+  }
+
  private:
+  // Starts one operation with start(handler) and runs it to completion within `limit`.
+  template <class Start>
+  boost::system::error_code tryRun(Start start,
+                                   std::chrono::seconds limit = std::chrono::seconds(20)) {
+    boost::system::error_code result;
+    beast::get_lowest_layer(stream_).expires_after(limit);
+    start([&result](boost::system::error_code ec, size_t = 0) { result = ec; });
+    io_.restart();
+    io_.run();
+    return result;
+  }
+
+  // The same, throwing on failure like the synchronous calls.
+  template <class Start>
+  void run(Start start) {
+    if (boost::system::error_code ec = tryRun(start)) {
+      throw boost::system::system_error(ec);
+    }
+  }
+
   asio::io_context io_;
   asio::ssl::context ctx_;
   beast::ssl_stream<beast::tcp_stream> stream_;
@@ -229,6 +288,14 @@ class PnsMockCloudTest : public ::testing::Test {
                                                           {"content-type", "text/xml"}};
     h.insert(h.end(), extra.begin(), extra.end());
     return c.request("POST", "/?token=" + channel, h, kToast);
+  }
+
+  // A raw HTTP/1.1 WNS send, header names in the case given; `extra` holds more header lines.
+  static std::string wnsRaw(const std::string& token, const std::string& channel,
+                            const std::string& extra = "", const std::string& body = kToast) {
+    return "POST /?token=" + channel + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " +
+           token + "\r\nX-WNS-Type: wns/toast\r\nContent-Type: text/xml\r\n" + extra +
+           "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
   }
 
   json::value control(const std::string& method, const std::string& target,
@@ -523,6 +590,234 @@ TEST_F(PnsMockCloudTest, ShortTokenTtlExpires) {
     status = fcmSend(c, token, "device-1").status;
   }
   EXPECT_EQ(status, 401);
+}
+
+TEST_F(PnsMockCloudTest, Http1HeaderNamesReachTheHandlerLowercased) {
+  start();
+  std::string token = wnsToken();
+  TlsClient c(wns_port_);
+  c.writeRaw("POST /?token=chan-1 HTTP/1.1\r\nHOST: 127.0.0.1\r\nAuthorization: Bearer " + token +
+             "\r\nx-WnS-TyPe: wns/toast\r\nCONTENT-TYPE: text/xml\r\nMs-Cv: AbC.1\r\n"
+             "X-WNS-RequestForStatus: true\r\nContent-Length: " +
+             std::to_string(std::string(kToast).size()) + "\r\n\r\n" + kToast);
+  Response r = c.readResponse();
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("ms-cv"), "AbC.1");  // found under its lowercase name; value as sent
+  EXPECT_EQ(r.header("x-wns-deviceconnectionstatus"), "connected");
+
+  json::array received = control("GET", "/_mock/received?provider=wns").as_array();
+  ASSERT_EQ(received.size(), 1u);
+  const json::object& h = received[0].at("headers").as_object();
+  EXPECT_EQ(h.at("host").as_string(), "127.0.0.1");
+  EXPECT_EQ(h.at("x-wns-type").as_string(), "wns/toast");
+  EXPECT_EQ(h.at("content-type").as_string(), "text/xml");
+  EXPECT_EQ(h.at("ms-cv").as_string(), "AbC.1");
+  EXPECT_EQ(h.at("x-wns-requestforstatus").as_string(), "true");
+  for (const auto& kv : h) {
+    std::string name(kv.key());
+    EXPECT_TRUE(std::none_of(name.begin(), name.end(), [](char ch) {
+      return ch >= 'A' && ch <= 'Z';
+    })) << name;
+  }
+  EXPECT_EQ(received[0].at("body").as_string(), kToast);
+
+  // The same connection, fewer headers, then more: each request sees exactly its own.
+  Response plain = c.request("POST", "/?token=chan-2",
+                             {{"authorization", "Bearer " + token},
+                              {"x-wns-type", "wns/toast"},
+                              {"content-type", "text/xml"}},
+                             kToast);
+  EXPECT_EQ(plain.status, 200) << plain.body;
+  EXPECT_EQ(plain.header("ms-cv"), "");
+  EXPECT_EQ(plain.header("x-wns-deviceconnectionstatus"), "");
+  Response tagged = wnsSend(c, token, "chan-3", {{"x-wns-tag", "t1"}, {"ms-cv", "x.2"}});
+  EXPECT_EQ(tagged.status, 200) << tagged.body;
+  EXPECT_EQ(tagged.header("ms-cv"), "x.2");
+  received = control("GET", "/_mock/received?provider=wns").as_array();
+  ASSERT_EQ(received.size(), 3u);
+  EXPECT_EQ(received[1].at("headers").as_object().count("ms-cv"), 0u);
+  EXPECT_EQ(received[1].at("headers").as_object().size(), 5u);  // host, content-length + 3
+  EXPECT_EQ(received[2].at("headers").at("x-wns-tag").as_string(), "t1");
+}
+
+TEST_F(PnsMockCloudTest, Http1ChunkedBodies) {
+  start();
+  std::string token = fcmToken();
+  std::string body = R"({"message":{"token":"device-1","data":{"k":"v"}}})";
+  TlsClient c(fcm_port_);
+  auto chunked = [&](const std::string& target, const std::string& auth, const std::string& b) {
+    std::string req = "POST " + target + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + auth +
+                      "\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+    for (size_t at = 0; at < b.size(); at += 20) {
+      std::string piece = b.substr(at, 20);
+      char size[16];
+      std::snprintf(size, sizeof size, "%zx", piece.size());
+      req += std::string(size) + "\r\n" + piece + "\r\n";
+    }
+    return req + "0\r\n\r\n";
+  };
+  c.writeRaw(chunked("/v1/projects/proj-1/messages:send", token, body));
+  Response ok = c.readResponse();
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  json::array received = control("GET", "/_mock/received?provider=fcm").as_array();
+  ASSERT_EQ(received.size(), 1u);
+  EXPECT_EQ(received[0].at("body").as_string(), body);
+  EXPECT_EQ(received[0].at("token").as_string(), "device-1");
+
+  // The same connection goes on; WNS refuses chunked bodies, so the flag reaches the handler.
+  EXPECT_EQ(fcmSend(c, token, "device-2").status, 200);
+  std::string wtoken = wnsToken();
+  TlsClient w(wns_port_);
+  std::string wreq = chunked("/?token=chan-1", wtoken, kToast);
+  wreq.replace(wreq.find("application/json"), 16, "text/xml");
+  wreq.insert(wreq.find("\r\n") + 2, "X-WNS-Type: wns/toast\r\n");
+  w.writeRaw(wreq);
+  Response refused = w.readResponse();
+  EXPECT_EQ(refused.status, 400);
+  EXPECT_EQ(wnsSend(w, wtoken, "chan-1").status, 200);
+}
+
+TEST_F(PnsMockCloudTest, Http1BodiesOverTheLimitAre413AndClose) {
+  start();
+  std::string token = fcmToken();
+  const std::string send =
+      "POST /v1/projects/proj-1/messages:send HTTP/1.1\r\nHost: x\r\n"
+      "Authorization: Bearer " +
+      token + "\r\nContent-Type: application/json\r\n";
+  {
+    // A Content-Length above 1 MiB is refused from the header alone.
+    TlsClient c(fcm_port_);
+    c.writeRaw(send + "Content-Length: 2000000\r\n\r\n");
+    Response r = c.readResponse();
+    EXPECT_EQ(r.status, 413);
+    EXPECT_EQ(r.header("connection"), "close");
+    EXPECT_TRUE(c.closedByPeer());
+  }
+  {
+    // So is a chunk that would take the body above it.
+    TlsClient c(fcm_port_);
+    c.writeRaw(send + "Transfer-Encoding: chunked\r\n\r\n10\r\n0123456789abcdef\r\n200000\r\n");
+    Response r = c.readResponse();
+    EXPECT_EQ(r.status, 413);
+    EXPECT_TRUE(c.closedByPeer());
+  }
+  {
+    // Between 64 KiB and 1 MiB the body arrives truncated: FCM calls that too big.
+    TlsClient c(fcm_port_);
+    Response r =
+        c.request("POST", "/v1/projects/proj-1/messages:send",
+                  {{"authorization", "Bearer " + token}, {"content-type", "application/json"}},
+                  std::string(100 * 1024, ' '));
+    EXPECT_EQ(r.status, 400) << r.body;
+    EXPECT_NE(r.body.find("Message is too big"), std::string::npos) << r.body;
+    EXPECT_EQ(fcmSend(c, token, "device-1").status, 200);  // and the connection goes on
+  }
+  // None of the refused ones reached the handler.
+  EXPECT_EQ(control("GET", "/_mock/received?provider=fcm").as_array().size(), 2u);
+}
+
+TEST_F(PnsMockCloudTest, Http1ExpectContinue) {
+  start();
+  std::string token = wnsToken();
+  TlsClient c(wns_port_);
+  std::string req = wnsRaw(token, "chan-1", "Expect: 100-continue\r\n");
+  size_t header_end = req.find("\r\n\r\n") + 4;
+  c.writeRaw(req.substr(0, header_end));
+  Response cont = c.readResponse();
+  EXPECT_EQ(cont.status, 100);
+  c.writeRaw(req.substr(header_end));
+  Response ok = c.readResponse();
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  // The body may also come at once, without waiting for the 100.
+  c.writeRaw(wnsRaw(token, "chan-2", "Expect: 100-continue\r\n"));
+  EXPECT_EQ(c.readResponse().status, 100);
+  EXPECT_EQ(c.readResponse().status, 200);
+  EXPECT_EQ(wnsSend(c, token, "chan-3").status, 200);
+  json::array received = control("GET", "/_mock/received?provider=wns").as_array();
+  ASSERT_EQ(received.size(), 3u);
+  EXPECT_EQ(received[0].at("body").as_string(), kToast);
+}
+
+TEST_F(PnsMockCloudTest, Http1PipelinedRequestsAreAnsweredInOrder) {
+  start();
+  std::string token = wnsToken();
+  TlsClient c(wns_port_);
+  // Two requests in one write (one TLS record): the second waits in the server's buffer.
+  c.writeRaw(wnsRaw(token, "chan-1") + wnsRaw(token, "unknown-1"));
+  EXPECT_EQ(c.readResponse().status, 200);
+  EXPECT_EQ(c.readResponse().status, 404);
+  // Two TLS records in one segment: the second waits inside the TLS layer.
+  c.writeRecords({wnsRaw(token, "expired-1"), wnsRaw(token, "chan-2")});
+  EXPECT_EQ(c.readResponse().status, 410);
+  EXPECT_EQ(c.readResponse().status, 200);
+  // Many at once (over 30 KiB: several records and reads, records split across requests).
+  std::string many;
+  std::vector<int> want;
+  for (int i = 0; i < 120; ++i) {
+    bool dead = i % 3 == 2;
+    many += wnsRaw(token, (dead ? "expired-" : "chan-") + std::to_string(i));
+    want.push_back(dead ? 410 : 200);
+  }
+  ASSERT_GT(many.size(), 30u * 1024);
+  c.writeRaw(many);
+  std::vector<int> got;
+  for (int i = 0; i < 120; ++i) {
+    got.push_back(c.readResponse().status);
+  }
+  EXPECT_EQ(got, want);
+  json::array received = control("GET", "/_mock/received?provider=wns&limit=120").as_array();
+  ASSERT_EQ(received.size(), 120u);
+  EXPECT_EQ(received[0].at("token").as_string(), "chan-0");
+  EXPECT_EQ(received[119].at("token").as_string(), "expired-119");
+}
+
+TEST_F(PnsMockCloudTest, Http1KeepAliveAndConnectionClose) {
+  start();
+  std::string token = wnsToken();
+  TlsClient c(wns_port_);
+  for (int i = 0; i < 300; ++i) {
+    Response r = wnsSend(c, token, "chan-" + std::to_string(i));
+    ASSERT_EQ(r.status, 200) << i << ": " << r.body;
+    ASSERT_EQ(r.header("connection"), "") << i;
+  }
+  Response last = wnsSend(c, token, "chan-last", {{"connection", "close"}});
+  EXPECT_EQ(last.status, 200);
+  EXPECT_EQ(last.header("connection"), "close");
+  EXPECT_TRUE(c.closedByPeer());
+  json::object s = control("GET", "/_mock/stats").at("wns").as_object();
+  EXPECT_EQ(s.at("accepted").as_int64(), 301);
+  EXPECT_EQ(s.at("connections").as_int64(), 2);  // the token request's and this one
+  EXPECT_EQ(s.at("max_concurrent_seen").as_int64(), 1);
+  EXPECT_GT(s.at("bytes_received").as_int64(), 301 * static_cast<int64_t>(std::strlen(kToast)));
+}
+
+TEST_F(PnsMockCloudTest, Http1GoawayAnswersTheRequestsInFlightThenCloses) {
+  start();
+  std::string token = wnsToken();
+  TlsClient idle(wns_port_);
+  ASSERT_EQ(wnsSend(idle, token, "chan-0").status, 200);
+  control("POST", "/_mock/config", R"({"delay_ms":1000})");
+  // In flight during the GOAWAY: a send, and a request without a body (a GET: 405).
+  TlsClient post(wns_port_);
+  TlsClient get(wns_port_);
+  auto posted = std::async(std::launch::async, [&] { return wnsSend(post, token, "chan-1"); });
+  auto got = std::async(std::launch::async, [&] {
+    return get.request("GET", "/?token=chan-2", {{"authorization", "Bearer " + token}}, "");
+  });
+  for (int i = 0; i < 200 && control("GET", "/_mock/received?provider=wns").as_array().size() < 3;
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  control("POST", "/_mock/goaway", R"({"reason":"Shutdown"})");
+  EXPECT_TRUE(idle.closedByPeer());  // idle: closed at once
+  Response p = posted.get();         // in flight: answered first, marked the last
+  EXPECT_EQ(p.status, 200);
+  EXPECT_EQ(p.header("connection"), "close");
+  EXPECT_TRUE(post.closedByPeer());
+  Response g = got.get();
+  EXPECT_EQ(g.status, 405);
+  EXPECT_EQ(g.header("connection"), "close");
+  EXPECT_TRUE(get.closedByPeer());
 }
 
 }  // namespace
