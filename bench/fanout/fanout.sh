@@ -8,7 +8,7 @@
 #   bench/fanout/fanout.sh [--devices N] [--mix apns:50,fcm:35,wns:15] [--workers W]
 #                          [--apns-connections C] [--wns-connections C] [--direct 10000]
 #                          [--mock-threads 2] [--dispatch KEY=VALUE]...
-#                          [--h2load-threads T] [--rounds 3]
+#                          [--h2load-threads T] [--rounds 5]
 #                          [--profile none|perf|callgrind] [--chart FILE.png] [--out DIR]
 #                          [--build DIR] [--hub-env VAR=VALUE]... [--hold SECONDS]
 # The last line of output is `devices=.. deliveries_per_s=.. ... direct_p99_ms=..`.
@@ -32,7 +32,7 @@ TAG=tag-7
 MAX_STREAMS=1000    # pns-mock's --max-concurrent-streams (APNs' own figure)
 HUB_ENV=()          # extra VAR=VALUE for pushhubd only (experiments, e.g. LD_PRELOAD)
 HOLD=0              # seconds to keep the stack up after the run (ports in $OUT/ports.env)
-ROUNDS=3            # broadcast + h2load pairs; the report takes the pair of median ratio
+ROUNDS=5            # broadcast + h2load pairs; the report takes the pair of median ratio
 
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 2; }
 while (($#)); do
