@@ -370,10 +370,12 @@ struct BucketKeys {
 // One decoded resolve/get reply: records (carrying their ids) with their templates shared by ref.
 using Decoded = codec::DecodedRecord;
 using TemplatesByRef = std::map<std::string, std::shared_ptr<const InstallationTemplate>>;
+// Records and the templates they name, as a resolve reads them.
+using ScriptReply = std::pair<std::vector<Decoded>, TemplatesByRef>;
 
 // `tpls` alternates template ref and encoded template (the script's reply and HGETALL alike).
-Result<std::pair<std::vector<Decoded>, TemplatesByRef>> decodeResolved(
-    const std::vector<std::string_view>& records, const std::vector<RedisReply>& tpls) {
+Result<ScriptReply> decodeResolved(const std::vector<std::string_view>& records,
+                                   const std::vector<RedisReply>& tpls) {
   TemplatesByRef templates;
   for (size_t i = 0; i + 1 < tpls.size(); i += 2) {
     auto t = codec::decodeTemplate(tpls[i + 1].str);
@@ -396,7 +398,7 @@ Result<std::pair<std::vector<Decoded>, TemplatesByRef>> decodeResolved(
   return std::make_pair(std::move(out), std::move(templates));
 }
 
-Result<std::pair<std::vector<Decoded>, TemplatesByRef>> decodeScriptReply(const RedisReply& reply) {
+Result<ScriptReply> decodeScriptReply(const RedisReply& reply) {
   if (reply.type != RedisReply::Type::kArray || reply.elements.size() != 2) {
     return Error::internal("registry: unexpected reply shape from the resolve script");
   }
@@ -510,6 +512,18 @@ bool checkOrPost(boost::asio::io_context& io, const Hub& hub, const std::string*
   return static_cast<bool>(ok);
 }
 
+// Runs the resolve script on one bucket; `done` gets its reply decoded.
+void evalResolve(RedisClient& redis, const BucketKeys& keys, std::vector<std::string> args,
+                 std::function<void(Result<ScriptReply>)> done) {
+  redis.evalScript(resolveScript(), keys.readKeys(), std::move(args),
+                   [done = std::move(done)](Result<RedisReply> r) {
+                     if (!r) {
+                       return done(r.error());
+                     }
+                     done(decodeScriptReply(*r));
+                   });
+}
+
 }  // namespace
 
 Registry::Registry(RedisClient& redis) : redis_(redis) {}
@@ -574,30 +588,26 @@ void Registry::get(const Hub& hub, const std::string& id,
     return;
   }
   BucketKeys keys{bucketPrefix(hub, bucketOf(id, hub.buckets))};
-  redis_.evalScript(resolveScript(), keys.readKeys(), {keys.prefix, "i", id},
-                    [cb = std::move(cb)](Result<RedisReply> r) {
-                      if (!r) {
-                        return cb(r.error());
-                      }
-                      auto decoded = decodeScriptReply(*r);
-                      if (!decoded) {
-                        return cb(decoded.error());
-                      }
-                      auto& [records, templates] = *decoded;
-                      if (records.empty()) {
-                        return cb(std::optional<Installation>());
-                      }
-                      Installation in = std::move(records.front().installation);
-                      for (const auto& ref : records.front().templates) {
-                        auto it = templates.find(ref.ref);
-                        if (it == templates.end()) {
-                          return cb(Error::internal("registry: template " + ref.name + " of " +
-                                                    in.id + " is missing"));
-                        }
-                        in.templates[ref.name] = *it->second;
-                      }
-                      cb(std::optional<Installation>(std::move(in)));
-                    });
+  evalResolve(
+      redis_, keys, {keys.prefix, "i", id}, [cb = std::move(cb)](Result<ScriptReply> decoded) {
+        if (!decoded) {
+          return cb(decoded.error());
+        }
+        auto& [records, templates] = *decoded;
+        if (records.empty()) {
+          return cb(std::optional<Installation>());
+        }
+        Installation in = std::move(records.front().installation);
+        for (const auto& ref : records.front().templates) {
+          auto it = templates.find(ref.ref);
+          if (it == templates.end()) {
+            return cb(
+                Error::internal("registry: template " + ref.name + " of " + in.id + " is missing"));
+          }
+          in.templates[ref.name] = *it->second;
+        }
+        cb(std::optional<Installation>(std::move(in)));
+      });
 }
 
 void Registry::remove(const Hub& hub, const std::string& id, std::function<void(Result<bool>)> cb) {
@@ -667,17 +677,12 @@ void Registry::resolve(const Hub& hub, uint32_t bucket, const Selector& selector
 void Registry::resolveByScript(const Hub& hub, uint32_t bucket, std::vector<std::string> args,
                                std::function<void(Result<std::vector<ResolvedTarget>>)> cb) {
   BucketKeys keys{bucketPrefix(hub, bucket)};
-  redis_.evalScript(resolveScript(), keys.readKeys(), std::move(args),
-                    [cb = std::move(cb)](Result<RedisReply> r) {
-                      if (!r) {
-                        return cb(r.error());
-                      }
-                      auto decoded = decodeScriptReply(*r);
-                      if (!decoded) {
-                        return cb(decoded.error());
-                      }
-                      cb(toTargets(decoded->first, decoded->second));
-                    });
+  evalResolve(redis_, keys, std::move(args), [cb = std::move(cb)](Result<ScriptReply> decoded) {
+    if (!decoded) {
+      return cb(decoded.error());
+    }
+    cb(toTargets(decoded->first, decoded->second));
+  });
 }
 
 void Registry::resolveEveryone(const Hub& hub, uint32_t bucket,

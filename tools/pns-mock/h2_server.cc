@@ -469,34 +469,41 @@ bool H2Connection::initSession() {
   return true;
 }
 
+template <class Then>
+void H2Connection::readSome(asio::mutable_buffer into, Then then) {
+  tls_.async_read_some(into, [self = shared_from_this(), then = std::move(then)](
+                                 boost::system::error_code ec, size_t n) mutable {
+    if (self->closed_) {
+      return;
+    }
+    if (ec) {
+      self->drop();
+      return;
+    }
+    self->countReceived(n);
+    then(*self, n);
+  });
+}
+
 void H2Connection::read() {
-  tls_.async_read_some(
-      asio::buffer(read_buf_), [self = shared_from_this()](boost::system::error_code ec, size_t n) {
-        if (self->closed_) {
-          return;
-        }
-        if (ec) {
-          self->drop();
-          return;
-        }
-        self->countReceived(n);
-        self->in_recv_ = true;
-        ssize_t rv = nghttp2_session_mem_recv(self->session_, self->read_buf_.data(), n);
-        self->in_recv_ = false;
-        if (self->closed_) {
-          return;
-        }
-        if (rv < 0) {
-          logger()->debug("connection {}: nghttp2_session_mem_recv: {}", self->id_,
-                          nghttp2_strerror(static_cast<int>(rv)));
-          self->drop();
-          return;
-        }
-        self->flush();
-        if (!self->closed_ && nghttp2_session_want_read(self->session_) != 0) {
-          self->read();
-        }
-      });
+  readSome(asio::buffer(read_buf_), [](H2Connection& self, size_t n) {
+    self.in_recv_ = true;
+    ssize_t rv = nghttp2_session_mem_recv(self.session_, self.read_buf_.data(), n);
+    self.in_recv_ = false;
+    if (self.closed_) {
+      return;
+    }
+    if (rv < 0) {
+      logger()->debug("connection {}: nghttp2_session_mem_recv: {}", self.id_,
+                      nghttp2_strerror(static_cast<int>(rv)));
+      self.drop();
+      return;
+    }
+    self.flush();
+    if (!self.closed_ && nghttp2_session_want_read(self.session_) != 0) {
+      self.read();
+    }
+  });
 }
 
 void H2Connection::flush() {
@@ -915,20 +922,10 @@ void H2Connection::parseHttp1() {
 }
 
 void H2Connection::readHttp1Some() {
-  Http1& h = *http1_;
-  tls_.async_read_some(h.buffer.prepare(kHttp1ReadBytes),
-                       [self = shared_from_this()](boost::system::error_code ec, size_t n) {
-                         if (self->closed_) {
-                           return;
-                         }
-                         if (ec) {
-                           self->drop();
-                           return;
-                         }
-                         self->countReceived(n);
-                         self->http1_->buffer.commit(n);
-                         self->parseHttp1();
-                       });
+  readSome(http1_->buffer.prepare(kHttp1ReadBytes), [](H2Connection& self, size_t n) {
+    self.http1_->buffer.commit(n);
+    self.parseHttp1();
+  });
 }
 
 void H2Connection::dispatchHttp1() {

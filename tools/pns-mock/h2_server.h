@@ -171,6 +171,10 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
   void handshake();
   bool initSession();
   void read();
+  // Reads what the peer sent into `into`; `then(self, n)` runs unless the connection closed or
+  // the read failed (then it is dropped). The bytes are counted (countReceived).
+  template <class Then>
+  void readSome(boost::asio::mutable_buffer into, Then then);
   void flush();
   void closeIfDone();
   // Adds `n` bytes read to this connection's count and to options_.bytes_received_counter.
