@@ -63,10 +63,8 @@ class Reader {
     pos_ += n;
     return s;
   }
-  std::string bytes() {
-    uint64_t n = varint();
-    return std::string(raw(static_cast<size_t>(n)));
-  }
+  std::string_view view() { return raw(static_cast<size_t>(varint())); }
+  std::string bytes() { return std::string(view()); }
   // A count that cannot exceed the bytes left (each element takes at least one byte).
   size_t count() {
     uint64_t n = varint();
@@ -110,6 +108,17 @@ std::string unpackChannel(uint8_t flags, std::string_view bytes) {
     out[2 * i + 1] = digits[b & 0xf];
   }
   return out;
+}
+
+// Checks a record's first byte (read by `r`): known format and platform.
+Result<void> checkFlags(const Reader& r, uint8_t flags) {
+  if (!r.ok() || (flags >> kFormatShift) != kRecordFormat) {
+    return Error::internal("registry: unknown installation record format");
+  }
+  if ((flags & kPlatformMask) > static_cast<uint8_t>(Platform::kWns)) {
+    return Error::internal("registry: corrupt installation record (platform)");
+  }
+  return {};
 }
 
 }  // namespace
@@ -206,14 +215,11 @@ std::string encodeRecord(const Installation& in, const std::vector<TemplateRef>&
 Result<DecodedRecord> decodeRecord(std::string_view data) {
   Reader r(data);
   uint8_t flags = r.byte();
-  if (!r.ok() || (flags >> kFormatShift) != kRecordFormat) {
-    return Error::internal("registry: unknown installation record format");
+  if (auto ok = checkFlags(r, flags); !ok) {
+    return ok.error();
   }
   DecodedRecord out;
   Installation& in = out.installation;
-  if ((flags & kPlatformMask) > static_cast<uint8_t>(Platform::kWns)) {
-    return Error::internal("registry: corrupt installation record (platform)");
-  }
   in.platform = static_cast<Platform>(flags & kPlatformMask);
   in.push_channel_expired = (flags & kExpiredFlag) != 0;
   for (size_t n = r.count(), i = 0; i < n && r.ok(); ++i) {
@@ -235,5 +241,37 @@ Result<DecodedRecord> decodeRecord(std::string_view data) {
   }
   return out;
 }
+
+Result<void> viewRecord(std::string_view data, RecordView& out) {
+  Reader r(data);
+  out.flags = r.byte();
+  if (auto ok = checkFlags(r, out.flags); !ok) {
+    return ok;
+  }
+  out.platform = static_cast<Platform>(out.flags & kPlatformMask);
+  out.push_channel_expired = (out.flags & kExpiredFlag) != 0;
+  for (size_t n = r.count(), i = 0; i < n && r.ok(); ++i) {
+    r.view();  // tags
+  }
+  out.template_count = r.count();
+  if (out.template_count > out.templates.size()) {
+    return Error::internal("registry: corrupt installation record (templates)");
+  }
+  for (size_t i = 0; i < out.template_count && r.ok(); ++i) {
+    out.templates[i].name = r.view();
+    out.templates[i].ref = r.raw(kTemplateRefBytes);
+  }
+  out.channel_bytes = r.view();
+  out.id = r.view();
+  r.view();  // user id
+  out.expiration_unix = static_cast<int64_t>(r.varint());
+  r.varint();  // last update
+  if (!r.ok() || !r.atEnd()) {
+    return Error::internal("registry: corrupt installation record");
+  }
+  return {};
+}
+
+std::string RecordView::pushChannel() const { return unpackChannel(flags, channel_bytes); }
 
 }  // namespace pushhub::registry::codec

@@ -17,6 +17,7 @@
 // Template (hash field value of ph:{H:b}:tpl, keyed by its ref = first 8 bytes of SHA-1 of this
 // encoding): varint len body, varint n headers (len name, len value), varint n tags, len expiry.
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -41,6 +42,27 @@ struct DecodedRecord {
   std::vector<TemplateRef> templates;
 };
 
+// What a send needs of a record, as views into the encoded record (valid while it is): no tags,
+// no user id, nothing copied. Filled by viewRecord, which checks the whole record as
+// decodeRecord does; reuse one RecordView for many records.
+struct RecordView {
+  struct Template {
+    std::string_view name;
+    std::string_view ref;  // kTemplateRefBytes raw bytes
+  };
+  Platform platform = Platform::kApns;
+  bool push_channel_expired = false;
+  std::string_view id;
+  int64_t expiration_unix = 0;
+  std::array<Template, kMaxTemplates> templates;
+  size_t template_count = 0;
+  // The channel as the installation gave it (an APNs-style hex token is stored packed).
+  std::string pushChannel() const;
+
+  uint8_t flags = 0;  // the record's first byte
+  std::string_view channel_bytes;
+};
+
 std::string encodeTemplate(const InstallationTemplate& t);
 Result<InstallationTemplate> decodeTemplate(std::string_view data);
 std::string templateRef(std::string_view encoded_template);
@@ -50,5 +72,6 @@ std::pair<uint8_t, std::string> packChannel(std::string_view channel);
 
 std::string encodeRecord(const Installation& installation, const std::vector<TemplateRef>& refs);
 Result<DecodedRecord> decodeRecord(std::string_view data);
+Result<void> viewRecord(std::string_view data, RecordView& out);
 
 }  // namespace pushhub::registry::codec

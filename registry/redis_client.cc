@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <boost/asio/post.hpp>
 #include <cassert>
+#include <new>
 
 #include "base/log.h"
 #include "registry/hiredis_asio.h"
@@ -25,38 +26,87 @@ std::shared_ptr<spdlog::logger> logger() {
   return l;
 }
 
-RedisReply convert(const redisReply* r) {
-  RedisReply out;
-  switch (r->type) {
-    case REDIS_REPLY_STRING:
-      out.type = RedisReply::Type::kString;
-      out.str.assign(r->str, r->len);
-      break;
-    case REDIS_REPLY_STATUS:
-      out.type = RedisReply::Type::kStatus;
-      out.str.assign(r->str, r->len);
-      break;
-    case REDIS_REPLY_ERROR:
-      out.type = RedisReply::Type::kError;
-      out.str.assign(r->str, r->len);
-      break;
-    case REDIS_REPLY_INTEGER:
-      out.type = RedisReply::Type::kInteger;
-      out.integer = r->integer;
-      break;
-    case REDIS_REPLY_ARRAY:
-      out.type = RedisReply::Type::kArray;
-      out.elements.reserve(r->elements);
-      for (size_t i = 0; i < r->elements; ++i) {
-        out.elements.push_back(convert(r->element[i]));
-      }
-      break;
-    default:
-      out.type = RedisReply::Type::kNil;
-      break;
+// hiredis builds every reply through these functions, straight into RedisReply: its own
+// redisReply tree cost an allocation per element plus the copy into RedisReply, and freeing it
+// another pass (a broadcast reads ~6 elements per installation; docs/PERFORMANCE.md). A
+// top-level reply is a RootReply. hiredis reads one reply itself, one nobody asked for (Redis'
+// "max number of clients reached" before closing), as a redisReply: type and str. `head`
+// mirrors those two, so it must stay the first member.
+struct RootReply {
+  redisReply head{};
+  RedisReply value;
+};
+
+// The RedisReply a new element of `task` fills: a new RootReply's for a top-level reply (the
+// returned object is then that RootReply), else the next element of its parent array. An array
+// reserves all its elements when it is created, so element addresses, which hiredis keeps as
+// the parents of nested elements, never move.
+void* place(const redisReadTask* task, RedisReply::Type type, RedisReply*& out) {
+  if (task->parent == nullptr) {
+    auto* root = new (std::nothrow) RootReply;
+    if (root == nullptr) {
+      return nullptr;  // hiredis reports out of memory
+    }
+    root->head.type = task->type;
+    root->value.type = type;
+    out = &root->value;
+    return root;
   }
+  const redisReadTask* parent = task->parent;
+  RedisReply* array = parent->parent == nullptr ? &static_cast<RootReply*>(parent->obj)->value
+                                                : static_cast<RedisReply*>(parent->obj);
+  assert(array->elements.size() == static_cast<size_t>(task->idx) &&
+         array->elements.size() < array->elements.capacity());
+  out = &array->elements.emplace_back();
+  out->type = type;
   return out;
 }
+
+void* createString(const redisReadTask* task, char* str, size_t len) {
+  RedisReply::Type type = task->type == REDIS_REPLY_ERROR    ? RedisReply::Type::kError
+                          : task->type == REDIS_REPLY_STATUS ? RedisReply::Type::kStatus
+                                                             : RedisReply::Type::kString;
+  RedisReply* r = nullptr;
+  void* obj = place(task, type, r);
+  if (obj != nullptr) {
+    r->str.assign(str, len);
+    if (task->parent == nullptr) {
+      auto* root = static_cast<RootReply*>(obj);
+      root->head.str = root->value.str.data();
+      root->head.len = len;
+    }
+  }
+  return obj;
+}
+
+void* createArray(const redisReadTask* task, int elements) {
+  RedisReply* r = nullptr;
+  void* obj = place(task, RedisReply::Type::kArray, r);
+  if (obj != nullptr && elements > 0) {
+    r->elements.reserve(static_cast<size_t>(elements));
+  }
+  return obj;
+}
+
+void* createInteger(const redisReadTask* task, long long value) {
+  RedisReply* r = nullptr;
+  void* obj = place(task, RedisReply::Type::kInteger, r);
+  if (obj != nullptr) {
+    r->integer = value;
+  }
+  return obj;
+}
+
+void* createNil(const redisReadTask* task) {
+  RedisReply* r = nullptr;
+  return place(task, RedisReply::Type::kNil, r);
+}
+
+// hiredis frees top-level replies only; their elements go with them.
+void freeReply(void* reply) { delete static_cast<RootReply*>(reply); }
+
+redisReplyObjectFunctions kReplyFunctions = {createString, createArray, createInteger, createNil,
+                                             freeReply};
 
 std::string sha1Hex(const std::string& data) {
   unsigned char digest[SHA_DIGEST_LENGTH];
@@ -118,6 +168,7 @@ void RedisClient::startConnect() {
     return;
   }
   ac->data = this;
+  ac->c.reader->fn = &kReplyFunctions;  // before any reply can arrive
   attachAsio(io_, ac);
   ac_ = ac;
   redisAsyncSetDisconnectCallback(ac, &RedisClient::onDisconnectThunk);
@@ -130,9 +181,9 @@ void RedisClient::startConnect() {
     redisAsyncCommandArgv(
         ac,
         [](redisAsyncContext*, void* reply, void*) {
-          auto* r = static_cast<redisReply*>(reply);
-          if (r != nullptr && r->type == REDIS_REPLY_ERROR) {
-            logger()->error("redis AUTH failed: {}", std::string(r->str, r->len));
+          auto* r = static_cast<RootReply*>(reply);
+          if (r != nullptr && r->value.type == RedisReply::Type::kError) {
+            logger()->error("redis AUTH failed: {}", r->value.str);
           }
         },
         nullptr, 2, argv, lens);
@@ -294,15 +345,15 @@ void RedisClient::onReply(void* reply, void* privdata) {
   }
   std::unique_ptr<Pending> p = std::move(pending_.front());
   pending_.pop_front();
-  auto* r = static_cast<redisReply*>(reply);
+  auto* r = static_cast<RootReply*>(reply);
   if (r == nullptr) {
     std::string why =
         !fail_reason_.empty() ? fail_reason_ : "redis " + endpoint() + ": connection lost";
     post(std::move(p->cb), Error::unavailable(why));
-  } else if (r->type == REDIS_REPLY_ERROR) {
-    post(std::move(p->cb), Error::internal(std::string(r->str, r->len)));
+  } else if (r->value.type == RedisReply::Type::kError) {
+    post(std::move(p->cb), Error::internal(std::move(r->value.str)));
   } else {
-    post(std::move(p->cb), convert(r));
+    post(std::move(p->cb), std::move(r->value));  // hiredis frees the emptied RootReply
   }
 }
 

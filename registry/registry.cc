@@ -367,15 +367,15 @@ struct BucketKeys {
   std::vector<std::string> readKeys() const { return {index(), templates(), records(), tags()}; }
 };
 
-// One decoded resolve/get reply: records (carrying their ids) with their templates shared by ref.
+// One decoded get reply: records (carrying their ids) with their templates shared by ref.
 using Decoded = codec::DecodedRecord;
-using TemplatesByRef = std::map<std::string, std::shared_ptr<const InstallationTemplate>>;
-// Records and the templates they name, as a resolve reads them.
+using TemplatesByRef =
+    std::map<std::string, std::shared_ptr<const InstallationTemplate>, std::less<>>;
+// Records and the templates they name, as a get reads them.
 using ScriptReply = std::pair<std::vector<Decoded>, TemplatesByRef>;
 
 // `tpls` alternates template ref and encoded template (the script's reply and HGETALL alike).
-Result<ScriptReply> decodeResolved(const std::vector<std::string_view>& records,
-                                   const std::vector<RedisReply>& tpls) {
+Result<TemplatesByRef> decodeTemplates(const std::vector<RedisReply>& tpls) {
   TemplatesByRef templates;
   for (size_t i = 0; i + 1 < tpls.size(); i += 2) {
     auto t = codec::decodeTemplate(tpls[i + 1].str);
@@ -384,21 +384,16 @@ Result<ScriptReply> decodeResolved(const std::vector<std::string_view>& records,
     }
     templates.emplace(tpls[i].str, std::make_shared<const InstallationTemplate>(std::move(*t)));
   }
-  std::vector<Decoded> out;
-  out.reserve(records.size());
-  for (std::string_view r : records) {
-    auto rec = codec::decodeRecord(r);
-    if (!rec) {
-      log::get("registry")
-          ->error("an installation record ({} bytes) is corrupt; skipped", r.size());
-      continue;
-    }
-    out.push_back(std::move(*rec));
-  }
-  return std::make_pair(std::move(out), std::move(templates));
+  return templates;
 }
 
-Result<ScriptReply> decodeScriptReply(const RedisReply& reply) {
+void logCorrupt(std::string_view record) {
+  log::get("registry")
+      ->error("an installation record ({} bytes) is corrupt; skipped", record.size());
+}
+
+// The resolve script's reply ({records}, {ref, template, ...}): the records, as views into it.
+Result<std::vector<std::string_view>> scriptRecords(const RedisReply& reply) {
   if (reply.type != RedisReply::Type::kArray || reply.elements.size() != 2) {
     return Error::internal("registry: unexpected reply shape from the resolve script");
   }
@@ -407,34 +402,67 @@ Result<ScriptReply> decodeScriptReply(const RedisReply& reply) {
   for (const auto& r : reply.elements[0].elements) {
     records.emplace_back(r.str);
   }
-  return decodeResolved(records, reply.elements[1].elements);
+  return records;
 }
 
-// Live installations of a decoded resolve as targets (expired ones and dead channels left out).
-std::vector<ResolvedTarget> toTargets(std::vector<Decoded>& records,
-                                      const TemplatesByRef& templates) {
+Result<ScriptReply> decodeScriptReply(const RedisReply& reply) {
+  auto records = scriptRecords(reply);
+  if (!records) {
+    return records.error();
+  }
+  auto templates = decodeTemplates(reply.elements[1].elements);
+  if (!templates) {
+    return templates.error();
+  }
+  std::vector<Decoded> out;
+  out.reserve(records->size());
+  for (std::string_view r : *records) {
+    auto rec = codec::decodeRecord(r);
+    if (!rec) {
+      logCorrupt(r);
+      continue;
+    }
+    out.push_back(std::move(*rec));
+  }
+  return std::make_pair(std::move(out), std::move(*templates));
+}
+
+// Live installations among `records` as targets (expired ones and dead channels left out), of
+// each only what a send needs: records are viewed in place, not decoded into Installations
+// (tags and user ids were ~40% of a broadcast's decoding; docs/PERFORMANCE.md).
+Result<std::vector<ResolvedTarget>> toTargets(const std::vector<std::string_view>& records,
+                                              const std::vector<RedisReply>& tpls) {
+  auto templates = decodeTemplates(tpls);
+  if (!templates) {
+    return templates.error();
+  }
   int64_t now_s = nowMs() / 1000;
   std::vector<ResolvedTarget> targets;
   targets.reserve(records.size());
-  for (auto& d : records) {
-    Installation& in = d.installation;
-    if (in.push_channel_expired || (in.expiration_unix != 0 && in.expiration_unix <= now_s)) {
+  codec::RecordView view;
+  for (std::string_view r : records) {
+    if (!codec::viewRecord(r, view)) {
+      logCorrupt(r);
       continue;
     }
-    ResolvedTarget t;
-    t.installation_id = std::move(in.id);
-    t.platform = in.platform;
-    t.push_channel = std::move(in.push_channel);
-    for (const auto& ref : d.templates) {
-      auto it = templates.find(ref.ref);
-      if (it != templates.end()) {
-        t.templates.emplace_back(ref.name, it->second);
+    if (view.push_channel_expired || (view.expiration_unix != 0 && view.expiration_unix <= now_s)) {
+      continue;
+    }
+    ResolvedTarget& t = targets.emplace_back();
+    t.installation_id = view.id;
+    t.platform = view.platform;
+    t.push_channel = view.pushChannel();
+    t.templates.reserve(view.template_count);
+    for (size_t i = 0; i < view.template_count; ++i) {
+      const auto& ref = view.templates[i];
+      auto it = templates->find(ref.ref);
+      if (it != templates->end()) {
+        t.templates.emplace_back(std::string(ref.name), it->second);
       } else {
         log::get("registry")
             ->error("template {} of {} is missing; skipped", ref.name, t.installation_id);
       }
     }
-    targets.push_back(std::move(t));
   }
   return targets;
 }
@@ -512,18 +540,6 @@ bool checkOrPost(boost::asio::io_context& io, const Hub& hub, const std::string*
   return static_cast<bool>(ok);
 }
 
-// Runs the resolve script on one bucket; `done` gets its reply decoded.
-void evalResolve(RedisClient& redis, const BucketKeys& keys, std::vector<std::string> args,
-                 std::function<void(Result<ScriptReply>)> done) {
-  redis.evalScript(resolveScript(), keys.readKeys(), std::move(args),
-                   [done = std::move(done)](Result<RedisReply> r) {
-                     if (!r) {
-                       return done(r.error());
-                     }
-                     done(decodeScriptReply(*r));
-                   });
-}
-
 }  // namespace
 
 Registry::Registry(RedisClient& redis) : redis_(redis) {}
@@ -588,26 +604,30 @@ void Registry::get(const Hub& hub, const std::string& id,
     return;
   }
   BucketKeys keys{bucketPrefix(hub, bucketOf(id, hub.buckets))};
-  evalResolve(
-      redis_, keys, {keys.prefix, "i", id}, [cb = std::move(cb)](Result<ScriptReply> decoded) {
-        if (!decoded) {
-          return cb(decoded.error());
-        }
-        auto& [records, templates] = *decoded;
-        if (records.empty()) {
-          return cb(std::optional<Installation>());
-        }
-        Installation in = std::move(records.front().installation);
-        for (const auto& ref : records.front().templates) {
-          auto it = templates.find(ref.ref);
-          if (it == templates.end()) {
-            return cb(
-                Error::internal("registry: template " + ref.name + " of " + in.id + " is missing"));
-          }
-          in.templates[ref.name] = *it->second;
-        }
-        cb(std::optional<Installation>(std::move(in)));
-      });
+  redis_.evalScript(resolveScript(), keys.readKeys(), {keys.prefix, "i", id},
+                    [cb = std::move(cb)](Result<RedisReply> r) {
+                      if (!r) {
+                        return cb(r.error());
+                      }
+                      auto decoded = decodeScriptReply(*r);
+                      if (!decoded) {
+                        return cb(decoded.error());
+                      }
+                      auto& [records, templates] = *decoded;
+                      if (records.empty()) {
+                        return cb(std::optional<Installation>());
+                      }
+                      Installation in = std::move(records.front().installation);
+                      for (const auto& ref : records.front().templates) {
+                        auto it = templates.find(ref.ref);
+                        if (it == templates.end()) {
+                          return cb(Error::internal("registry: template " + ref.name + " of " +
+                                                    in.id + " is missing"));
+                        }
+                        in.templates[ref.name] = *it->second;
+                      }
+                      cb(std::optional<Installation>(std::move(in)));
+                    });
 }
 
 void Registry::remove(const Hub& hub, const std::string& id, std::function<void(Result<bool>)> cb) {
@@ -677,12 +697,17 @@ void Registry::resolve(const Hub& hub, uint32_t bucket, const Selector& selector
 void Registry::resolveByScript(const Hub& hub, uint32_t bucket, std::vector<std::string> args,
                                std::function<void(Result<std::vector<ResolvedTarget>>)> cb) {
   BucketKeys keys{bucketPrefix(hub, bucket)};
-  evalResolve(redis_, keys, std::move(args), [cb = std::move(cb)](Result<ScriptReply> decoded) {
-    if (!decoded) {
-      return cb(decoded.error());
-    }
-    cb(toTargets(decoded->first, decoded->second));
-  });
+  redis_.evalScript(resolveScript(), keys.readKeys(), std::move(args),
+                    [cb = std::move(cb)](Result<RedisReply> r) {
+                      if (!r) {
+                        return cb(r.error());
+                      }
+                      auto records = scriptRecords(*r);
+                      if (!records) {
+                        return cb(records.error());
+                      }
+                      cb(toTargets(*records, r->elements[1].elements));
+                    });
 }
 
 void Registry::resolveEveryone(const Hub& hub, uint32_t bucket,
@@ -704,12 +729,8 @@ void Registry::resolveEveryone(const Hub& hub, uint32_t bucket,
     if (!records) {
       return resolveByScript(hub, bucket, {keys.prefix, "a"}, std::move(cb));
     }
-    std::vector<std::string_view> views(records->begin(), records->end());
-    auto decoded = decodeResolved(views, r->elements.back().elements);
-    if (!decoded) {
-      return cb(decoded.error());
-    }
-    cb(toTargets(decoded->first, decoded->second));
+    cb(toTargets(std::vector<std::string_view>(records->begin(), records->end()),
+                 r->elements.back().elements));
   });
 }
 

@@ -233,6 +233,43 @@ TEST(RecordCodec, RoundTripsEveryField) {
   EXPECT_FALSE(codec::decodeRecord(rec + "x"));
 }
 
+TEST(RecordCodec, ViewAgreesWithDecodeAndRejectsWhatItRejects) {
+  Installation in = validApns();
+  in.expiration_unix = 4102444800;
+  in.push_channel_expired = true;
+  std::vector<codec::TemplateRef> refs{{"t1", std::string(8, '\x01')}, {"t2", "abcdefgh"}};
+  std::string rec = codec::encodeRecord(in, refs);
+  codec::RecordView view;
+  ASSERT_TRUE(codec::viewRecord(rec, view));
+  EXPECT_EQ(view.platform, in.platform);
+  EXPECT_EQ(view.id, in.id);
+  EXPECT_EQ(view.pushChannel(), in.push_channel);
+  EXPECT_EQ(view.expiration_unix, in.expiration_unix);
+  EXPECT_TRUE(view.push_channel_expired);
+  ASSERT_EQ(view.template_count, 2u);
+  EXPECT_EQ(view.templates[0].name, "t1");
+  EXPECT_EQ(view.templates[1].ref, "abcdefgh");
+  // Every cut and every single-byte change is accepted by both or by neither.
+  for (size_t cut = 0; cut < rec.size(); ++cut) {
+    EXPECT_FALSE(codec::viewRecord(rec.substr(0, cut), view)) << cut;
+  }
+  EXPECT_FALSE(codec::viewRecord(rec + "x", view));
+  for (size_t i = 0; i < rec.size(); ++i) {
+    for (int b : {0x00, 0x7f, 0x80, 0xff}) {
+      std::string bad = rec;
+      bad[i] = static_cast<char>(b);
+      auto decoded = codec::decodeRecord(bad);
+      ASSERT_EQ(static_cast<bool>(codec::viewRecord(bad, view)), static_cast<bool>(decoded))
+          << "byte " << i << " = " << b;
+      if (decoded) {
+        EXPECT_EQ(view.id, decoded->installation.id);
+        EXPECT_EQ(view.pushChannel(), decoded->installation.push_channel);
+        EXPECT_EQ(view.template_count, decoded->templates.size());
+      }
+    }
+  }
+}
+
 TEST(RecordCodec, PacksHexChannelsAndKeepsTheirCase) {
   for (std::string channel : {std::string(64, 'a') + "09", std::string(64, 'F') + "19",
                               std::string("aB") + std::string(62, '0'), std::string("fcm:tok")}) {

@@ -129,6 +129,65 @@ TEST_F(RedisClientTest, TransactionAnswersEachCommandInOneReply) {
   EXPECT_TRUE(cmd(io_, client_, {"PING"}));  // the connection is back out of MULTI
 }
 
+TEST_F(RedisClientTest, NestedRepliesKeepEveryTypeAndOrder) {
+  // Replies are built by pushhub's own hiredis reply functions: nesting, nil, empty and
+  // integer elements, statuses and errors inside arrays, and strings past the SSO size.
+  static const Script kScript(
+      "return {1, {'a', {}, {false, 'x', {redis.status_reply('S'), redis.error_reply('MYERR "
+      "boom')}}},"
+      " string.rep('y', 100), -7}");
+  auto r = await<Result<RedisReply>>(
+      io_, [&](auto cb) { client_.evalScript(kScript, {}, {}, std::move(cb)); });
+  ASSERT_TRUE(r) << r.error().message;
+  ASSERT_EQ(r->type, RedisReply::Type::kArray);
+  ASSERT_EQ(r->elements.size(), 4u);
+  EXPECT_EQ(r->elements[0].integer, 1);
+  const RedisReply& second = r->elements[1];
+  ASSERT_EQ(second.elements.size(), 3u);
+  EXPECT_EQ(second.elements[0].str, "a");
+  EXPECT_EQ(second.elements[1].type, RedisReply::Type::kArray);
+  EXPECT_TRUE(second.elements[1].elements.empty());
+  const RedisReply& third = second.elements[2];
+  ASSERT_EQ(third.elements.size(), 3u);
+  EXPECT_TRUE(third.elements[0].isNil());
+  EXPECT_EQ(third.elements[1].str, "x");
+  ASSERT_EQ(third.elements[2].elements.size(), 2u);
+  EXPECT_EQ(third.elements[2].elements[0].type, RedisReply::Type::kStatus);
+  EXPECT_EQ(third.elements[2].elements[0].str, "S");
+  EXPECT_EQ(third.elements[2].elements[1].type, RedisReply::Type::kError);
+  EXPECT_EQ(third.elements[2].elements[1].str, "MYERR boom");
+  EXPECT_EQ(r->elements[2].str, std::string(100, 'y'));
+  EXPECT_EQ(r->elements[3].integer, -7);
+  // A large array of strings, as a broadcast reads them.
+  std::vector<std::string> hset{"HSET", "h"};
+  for (int i = 0; i < 2000; ++i) {
+    hset.push_back(std::to_string(i));
+    hset.push_back(std::string(64, static_cast<char>('a' + i % 26)));
+  }
+  ASSERT_TRUE(cmd(io_, client_, hset));
+  auto all = cmd(io_, client_, {"HGETALL", "h"});
+  ASSERT_TRUE(all);
+  ASSERT_EQ(all->elements.size(), 4000u);
+  for (size_t i = 0; i < all->elements.size(); i += 2) {
+    int field = std::stoi(all->elements[i].str);
+    ASSERT_EQ(all->elements[i + 1].str, std::string(64, static_cast<char>('a' + field % 26)));
+  }
+}
+
+TEST_F(RedisClientTest, UnaskedErrorReplyFailsTheConnectionNotTheProcess) {
+  // Redis answers a connection over maxclients with an error nobody asked for and closes it.
+  // hiredis reads that reply itself, as its own reply type (RootReply::head).
+  ASSERT_TRUE(cmd(io_, client_, {"CONFIG", "SET", "maxclients", "1"}));
+  RedisClient second(io_, optionsFor(server_.port()));
+  second.connect();
+  runFor(io_, 300ms);
+  // Refused, whether the PING went out before the error arrived (it gets the error) or after.
+  EXPECT_FALSE(cmd(io_, second, {"PING"}));
+  ASSERT_TRUE(cmd(io_, client_, {"CONFIG", "SET", "maxclients", "100"}));
+  ASSERT_TRUE(runUntil(io_, [&] { return second.connected(); }));
+  EXPECT_TRUE(cmd(io_, second, {"PING"}));
+}
+
 TEST_F(RedisClientTest, ReconnectsAfterClientKill) {
   auto id = cmd(io_, client_, {"CLIENT", "ID"});
   ASSERT_TRUE(id);
