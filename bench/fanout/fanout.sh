@@ -20,7 +20,7 @@ DEVICES=1000000
 MIX=apns:50,fcm:35,wns:15  # platform shares of the installations; --mix apns:100 for APNs only
 WORKERS=0           # pushhubd workers; 0 = one per core, as in production
 APNS_CONNECTIONS=1  # per worker (the hub's apns.connections)
-WNS_CONNECTIONS=4   # per worker and WNS host (the hub's wns.connections)
+WNS_CONNECTIONS=16  # per worker and WNS host (the hub's wns.connections, its default)
 DISPATCH=()         # extra [dispatch] settings for pushhubd (docs/CONFIG.md)
 DIRECT=10000
 MOCK_THREADS=2

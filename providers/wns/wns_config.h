@@ -17,7 +17,10 @@ struct WnsConfig {
   // subdomain of domain, anything else exactly; ":port" allows that port instead of 443.
   std::vector<std::string> allowed_hosts = {"*.notify.windows.com"};
   std::string ca_file;     // PEM bundle; empty = system roots
-  size_t connections = 4;  // per host
+  // Per host and worker. HTTP/1.1 carries one request per connection at a time (WNS allows no
+  // pipelining), so a connection's rate is 1 / round trip: at the 20-50 ms to WNS, 16 carry
+  // 320-800 requests/s. The pool opens them only while requests wait.
+  size_t connections = 16;
 };
 
 }  // namespace pushhub::providers::wns
