@@ -7,6 +7,7 @@
 #include <array>
 #include <cctype>
 
+#include "base/ascii.h"
 #include "providers/common/tls.h"
 
 namespace pushhub::providers::apns {
@@ -133,10 +134,8 @@ Result<void> ApnsProvider::validateDeviceToken(std::string_view token) {
   if (token.size() % 2 != 0) {
     return Error::invalidArgument("apns device token: must have an even number of hex digits");
   }
-  for (char c : token) {
-    if (!isHex(c)) {
-      return Error::invalidArgument("apns device token: only hex digits 0-9a-f allowed");
-    }
+  if (!ascii::allHex(token)) {
+    return Error::invalidArgument("apns device token: only hex digits 0-9a-f allowed");
   }
   return {};
 }

@@ -8,6 +8,7 @@
 #include <array>
 #include <cctype>
 
+#include "base/ascii.h"
 #include "providers/common/tls.h"
 
 namespace pushhub::providers::fcm {
@@ -301,10 +302,8 @@ Result<void> FcmProvider::validateRegistrationToken(std::string_view token) {
     return Error::invalidArgument("fcm registration token: must be 1 to 4096 bytes, got " +
                                   std::to_string(token.size()));
   }
-  for (char c : token) {
-    if (c < 0x20 || c > 0x7e) {
-      return Error::invalidArgument("fcm registration token: only printable ASCII allowed");
-    }
+  if (!ascii::allPrintable(token)) {
+    return Error::invalidArgument("fcm registration token: only printable ASCII allowed");
   }
   return {};
 }
@@ -400,7 +399,11 @@ Result<Request> FcmProvider::encode(const Target& target,
   r.headers.push_back({"content-type", "application/json", false});
   r.body.reserve(t.prefix.size() + t.suffix.size() + target.push_channel.size() + 8);
   r.body = t.prefix;
-  appendEscaped(r.body, target.push_channel);
+  if (ascii::allJsonPlain(target.push_channel)) {  // real tokens: [A-Za-z0-9_:-]
+    r.body += target.push_channel;
+  } else {
+    appendEscaped(r.body, target.push_channel);
+  }
   r.body += t.suffix;
   return r;
 }
