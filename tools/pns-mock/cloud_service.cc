@@ -26,7 +26,8 @@ class CloudConnectionHandler : public H2Handler {
       return;
     }
     CloudSendResult r = w_->handleSend(req, bearer_, now, token_, resp);
-    if (!token_.empty() && st.tokens.find(token_) == st.tokens.end()) {
+    if (!token_.empty()) {
+      // One lookup: insert() hashes once and allocates only for a token not seen yet.
       st.tokens.insert(token_);
     }
     st.record(req, token_, r.status, r.reason, now_us);

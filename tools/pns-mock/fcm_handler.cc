@@ -1,5 +1,7 @@
 #include "tools/pns-mock/fcm_handler.h"
 
+#include <array>
+#include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -79,6 +81,26 @@ bool isTopicChar(char c) {
          c == '_' || c == '.' || c == '~' || c == '%';
 }
 
+// A topic name, with or without its "/topics/" prefix.
+bool validTopic(std::string_view topic) {
+  if (topic.starts_with("/topics/")) {
+    topic.remove_prefix(8);
+  }
+  if (topic.empty() || topic.size() > 900) {
+    return false;
+  }
+  for (char c : topic) {
+    if (!isTopicChar(c)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool reservedDataKey(std::string_view key) {
+  return key == "from" || key == "gcm" || key.starts_with("google");
+}
+
 // A proto3 JSON Duration: decimal seconds with up to 9 fractional digits and an "s" suffix.
 bool parseDuration(std::string_view s, int64_t& seconds) {
   if (s.size() < 2 || s.back() != 's') {
@@ -104,8 +126,9 @@ bool parseDuration(std::string_view s, int64_t& seconds) {
   return ec == std::errc() && ptr == whole.data() + whole.size() && seconds >= 0;
 }
 
-// Validates the body of a send; fills v.registration_token / v.validate_only.
-void checkBody(const H2Request& request, FcmVerdict& v) {
+}  // namespace
+
+void checkFcmBodyFull(const H2Request& request, FcmVerdict& v) {
   if (request.body_truncated) {
     fail(v, 400, code::kInvalidArgument, code::kInvalidArgument, "Message is too big");
     return;
@@ -189,15 +212,7 @@ void checkBody(const H2Request& request, FcmVerdict& v) {
     }
     v.registration_token.assign(target_text);
   } else if (target_name == "topic") {
-    std::string_view topic = target_text;
-    if (topic.starts_with("/topics/")) {
-      topic.remove_prefix(8);
-    }
-    bool ok = !topic.empty() && topic.size() <= 900;
-    for (char c : topic) {
-      ok = ok && isTopicChar(c);
-    }
-    if (!ok) {
+    if (!validTopic(target_text)) {
       fail(v, 400, code::kInvalidArgument, code::kInvalidArgument, "Invalid topic name.",
            "message.topic");
       return;
@@ -221,7 +236,7 @@ void checkBody(const H2Request& request, FcmVerdict& v) {
         return;
       }
       std::string_view key = kv.key();
-      if (key == "from" || key == "gcm" || key.starts_with("google")) {
+      if (reservedDataKey(key)) {
         fail(v, 400, code::kInvalidArgument, code::kInvalidArgument,
              "Invalid data payload key: " + std::string(key), "message.data");
         return;
@@ -289,6 +304,342 @@ void checkBody(const H2Request& request, FcmVerdict& v) {
   }
 }
 
+namespace {
+
+// The fast path of the body check: a boost::json SAX handler that checks a send's body in one
+// pass over the text, with no DOM, as checkFcmBodyFull would, and gives up (returns false,
+// which stops the parser) on anything that is not plainly valid: an error, a duplicate key
+// where it would matter, an escaped key, a target with escapes. Giving up only means "ask the
+// full check", which then finds the exact error; so the fast path has to be right only about
+// what it accepts. Building and searching the DOM was most of an FCM send's cost in the mock.
+class FcmBodyScan {
+ public:
+  static constexpr size_t max_array_size = static_cast<size_t>(-1);
+  static constexpr size_t max_object_size = static_cast<size_t>(-1);
+  static constexpr size_t max_string_size = static_cast<size_t>(-1);
+  static constexpr size_t max_key_size = static_cast<size_t>(-1);
+
+  explicit FcmBodyScan(FcmVerdict& v) : v_(v) {}
+
+  // True when the whole document was seen and passed: exactly one target, the size limit.
+  bool accepted() const {
+    if ((seen_ & kMessageBit) == 0) {
+      return false;
+    }
+    uint32_t targets = seen_ & (kTokenBit | kTopicBit | kConditionBit);
+    if (targets != kTokenBit && targets != kTopicBit && targets != kConditionBit) {
+      return false;
+    }
+    return payload_ <= (targets == kTopicBit ? kFcmMaxTopicPayload : kFcmMaxPayload);
+  }
+
+  bool on_document_begin(json::error_code&) { return true; }
+  bool on_document_end(json::error_code&) { return true; }
+
+  bool on_object_begin(json::error_code& ec) {
+    if (opaque_ > 0) {
+      ++opaque_;
+      return true;
+    }
+    switch (slot_) {
+      case Slot::kDocument:
+        return enter(Where::kRequest);
+      case Slot::kMessage:
+        return enter(Where::kMessage);
+      case Slot::kData:
+        return enter(Where::kData);
+      case Slot::kNotification:
+        return enter(Where::kNotification);
+      case Slot::kAndroid:
+        return enter(Where::kAndroid);
+      case Slot::kObject:  // apns, webpush, fcm_options: any content
+      case Slot::kAny:
+        opaque_ = 1;
+        return true;
+      default:
+        return giveUp(ec);
+    }
+  }
+
+  bool on_object_end(size_t, json::error_code&) {
+    if (opaque_ > 0) {
+      --opaque_;
+    } else {
+      // kData, kNotification and kAndroid sit in the message, the message in the request.
+      where_ = where_ == Where::kMessage ? Where::kRequest : Where::kMessage;
+    }
+    slot_ = Slot::kNone;
+    return true;
+  }
+
+  bool on_array_begin(json::error_code& ec) {
+    if (opaque_ > 0) {
+      ++opaque_;
+      return true;
+    }
+    if (slot_ != Slot::kAny) {
+      return giveUp(ec);
+    }
+    opaque_ = 1;
+    return true;
+  }
+
+  bool on_array_end(size_t, json::error_code&) {
+    --opaque_;
+    if (opaque_ == 0) {
+      slot_ = Slot::kNone;
+    }
+    return true;
+  }
+
+  // A key in pieces has escapes: leave it to the full check unless nobody looks at it.
+  bool on_key_part(json::string_view, size_t, json::error_code& ec) {
+    return opaque_ > 0 || giveUp(ec);
+  }
+
+  bool on_key(json::string_view key, size_t n, json::error_code& ec) {
+    if (opaque_ > 0) {
+      return true;
+    }
+    std::string_view k(key.data(), key.size());
+    switch (where_) {
+      case Where::kRequest:
+        if (k == "message") {
+          return expect(Slot::kMessage, kMessageBit, ec);
+        }
+        if (k == "validate_only" || k == "validateOnly") {
+          return expect(Slot::kValidateOnly, kValidateOnlyBit, ec);
+        }
+        return giveUp(ec);
+      case Where::kMessage:
+        return messageKey(k, ec);
+      case Where::kData:
+        if (reservedDataKey(k)) {
+          return giveUp(ec);
+        }
+        // Duplicate data keys are counted twice here (the DOM keeps one): at worst the size
+        // check gives up and the full check decides.
+        payload_ += n;
+        slot_ = Slot::kPayloadString;
+        return true;
+      case Where::kNotification:
+        payload_ += n;
+        if (k == "title") {
+          return expect(Slot::kPayloadString, kTitleBit, ec);
+        }
+        if (k == "body") {
+          return expect(Slot::kPayloadString, kBodyBit, ec);
+        }
+        if (k == "image") {
+          return expect(Slot::kPayloadString, kImageBit, ec);
+        }
+        return giveUp(ec);
+      case Where::kAndroid:
+        if (k == "priority") {
+          return expect(Slot::kPriority, kPriorityBit, ec);
+        }
+        if (k == "ttl") {
+          return expect(Slot::kTtl, kTtlBit, ec);
+        }
+        slot_ = Slot::kAny;  // the rest of android is not checked
+        return true;
+    }
+    return giveUp(ec);
+  }
+
+  // A string in pieces has escapes: fine where only its length counts.
+  bool on_string_part(json::string_view, size_t, json::error_code& ec) {
+    return opaque_ > 0 || slot_ == Slot::kAny || slot_ == Slot::kPayloadString || giveUp(ec);
+  }
+
+  bool on_string(json::string_view value, size_t n, json::error_code& ec) {
+    if (opaque_ > 0) {
+      return true;
+    }
+    std::string_view s(value.data(), value.size());
+    bool whole = n == s.size();  // no earlier pieces
+    bool ok = false;
+    switch (slot_) {
+      case Slot::kAny:
+        ok = true;
+        break;
+      case Slot::kPayloadString:
+        payload_ += n;
+        ok = true;
+        break;
+      case Slot::kToken:
+        ok = whole && isFcmToken(s);
+        if (ok) {
+          v_.registration_token.assign(s);
+        }
+        break;
+      case Slot::kTopic:
+        ok = whole && validTopic(s);
+        break;
+      case Slot::kCondition:
+        ok = n > 0;
+        break;
+      case Slot::kPriority:
+        ok = whole && (s == "NORMAL" || s == "HIGH");
+        break;
+      case Slot::kTtl: {
+        int64_t seconds = 0;
+        ok = whole && parseDuration(s, seconds) && seconds <= kFcmMaxAndroidTtl;
+        break;
+      }
+      default:
+        break;
+    }
+    slot_ = Slot::kNone;
+    return ok || giveUp(ec);
+  }
+
+  bool on_number_part(json::string_view, json::error_code&) { return true; }
+  bool on_int64(int64_t, json::string_view, json::error_code& ec) { return anyScalar(ec); }
+  bool on_uint64(uint64_t, json::string_view, json::error_code& ec) { return anyScalar(ec); }
+  bool on_double(double, json::string_view, json::error_code& ec) { return anyScalar(ec); }
+  bool on_null(json::error_code& ec) { return anyScalar(ec); }
+
+  bool on_bool(bool b, json::error_code& ec) {
+    if (opaque_ == 0 && slot_ == Slot::kValidateOnly) {
+      v_.validate_only = b;
+      slot_ = Slot::kNone;
+      return true;
+    }
+    return anyScalar(ec);
+  }
+
+  bool on_comment_part(json::string_view, json::error_code&) { return true; }
+  bool on_comment(json::string_view, json::error_code&) { return true; }
+
+ private:
+  // The object being read (outside opaque subtrees).
+  enum class Where : uint8_t { kRequest, kMessage, kData, kNotification, kAndroid };
+  // What the next value is for.
+  enum class Slot : uint8_t {
+    kNone,
+    kDocument,
+    kValidateOnly,
+    kMessage,
+    kToken,
+    kTopic,
+    kCondition,
+    kData,
+    kNotification,
+    kAndroid,
+    kObject,         // an object with any content
+    kAny,            // any value (message.name, android's unchecked fields)
+    kPayloadString,  // a data or notification value: a string whose size counts
+    kPriority,
+    kTtl,
+  };
+  // Keys seen, to give up on duplicates (the DOM keeps one of them).
+  static constexpr uint32_t kMessageBit = 1u << 0;
+  static constexpr uint32_t kValidateOnlyBit = 1u << 1;  // either spelling
+  static constexpr uint32_t kTokenBit = 1u << 2;
+  static constexpr uint32_t kTopicBit = 1u << 3;
+  static constexpr uint32_t kConditionBit = 1u << 4;
+  static constexpr uint32_t kDataBit = 1u << 5;
+  static constexpr uint32_t kNotificationBit = 1u << 6;
+  static constexpr uint32_t kAndroidBit = 1u << 7;
+  static constexpr uint32_t kTitleBit = 1u << 8;
+  static constexpr uint32_t kBodyBit = 1u << 9;
+  static constexpr uint32_t kImageBit = 1u << 10;
+  static constexpr uint32_t kPriorityBit = 1u << 11;
+  static constexpr uint32_t kTtlBit = 1u << 12;
+  static constexpr uint32_t kNameBit = 1u << 13;
+  static constexpr uint32_t kApnsBit = 1u << 14;
+  static constexpr uint32_t kWebpushBit = 1u << 15;
+  static constexpr uint32_t kFcmOptionsBit = 1u << 16;  // either spelling
+
+  bool giveUp(json::error_code& ec) {
+    ec = json::error::exception;  // any error: the caller only sees "not accepted"
+    return false;
+  }
+
+  bool enter(Where where) {
+    where_ = where;
+    slot_ = Slot::kNone;
+    return true;
+  }
+
+  bool expect(Slot slot, uint32_t bit, json::error_code& ec) {
+    if ((seen_ & bit) != 0) {
+      return giveUp(ec);
+    }
+    seen_ |= bit;
+    slot_ = slot;
+    return true;
+  }
+
+  bool messageKey(std::string_view k, json::error_code& ec) {
+    if (k == "token") {
+      return expect(Slot::kToken, kTokenBit, ec);
+    }
+    if (k == "notification") {
+      return expect(Slot::kNotification, kNotificationBit, ec);
+    }
+    if (k == "data") {
+      return expect(Slot::kData, kDataBit, ec);
+    }
+    if (k == "android") {
+      return expect(Slot::kAndroid, kAndroidBit, ec);
+    }
+    if (k == "topic") {
+      return expect(Slot::kTopic, kTopicBit, ec);
+    }
+    if (k == "condition") {
+      return expect(Slot::kCondition, kConditionBit, ec);
+    }
+    if (k == "name") {
+      return expect(Slot::kAny, kNameBit, ec);
+    }
+    if (k == "apns") {
+      return expect(Slot::kObject, kApnsBit, ec);
+    }
+    if (k == "webpush") {
+      return expect(Slot::kObject, kWebpushBit, ec);
+    }
+    if (k == "fcm_options" || k == "fcmOptions") {
+      return expect(Slot::kObject, kFcmOptionsBit, ec);
+    }
+    return giveUp(ec);
+  }
+
+  bool anyScalar(json::error_code& ec) {
+    if (opaque_ > 0) {
+      return true;
+    }
+    bool ok = slot_ == Slot::kAny;
+    slot_ = Slot::kNone;
+    return ok || giveUp(ec);
+  }
+
+  FcmVerdict& v_;
+  Where where_ = Where::kRequest;
+  Slot slot_ = Slot::kDocument;
+  uint32_t opaque_ = 0;  // depth inside a subtree whose content is not checked
+  uint32_t seen_ = 0;
+  size_t payload_ = 0;  // data + notification keys and values
+};
+
+}  // namespace
+
+bool acceptFcmBodyFast(std::string_view body, FcmVerdict& v) {
+  // The same parse options as json::parse in checkFcmBodyFull (strict JSON, depth 32).
+  json::basic_parser<FcmBodyScan> parser(json::parse_options{}, v);
+  json::error_code ec;
+  size_t n = parser.write_some(false, body.data(), body.size(), ec);
+  if (!ec && n == body.size() && parser.done() && parser.handler().accepted()) {
+    return true;
+  }
+  v.registration_token.clear();
+  v.validate_only = false;
+  return false;
+}
+
+namespace {
+
 bool readInt(const json::object& o, std::string_view key, int64_t& out) {
   const json::value* v = o.if_contains(key);
   if (v == nullptr) {
@@ -320,18 +671,30 @@ std::string fcmProjectOfEmail(std::string_view client_email) {
   return std::string(domain.substr(0, domain.size() - kEmailDomain.size()));
 }
 
+namespace {
+
+// The characters of an FCM registration token, [A-Za-z0-9_:.-], as a table: a real token has
+// ~160 of them and every send checks them all.
+constexpr std::array<bool, 256> kFcmTokenChars = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 256; ++c) {
+    t[c] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == ':' || c == '.' || c == '-';
+  }
+  return t;
+}();
+
+}  // namespace
+
 bool isFcmToken(std::string_view token) {
   if (token.empty() || token.size() > kFcmMaxTokenLength) {
     return false;
   }
+  bool ok = true;
   for (char c : token) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == ':' || c == '.' || c == '-';
-    if (!ok) {
-      return false;
-    }
+    ok &= kFcmTokenChars[static_cast<unsigned char>(c)];  // no early exit: a branch-free loop
   }
-  return true;
+  return ok;
 }
 
 std::string_view fcmSendProject(std::string_view path) {
@@ -347,12 +710,13 @@ std::string_view fcmSendProject(std::string_view path) {
   return project;
 }
 
-FcmVerdict checkFcmSend(const H2Request& request, const FcmRules& rules, BearerCache& bearer,
-                        uint64_t revoked_below, int64_t now_ms) {
-  FcmVerdict v;
+void checkFcmSend(const H2Request& request, const FcmRules& rules, BearerCache& bearer,
+                  uint64_t revoked_below, int64_t now_ms, FcmVerdict& v) {
+  v.reset();
   v.project = fcmSendProject(request.path);
   if (v.project.empty() || request.method != "POST") {
-    return fail(v, 404, code::kNotFound, {}, "Method not found.");
+    fail(v, 404, code::kNotFound, {}, "Method not found.");
+    return;
   }
   uint32_t account = 0;
   BearerStatus auth = rules.minter ? checkBearer(request.header("authorization"), *rules.minter,
@@ -360,19 +724,40 @@ FcmVerdict checkFcmSend(const H2Request& request, const FcmRules& rules, BearerC
                                    : BearerStatus::kInvalid;
   if (auth != BearerStatus::kOk || account >= rules.accounts.size()) {
     v.www_authenticate = true;
-    return fail(v, 401, code::kUnauthenticated, {}, std::string(kUnauthenticatedMessage));
+    fail(v, 401, code::kUnauthenticated, {}, std::string(kUnauthenticatedMessage));
+    return;
   }
   const FcmAccount& a = rules.accounts[account];
-  std::string project(v.project);
-  if ((!rules.projects.empty() && rules.projects.count(project) == 0) ||
-      (!a.project.empty() && a.project != project)) {
-    return fail(v, 403, code::kPermissionDenied, {},
-                "Permission 'cloudmessaging.messages.create' denied on resource "
-                "'//cloudresourcemanager.googleapis.com/projects/" +
-                    project + "' (or it may not exist).");
+  if ((!rules.projects.empty() && rules.projects.count(std::string(v.project)) == 0) ||
+      (!a.project.empty() && a.project != v.project)) {
+    fail(v, 403, code::kPermissionDenied, {},
+         "Permission 'cloudmessaging.messages.create' denied on resource "
+         "'//cloudresourcemanager.googleapis.com/projects/" +
+             std::string(v.project) + "' (or it may not exist).");
+    return;
   }
-  checkBody(request, v);
+  if (request.body_truncated || !acceptFcmBodyFast(request.body, v)) {
+    checkFcmBodyFull(request, v);
+  }
+}
+
+FcmVerdict checkFcmSend(const H2Request& request, const FcmRules& rules, BearerCache& bearer,
+                        uint64_t revoked_below, int64_t now_ms) {
+  FcmVerdict v;
+  checkFcmSend(request, rules, bearer, revoked_below, now_ms, v);
   return v;
+}
+
+void FcmVerdict::reset() {
+  status = 200;
+  status_name = {};
+  error_code = {};
+  message.clear();
+  field.clear();
+  project = {};
+  registration_token.clear();
+  validate_only = false;
+  www_authenticate = false;
 }
 
 void applyFcmTokenRules(FcmVerdict& v, const FcmRules& rules) {

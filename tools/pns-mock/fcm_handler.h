@@ -81,6 +81,8 @@ struct FcmVerdict {
 
   // What stats count a rejection as: the FcmError code, else the status name.
   std::string_view reason() const { return error_code.empty() ? status_name : error_code; }
+  // Back to a fresh verdict, keeping the strings' capacity (a worker reuses one per send).
+  void reset();
 };
 
 // The {project} of "/v1/projects/{project}/messages:send" (query ignored), or empty.
@@ -91,6 +93,18 @@ std::string_view fcmSendProject(std::string_view path);
 // thread.
 FcmVerdict checkFcmSend(const H2Request& request, const FcmRules& rules, BearerCache& bearer,
                         uint64_t revoked_below, int64_t now_ms);
+// The same into `verdict` (reset first), so a worker can reuse one verdict's strings.
+void checkFcmSend(const H2Request& request, const FcmRules& rules, BearerCache& bearer,
+                  uint64_t revoked_below, int64_t now_ms, FcmVerdict& verdict);
+
+// The body checks of a send, in two parts (checkFcmSend runs both; exposed for tests).
+// acceptFcmBodyFast is one pass over the JSON text with no DOM: true when the body passes every
+// check (registration_token and validate_only are then set), false when it is not sure, with
+// `verdict` left as it was but for those two fields, cleared. checkFcmBodyFull parses a DOM and
+// decides every body, with Google's error message for the first problem. The fast path accepts
+// only what the full check accepts, and most valid bodies.
+bool acceptFcmBodyFast(std::string_view body, FcmVerdict& verdict);
+void checkFcmBodyFull(const H2Request& request, FcmVerdict& verdict);
 
 // For a send that passed checkFcmSend: the dead / bad token lists and prefixes.
 void applyFcmTokenRules(FcmVerdict& verdict, const FcmRules& rules);

@@ -1,17 +1,26 @@
 #include "tools/pns-mock/fcm_service.h"
 
+#include <charconv>
+
 namespace pushhub::mock {
 namespace {
 
-// An FCM-looking message id ("0:<ms>%<16 hex>"; the real ones are opaque).
-std::string messageId(std::mt19937_64& rng, int64_t now_ms) {
+// Room for an FCM-looking message id: "0:" + up to 20 digits + "%" + 16 hex digits.
+constexpr size_t kMessageIdBytes = 2 + 20 + 1 + 16;
+
+// An FCM-looking message id ("0:<ms>%<16 hex>"; the real ones are opaque), written into `out`
+// (no allocation: this runs for every send). Returns its length.
+size_t messageId(std::mt19937_64& rng, int64_t now_ms, char (&out)[kMessageIdBytes]) {
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string id = "0:" + std::to_string(now_ms) + "%";
+  out[0] = '0';
+  out[1] = ':';
+  char* p = std::to_chars(out + 2, out + kMessageIdBytes, now_ms).ptr;
+  *p++ = '%';
   uint64_t r = rng();
   for (int i = 0; i < 16; ++i) {
-    id.push_back(kHex[(r >> (i * 4)) & 0xF]);
+    *p++ = kHex[(r >> (i * 4)) & 0xF];
   }
-  return id;
+  return static_cast<size_t>(p - out);
 }
 
 // FCM's rules and checks on one worker thread.
@@ -25,15 +34,19 @@ struct FcmWorker final : CloudWorker {
 
   CloudSendResult handleSend(const H2Request& request, BearerCache& bearer, int64_t now_ms,
                              std::string& token, H2Response& response) override {
-    FcmVerdict v = checkFcmSend(request, rules, bearer, revoked_below, now_ms);
+    FcmVerdict& v = verdict;
+    checkFcmSend(request, rules, bearer, revoked_below, now_ms, v);
     if (v.status == 200 && throttleThisSend()) {
       throttleFcm(v);
     } else {
       applyFcmTokenRules(v, rules);
     }
     token.assign(v.registration_token);
-    std::string id = v.validate_only ? std::string("fake_message_id") : messageId(rng, now_ms);
-    buildFcmResponse(v, id, settings.retry_after_s, response);
+    char id[kMessageIdBytes];
+    std::string_view message_id = v.validate_only
+                                      ? std::string_view("fake_message_id")
+                                      : std::string_view(id, messageId(rng, now_ms, id));
+    buildFcmResponse(v, message_id, settings.retry_after_s, response);
     return {v.status, v.reason()};
   }
 
@@ -44,6 +57,9 @@ struct FcmWorker final : CloudWorker {
   }
 
   FcmRules rules;
+  // The verdict of the current send, reused so that its strings (the registration token above
+  // all, longer than std::string's inline buffer) are not allocated for every send.
+  FcmVerdict verdict;
 };
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <openssl/ssl.h>
 
+#include <array>
 #include <atomic>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -135,6 +136,228 @@ int alpnOfferSelectCb(SSL*, const unsigned char** out, unsigned char* outlen,
   return SSL_TLSEXT_ERR_ALERT_FATAL;
 }
 
+// The longest head (request line and fields) the plain parser takes; Beast's limit,
+// kMaxHttp1Header, is far above.
+constexpr size_t kMaxPlainHttp1Head = 8 * 1024;
+
+// tchar (RFC 9110 5.6.2): what a method and a header name are made of.
+constexpr std::array<bool, 256> kTokenChars = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 256; ++c) {
+    t[c] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
+  }
+  return t;
+}();
+
+bool isToken(std::string_view s) {
+  bool ok = !s.empty();
+  for (char c : s) {
+    ok &= kTokenChars[static_cast<unsigned char>(c)];
+  }
+  return ok;
+}
+
+// True when every byte of `s` is visible ASCII (0x21-0x7e), or also SP and HTAB with
+// `blanks`: a request target, a header value. Eight bytes at a time, as values are most of a
+// request's head (a bearer token alone is ~60 bytes).
+bool isVisibleAscii(std::string_view s, bool blanks) {
+  constexpr uint64_t kOnes = 0x0101010101010101ull;
+  constexpr uint64_t kHigh = 0x8080808080808080ull;
+  auto byteOk = [blanks](unsigned char c) {
+    return (c > ' ' && c < 0x7f) || (blanks && (c == ' ' || c == '\t'));
+  };
+  const uint64_t lowest = blanks ? 0x20 : 0x21;
+  const char* p = s.data();
+  size_t n = s.size();
+  for (; n >= 8; p += 8, n -= 8) {
+    uint64_t x;
+    std::memcpy(&x, p, 8);
+    // Any byte below 0x21 (0x20 with blanks: SP is common in values, HTAB is not), or above
+    // 0x7e (the "hasless" / "hasmore" bit tricks: exact about whether one exists); only then
+    // look at the bytes one by one.
+    uint64_t below = (x - kOnes * lowest) & ~x & kHigh;
+    uint64_t above = ((x + kOnes * (127 - 0x7e)) | x) & kHigh;
+    if ((below | above) != 0) {
+      for (int i = 0; i < 8; ++i) {
+        if (!byteOk(static_cast<unsigned char>(p[i]))) {
+          return false;
+        }
+      }
+    }
+  }
+  for (; n > 0; ++p, --n) {
+    if (!byteOk(static_cast<unsigned char>(*p))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// `s` equals `lower` (lowercase ASCII) ignoring the case of letters; beast::iequals costs ~18
+// instructions a character, and runs on header names of every request.
+bool iequalsLower(std::string_view s, std::string_view lower) {
+  if (s.size() != lower.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < s.size(); ++i) {
+    char l = lower[i];
+    char c = l >= 'a' && l <= 'z' ? static_cast<char>(s[i] | 0x20) : s[i];
+    if (c != l) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// The header fields parsePlainHttp1 looks at (Beast's parser gives them meaning).
+enum class PlainField : uint8_t { kOther, kContentLength, kConnection, kDecline };
+
+PlainField plainField(std::string_view name) {
+  const auto iequals = iequalsLower;
+  switch (name.size()) {
+    case 14:
+      return iequals(name, "content-length") ? PlainField::kContentLength : PlainField::kOther;
+    case 10:
+      return iequals(name, "connection") ? PlainField::kConnection : PlainField::kOther;
+    case 6:
+      return iequals(name, "expect") ? PlainField::kDecline : PlainField::kOther;
+    case 7:
+      return iequals(name, "upgrade") ? PlainField::kDecline : PlainField::kOther;
+    case 16:
+      return iequals(name, "proxy-connection") ? PlainField::kDecline : PlainField::kOther;
+    case 17:
+      return iequals(name, "transfer-encoding") ? PlainField::kDecline : PlainField::kOther;
+    default:
+      return PlainField::kOther;
+  }
+}
+
+// A plain HTTP/1.1 request, complete at the start of a buffer, as parsePlainHttp1 found it
+// (views into the buffer).
+struct PlainHttp1Request {
+  static constexpr size_t kMaxFields = 32;
+  std::string_view method;
+  std::string_view target;
+  std::array<std::pair<std::string_view, std::string_view>, kMaxFields> fields;
+  size_t field_count = 0;
+  std::string_view body;
+  size_t size = 0;  // bytes of the request, head and body
+  bool keep_alive = true;
+};
+
+// The fast path of HTTP/1.1 parsing, for the requests clients like pushhubd send: the whole
+// request in `in`, "HTTP/1.1", a head of at most kMaxPlainHttp1Head bytes in CRLF lines of
+// visible ASCII, and no Transfer-Encoding, Expect, Upgrade, Proxy-Connection, repeated or
+// listed Content-Length or Connection other than close / keep-alive. True when `in` starts with
+// such a request; false when it does not (or not yet): Beast's parser then decides, as for every
+// request before. The fast path has to be right only about what it takes, which is stricter
+// than what Beast takes; Beast's general parser cost ~6,300 instructions a request.
+bool parsePlainHttp1(std::string_view in, PlainHttp1Request& r) {
+  std::string_view head = in.substr(0, kMaxPlainHttp1Head);  // the rest of the head: lines
+  // Takes the next line off `head` (without its CRLF); false when there is no whole line (the
+  // head is incomplete or too long), or it ends in a bare LF. A bare CR fails the character
+  // checks.
+  std::string_view line;
+  auto nextLine = [&head, &line] {
+    const auto* lf = static_cast<const char*>(std::memchr(head.data(), '\n', head.size()));
+    if (lf == nullptr) {
+      return false;
+    }
+    auto len = static_cast<size_t>(lf - head.data());
+    if (len == 0 || head[len - 1] != '\r') {
+      return false;
+    }
+    line = std::string_view(head.data(), len - 1);
+    head.remove_prefix(len + 1);
+    return true;
+  };
+  if (!nextLine()) {
+    return false;
+  }
+  size_t sp = line.find(' ');
+  if (sp == std::string_view::npos) {
+    return false;
+  }
+  r.method = std::string_view(line.data(), sp);
+  line.remove_prefix(sp + 1);
+  sp = line.find(' ');
+  if (sp == std::string_view::npos || sp == 0 || !isToken(r.method)) {
+    return false;
+  }
+  r.target = std::string_view(line.data(), sp);
+  line.remove_prefix(sp + 1);
+  if (line != "HTTP/1.1" || !isVisibleAscii(r.target, /*blanks=*/false)) {
+    return false;
+  }
+  r.field_count = 0;
+  r.keep_alive = true;
+  bool has_length = false;
+  bool has_connection = false;
+  uint64_t length = 0;
+  for (;;) {
+    if (!nextLine()) {
+      return false;
+    }
+    if (line.empty()) {
+      break;  // the end of the head
+    }
+    size_t colon = line.find(':');
+    if (colon == std::string_view::npos || r.field_count == PlainHttp1Request::kMaxFields) {
+      return false;
+    }
+    std::string_view name(line.data(), colon);
+    std::string_view value(line.data() + colon + 1, line.size() - colon - 1);
+    if (!isToken(name) || !isVisibleAscii(value, /*blanks=*/true)) {
+      return false;
+    }
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) {
+      value.remove_prefix(1);
+    }
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) {
+      value.remove_suffix(1);
+    }
+    switch (plainField(name)) {
+      case PlainField::kContentLength:
+        if (has_length || value.empty() || value.size() > 9) {
+          return false;
+        }
+        for (char c : value) {
+          if (c < '0' || c > '9') {
+            return false;
+          }
+          length = length * 10 + static_cast<uint64_t>(c - '0');
+        }
+        has_length = true;
+        break;
+      case PlainField::kConnection:
+        if (has_connection) {
+          return false;
+        }
+        has_connection = true;
+        if (iequalsLower(value, "close")) {
+          r.keep_alive = false;
+        } else if (!iequalsLower(value, "keep-alive")) {
+          return false;
+        }
+        break;
+      case PlainField::kDecline:
+        return false;
+      case PlainField::kOther:
+        break;
+    }
+    r.fields[r.field_count++] = {name, value};
+  }
+  auto head_size = static_cast<size_t>(head.data() - in.data());
+  // Larger bodies are truncated (or refused) by the general path.
+  if (length > kMaxRequestBody || in.size() - head_size < length) {
+    return false;
+  }
+  r.body = std::string_view(in.data() + head_size, length);
+  r.size = head_size + length;
+  return true;
+}
+
 // Parses one HTTP/1.1 request straight into the connection's recycled H2Request: the method,
 // target and headers are assigned into the previous request's strings (keeping their capacity;
 // header names lowercased in place) and the body is appended to request.body, truncated at
@@ -159,6 +382,21 @@ class Http1RequestParser final : public bhttp::basic_parser<true> {
   // The request carries "Expect: 100-continue" (valid once the header is done).
   bool expectsContinue() const { return expect_continue_; }
 
+  // Fills the request from one parsePlainHttp1 found, instead of parsing (a fresh parser only).
+  void fill(const PlainHttp1Request& plain) {
+    request_.method.assign(plain.method);
+    request_.path.assign(plain.target);
+    for (size_t i = 0; i < plain.field_count; ++i) {
+      auto [name, value] = plain.fields[i];
+      addField(name, value);
+      if (iequalsLower(name, "host")) {
+        request_.authority.assign(value);
+      }
+    }
+    headerDone();
+    append(plain.body);
+  }
+
  private:
   void on_request_impl(bhttp::verb, boost::beast::string_view method,
                        boost::beast::string_view target, int, boost::system::error_code&) override {
@@ -170,6 +408,17 @@ class Http1RequestParser final : public bhttp::basic_parser<true> {
 
   void on_field_impl(bhttp::field f, boost::beast::string_view name,
                      boost::beast::string_view value, boost::system::error_code&) override {
+    addField(name, value);
+    if (f == bhttp::field::host) {
+      request_.authority.assign(value);
+    } else if (f == bhttp::field::expect && boost::beast::iequals(value, "100-continue")) {
+      expect_continue_ = true;
+    }
+  }
+
+  void on_header_impl(boost::system::error_code&) override { headerDone(); }
+
+  void addField(std::string_view name, std::string_view value) {
     HeaderList& headers = request_.headers;
     if (count_ == headers.size()) {
       if (spare_.empty()) {
@@ -181,20 +430,11 @@ class Http1RequestParser final : public bhttp::basic_parser<true> {
     }
     auto& [lower, v] = headers[count_++];
     lower.assign(name);
-    for (char& c : lower) {
-      if (c >= 'A' && c <= 'Z') {
-        c = static_cast<char>(c - 'A' + 'a');
-      }
-    }
+    lowercaseAscii(lower);
     v.assign(value);
-    if (f == bhttp::field::host) {
-      request_.authority.assign(value);
-    } else if (f == bhttp::field::expect && boost::beast::iequals(value, "100-continue")) {
-      expect_continue_ = true;
-    }
   }
 
-  void on_header_impl(boost::system::error_code&) override {
+  void headerDone() {
     // The previous request's extra headers: keep their strings, not in this request.
     HeaderList& headers = request_.headers;
     while (headers.size() > count_) {
@@ -243,6 +483,78 @@ class Http1RequestParser final : public bhttp::basic_parser<true> {
 
 }  // namespace
 
+bool parseHttp1RequestForTest(std::string_view bytes, bool plain, H2Request& request,
+                              bool& keep_alive, size_t& consumed) {
+  HeaderList spare;
+  Http1RequestParser parser(request, spare);
+  parser.header_limit(kMaxHttp1Header);
+  parser.body_limit(kMaxHttp1Body);
+  if (plain) {
+    PlainHttp1Request r;
+    if (!parsePlainHttp1(bytes, r)) {
+      return false;
+    }
+    parser.fill(r);
+    keep_alive = r.keep_alive;
+    consumed = r.size;
+    request.chunked = false;
+    return true;
+  }
+  parser.eager(true);
+  consumed = 0;
+  while (!parser.is_done()) {
+    boost::system::error_code ec;
+    size_t n = parser.put(asio::buffer(bytes.data() + consumed, bytes.size() - consumed), ec);
+    consumed += n;
+    if (ec || (n == 0 && !parser.is_done())) {
+      return false;
+    }
+  }
+  keep_alive = parser.keep_alive();
+  request.chunked = parser.chunked();
+  return true;
+}
+
+namespace {
+
+// The bytes of `x` with ASCII A-Z lowercased (SWAR: eight at a time, no branch per byte).
+uint64_t lowercaseWord(uint64_t x) {
+  constexpr uint64_t kLow7 = 0x7f7f7f7f7f7f7f7full;
+  constexpr uint64_t kHigh = 0x8080808080808080ull;
+  uint64_t low7 = x & kLow7;
+  uint64_t at_least_a = low7 + 0x3f3f3f3f3f3f3f3full;   // top bit set: low7 >= 'A' (0x41)
+  uint64_t above_z = low7 + 0x2525252525252525ull;      // top bit set: low7 > 'Z' (0x5a)
+  uint64_t upper = at_least_a & ~above_z & ~x & kHigh;  // ASCII (top bit clear) A..Z
+  return x | (upper >> 2);                              // 0x80 >> 2 = 0x20: to lowercase
+}
+
+}  // namespace
+
+// Every header name of every HTTP/1.1 request goes through here: a byte-by-byte loop cost ~5
+// instructions a character.
+void lowercaseAscii(std::string& s) {
+  char* p = s.data();
+  size_t n = s.size();
+  uint64_t x = 0;
+  if (n < 8) {
+    std::memcpy(&x, p, n);  // zero padding is not a letter
+    x = lowercaseWord(x);
+    std::memcpy(p, &x, n);
+    return;
+  }
+  for (size_t i = 0; i + 8 <= n; i += 8) {
+    std::memcpy(&x, p + i, 8);
+    x = lowercaseWord(x);
+    std::memcpy(p + i, &x, 8);
+  }
+  if (n % 8 != 0) {
+    // The last 8 bytes again, overlapping the ones done: lowercasing twice changes nothing.
+    std::memcpy(&x, p + n - 8, 8);
+    x = lowercaseWord(x);
+    std::memcpy(p + n - 8, &x, 8);
+  }
+}
+
 // HTTP/1.1 state of a connection: one request at a time (no pipelining in flight; pipelined
 // bytes wait in the buffer), parsed into and answered from the recycled Stream.
 struct H2Connection::Http1 {
@@ -254,6 +566,8 @@ struct H2Connection::Http1 {
   bool keep_alive = true;
   bool busy = false;    // a request's header is in: it is being read, handled or answered
   bool goaway = false;  // close after the current answer (or now, when idle)
+  bool fresh = false;   // no byte of the next request parsed yet: parsePlainHttp1 may take it
+  PlainHttp1Request plain;
 };
 
 // Per-stream state, recycled through a free list so string capacity is reused across requests.
@@ -471,8 +785,10 @@ bool H2Connection::initSession() {
 
 template <class Then>
 void H2Connection::readSome(asio::mutable_buffer into, Then then) {
+  reading_ = true;
   tls_.async_read_some(into, [self = shared_from_this(), then = std::move(then)](
                                  boost::system::error_code ec, size_t n) mutable {
+    self->reading_ = false;
     if (self->closed_) {
       return;
     }
@@ -487,6 +803,10 @@ void H2Connection::readSome(asio::mutable_buffer into, Then then) {
 
 void H2Connection::read() {
   readSome(asio::buffer(read_buf_), [](H2Connection& self, size_t n) {
+    if (self.lingering_) {
+      self.read();  // discarded, until the client closes (the read fails and drops)
+      return;
+    }
     self.in_recv_ = true;
     ssize_t rv = nghttp2_session_mem_recv(self.session_, self.read_buf_.data(), n);
     self.in_recv_ = false;
@@ -544,7 +864,26 @@ void H2Connection::flush() {
 void H2Connection::closeIfDone() {
   if (!closed_ && nghttp2_session_want_read(session_) == 0 &&
       nghttp2_session_want_write(session_) == 0) {
-    drop();
+    lingerThenDrop();
+  }
+}
+
+void H2Connection::lingerThenDrop() {
+  if (closed_ || lingering_) {
+    return;
+  }
+  lingering_ = true;
+  boost::system::error_code ignored;
+  tls_.next_layer().shutdown(tcp::socket::shutdown_send, ignored);
+  linger_timer_ = std::make_unique<asio::steady_timer>(tls_.get_executor());
+  linger_timer_->expires_after(std::chrono::seconds(2));
+  linger_timer_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (!ec) {
+      self->drop();
+    }
+  });
+  if (!reading_) {
+    read();
   }
 }
 
@@ -553,6 +892,9 @@ void H2Connection::drop() {
     return;
   }
   closed_ = true;
+  if (linger_timer_) {
+    linger_timer_->cancel();
+  }
   boost::system::error_code ignored;
   tls_.next_layer().shutdown(tcp::socket::shutdown_both, ignored);
   tls_.next_layer().close(ignored);
@@ -859,6 +1201,7 @@ void H2Connection::readHttp1() {
   h.parser.emplace(h.stream->request, h.spare_headers);
   h.parser->header_limit(kMaxHttp1Header);
   h.parser->body_limit(kMaxHttp1Body);
+  h.fresh = true;
   // Reading at once costs a recv() that fails with EAGAIN when the client has not sent its next
   // request yet (asio tries every new read at once). Waiting for readability first
   // (socket async_wait) trades it for an epoll_ctl() and another handler, and measured no
@@ -869,6 +1212,20 @@ void H2Connection::readHttp1() {
 void H2Connection::parseHttp1() {
   Http1& h = *http1_;
   Http1RequestParser& parser = *h.parser;
+  if (h.fresh && h.buffer.size() != 0) {
+    // The first bytes of a request: one whole, plain request is taken without Beast's parser.
+    // Anything else (or a request not all here yet) goes to Beast's, from its first byte.
+    h.fresh = false;
+    auto data = h.buffer.data();
+    if (parsePlainHttp1(std::string_view(static_cast<const char*>(data.data()), data.size()),
+                        h.plain)) {
+      parser.fill(h.plain);
+      h.buffer.consume(h.plain.size);
+      h.busy = true;
+      dispatchHttp1(/*chunked=*/false, h.plain.keep_alive);
+      return;
+    }
+  }
   for (;;) {
     if (!h.busy && parser.is_header_done()) {
       h.busy = true;
@@ -892,7 +1249,7 @@ void H2Connection::parseHttp1() {
       }
     }
     if (parser.is_done()) {
-      dispatchHttp1();
+      dispatchHttp1(parser.chunked(), parser.keep_alive());
       return;
     }
     // put() on an empty buffer in the middle of a body succeeds without progress: read first.
@@ -928,12 +1285,12 @@ void H2Connection::readHttp1Some() {
   });
 }
 
-void H2Connection::dispatchHttp1() {
+void H2Connection::dispatchHttp1(bool chunked, bool keep_alive) {
   Http1& h = *http1_;
   Stream* s = h.stream;
   s->response.clear();
-  s->request.chunked = h.parser->chunked();
-  h.keep_alive = h.parser->keep_alive();
+  s->request.chunked = chunked;
+  h.keep_alive = keep_alive;
   open_streams_ = 1;
   max_concurrent_seen_ = std::max<uint32_t>(max_concurrent_seen_, 1);
   dispatch(s);
@@ -945,7 +1302,9 @@ void H2Connection::writeHttp1(bool close) {
   int status = r.status;
   close = close || !h.keep_alive || h.goaway;
   std::string& out = h.out;
-  out.assign("HTTP/1.1 ");
+  // string_view pieces: append(const char*) would strlen each literal, on every answer.
+  using namespace std::string_view_literals;
+  out.assign("HTTP/1.1 "sv);
   char digits[16];
   auto [end, ec] = std::to_chars(digits, digits + sizeof digits, status);
   (void)ec;
@@ -953,18 +1312,18 @@ void H2Connection::writeHttp1(bool close) {
   out.push_back(' ');
   auto reason = bhttp::obsolete_reason(bhttp::int_to_status(static_cast<unsigned>(status)));
   out.append(reason.data(), reason.size());
-  out.append("\r\n");
+  out.append("\r\n"sv);
   const std::string& body = r.body;
   for (const auto& [name, value] : r.headers) {
-    out.append(name).append(": ").append(value).append("\r\n");
+    out.append(name).append(": "sv).append(value).append("\r\n"sv);
   }
   auto [bend, bec] = std::to_chars(digits, digits + sizeof digits, body.size());
   (void)bec;
-  out.append("content-length: ").append(digits, bend).append("\r\n");
+  out.append("content-length: "sv).append(digits, bend).append("\r\n"sv);
   if (close) {
-    out.append("connection: close\r\n");
+    out.append("connection: close\r\n"sv);
   }
-  out.append("\r\n");
+  out.append("\r\n"sv);
   out.append(body);
   h.busy = true;
   asio::async_write(tls_, asio::buffer(out),

@@ -15,6 +15,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -52,6 +53,16 @@ struct H2Request {
   int headerCount(std::string_view name) const;
   void clear();
 };
+
+// Lowercases the ASCII letters A-Z of `s` in place (other bytes are kept): HTTP/1.1 header names.
+void lowercaseAscii(std::string& s);
+
+// For tests: parses the HTTP/1.1 request at the start of `bytes` as a connection does, with only
+// the fast path for plain requests (`plain`) or only Beast's parser. True when that parser took
+// a whole request: `request` is then filled as a handler sees it, with `keep_alive` and
+// `consumed` (the request's bytes).
+bool parseHttp1RequestForTest(std::string_view bytes, bool plain, H2Request& request,
+                              bool& keep_alive, size_t& consumed);
 
 // What the handler answers. An empty body sends HEADERS with END_STREAM only.
 struct H2Response {
@@ -177,6 +188,11 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
   void readSome(boost::asio::mutable_buffer into, Then then);
   void flush();
   void closeIfDone();
+  // Closes without a RST: shuts down our sending side (the client reads every response, then
+  // EOF) and discards what the client still sends until it closes, or for at most a few
+  // seconds. Closing a socket that has unread bytes sends a RST, and a RST can destroy
+  // responses the client has not read yet (servers' "lingering close").
+  void lingerThenDrop();
   // Adds `n` bytes read to this connection's count and to options_.bytes_received_counter.
   void countReceived(size_t n);
   // Hands the stream's request to the handler and carries out its answer: drop the connection,
@@ -192,7 +208,7 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
   // Feeds the buffer to the parser until the request is complete, reading as needed.
   void parseHttp1();
   void readHttp1Some();
-  void dispatchHttp1();
+  void dispatchHttp1(bool chunked, bool keep_alive);
   void writeHttp1(bool close);
 
   boost::asio::ssl::stream<boost::asio::ip::tcp::socket> tls_;
@@ -205,8 +221,11 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
   std::vector<uint8_t> read_buf_;
   std::vector<uint8_t> write_buf_;
   bool writing_ = false;
+  bool reading_ = false;
   bool in_recv_ = false;  // inside nghttp2_session_mem_recv: mem_send is not allowed
   bool closed_ = false;
+  bool lingering_ = false;  // lingerThenDrop() started: reads are discarded
+  std::unique_ptr<boost::asio::steady_timer> linger_timer_;
   // After our GOAWAY: streams above this id are refused unprocessed, as RFC 9113 6.8 promises
   // the client (it retries them elsewhere). nghttp2 only enforces it once the frame is written,
   // and a write in progress can delay that past the next read.

@@ -1,12 +1,87 @@
 #include "tools/pns-mock/wns_handler.h"
 
+#include <array>
+
 namespace pushhub::mock {
 namespace {
 
-// Headers that must not repeat.
-constexpr std::string_view kSingleHeaders[] = {
-    "authorization", "content-type", "x-wns-type", "x-wns-cache-policy",  "x-wns-requestforstatus",
-    "x-wns-tag",     "x-wns-group",  "x-wns-ttl",  "x-wns-suppresspopup", "x-wns-priority",
+// The request headers the checks of a notification read (see WnsHeaders).
+enum WnsHeader : uint8_t {
+  // Those that must not repeat.
+  kAuthorization,
+  kContentType,
+  kType,
+  kCachePolicy,
+  kRequestForStatus,
+  kTag,
+  kGroup,
+  kTtl,
+  kSuppressPopup,
+  kPriority,
+  kLastSingle = kPriority,
+  // May repeat (refused anyway).
+  kMatch,
+  kHeaderCount,
+  kOther = kHeaderCount,
+};
+
+WnsHeader classify(std::string_view name) {
+  constexpr std::string_view kWnsPrefix = "x-wns-";
+  if (!name.starts_with(kWnsPrefix)) {
+    if (name == "authorization") {
+      return kAuthorization;
+    }
+    return name == "content-type" ? kContentType : kOther;
+  }
+  std::string_view rest = name.substr(kWnsPrefix.size());
+  switch (rest.size()) {
+    case 3:
+      return rest == "tag" ? kTag : rest == "ttl" ? kTtl : kOther;
+    case 4:
+      return rest == "type" ? kType : kOther;
+    case 5:
+      return rest == "group" ? kGroup : rest == "match" ? kMatch : kOther;
+    case 8:
+      return rest == "priority" ? kPriority : kOther;
+    case 12:
+      return rest == "cache-policy" ? kCachePolicy : kOther;
+    case 13:
+      return rest == "suppresspopup" ? kSuppressPopup : kOther;
+    case 16:
+      return rest == "requestforstatus" ? kRequestForStatus : kOther;
+    default:
+      return kOther;
+  }
+}
+
+// The first value and the number of occurrences of each header checkWnsSend reads, from one
+// pass over the request's headers (rather than a scan per header and per duplicate check).
+struct WnsHeaders {
+  std::array<const std::string*, kHeaderCount> first{};
+  std::array<uint8_t, kHeaderCount> count{};
+
+  explicit WnsHeaders(const HeaderList& headers) {
+    for (const auto& [name, value] : headers) {
+      WnsHeader h = classify(name);
+      if (h != kOther) {
+        if (count[h] == 0) {
+          first[h] = &value;
+        }
+        count[h] = count[h] < 2 ? count[h] + 1 : 2;  // only "more than one" matters
+      }
+    }
+  }
+
+  const std::string* operator[](WnsHeader h) const { return first[h]; }
+
+  bool anySingleRepeated() const {
+    for (size_t h = 0; h <= kLastSingle; ++h) {
+      if (count[h] > 1) {
+        return true;
+      }
+    }
+    return false;
+  }
 };
 
 WnsVerdict& fail(WnsVerdict& v, int status, std::string_view description) {
@@ -102,8 +177,9 @@ WnsVerdict checkWnsSend(const H2Request& request, const WnsRules& rules, BearerC
   if (v.channel_token.empty()) {
     return fail(v, 404, "The channel URI is not valid or not recognized by WNS.");
   }
+  WnsHeaders headers(request.headers);
   uint32_t app = 0;
-  BearerStatus auth = rules.minter ? checkBearer(request.header("authorization"), *rules.minter,
+  BearerStatus auth = rules.minter ? checkBearer(headers[kAuthorization], *rules.minter,
                                                  revoked_below, now_ms, bearer, app)
                                    : BearerStatus::kInvalid;
   if (auth != BearerStatus::kOk || app >= rules.apps.size()) {
@@ -112,12 +188,10 @@ WnsVerdict checkWnsSend(const H2Request& request, const WnsRules& rules, BearerC
                     ? std::string_view("Token expired.")
                     : std::string_view("The access token is missing or not valid."));
   }
-  for (std::string_view name : kSingleHeaders) {
-    if (request.headerCount(name) > 1) {
-      return fail(v, 400, "A header was repeated.");
-    }
+  if (headers.anySingleRepeated()) {
+    return fail(v, 400, "A header was repeated.");
   }
-  const std::string* type = request.header("x-wns-type");
+  const std::string* type = headers[kType];
   if (type == nullptr) {
     return fail(v, 400, "The X-WNS-Type header is missing.");
   }
@@ -125,8 +199,7 @@ WnsVerdict checkWnsSend(const H2Request& request, const WnsRules& rules, BearerC
   if (!raw && *type != "wns/toast" && *type != "wns/tile" && *type != "wns/badge") {
     return fail(v, 400, "The X-WNS-Type header is not valid.");
   }
-  const std::string* content_type = request.header("content-type");
-  if (!mediaTypeIs(content_type, raw ? "application/octet-stream" : "text/xml")) {
+  if (!mediaTypeIs(headers[kContentType], raw ? "application/octet-stream" : "text/xml")) {
     return fail(v, 400,
                 raw ? "wns/raw requires Content-Type application/octet-stream."
                     : "wns/toast, wns/tile and wns/badge require Content-Type text/xml.");
@@ -134,33 +207,33 @@ WnsVerdict checkWnsSend(const H2Request& request, const WnsRules& rules, BearerC
   if (request.chunked) {
     return fail(v, 400, "Chunked transfer encoding is not supported.");
   }
-  if (const std::string* h = request.header("x-wns-cache-policy");
+  if (const std::string* h = headers[kCachePolicy];
       h != nullptr && *h != "cache" && *h != "no-cache") {
     return fail(v, 400, "The X-WNS-Cache-Policy header is not valid.");
   }
-  if (const std::string* h = request.header("x-wns-requestforstatus")) {
+  if (const std::string* h = headers[kRequestForStatus]) {
     if (!isBool(*h)) {
       return fail(v, 400, "The X-WNS-RequestForStatus header is not valid.");
     }
     v.request_for_status = *h == "true";
   }
-  if (const std::string* h = request.header("x-wns-tag"); h != nullptr && !validTagOrGroup(*h)) {
+  if (const std::string* h = headers[kTag]; h != nullptr && !validTagOrGroup(*h)) {
     return fail(v, 400, "The X-WNS-Tag header is not valid.");
   }
-  if (const std::string* h = request.header("x-wns-group"); h != nullptr && !validTagOrGroup(*h)) {
+  if (const std::string* h = headers[kGroup]; h != nullptr && !validTagOrGroup(*h)) {
     return fail(v, 400, "The X-WNS-Group header is not valid.");
   }
-  if (const std::string* h = request.header("x-wns-ttl"); h != nullptr && !allDigits(*h)) {
+  if (const std::string* h = headers[kTtl]; h != nullptr && !allDigits(*h)) {
     return fail(v, 400, "The X-WNS-TTL header is not valid.");
   }
-  if (const std::string* h = request.header("x-wns-suppresspopup"); h != nullptr && !isBool(*h)) {
+  if (const std::string* h = headers[kSuppressPopup]; h != nullptr && !isBool(*h)) {
     return fail(v, 400, "The X-WNS-SuppressPopup header is not valid.");
   }
-  if (const std::string* h = request.header("x-wns-priority");
+  if (const std::string* h = headers[kPriority];
       h != nullptr && *h != "1" && *h != "2" && *h != "3" && *h != "4") {
     return fail(v, 400, "The X-WNS-PRIORITY header is not valid.");
   }
-  if (request.header("x-wns-match") != nullptr) {
+  if (headers[kMatch] != nullptr) {
     return fail(v, 400, "X-WNS-Match is only valid on DELETE.");
   }
   if (request.body_truncated || request.body.size() > kWnsMaxPayload) {

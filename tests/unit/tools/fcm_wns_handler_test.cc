@@ -7,6 +7,7 @@
 #include <openssl/rsa.h>
 
 #include <boost/json.hpp>
+#include <random>
 
 #include "providers/common/jwt.h"
 #include "tools/pns-mock/access_token.h"
@@ -321,6 +322,218 @@ TEST_F(FcmTest, BodyRejections) {
   EXPECT_EQ(check(send(R"({"message":{"token":"t","data":{"k":")" + fits + R"("}}})")).status, 200);
 }
 
+// The fast body check (one pass, no DOM) may only accept what the full check accepts, with the
+// same registration token and validate_only; it must accept the usual bodies (or it saves
+// nothing). Everything it is unsure of goes to the full check.
+struct BodyVerdicts {
+  bool fast = false;
+  FcmVerdict fast_verdict;
+  FcmVerdict full;
+};
+
+BodyVerdicts checkBothWays(const std::string& body) {
+  BodyVerdicts out;
+  out.fast = acceptFcmBodyFast(body, out.fast_verdict);
+  H2Request r;
+  r.body = body;
+  checkFcmBodyFull(r, out.full);
+  return out;
+}
+
+void expectFastAgrees(const std::string& body) {
+  BodyVerdicts b = checkBothWays(body);
+  if (b.fast) {
+    EXPECT_EQ(b.full.status, 200) << "fast path accepted what the full check refuses: " << body
+                                  << " -> " << b.full.message;
+    EXPECT_EQ(b.fast_verdict.registration_token, b.full.registration_token) << body;
+    EXPECT_EQ(b.fast_verdict.validate_only, b.full.validate_only) << body;
+  } else {
+    // Undecided leaves nothing behind.
+    EXPECT_EQ(b.fast_verdict.registration_token, "") << body;
+    EXPECT_FALSE(b.fast_verdict.validate_only) << body;
+  }
+}
+
+TEST(FcmBodyFastPathTest, AcceptsTheUsualBodies) {
+  std::string token = "f" + std::string(152, 'a');
+  std::vector<std::string> usual = {
+      R"({"message":{"token":")" + token +
+          R"(","notification":{"title":"pushhub","body":"Hello tag"}}})",
+      R"({"message":{"token":"abc:DEF_123-x.y","data":{"k":"v","n":"1"},)"
+      R"("notification":{"title":"t","body":"b","image":"https://x/y.png"},)"
+      R"("android":{"priority":"HIGH","ttl":"3600.5s","collapse_key":"c",)"
+      R"("notification":{"channel_id":"x","tag":null}},)"
+      R"("apns":{"headers":{"apns-priority":"10"},"payload":{"aps":{"badge":1}}},)"
+      R"("webpush":{},"fcm_options":{"analytics_label":"l"},"name":{"any":[1,2.5,true]}}})",
+      R"({"validate_only":true,"message":{"topic":"/topics/news"}})",
+      R"({"validateOnly":false,"message":{"condition":"'a' in topics"}})",
+      // Escapes where only the length counts.
+      R"({"message":{"token":"t","notification":{"title":"caf\u00e9 \"q\""},"data":{"k":"\n"}}})",
+      " \n{ \"message\" : { \"token\" : \"t\" } } \t",
+  };
+  for (const std::string& body : usual) {
+    BodyVerdicts b = checkBothWays(body);
+    EXPECT_TRUE(b.fast) << body;
+    EXPECT_EQ(b.full.status, 200) << body << " -> " << b.full.message;
+    EXPECT_EQ(b.fast_verdict.registration_token, b.full.registration_token) << body;
+    EXPECT_EQ(b.fast_verdict.validate_only, b.full.validate_only) << body;
+  }
+  EXPECT_EQ(checkBothWays(usual[0]).fast_verdict.registration_token, token);
+  EXPECT_TRUE(checkBothWays(usual[2]).fast_verdict.validate_only);
+}
+
+TEST(FcmBodyFastPathTest, LeavesEveryDoubtToTheFullCheck) {
+  std::string big(4097, 'x');
+  const std::vector<std::string> refused = {
+      "",
+      "not json",
+      "[]",
+      "null",
+      R"("message")",
+      R"({})",
+      R"({"message":null})",
+      R"({"message":[]})",
+      R"({"message":{}})",
+      R"({"message":{"token":"t"},"extra":1})",
+      R"({"message":{"token":"t","colour":"red"}})",
+      R"({"message":{"token":"t","topic":"x"}})",
+      R"({"message":{"token":"t","data":{"n":1}}})",
+      R"({"message":{"token":"t","data":[]}})",
+      R"({"message":{"token":"t","data":{"from":"x"}}})",
+      R"({"message":{"token":"t","data":{"gcm":"x"}}})",
+      R"({"message":{"token":"t","data":{"google.x":"y"}}})",
+      R"({"message":{"token":"t","data":{"k":")" + big + R"("}}})",
+      R"({"message":{"topic":"t","data":{"k":")" + std::string(2100, 'y') + R"("}}})",
+      R"({"message":{"token":"has space"}})",
+      R"({"message":{"token":""}})",
+      R"({"message":{"token":")" + std::string(4097, 'a') + R"("}})",
+      R"({"message":{"token":5}})",
+      R"({"message":{"token":null}})",
+      R"({"message":{"topic":"bad topic"}})",
+      R"({"message":{"topic":"/topics/"}})",
+      R"({"message":{"condition":""}})",
+      R"({"message":{"token":"t","notification":{"title":1}}})",
+      R"({"message":{"token":"t","notification":{"subtitle":"x"}}})",
+      R"({"message":{"token":"t","notification":null}})",
+      R"({"message":{"token":"t","android":{"priority":"high"}}})",
+      R"({"message":{"token":"t","android":{"ttl":"3600"}}})",
+      R"({"message":{"token":"t","android":{"ttl":"2419201s"}}})",
+      R"({"message":{"token":"t","android":[]}})",
+      R"({"message":{"token":"t","apns":null}})",
+      R"({"message":{"token":"t","webpush":"x"}})",
+      R"({"message":{"token":"t","fcmOptions":1}})",
+      R"({"validate_only":"yes","message":{"token":"t"}})",
+      R"({"validate_only":null,"message":{"token":"t"}})",
+      R"({"message":{"token":"t"}} x)",
+      R"({"message":{"token":"t"},})",
+      R"({"message":{"token":"t"}/*c*/})",
+      "{\"message\":{\"token\":\"t\xff\"}}",
+      // Too deep, inside an object nobody checks.
+      R"({"message":{"token":"t","apns":)" + std::string(40, '[') + std::string(40, ']') + "}}",
+  };
+  for (const std::string& body : refused) {
+    BodyVerdicts b = checkBothWays(body);
+    EXPECT_NE(b.full.status, 200) << body;
+    EXPECT_FALSE(b.fast) << body;
+    expectFastAgrees(body);
+  }
+  // Accepted by the full check, but not plainly: duplicates (the DOM keeps one of them) and
+  // escaped keys or targets.
+  const std::vector<std::string> doubtful = {
+      R"({"message":{"token":"a","token":"b"}})",
+      R"({"message":{"token":"a"},"message":{"token":"b"}})",
+      R"({"validate_only":true,"validateOnly":false,"message":{"token":"t"}})",
+      R"({"message":{"tok\u0065n":"t"}})",
+      R"({"message":{"token":"t\u0041"}})",
+      R"({"message":{"token":"t","notification":{"title":"a","title":"b"}}})",
+      R"({"message":{"token":"t","android":{"ttl":"1s","ttl":"2s"}}})",
+  };
+  for (const std::string& body : doubtful) {
+    EXPECT_EQ(checkBothWays(body).full.status, 200) << body;
+    expectFastAgrees(body);
+  }
+}
+
+// Every one-byte change (replace, delete, insert) of some valid bodies: whatever the fast path
+// accepts, the full check accepts the same way.
+TEST(FcmBodyFastPathTest, MutationsNeverFoolTheFastPath) {
+  const std::vector<std::string> seeds = {
+      R"({"message":{"token":"f0a1","notification":{"title":"t","body":"b"}}})",
+      R"({"validate_only":true,"message":{"topic":"/topics/a","data":{"k":"v"}}})",
+      R"({"message":{"condition":"c","android":{"priority":"NORMAL","ttl":"9.5s","x":[1]},)"
+      R"("apns":{"a":{}},"name":"n"}})",
+  };
+  const std::string alphabet = "{}[]\":,\\ 0afntu.-/sx\x01\xc3";
+  std::mt19937 rng(42);
+  size_t fast_accepted = 0;
+  for (const std::string& seed : seeds) {
+    for (size_t i = 0; i <= seed.size(); ++i) {
+      for (int k = 0; k < 6; ++k) {
+        char c = alphabet[rng() % alphabet.size()];
+        std::string replaced = seed;
+        std::string inserted = seed;
+        inserted.insert(inserted.begin() + static_cast<ptrdiff_t>(i), c);
+        expectFastAgrees(inserted);
+        if (i < seed.size()) {
+          replaced[i] = c;
+          expectFastAgrees(replaced);
+        }
+      }
+      if (i < seed.size()) {
+        std::string deleted = seed;
+        deleted.erase(i, 1);
+        expectFastAgrees(deleted);
+        fast_accepted += checkBothWays(deleted).fast ? 1 : 0;
+      }
+    }
+  }
+  EXPECT_GT(fast_accepted, 0u);
+}
+
+TEST_F(FcmTest, AReusedVerdictStartsAfresh) {
+  FcmVerdict v;
+  BearerCache bearer;
+  checkFcmSend(send(R"({"validate_only":true,"message":{"token":"abc"}})"), rules_, bearer, 0,
+               kNowMs, v);
+  ASSERT_EQ(v.status, 200);
+  EXPECT_TRUE(v.validate_only);
+  EXPECT_EQ(v.registration_token, "abc");
+  checkFcmSend(send(R"({"message":{"token":"has space"}})"), rules_, bearer, 0, kNowMs, v);
+  EXPECT_EQ(v.status, 400);
+  EXPECT_EQ(v.field, "message.token");
+  EXPECT_FALSE(v.validate_only);
+  EXPECT_EQ(v.registration_token, "");
+  checkFcmSend(send(R"({"message":{"topic":"news"}})"), rules_, bearer, 0, kNowMs, v);
+  EXPECT_EQ(v.status, 200);
+  EXPECT_EQ(v.status_name, "");
+  EXPECT_EQ(v.error_code, "");
+  EXPECT_EQ(v.message, "");
+  EXPECT_EQ(v.field, "");
+  EXPECT_EQ(v.registration_token, "");
+  H2Request unauthenticated = send(R"({"message":{"token":"abc"}})");
+  unauthenticated.headers[0].second = "Bearer nope";
+  checkFcmSend(unauthenticated, rules_, bearer, 0, kNowMs, v);
+  EXPECT_EQ(v.status, 401);
+  EXPECT_TRUE(v.www_authenticate);
+  H2Request good = send(R"({"message":{"token":"abc"}})");  // v.project is a view into it
+  checkFcmSend(good, rules_, bearer, 0, kNowMs, v);
+  EXPECT_EQ(v.status, 200);
+  EXPECT_FALSE(v.www_authenticate);
+  EXPECT_EQ(v.project, "proj-1");
+}
+
+TEST(FcmTokenTest, Characters) {
+  for (int c = 0; c < 256; ++c) {
+    bool allowed = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                   c == '_' || c == ':' || c == '.' || c == '-';
+    std::string token = "ab" + std::string(1, static_cast<char>(c)) + "cd";
+    EXPECT_EQ(isFcmToken(token), allowed) << c;
+  }
+  EXPECT_FALSE(isFcmToken(""));
+  EXPECT_TRUE(isFcmToken(std::string(kFcmMaxTokenLength, 'a')));
+  EXPECT_FALSE(isFcmToken(std::string(kFcmMaxTokenLength + 1, 'a')));
+}
+
 TEST_F(FcmTest, TokenRulesAndThrottling) {
   FcmVerdict dead = check(send(R"({"message":{"token":"dead-123"}})"));
   EXPECT_EQ(dead.status, 404);
@@ -561,6 +774,279 @@ TEST_F(WnsTest, Rejections) {
   EXPECT_EQ(check(notification(), rules_.minter->nextSerial()).status, 401);
   token_ = rules_.minter->issue(0, kNowMs);
   EXPECT_EQ(check(notification()).status, 401);
+}
+
+// The headers are read in one pass (each checked header's first value and whether it repeats).
+TEST_F(WnsTest, RepeatedAndUnrelatedHeaders) {
+  const std::vector<std::pair<std::string, std::string>> singles = {
+      {"authorization", ""},  // filled in below: the valid bearer token
+      {"content-type", "text/xml"},
+      {"x-wns-type", "wns/toast"},
+      {"x-wns-cache-policy", "cache"},
+      {"x-wns-requestforstatus", "true"},
+      {"x-wns-tag", "t1"},
+      {"x-wns-group", "g1"},
+      {"x-wns-ttl", "60"},
+      {"x-wns-suppresspopup", "false"},
+      {"x-wns-priority", "1"},
+  };
+  for (auto [name, value] : singles) {
+    if (name == "authorization") {
+      value = "Bearer " + token_;
+    }
+    H2Request once = notification();
+    std::erase_if(once.headers, [&](const auto& h) { return h.first == name; });
+    once.headers.emplace_back(name, value);
+    EXPECT_EQ(check(once).status, 200) << name << ": " << check(once).description;
+    H2Request twice = once;
+    twice.headers.emplace_back(name, value);
+    WnsVerdict v = check(twice);
+    EXPECT_EQ(v.status, 400) << name;
+    EXPECT_EQ(v.description, "A header was repeated.") << name;
+  }
+  // Headers nobody checks may repeat; the X-WNS-* names are whole names, not prefixes.
+  H2Request r = notification();
+  r.headers.emplace_back("ms-cv", "a");
+  r.headers.emplace_back("ms-cv", "b");
+  r.headers.emplace_back("x-wns-tags", "not-a-tag");
+  r.headers.emplace_back("x-wns-typ", "x");
+  r.headers.emplace_back("x-wns-", "x");
+  r.headers.emplace_back("content-types", "x");
+  r.headers.emplace_back("x-wns-priority-x", "9");
+  r.headers.emplace_back("user-agent", "t");
+  r.headers.emplace_back("user-agent", "t");
+  EXPECT_EQ(check(r).status, 200) << check(r).description;
+  // The first Authorization is the one checked, then the repeat is refused.
+  H2Request auth_first = notification();
+  auth_first.headers.emplace_back("authorization", "Bearer EwAnope");
+  EXPECT_EQ(check(auth_first).status, 400);
+  H2Request bad_first = notification();
+  bad_first.headers.insert(bad_first.headers.begin(), {"authorization", "Bearer EwAnope"});
+  EXPECT_EQ(check(bad_first).status, 401);
+  // X-WNS-Match is refused however often it comes; X-WNS-Type is checked by its first value.
+  H2Request match = notification();
+  match.headers.emplace_back("x-wns-match", "a");
+  match.headers.emplace_back("x-wns-match", "b");
+  EXPECT_EQ(check(match).description, "X-WNS-Match is only valid on DELETE.");
+  H2Request raw = notification("abc", "wns/raw");
+  EXPECT_EQ(check(raw).status, 200);
+}
+
+TEST(Http1HeaderNameTest, LowercasesAsciiLettersOnly) {
+  // Every byte value at every position of names up to 24 bytes long (the 8-byte steps and the
+  // tail), against the byte-by-byte rule.
+  for (size_t len = 1; len <= 24; ++len) {
+    for (size_t pos = 0; pos < len; ++pos) {
+      for (int c = 0; c < 256; ++c) {
+        std::string s(len, 'K');
+        s[pos] = static_cast<char>(c);
+        std::string expected = s;
+        for (char& e : expected) {
+          if (e >= 'A' && e <= 'Z') {
+            e = static_cast<char>(e - 'A' + 'a');
+          }
+        }
+        lowercaseAscii(s);
+        ASSERT_EQ(s, expected) << "len " << len << " pos " << pos << " byte " << c;
+      }
+    }
+  }
+  std::string empty;
+  lowercaseAscii(empty);
+  EXPECT_EQ(empty, "");
+  std::string name = "X-WNS-RequestForStatus";
+  lowercaseAscii(name);
+  EXPECT_EQ(name, "x-wns-requestforstatus");
+}
+
+// HTTP/1.1: a plain request (what pushhubd and h2load send) is parsed without Beast's parser;
+// whatever that fast path takes, Beast's parser must take the same way.
+struct Http1Parse {
+  bool ok = false;
+  H2Request request;
+  bool keep_alive = false;
+  size_t consumed = 0;
+};
+
+Http1Parse parseHttp1(const std::string& bytes, bool plain) {
+  Http1Parse p;
+  p.ok = parseHttp1RequestForTest(bytes, plain, p.request, p.keep_alive, p.consumed);
+  return p;
+}
+
+// True when the fast path declined, or took the request exactly as Beast's parser does.
+void expectPlainAgrees(const std::string& bytes) {
+  Http1Parse plain = parseHttp1(bytes, true);
+  if (!plain.ok) {
+    return;
+  }
+  Http1Parse beast = parseHttp1(bytes, false);
+  ASSERT_TRUE(beast.ok) << "the fast path took what Beast refuses: " << bytes;
+  EXPECT_EQ(plain.request.method, beast.request.method) << bytes;
+  EXPECT_EQ(plain.request.path, beast.request.path) << bytes;
+  EXPECT_EQ(plain.request.authority, beast.request.authority) << bytes;
+  EXPECT_EQ(plain.request.headers, beast.request.headers) << bytes;
+  EXPECT_EQ(plain.request.body, beast.request.body) << bytes;
+  EXPECT_EQ(plain.request.body_truncated, beast.request.body_truncated) << bytes;
+  EXPECT_EQ(plain.request.chunked, beast.request.chunked) << bytes;
+  EXPECT_EQ(plain.request.http1, beast.request.http1) << bytes;
+  EXPECT_EQ(plain.request.scheme, beast.request.scheme) << bytes;
+  EXPECT_EQ(plain.keep_alive, beast.keep_alive) << bytes;
+  EXPECT_EQ(plain.consumed, beast.consumed) << bytes;
+}
+
+const std::string kPushhubRequest =
+    "POST /?token=w0123 HTTP/1.1\r\nHost: 127.0.0.1:4443\r\nauthorization: Bearer EwAabc\r\n"
+    "content-type: text/xml\r\nx-wns-type: wns/toast\r\nContent-Length: 8\r\n\r\n<toast/>";
+
+TEST(Http1PlainParserTest, TakesPlainRequestsAsBeastDoes) {
+  const std::vector<std::string> plain = {
+      kPushhubRequest,
+      "POST /w/?token=t HTTP/1.1\r\nhost: h\r\nUser-Agent: h2load nghttp2/1.52.0\r\n"
+      "Accept: */*\r\nContent-Length: 0\r\nX-WNS-Type: wns/raw\r\n\r\n",
+      "GET /x HTTP/1.1\r\nHost:h\r\n\r\n",
+      "POST / HTTP/1.1\r\nConnection: close\r\nContent-Length: 3\r\n\r\nabc",
+      "POST / HTTP/1.1\r\nconnection: Keep-Alive\r\nContent-Length: 3\r\n\r\nabc",
+      "POST / HTTP/1.1\r\nX-A:   spaced \t \r\nX-B:\r\nx-a: again\r\nContent-Length: "
+      "003\r\n\r\nabc",
+      "PATCH * HTTP/1.1\r\nhost: a\r\nhost: b\r\n\r\n",
+      "POST / HTTP/1.1\r\nCONTENT-LENGTH: 3\r\nCONNECTION: CLOSE\r\nHOST: H\r\n\r\nabc",
+      // Names like the special ones but not them.
+      "POST / HTTP/1.1\r\nContent-Lengtx: 3\r\nConnectiom: x\r\nExpecT-: y\r\n\r\n",
+      // Pipelined: only the first request is taken.
+      kPushhubRequest + kPushhubRequest,
+  };
+  for (const std::string& bytes : plain) {
+    EXPECT_TRUE(parseHttp1(bytes, true).ok) << bytes;
+    expectPlainAgrees(bytes);
+  }
+  Http1Parse p = parseHttp1(kPushhubRequest, true);
+  EXPECT_EQ(p.request.method, "POST");
+  EXPECT_EQ(p.request.path, "/?token=w0123");
+  EXPECT_EQ(p.request.authority, "127.0.0.1:4443");
+  ASSERT_EQ(p.request.headers.size(), 5u);
+  EXPECT_EQ(p.request.headers[0].first, "host");
+  EXPECT_EQ(p.request.headers[4], (std::pair<std::string, std::string>("content-length", "8")));
+  EXPECT_EQ(p.request.body, "<toast/>");
+  EXPECT_EQ(p.consumed, kPushhubRequest.size());
+  EXPECT_TRUE(p.keep_alive);
+  EXPECT_FALSE(parseHttp1("POST / HTTP/1.1\r\nConnection: close\r\n\r\n", true).keep_alive);
+  EXPECT_FALSE(parseHttp1(plain[7], true).keep_alive);
+  EXPECT_EQ(parseHttp1(plain[7], true).request.body, "abc");
+  EXPECT_EQ(parseHttp1(plain[7], true).request.authority, "H");
+  EXPECT_EQ(parseHttp1(kPushhubRequest + kPushhubRequest, true).consumed, kPushhubRequest.size());
+}
+
+TEST(Http1PlainParserTest, LeavesTheRestToBeast) {
+  const std::string big_head = "POST / HTTP/1.1\r\nX-Big: " + std::string(8200, 'a') + "\r\n\r\n";
+  std::string many_fields = "POST / HTTP/1.1\r\n";
+  for (int i = 0; i < 33; ++i) {
+    many_fields += "X-" + std::to_string(i) + ": v\r\n";
+  }
+  many_fields += "\r\n";
+  const std::vector<std::string> declined = {
+      "",
+      "POST / HTTP/1.1\r\nHost: h\r\n",                     // head not complete
+      "POST / HTTP/1.1\r\nContent-Length: 9\r\n\r\nshort",  // body not complete
+      "POST / HTTP/1.0\r\n\r\n",
+      "POST / http/1.1\r\n\r\n",
+      "POST  / HTTP/1.1\r\n\r\n",
+      "POST / HTTP/1.1 \r\n\r\n",
+      "\r\nPOST / HTTP/1.1\r\n\r\n",
+      "POST /\xc3\xa9 HTTP/1.1\r\n\r\n",
+      "PO(ST / HTTP/1.1\r\n\r\n",
+      "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+      "POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nx",
+      "POST / HTTP/1.1\r\nUpgrade: h2c\r\n\r\n",
+      "POST / HTTP/1.1\r\nProxy-Connection: close\r\n\r\n",
+      "POST / HTTP/1.1\r\nTRANSFER-ENCODING: chunked\r\n\r\n0\r\n\r\n",
+      "POST / HTTP/1.1\r\nEXPECT: 100-continue\r\n\r\n",
+      "POST / HTTP/1.1\r\nuPgRaDe: h2c\r\n\r\n",
+      "POST / HTTP/1.1\r\nConnection: upgrade\r\n\r\n",
+      "POST / HTTP/1.1\r\nConnection: close, keep-alive\r\n\r\n",
+      "POST / HTTP/1.1\r\nConnection: close\r\nConnection: close\r\n\r\n",
+      "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx",
+      "POST / HTTP/1.1\r\nContent-Length: 1,1\r\n\r\nx",
+      "POST / HTTP/1.1\r\nContent-Length: \r\n\r\n",
+      "POST / HTTP/1.1\r\nContent-Length: +1\r\n\r\nx",
+      "POST / HTTP/1.1\r\nContent-Length: 65537\r\n\r\n" + std::string(65537, 'x'),
+      "POST / HTTP/1.1\r\nX-A: a\r\n b\r\n\r\n",  // obs-fold
+      "POST / HTTP/1.1\r\nX-A: caf\xc3\xa9\r\n\r\n",
+      "POST / HTTP/1.1\r\nX-A: a\nX-B: b\r\n\r\n",
+      "POST / HTTP/1.1\r\nX-A : a\r\n\r\n",
+      "POST / HTTP/1.1\r\n: a\r\n\r\n",
+      "POST / HTTP/1.1\r\nno colon\r\n\r\n",
+      "POST / HTTP/1.1\r\nX-A: \x01\r\n\r\n",
+      big_head,
+      many_fields,
+  };
+  for (const std::string& bytes : declined) {
+    EXPECT_FALSE(parseHttp1(bytes, true).ok) << bytes.substr(0, 100);
+  }
+  // Beast's parser still takes some of them, as before.
+  EXPECT_TRUE(parseHttp1("POST / HTTP/1.0\r\n\r\n", false).ok);
+  EXPECT_TRUE(parseHttp1(declined[10], false).ok);
+  EXPECT_TRUE(parseHttp1(declined[10], false).request.chunked);
+  EXPECT_TRUE(parseHttp1(big_head, false).ok);
+  EXPECT_TRUE(parseHttp1(many_fields, false).ok);
+}
+
+// Every byte value at every position of a header value and of a target (checked eight bytes
+// at a time): the fast path takes exactly visible ASCII (and SP / HTAB in values).
+TEST(Http1PlainParserTest, ByteByByte) {
+  for (int b = 0; b < 256; ++b) {
+    char c = static_cast<char>(b);
+    if (c == '\r' || c == '\n') {
+      continue;  // they make other lines
+    }
+    for (size_t pos = 0; pos < 20; ++pos) {
+      std::string value(20, 'v');
+      value[pos] = c;
+      std::string bytes = "POST / HTTP/1.1\r\nX-V: " + value + "\r\n\r\n";
+      bool visible = (b >= 0x20 && b < 0x7f) || b == '\t';
+      EXPECT_EQ(parseHttp1(bytes, true).ok, visible) << b << " at " << pos;
+      expectPlainAgrees(bytes);
+      std::string target(20, 't');
+      target[pos] = c;
+      bytes = "POST /" + target + " HTTP/1.1\r\n\r\n";
+      EXPECT_EQ(parseHttp1(bytes, true).ok, b > 0x20 && b < 0x7f) << b << " at " << pos;
+      expectPlainAgrees(bytes);
+    }
+  }
+}
+
+// Every one-byte change (replace, delete, insert) of plain requests: whatever the fast path
+// takes, Beast's parser takes the same way.
+TEST(Http1PlainParserTest, MutationsNeverFoolTheFastPath) {
+  const std::vector<std::string> seeds = {
+      kPushhubRequest,
+      "GET /a?b=c HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Y:  z \r\n\r\n",
+  };
+  const std::string alphabet = " \t\r\n:,0123/HTPaA-xX\x7f\x80\xff";
+  std::mt19937 rng(7);
+  size_t taken = 0;
+  for (const std::string& seed : seeds) {
+    for (size_t i = 0; i <= seed.size(); ++i) {
+      for (int k = 0; k < 8; ++k) {
+        char c = alphabet[rng() % alphabet.size()];
+        std::string inserted = seed;
+        inserted.insert(inserted.begin() + static_cast<ptrdiff_t>(i), c);
+        expectPlainAgrees(inserted);
+        if (i < seed.size()) {
+          std::string replaced = seed;
+          replaced[i] = c;
+          expectPlainAgrees(replaced);
+          taken += parseHttp1(replaced, true).ok ? 1 : 0;
+        }
+      }
+      if (i < seed.size()) {
+        std::string deleted = seed;
+        deleted.erase(i, 1);
+        expectPlainAgrees(deleted);
+      }
+    }
+  }
+  EXPECT_GT(taken, 100u);
 }
 
 TEST_F(WnsTest, ListsAndThrottling) {

@@ -771,6 +771,41 @@ TEST_F(PnsMockCloudTest, Http1PipelinedRequestsAreAnsweredInOrder) {
   EXPECT_EQ(received[119].at("token").as_string(), "expired-119");
 }
 
+// A plain request is parsed without Beast only when it is all in the buffer; one that arrives
+// in pieces (the head cut anywhere, or the body late) is parsed by Beast, from its first byte.
+TEST_F(PnsMockCloudTest, Http1RequestsInPieces) {
+  start();
+  std::string token = wnsToken();
+  TlsClient c(wns_port_);
+  std::string req = wnsRaw(token, "chan-split");
+  size_t head = req.find("\r\n\r\n") + 4;
+  std::vector<size_t> cuts = {
+      1, 5, req.find("\r\n") + 1, req.find("Authorization") + 3, head - 2, head, head + 3};
+  for (size_t cut : cuts) {
+    c.writeRaw(req.substr(0, cut));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // two reads on the server
+    c.writeRaw(req.substr(cut));
+    Response r = c.readResponse();
+    ASSERT_EQ(r.status, 200) << "cut at " << cut << ": " << r.body;
+  }
+  // A plain one after them, and one asking to close.
+  EXPECT_EQ(wnsSend(c, token, "chan-whole").status, 200);
+  c.writeRaw(wnsRaw(token, "chan-close", "Connection: close\r\n"));
+  Response last = c.readResponse();
+  EXPECT_EQ(last.status, 200);
+  EXPECT_EQ(last.header("connection"), "close");
+  EXPECT_TRUE(c.closedByPeer());
+  json::array received = control("GET", "/_mock/received?provider=wns").as_array();
+  ASSERT_EQ(received.size(), cuts.size() + 2);
+  for (const json::value& e : received) {
+    EXPECT_EQ(e.at("body").as_string(), kToast);
+    EXPECT_EQ(e.at("headers").at("x-wns-type").as_string(), "wns/toast");
+    EXPECT_EQ(e.at("headers").at("authorization").as_string(), "<redacted>");
+  }
+  EXPECT_EQ(received[0].at("token").as_string(), "chan-split");
+  EXPECT_EQ(received[cuts.size() + 1].at("token").as_string(), "chan-close");
+}
+
 TEST_F(PnsMockCloudTest, Http1KeepAliveAndConnectionClose) {
   start();
   std::string token = wnsToken();
