@@ -237,6 +237,34 @@ Result<const ApnsProvider::Headers*> ApnsProvider::checkedHeaders(
   return checked_.remember(n, std::move(parsed).value());
 }
 
+std::shared_ptr<const std::vector<Header>> ApnsProvider::sharedHeaders(
+    const Notification& n, const Headers& h, const ApnsToken& token) const {
+  auto headers = std::make_shared<std::vector<Header>>();
+  headers->reserve(8);
+  headers->push_back({"authorization", token.authorization, true});
+  headers->push_back({"apns-topic", h.topic.empty() ? config_.topic : h.topic, false});
+  headers->push_back({"apns-push-type", h.push_type, false});
+  if (!h.priority.empty()) {
+    headers->push_back({"apns-priority", h.priority, false});
+  }
+  if (!h.expiration.empty()) {
+    headers->push_back({"apns-expiration", h.expiration, true});
+  } else if (n.expiry) {
+    auto seconds =
+        std::chrono::duration_cast<std::chrono::seconds>(n.expiry->time_since_epoch()).count();
+    // 0 means "deliver once, do not store"; an already past expiry must not become that.
+    headers->push_back({"apns-expiration", std::to_string(std::max<int64_t>(seconds, 1)), true});
+  }
+  if (!h.collapse_id.empty()) {
+    headers->push_back({"apns-collapse-id", h.collapse_id, false});
+  }
+  if (!h.apns_id.empty()) {
+    headers->push_back({"apns-id", lower(h.apns_id), true});
+  }
+  headers->push_back({"content-type", "application/json", false});
+  return headers;
+}
+
 Result<Request> ApnsProvider::encode(const Target& target,
                                      const std::shared_ptr<const Notification>& notification) {
   const Notification& n = *notification;
@@ -248,40 +276,22 @@ Result<Request> ApnsProvider::encode(const Target& target,
     return checked.error();
   }
   const Headers& h = **checked;
-  const std::string& topic = h.topic;
   auto token = tokens_.get();
   if (!token) {
     return Error::unavailable("apns provider token: " + token.error().message);
   }
-
+  // Every header but :path is the same for all targets of a send (for one token): built once.
+  const SharedHeaders* shared = shared_.find(notification);
+  if (shared == nullptr || shared->token != *token) {
+    shared = shared_.remember(notification, {*token, sharedHeaders(n, h, **token)});
+  }
   Request r;
   r.method = "POST";
   r.path.reserve(10 + target.push_channel.size());
   r.path = "/3/device/";
   r.path += target.push_channel;
   r.sensitive_path = true;
-  r.headers.reserve(8);
-  r.headers.push_back({"authorization", (*token)->authorization, true});
-  r.headers.push_back({"apns-topic", topic.empty() ? config_.topic : topic, false});
-  r.headers.push_back({"apns-push-type", h.push_type, false});
-  if (!h.priority.empty()) {
-    r.headers.push_back({"apns-priority", h.priority, false});
-  }
-  if (!h.expiration.empty()) {
-    r.headers.push_back({"apns-expiration", h.expiration, true});
-  } else if (n.expiry) {
-    auto seconds =
-        std::chrono::duration_cast<std::chrono::seconds>(n.expiry->time_since_epoch()).count();
-    // 0 means "deliver once, do not store"; an already past expiry must not become that.
-    r.headers.push_back({"apns-expiration", std::to_string(std::max<int64_t>(seconds, 1)), true});
-  }
-  if (!h.collapse_id.empty()) {
-    r.headers.push_back({"apns-collapse-id", h.collapse_id, false});
-  }
-  if (!h.apns_id.empty()) {
-    r.headers.push_back({"apns-id", lower(h.apns_id), true});
-  }
-  r.headers.push_back({"content-type", "application/json", false});
+  r.shared_headers = shared->headers;
   // Every target of a send carries the same payload: share it, do not copy it.
   r.shared_body = std::shared_ptr<const std::string>(notification, &n.body);
   return r;

@@ -69,11 +69,19 @@ class ApnsProvider : public Provider {
   // parseHeaders() plus the topic check for `notification`, remembered for the last
   // notification: the result depends on it alone, and a send encodes it for every target.
   Result<const Headers*> checkedHeaders(const std::shared_ptr<const Notification>& notification);
+  // Every header of a request to `n` but :path (Request::shared_headers).
+  std::shared_ptr<const std::vector<Header>> sharedHeaders(const Notification& n, const Headers& h,
+                                                           const ApnsToken& token) const;
 
   ApnsConfig config_;
   ApnsTokenCache tokens_;
   PerNotification<Headers>
       checked_;  // the headers of the last notification checkedHeaders() passed
+  struct SharedHeaders {
+    std::shared_ptr<const ApnsToken> token;  // the one `headers` carry
+    std::shared_ptr<const std::vector<Header>> headers;
+  };
+  PerNotification<SharedHeaders> shared_;  // sharedHeaders() of the last notification encoded
 };
 
 }  // namespace pushhub::providers::apns

@@ -65,13 +65,13 @@ class H2Connection final : public PoolConnection {
     nv_.clear();
     // nghttp2 keeps these pointers instead of copying every name and value (NO_COPY_*); it
     // reads them until the HEADERS frame is serialized or given up (on_frame_send /
-    // on_frame_not_send). They point into `s->queued.request`, into host_header_ and at string
-    // literals. The Stream is heap-allocated and never moves, and its request leaves it only
-    // once nghttp2 is done with the frame: after nghttp2 closed the stream (deliverClosed), when
-    // the submission below fails, or in close(), which deletes the session before anything
-    // could be serialized again. host_header_ belongs to this connection, which outlives its
-    // session. nghttp2 lower-cases names it copies and not the ones it borrows, so a name with
-    // capitals (providers should not send any) is still copied.
+    // on_frame_not_send). They point into `s->queued.request` (and the shared headers it keeps
+    // alive), into host_header_ and at string literals. The Stream is heap-allocated and never
+    // moves, and its request leaves it only once nghttp2 is done with the frame: after nghttp2
+    // closed the stream (deliverClosed), when the submission below fails, or in close(), which
+    // deletes the session before anything could be serialized again. host_header_ belongs to this
+    // connection, which outlives its session. nghttp2 lower-cases names it copies and not the ones
+    // it borrows, so a name with capitals (providers should not send any) is still copied.
     auto add = [this](std::string_view name, std::string_view value, bool sensitive) {
       uint8_t flags = NGHTTP2_NV_FLAG_NO_COPY_VALUE;
       if (sensitive) {
@@ -88,9 +88,7 @@ class H2Connection final : public PoolConnection {
     add(":scheme", "https", false);
     add(":authority", host_header_, false);
     add(":path", r.path, r.sensitive_path);
-    for (const Header& h : r.headers) {
-      add(h.name, h.value, h.sensitive);
-    }
+    r.forEachHeader([&add](const Header& h) { add(h.name, h.value, h.sensitive); });
     nghttp2_data_provider body;
     body.source.ptr = s;
     body.read_callback = &H2Connection::readBody;

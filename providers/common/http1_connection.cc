@@ -211,11 +211,16 @@ class Http1Connection final : public PoolConnection {
     wire_.clear();
     wire_.append(r.method).append(" ").append(target).append(" HTTP/1.1\r\nHost: ");
     wire_.append(host_header_).append("\r\n");
-    for (const Header& h : r.headers) {
-      if (isConnectionHeader(h.name)) continue;
-      if (breaksLine(h.name) || breaksLine(h.value)) return refused("header " + h.name);
+    const Header* bad = nullptr;
+    r.forEachHeader([this, &bad](const Header& h) {
+      if (bad != nullptr || isConnectionHeader(h.name)) return;
+      if (breaksLine(h.name) || breaksLine(h.value)) {
+        bad = &h;
+        return;
+      }
       wire_.append(h.name).append(": ").append(h.value).append("\r\n");
-    }
+    });
+    if (bad != nullptr) return refused("header " + bad->name);
     wire_.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n\r\n");
     wire_.append(body);
     return {};

@@ -30,6 +30,10 @@ struct Request {
   // Often an aliasing pointer into a shared Notification (see Provider::encode).
   std::string body;
   std::shared_ptr<const std::string> shared_body;
+  // Headers every request of one send carries unchanged (the credential, the topic, the content
+  // type), shared like `shared_body` instead of built for each target. They go out before
+  // `headers`, which are this request's own. Read both with forEachHeader().
+  std::shared_ptr<const std::vector<Header>> shared_headers;
   // Send `:path` literal-never-indexed too (APNs: the path carries the per-device token).
   bool sensitive_path = false;
   // Where to send it, for providers whose every device has its own host (WNS channel URIs).
@@ -43,6 +47,14 @@ struct Request {
 
   std::string_view bodyView() const {
     return shared_body ? std::string_view(*shared_body) : std::string_view(body);
+  }
+  // Calls f(const Header&) for the shared headers, then for this request's own.
+  template <typename F>
+  void forEachHeader(F&& f) const {
+    if (shared_headers) {
+      for (const Header& h : *shared_headers) f(h);
+    }
+    for (const Header& h : headers) f(h);
   }
 };
 

@@ -394,9 +394,13 @@ Result<Request> FcmProvider::encode(const Target& target,
   r.method = "POST";
   r.credential_generation = token->generation;
   r.path = path_;
-  r.headers.reserve(2);
-  r.headers.push_back({"authorization", token->authorization, true});
-  r.headers.push_back({"content-type", "application/json", false});
+  if (shared_headers_token_ != token) {  // the same for every request until the token changes
+    shared_headers_token_ = token;
+    shared_headers_ = std::make_shared<const std::vector<Header>>(
+        std::vector<Header>{{"authorization", token->authorization, true},
+                            {"content-type", "application/json", false}});
+  }
+  r.shared_headers = shared_headers_;
   r.body.reserve(t.prefix.size() + t.suffix.size() + target.push_channel.size() + 8);
   r.body = t.prefix;
   if (ascii::allJsonPlain(target.push_channel)) {  // real tokens: [A-Za-z0-9_:-]

@@ -115,6 +115,9 @@ class FcmProvider : public Provider {
   uint64_t use_counter_ = 0;
   uint64_t transforms_computed_ = 0;
   uint64_t last_generation_ = 0;  // of the token the latest encode() used
+  // Request::shared_headers for requests carrying shared_headers_token_.
+  std::shared_ptr<const AccessToken> shared_headers_token_;
+  std::shared_ptr<const std::vector<Header>> shared_headers_;
 };
 
 }  // namespace pushhub::providers::fcm

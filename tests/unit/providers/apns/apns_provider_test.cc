@@ -46,12 +46,13 @@ struct Fixture : ::testing::Test {
 };
 
 const Header* find(const Request& r, std::string_view name) {
-  for (const Header& h : r.headers) {
-    if (h.name == name) {
-      return &h;
+  const Header* found = nullptr;
+  r.forEachHeader([&](const Header& h) {
+    if (found == nullptr && h.name == name) {
+      found = &h;
     }
-  }
-  return nullptr;
+  });
+  return found;
 }
 
 Response response(int status, std::string reason) {
@@ -166,6 +167,31 @@ TEST_F(Fixture, ClassifyToleratesGarbageBodiesAndReadsRetryAfter) {
 }
 
 // ---- encode ----
+
+TEST_F(Fixture, TargetsOfOneNotificationShareItsHeadersUntilTheTokenChanges) {
+  Notification proto;
+  proto.body = R"({"aps":{}})";
+  proto.headers = {{"apns-priority", "5", false}};
+  auto n = std::make_shared<const Notification>(proto);
+  std::string other_device(64, 'b');
+  auto a = provider->encode(Target{"inst-1", kToken}, n);
+  auto b = provider->encode(Target{"inst-2", other_device}, n);
+  ASSERT_TRUE(a && b);
+  ASSERT_NE(a->shared_headers, nullptr);
+  EXPECT_EQ(a->shared_headers, b->shared_headers);  // built once for the send
+  EXPECT_EQ(b->path, "/3/device/" + other_device);  // the path is each target's own
+  EXPECT_EQ(find(*b, "apns-priority")->value, "5");
+  // Another notification gets its own headers.
+  auto c = provider->encode(Target{"inst-1", kToken}, std::make_shared<const Notification>(proto));
+  ASSERT_TRUE(c);
+  EXPECT_NE(c->shared_headers, a->shared_headers);
+  // A new provider token (they are refreshed well within APNs' hour) rebuilds them.
+  now += std::chrono::hours(1);
+  auto d = provider->encode(Target{"inst-2", other_device}, n);
+  ASSERT_TRUE(d);
+  EXPECT_NE(d->shared_headers, a->shared_headers);
+  EXPECT_NE(find(*d, "authorization")->value, find(*a, "authorization")->value);
+}
 
 TEST_F(Fixture, EncodeBuildsPathHeadersAndSensitiveFlags) {
   auto r = encode({});

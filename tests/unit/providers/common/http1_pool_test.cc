@@ -129,6 +129,8 @@ TEST_F(Http1PoolTest, SendsContentLengthHostAndHeadersButNeverExpect) {
   Request r = post("/?token=AwYAAAB", "<toast/>");
   r.headers.push_back({"expect", "100-continue", false});  // ignored: the pool owns it
   r.headers.push_back({"content-length", "999", false});   // ignored: the pool owns it
+  r.shared_headers = std::make_shared<const std::vector<Header>>(
+      std::vector<Header>{{"x-wns-cache-policy", "cache", false}});
   pool.submit(std::move(r), [&](Result<Response> res) { got = std::move(res); });
   ASSERT_TRUE(runUntil(ioc, [&] { return got.has_value(); }));
   ASSERT_TRUE(*got) << got->error().message;
@@ -145,6 +147,7 @@ TEST_F(Http1PoolTest, SendsContentLengthHostAndHeadersButNeverExpect) {
   EXPECT_EQ(seen[0].headers["host"], "127.0.0.1:" + std::to_string(server.port()));
   EXPECT_EQ(seen[0].headers["x-wns-type"], "wns/toast");
   EXPECT_EQ(seen[0].headers["authorization"], "Bearer secret");
+  EXPECT_EQ(seen[0].headers["x-wns-cache-policy"], "cache");  // Request::shared_headers
   EXPECT_EQ(seen[0].headers.count("expect"), 0u);
   EXPECT_EQ(seen[0].headers.count("transfer-encoding"), 0u);
 

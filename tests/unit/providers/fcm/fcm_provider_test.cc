@@ -53,12 +53,13 @@ struct Fixture : ::testing::Test {
 };
 
 const Header* find(const Request& r, std::string_view name) {
-  for (const Header& h : r.headers) {
-    if (h.name == name) {
-      return &h;
+  const Header* found = nullptr;
+  r.forEachHeader([&](const Header& h) {
+    if (found == nullptr && h.name == name) {
+      found = &h;
     }
-  }
-  return nullptr;
+  });
+  return found;
 }
 
 // ---- encode ----
@@ -78,7 +79,14 @@ TEST_F(Fixture, BuildsTheSendRequest) {
   ASSERT_NE(type, nullptr);
   EXPECT_EQ(type->value, "application/json");
   EXPECT_FALSE(type->sensitive);
-  EXPECT_EQ(r->headers.size(), 2u);
+  size_t headers = 0;
+  r->forEachHeader([&](const Header&) { ++headers; });
+  EXPECT_EQ(headers, 2u);
+  // The headers are the same for every request until the token changes: one shared vector.
+  auto again = encode(kBody, "another-token");
+  ASSERT_TRUE(again);
+  ASSERT_NE(r->shared_headers, nullptr);
+  EXPECT_EQ(again->shared_headers, r->shared_headers);
   EXPECT_EQ(r->body, R"({"message":{"token":"dKx3_fcm-token:APA91bHun4MxP5egoKMwt2KZFBaFUH-1RYqx",)"
                      R"("notification":{"title":"Hi","body":"There"}}})");
   EXPECT_EQ(provider->config().account.private_key_pem, "");  // no second copy of the key
@@ -305,6 +313,7 @@ TEST_F(Fixture, AuthRejectionNamesTheRejectedRequestsGeneration) {
   ASSERT_TRUE(second);
   ASSERT_GT(second->credential_generation, first->credential_generation);
   EXPECT_NE(find(*second, "authorization")->value, find(*first, "authorization")->value);
+  EXPECT_NE(second->shared_headers, first->shared_headers);
   // A late 401 of the first request must not discard its successor.
   Response late;
   late.status = 401;

@@ -44,12 +44,13 @@ struct Fixture : ::testing::Test {
 };
 
 const Header* find(const Request& r, std::string_view name) {
-  for (const Header& h : r.headers) {
-    if (h.name == name) {
-      return &h;
+  const Header* found = nullptr;
+  r.forEachHeader([&](const Header& h) {
+    if (found == nullptr && h.name == name) {
+      found = &h;
     }
-  }
-  return nullptr;
+  });
+  return found;
 }
 
 // ---- parseHeaders ----
