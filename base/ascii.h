@@ -70,6 +70,19 @@ uint64_t scan(std::string_view s, char filler, Bad bad) {
 // Every byte is 0-9, a-f or A-F (true for an empty string).
 inline bool allHex(std::string_view s) { return detail::scan(s, '0', detail::notHex) == 0; }
 
+// Every byte is visible ASCII, 0x21-0x7e: an HTTP request target (true for an empty string).
+inline bool allVisible(std::string_view s) {
+  return detail::scan(s, '!', [](uint64_t w) { return detail::outside(w, 0x21, 0x7e); }) == 0;
+}
+
+// Every byte is visible ASCII, SP or HTAB: an HTTP/1.1 field value without obs-text (true for
+// an empty string).
+inline bool allFieldText(std::string_view s) {
+  return detail::scan(s, ' ', [](uint64_t w) {
+           return detail::outside(w, 0x20, 0x7e) & ~detail::equal(w, '\t');
+         }) == 0;
+}
+
 // Every byte is printable ASCII, 0x20-0x7e (true for an empty string).
 inline bool allPrintable(std::string_view s) {
   return detail::scan(s, ' ', [](uint64_t w) { return detail::outside(w, 0x20, 0x7e); }) == 0;

@@ -573,35 +573,28 @@ class FcmBodyScan {
   }
 
   bool messageKey(std::string_view k, json::error_code& ec) {
-    if (k == "token") {
-      return expect(Slot::kToken, kTokenBit, ec);
-    }
-    if (k == "notification") {
-      return expect(Slot::kNotification, kNotificationBit, ec);
-    }
-    if (k == "data") {
-      return expect(Slot::kData, kDataBit, ec);
-    }
-    if (k == "android") {
-      return expect(Slot::kAndroid, kAndroidBit, ec);
-    }
-    if (k == "topic") {
-      return expect(Slot::kTopic, kTopicBit, ec);
-    }
-    if (k == "condition") {
-      return expect(Slot::kCondition, kConditionBit, ec);
-    }
-    if (k == "name") {
-      return expect(Slot::kAny, kNameBit, ec);
-    }
-    if (k == "apns") {
-      return expect(Slot::kObject, kApnsBit, ec);
-    }
-    if (k == "webpush") {
-      return expect(Slot::kObject, kWebpushBit, ec);
-    }
-    if (k == "fcm_options" || k == "fcmOptions") {
-      return expect(Slot::kObject, kFcmOptionsBit, ec);
+    struct Key {
+      std::string_view name;
+      Slot slot;
+      uint32_t bit;
+    };
+    static constexpr Key kKeys[] = {
+        {"token", Slot::kToken, kTokenBit},
+        {"notification", Slot::kNotification, kNotificationBit},
+        {"data", Slot::kData, kDataBit},
+        {"android", Slot::kAndroid, kAndroidBit},
+        {"topic", Slot::kTopic, kTopicBit},
+        {"condition", Slot::kCondition, kConditionBit},
+        {"name", Slot::kAny, kNameBit},
+        {"apns", Slot::kObject, kApnsBit},
+        {"webpush", Slot::kObject, kWebpushBit},
+        {"fcm_options", Slot::kObject, kFcmOptionsBit},
+        {"fcmOptions", Slot::kObject, kFcmOptionsBit},
+    };
+    for (const Key& key : kKeys) {
+      if (k == key.name) {
+        return expect(key.slot, key.bit, ec);
+      }
     }
     return giveUp(ec);
   }

@@ -18,6 +18,7 @@
 #include <cstring>
 #include <optional>
 
+#include "base/ascii.h"
 #include "base/log.h"
 
 namespace pushhub::mock {
@@ -158,42 +159,6 @@ bool isToken(std::string_view s) {
   return ok;
 }
 
-// True when every byte of `s` is visible ASCII (0x21-0x7e), or also SP and HTAB with
-// `blanks`: a request target, a header value. Eight bytes at a time, as values are most of a
-// request's head (a bearer token alone is ~60 bytes).
-bool isVisibleAscii(std::string_view s, bool blanks) {
-  constexpr uint64_t kOnes = 0x0101010101010101ull;
-  constexpr uint64_t kHigh = 0x8080808080808080ull;
-  auto byteOk = [blanks](unsigned char c) {
-    return (c > ' ' && c < 0x7f) || (blanks && (c == ' ' || c == '\t'));
-  };
-  const uint64_t lowest = blanks ? 0x20 : 0x21;
-  const char* p = s.data();
-  size_t n = s.size();
-  for (; n >= 8; p += 8, n -= 8) {
-    uint64_t x;
-    std::memcpy(&x, p, 8);
-    // Any byte below 0x21 (0x20 with blanks: SP is common in values, HTAB is not), or above
-    // 0x7e (the "hasless" / "hasmore" bit tricks: exact about whether one exists); only then
-    // look at the bytes one by one.
-    uint64_t below = (x - kOnes * lowest) & ~x & kHigh;
-    uint64_t above = ((x + kOnes * (127 - 0x7e)) | x) & kHigh;
-    if ((below | above) != 0) {
-      for (int i = 0; i < 8; ++i) {
-        if (!byteOk(static_cast<unsigned char>(p[i]))) {
-          return false;
-        }
-      }
-    }
-  }
-  for (; n > 0; ++p, --n) {
-    if (!byteOk(static_cast<unsigned char>(*p))) {
-      return false;
-    }
-  }
-  return true;
-}
-
 // `s` equals `lower` (lowercase ASCII) ignoring the case of letters; beast::iequals costs ~18
 // instructions a character, and runs on header names of every request.
 bool iequalsLower(std::string_view s, std::string_view lower) {
@@ -287,7 +252,7 @@ bool parsePlainHttp1(std::string_view in, PlainHttp1Request& r) {
   }
   r.target = std::string_view(line.data(), sp);
   line.remove_prefix(sp + 1);
-  if (line != "HTTP/1.1" || !isVisibleAscii(r.target, /*blanks=*/false)) {
+  if (line != "HTTP/1.1" || !ascii::allVisible(r.target)) {
     return false;
   }
   r.field_count = 0;
@@ -308,7 +273,7 @@ bool parsePlainHttp1(std::string_view in, PlainHttp1Request& r) {
     }
     std::string_view name(line.data(), colon);
     std::string_view value(line.data() + colon + 1, line.size() - colon - 1);
-    if (!isToken(name) || !isVisibleAscii(value, /*blanks=*/true)) {
+    if (!isToken(name) || !ascii::allFieldText(value)) {
       return false;
     }
     while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) {

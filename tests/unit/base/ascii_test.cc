@@ -12,6 +12,8 @@ bool isHex(unsigned char c) {
 }
 bool isPrintable(unsigned char c) { return c >= 0x20 && c <= 0x7e; }
 bool isJsonPlain(unsigned char c) { return isPrintable(c) && c != '"' && c != '\\'; }
+bool isVisible(unsigned char c) { return c >= 0x21 && c <= 0x7e; }
+bool isFieldText(unsigned char c) { return isPrintable(c) || c == '\t'; }
 
 // Every byte value at every position of strings of every length up to 17 (so in a full word,
 // in the padded tail and in both), surrounded by bytes each class accepts.
@@ -24,6 +26,9 @@ TEST(Ascii, EveryByteAtEveryPositionAgreesWithTheByteByByteCheck) {
         auto c = static_cast<unsigned char>(b);
         ASSERT_EQ(allHex(s), isHex(c)) << "len " << len << " pos " << pos << " byte " << b;
         ASSERT_EQ(allPrintable(s), isPrintable(c))
+            << "len " << len << " pos " << pos << " byte " << b;
+        ASSERT_EQ(allVisible(s), isVisible(c)) << "len " << len << " pos " << pos << " byte " << b;
+        ASSERT_EQ(allFieldText(s), isFieldText(c))
             << "len " << len << " pos " << pos << " byte " << b;
         ASSERT_EQ(allJsonPlain(s), isJsonPlain(c))
             << "len " << len << " pos " << pos << " byte " << b;
