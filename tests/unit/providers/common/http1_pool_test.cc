@@ -7,6 +7,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "providers/common/connection_pool.h"
@@ -119,6 +120,62 @@ TEST_F(Http1PoolTest, KeepAliveCarriesManyRequestsOverFewConnections) {
     busiest = std::max(busiest, n);
   }
   EXPECT_GE(busiest, 100u);
+}
+
+// The response reader parses by hand what it reads off the socket: an interim response, a
+// header split mid-line, a chunked body across records, a body far larger than one read, and a
+// body that runs to the end of the connection all come out whole, and the connection carries
+// the next request.
+TEST_F(Http1PoolTest, ResponsesSplitChunkedInterimOrLargeAreReadWhole) {
+  const std::string large(200 * 1024, 'x');
+  TlsHttp1Server server(pki_, [&](const SeenRequest& r) {
+    Reply reply;
+    if (r.target == "/chunked") {
+      reply.raw = {"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nX-WNS-Sta",
+                   "tus: received\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r",
+                   "\n world\r\n0\r\n\r\n"};
+    } else if (r.target == "/large") {
+      reply.body = large;
+    } else if (r.target == "/until-close") {
+      reply.raw = {"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nto the ", "end"};
+      reply.close_after = true;
+    } else {
+      reply = echo(r);
+    }
+    return reply;
+  });
+  boost::asio::io_context ioc;
+  ConnectionPool pool(ioc, options(server.port(), ConnectionPool::Protocol::kHttp1));
+
+  auto get = [&](const std::string& path) {
+    std::optional<Result<Response>> got;
+    pool.submit(post(path, "b"), [&](Result<Response> r) { got = std::move(r); });
+    EXPECT_TRUE(runUntil(ioc, [&] { return got.has_value(); }));
+    return got.value_or(Result<Response>(Error::unavailable("no answer")));
+  };
+
+  auto chunked = get("/chunked");
+  ASSERT_TRUE(chunked) << chunked.error().message;
+  EXPECT_EQ(chunked->status, 200);
+  EXPECT_EQ(chunked->body, "hello world");
+  auto status = std::find_if(chunked->headers.begin(), chunked->headers.end(),
+                             [](const Header& h) { return h.name == "x-wns-status"; });
+  ASSERT_NE(status, chunked->headers.end());
+  EXPECT_EQ(status->value, "received");
+
+  auto big = get("/large");
+  ASSERT_TRUE(big) << big.error().message;
+  EXPECT_EQ(big->body.size(), large.size());
+  EXPECT_EQ(big->body, large);
+
+  auto echoed = get("/next");
+  ASSERT_TRUE(echoed) << echoed.error().message;
+  EXPECT_EQ(echoed->body, "echo:b");
+  EXPECT_EQ(server.connections(), 1u);  // all three on one keep-alive connection
+
+  auto until_close = get("/until-close");
+  ASSERT_TRUE(until_close) << until_close.error().message;
+  EXPECT_EQ(until_close->body, "to the end");
 }
 
 TEST_F(Http1PoolTest, SendsContentLengthHostAndHeadersButNeverExpect) {

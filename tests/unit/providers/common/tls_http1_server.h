@@ -42,6 +42,9 @@ struct Reply {
   bool connection_close = false;  // send "Connection: close" and close after the reply
   bool close_after = false;       // close after the reply without saying so
   bool drop = false;              // close without replying
+  // Bytes written as they are instead of a response, a TLS record each, 5 ms apart (for
+  // responses split anywhere, chunked bodies and interim responses).
+  std::vector<std::string> raw;
   std::chrono::milliseconds delay{0};
 };
 
@@ -209,6 +212,11 @@ class TlsHttp1Server {
       finish(s);
       return;
     }
+    if (!reply.raw.empty()) {
+      writeRaw(s, std::make_shared<std::vector<std::string>>(reply.raw), 0,
+               reply.connection_close || reply.close_after);
+      return;
+    }
     namespace http = boost::beast::http;
     s->response = {};
     s->response.version(11);
@@ -228,6 +236,26 @@ class TlsHttp1Server {
                         }
                         read(s);
                       });
+  }
+
+  void writeRaw(std::shared_ptr<Session> s, std::shared_ptr<std::vector<std::string>> pieces,
+                size_t next, bool close) {
+    if (next == pieces->size()) {
+      close ? finish(s) : read(s);
+      return;
+    }
+    boost::asio::async_write(
+        s->stream, boost::asio::buffer((*pieces)[next]),
+        [this, s, pieces, next, close](boost::system::error_code ec, size_t) {
+          if (ec || s->closed) {
+            finish(s);
+            return;
+          }
+          s->timer.expires_after(std::chrono::milliseconds(5));
+          s->timer.async_wait([this, s, pieces, next, close](boost::system::error_code) {
+            writeRaw(s, pieces, next + 1, close);
+          });
+        });
   }
 
   Handler handler_;
