@@ -257,6 +257,18 @@ class Http1Connection final : public PoolConnection {
     });
   }
 
+  // When OpenSSL has to wait for the socket (either way: a read may need to write, and a write
+  // to read), waits and runs `then` again; false for anything else.
+  bool waitIfWanted(int ssl_error, void (Http1Connection::*then)()) {
+    if (ssl_error != SSL_ERROR_WANT_READ && ssl_error != SSL_ERROR_WANT_WRITE) {
+      return false;
+    }
+    waitFor(ssl_error == SSL_ERROR_WANT_READ ? asio::socket_base::wait_read
+                                             : asio::socket_base::wait_write,
+            then);
+    return true;
+  }
+
   // Reads what OpenSSL can give and parses it, until the response is whole or OpenSSL has to
   // wait for the socket.
   void readSome() {
@@ -280,12 +292,7 @@ class Http1Connection final : public PoolConnection {
       }
       int io_errno = errno;
       int error = SSL_get_error(ssl_, n);
-      if (error == SSL_ERROR_WANT_READ) {
-        waitFor(asio::socket_base::wait_read, &Http1Connection::readSome);
-        return;
-      }
-      if (error == SSL_ERROR_WANT_WRITE) {
-        waitFor(asio::socket_base::wait_write, &Http1Connection::readSome);
+      if (waitIfWanted(error, &Http1Connection::readSome)) {
         return;
       }
       boost::system::error_code ec = sslFailure(error, io_errno);
@@ -342,10 +349,7 @@ class Http1Connection final : public PoolConnection {
       }
       int io_errno = errno;
       int error = SSL_get_error(ssl_, n);
-      if (error == SSL_ERROR_WANT_WRITE || error == SSL_ERROR_WANT_READ) {
-        waitFor(error == SSL_ERROR_WANT_WRITE ? asio::socket_base::wait_write
-                                              : asio::socket_base::wait_read,
-                &Http1Connection::writeSome);
+      if (waitIfWanted(error, &Http1Connection::writeSome)) {
         return;
       }
       auto self = selfPtr();
