@@ -212,6 +212,11 @@ class Http1Connection final : public PoolConnection {
       close("cannot attach TLS to the socket" + (ec ? ": " + ec.message() : std::string()));
       return;
     }
+    // Without read-ahead OpenSSL reads a record's 5-byte header and then its body: two read()
+    // calls for every response. With it, one read takes what the socket has; records read
+    // beyond the current one wait in OpenSSL's buffer, which SSL_has_pending() reports and
+    // startRead() drains before waiting on the socket.
+    SSL_set_read_ahead(ssl_, 1);
     state_ = State::kReady;
     ready_once_ = true;
     ready_at_ = Clock::now();
