@@ -194,11 +194,11 @@ std::vector<BucketRange> planJobs(const v1::SendNotificationRequest& request, ui
 registry::Selector selectorOf(const v1::SendNotificationRequest& request) {
   switch (request.audience_case()) {
     case v1::SendNotificationRequest::kTag:
-      return {registry::Selector::Kind::kTag, request.tag()};
+      return registry::Selector::tag(request.tag());
     case v1::SendNotificationRequest::kInstallationId:
-      return {registry::Selector::Kind::kInstallation, request.installation_id()};
+      return registry::Selector::installation(request.installation_id());
     default:
-      return {registry::Selector::Kind::kAll, ""};
+      return registry::Selector::all();
   }
 }
 

@@ -2,6 +2,8 @@
 
 #include <openssl/sha.h>
 
+#include <algorithm>
+
 namespace pushhub::registry::codec {
 namespace {
 
@@ -30,6 +32,7 @@ class Reader {
   explicit Reader(std::string_view data) : data_(data) {}
   bool ok() const { return ok_; }
   bool atEnd() const { return pos_ == data_.size(); }
+  size_t position() const { return pos_; }
 
   uint64_t varint() {
     uint64_t v = 0;
@@ -195,8 +198,19 @@ std::string encodeRecord(const Installation& in, const std::vector<TemplateRef>&
   out.push_back(static_cast<char>(static_cast<uint8_t>(in.platform) |
                                   (in.push_channel_expired ? kExpiredFlag : 0) | packing |
                                   (kRecordFormat << kFormatShift)));
-  putVarint(out, in.tags.size());
+  // Template tags follow the installation's own, marked: the scripts list the installation
+  // under them as "+tag" (registry.h), and a decode leaves them out of Installation::tags.
+  std::vector<std::string> template_tags;
+  for (const auto& [name, t] : in.templates) {
+    for (const auto& tag : t.tags) template_tags.push_back(std::string(kTemplateTagMark) + tag);
+  }
+  std::sort(template_tags.begin(), template_tags.end());
+  template_tags.erase(std::unique(template_tags.begin(), template_tags.end()), template_tags.end());
+  putVarint(out, in.tags.size() + template_tags.size());
   for (const auto& tag : in.tags) {
+    putBytes(out, tag);
+  }
+  for (const auto& tag : template_tags) {
     putBytes(out, tag);
   }
   putVarint(out, refs.size());
@@ -223,7 +237,8 @@ Result<DecodedRecord> decodeRecord(std::string_view data) {
   in.platform = static_cast<Platform>(flags & kPlatformMask);
   in.push_channel_expired = (flags & kExpiredFlag) != 0;
   for (size_t n = r.count(), i = 0; i < n && r.ok(); ++i) {
-    in.tags.push_back(r.bytes());
+    std::string_view tag = r.view();
+    if (!tag.starts_with(kTemplateTagMark)) in.tags.emplace_back(tag);
   }
   for (size_t n = r.count(), i = 0; i < n && r.ok(); ++i) {
     TemplateRef ref;
@@ -250,9 +265,12 @@ Result<void> viewRecord(std::string_view data, RecordView& out) {
   }
   out.platform = static_cast<Platform>(out.flags & kPlatformMask);
   out.push_channel_expired = (out.flags & kExpiredFlag) != 0;
-  for (size_t n = r.count(), i = 0; i < n && r.ok(); ++i) {
-    r.view();  // tags
+  out.tag_count = r.count();
+  size_t tags_start = r.position();
+  for (size_t i = 0; i < out.tag_count && r.ok(); ++i) {
+    r.view();
   }
+  out.tag_bytes = data.substr(tags_start, r.position() - tags_start);
   out.template_count = r.count();
   if (out.template_count > out.templates.size()) {
     return Error::internal("registry: corrupt installation record (templates)");
@@ -263,7 +281,7 @@ Result<void> viewRecord(std::string_view data, RecordView& out) {
   }
   out.channel_bytes = r.view();
   out.id = r.view();
-  r.view();  // user id
+  out.user_id = r.view();
   out.expiration_unix = static_cast<int64_t>(r.varint());
   r.varint();  // last update
   if (!r.ok() || !r.atEnd()) {
@@ -273,5 +291,10 @@ Result<void> viewRecord(std::string_view data, RecordView& out) {
 }
 
 std::string RecordView::pushChannel() const { return unpackChannel(flags, channel_bytes); }
+
+void RecordView::forEachTag(const std::function<void(std::string_view)>& fn) const {
+  Reader r(tag_bytes);
+  for (size_t i = 0; i < tag_count && r.ok(); ++i) fn(r.view());
+}
 
 }  // namespace pushhub::registry::codec

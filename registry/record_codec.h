@@ -7,7 +7,8 @@
 //   u8 platform (bits 0-1) | push_channel_expired (bit 2) | channel packing (bits 3-4:
 //      8 = lowercase hex packed to bytes, 16 = uppercase hex packed, 0 = stored as is) |
 //      format (bits 5-7, 0 = this one; there is no separate version byte)
-//   varint n, n x (varint len, tag bytes)
+//   varint n, n x (varint len, tag bytes): the installation's tags, then its templates' tags
+//      (each once, sorted) marked with a leading '+' (kTemplateTagMark)
 //   varint n, n x (varint len, template name, 8-byte template ref)
 //   varint len, channel bytes
 //   varint len, installation id bytes
@@ -19,6 +20,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -31,6 +33,9 @@ namespace pushhub::registry::codec {
 
 inline constexpr uint8_t kRecordFormat = 0;  // bits 5-7 of the first byte
 inline constexpr size_t kTemplateRefBytes = 8;
+// Marks a template's tag in a record's tag list (and in a bucket's tag hash): '+' is no tag
+// character, so "+x" never collides with an installation's own tag x.
+inline constexpr std::string_view kTemplateTagMark = "+";
 
 struct TemplateRef {
   std::string name;
@@ -42,9 +47,9 @@ struct DecodedRecord {
   std::vector<TemplateRef> templates;
 };
 
-// What a send needs of a record, as views into the encoded record (valid while it is): no tags,
-// no user id, nothing copied. Filled by viewRecord, which checks the whole record as
-// decodeRecord does; reuse one RecordView for many records.
+// What a send needs of a record, as views into the encoded record (valid while it is): nothing
+// is copied, and tags are only walked when asked (forEachTag). Filled by viewRecord, which checks
+// the whole record as decodeRecord does; reuse one RecordView for many records.
 struct RecordView {
   struct Template {
     std::string_view name;
@@ -53,14 +58,19 @@ struct RecordView {
   Platform platform = Platform::kApns;
   bool push_channel_expired = false;
   std::string_view id;
+  std::string_view user_id;
   int64_t expiration_unix = 0;
   std::array<Template, kMaxTemplates> templates;
   size_t template_count = 0;
   // The channel as the installation gave it (an APNs-style hex token is stored packed).
   std::string pushChannel() const;
+  // Every tag of the record, template tags with their '+' mark.
+  void forEachTag(const std::function<void(std::string_view)>& fn) const;
 
   uint8_t flags = 0;  // the record's first byte
   std::string_view channel_bytes;
+  size_t tag_count = 0;
+  std::string_view tag_bytes;  // the encoded tag list
 };
 
 std::string encodeTemplate(const InstallationTemplate& t);

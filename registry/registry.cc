@@ -4,6 +4,7 @@
 
 #include <boost/asio/post.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <map>
@@ -21,7 +22,9 @@ constexpr uint32_t kMaxBuckets = 1u << 16;
 // cut into PART-byte parts, t = tag -> packed slots or '' when promoted to the set t:<tag>,
 // f = free slots (zset, score = slot). Slots are small integers, the lowest free one is reused,
 // so every member and field stays an integer Redis stores in a byte or two.
-//   rdvar/parse   the record reader (record_codec.h): tags, template refs, flags, packed channel
+//   rdvar/parse   the record reader (record_codec.h): tags, template refs, flags, packed channel,
+//                 template names, user id
+//   members       what a record is listed under in t: tags, '+' template tags and names, $UserId
 //   getrec/putrec/delrec   a record's parts (a part shorter than PART is the last one)
 //   tagadd/tagdel  tag membership: up to MAXPACK bytes of 3-byte big-endian slots in the t hash,
 //                  beyond that a set of slots (no demotion; the set goes when it empties)
@@ -50,15 +53,37 @@ local function parse(rec)
     p = p + l
   end
   n, p = rdvar(rec, p)
-  local refs = {}
+  local refs, names = {}, {}
   for i = 1, n do
     l, p = rdvar(rec, p)
+    names[i] = string.sub(rec, p, p + l - 1)
     p = p + l
     refs[i] = string.sub(rec, p, p + 7)
     p = p + 8
   end
   l, p = rdvar(rec, p)
-  return tags, refs, flags, string.sub(rec, p, p + l - 1)
+  local chan = string.sub(rec, p, p + l - 1)
+  p = p + l
+  l, p = rdvar(rec, p)
+  p = p + l
+  l, p = rdvar(rec, p)
+  return tags, refs, flags, chan, names, string.sub(rec, p, p + l - 1)
+end
+-- What a record is listed under in the bucket's tag hash: its tags (template tags carry their
+-- '+' from the record), '+' .. each template's name, and '$UserId:{user}'. Each once.
+local function members(rec)
+  local tags, _, _, _, names, user = parse(rec)
+  local out, seen = {}, {}
+  local function add(m)
+    if not seen[m] then
+      seen[m] = true
+      out[#out + 1] = m
+    end
+  end
+  for _, t in ipairs(tags) do add(t) end
+  for _, n in ipairs(names) do add('+' .. n) end
+  if user ~= '' then add('$UserId:{' .. user .. '}') end
+  return out
 end
 local function partkey(prefix, k)
   if k == 0 then return prefix .. 'r' end
@@ -154,9 +179,9 @@ local function release(prefix, slot)
   end
 end
 local function unlink(prefix, slot, rec, tplkey, rckey, keep)
-  local tags, refs = parse(rec)
+  local _, refs = parse(rec)
   local had = {}
-  for _, t in ipairs(tags) do
+  for _, t in ipairs(members(rec)) do
     had[t] = true
     if not (keep and keep[t]) then tagdel(prefix, t, slot) end
   end
@@ -177,7 +202,8 @@ end
 const Script& upsertScript() {
   static const Script s(std::string(kLuaPrelude) + R"lua(
 local prefix, id, rec = ARGV[1], ARGV[2], ARGV[3]
-local tags, refs = parse(rec)
+local _, refs = parse(rec)
+local tags = members(rec)
 local bodies = {}
 for i = 0, tonumber(ARGV[4]) - 1 do bodies[ARGV[5 + 2 * i]] = ARGV[6 + 2 * i] end
 for _, r in ipairs(refs) do
@@ -236,13 +262,15 @@ return 1
   return s;
 }
 
-// KEYS: x, tpl, r, t. ARGV: prefix, mode ('a' all, 't' tag, 'i' one id) [, tag or id].
-// Returns {{record, ...}, {ref, template, ...}} with each referenced template once; records
-// carry their installation id.
+// KEYS: x, tpl, r, t. ARGV: prefix, mode ('a' all, 't' tag, 'i' one id, 'e' an expression)
+// [, tag or id | expression arguments, below].
+// Returns {{record, ...}, {ref, template, ...}, {tag index, ...}} with each referenced template
+// once; records carry their installation id; the third list names the expression's tags that
+// have no member at all in the bucket (the tag index may drop this bucket for them).
 const Script& resolveScript() {
   static const Script s(std::string(kLuaPrelude) + R"lua(
 local prefix, mode = ARGV[1], ARGV[2]
-local recs = {}
+local recs, absentTags = {}, {}
 -- Appends the parts after the first to the records at recs[at[j]] of slots more[j].
 local function rest(more, at)
   local k = 1
@@ -287,6 +315,83 @@ end
 if mode == 'i' then
   local s = redis.call('HGET', KEYS[1], ARGV[3])
   if s then fetch({s}) end
+elseif mode == 'e' then
+  -- A tag expression in negation normal form (expr::TagExpression::nnf): ARGV[4] is the program,
+  -- two bytes a step (op 't' tag, 'n' not tag, '&', '|'; then '0' + tag index), ARGV[5..] the
+  -- tags. Sets are Lua tables slot -> true. A tag's set is its own members; in a template send
+  -- ('t') also those listed under '+tag' (a template's tag or name), so the bucket returns a
+  -- superset that pushhubd narrows per template. A negated tag reads only the installation's
+  -- own tags: that keeps the result a superset (see registry.h).
+  local templated, prog = ARGV[3] == 't', ARGV[4]
+  local function field(name, into)
+    local v = redis.call('HGET', KEYS[4], name)
+    if v == '' then
+      for _, m in ipairs(redis.call('SMEMBERS', KEYS[4] .. ':' .. name)) do into[tonumber(m)] = true end
+    elseif v then
+      for i = 1, #v, 3 do into[dec(v, i)] = true end
+    end
+    return v
+  end
+  -- own[i]: the installations carrying tag i themselves; any[i]: those, and in a template send
+  -- those with a template named or tagged i.
+  local own, any, absent = {}, {}, {}
+  local function load(i)
+    if own[i] then return end
+    local tag, set, marked = ARGV[5 + i], {}, {}
+    if string.sub(tag, 1, 17) == '$InstallationId:{' then
+      local slot = redis.call('HGET', KEYS[1], string.sub(tag, 18, -2))
+      if slot then set[tonumber(slot)] = true end
+      own[i], any[i] = set, set
+      return
+    end
+    local found = field(tag, set)
+    local found_marked = field('+' .. tag, marked)
+    if not found and not found_marked then absent[#absent + 1] = i end
+    own[i], any[i] = set, set
+    if templated and found_marked then
+      local both = {}
+      for slot in pairs(set) do both[slot] = true end
+      for slot in pairs(marked) do both[slot] = true end
+      any[i] = both
+    end
+  end
+  local everyone
+  local stack = {}
+  for k = 1, #prog, 2 do
+    local op, i = string.sub(prog, k, k), string.byte(prog, k + 1) - 48
+    if op == 't' then
+      load(i)
+      stack[#stack + 1] = any[i]
+    elseif op == 'n' then
+      if not everyone then
+        everyone = {}
+        for _, v in ipairs(redis.call('HVALS', KEYS[1])) do everyone[tonumber(v)] = true end
+      end
+      load(i)
+      local has, set = own[i], {}
+      for slot in pairs(everyone) do
+        if not has[slot] then set[slot] = true end
+      end
+      stack[#stack + 1] = set
+    else
+      local b, a, set = stack[#stack], stack[#stack - 1], {}
+      stack[#stack] = nil
+      if op == '&' then
+        for slot in pairs(a) do
+          if b[slot] then set[slot] = true end
+        end
+      else
+        for slot in pairs(a) do set[slot] = true end
+        for slot in pairs(b) do set[slot] = true end
+      end
+      stack[#stack] = set
+    end
+  end
+  local slots = {}
+  for slot in pairs(stack[1] or {}) do slots[#slots + 1] = slot end
+  table.sort(slots)
+  fetch(slots)
+  absentTags = absent
 elseif mode == 'a' then
   local all = redis.call('HGETALL', KEYS[3])
   local more, at = {}, {}
@@ -330,7 +435,7 @@ for i = 1, #refs, 1000 do
     end
   end
 end
-return {recs, tpls}
+return {recs, tpls, absentTags}
 )lua");
   return s;
 }
@@ -394,7 +499,7 @@ void logCorrupt(std::string_view record) {
 
 // The resolve script's reply ({records}, {ref, template, ...}): the records, as views into it.
 Result<std::vector<std::string_view>> scriptRecords(const RedisReply& reply) {
-  if (reply.type != RedisReply::Type::kArray || reply.elements.size() != 2) {
+  if (reply.type != RedisReply::Type::kArray || reply.elements.size() != 3) {
     return Error::internal("registry: unexpected reply shape from the resolve script");
   }
   std::vector<std::string_view> records;
@@ -427,11 +532,39 @@ Result<ScriptReply> decodeScriptReply(const RedisReply& reply) {
   return std::make_pair(std::move(out), std::move(*templates));
 }
 
+// Which of `expression`'s tags the installation of `view` carries itself: its own tags and the
+// implicit $InstallationId and $UserId ones.
+std::vector<bool> ownTags(const expr::TagExpression& expression, const codec::RecordView& view) {
+  const auto& tags = expression.tags();
+  std::vector<bool> own(tags.size(), false);
+  view.forEachTag([&](std::string_view tag) {
+    for (size_t i = 0; i < tags.size(); ++i) own[i] = own[i] || tags[i] == tag;
+  });
+  for (size_t i = 0; i < tags.size(); ++i) {
+    own[i] = own[i] || tags[i] == expr::installationIdTag(view.id) ||
+             (!view.user_id.empty() && tags[i] == expr::userIdTag(view.user_id));
+  }
+  return own;
+}
+
+// Whether `expression` selects the template `name` of an installation carrying `own`.
+bool templateMatches(const expr::TagExpression& expression, const std::vector<bool>& own,
+                     std::string_view name, const InstallationTemplate& tpl) {
+  const auto& tags = expression.tags();
+  return expression.matches([&](size_t i) {
+    return own[i] || tags[i] == name ||
+           std::find(tpl.tags.begin(), tpl.tags.end(), tags[i]) != tpl.tags.end();
+  });
+}
+
 // Live installations among `records` as targets (expired ones and dead channels left out), of
 // each only what a send needs: records are viewed in place, not decoded into Installations
-// (tags and user ids were ~40% of a broadcast's decoding; docs/PERFORMANCE.md).
+// (tags and user ids were ~40% of a broadcast's decoding; docs/PERFORMANCE.md). With `exact`
+// (a template send to an expression), only the templates the expression selects are kept, and
+// installations left with none are dropped.
 Result<std::vector<ResolvedTarget>> toTargets(const std::vector<std::string_view>& records,
-                                              const std::vector<RedisReply>& tpls) {
+                                              const std::vector<RedisReply>& tpls,
+                                              const Selector* exact = nullptr) {
   auto templates = decodeTemplates(tpls);
   if (!templates) {
     return templates.error();
@@ -448,6 +581,8 @@ Result<std::vector<ResolvedTarget>> toTargets(const std::vector<std::string_view
     if (view.push_channel_expired || (view.expiration_unix != 0 && view.expiration_unix <= now_s)) {
       continue;
     }
+    std::vector<bool> own;
+    if (exact != nullptr) own = ownTags(*exact->expression, view);
     ResolvedTarget& t = targets.emplace_back();
     t.installation_id = view.id;
     t.platform = view.platform;
@@ -456,13 +591,15 @@ Result<std::vector<ResolvedTarget>> toTargets(const std::vector<std::string_view
     for (size_t i = 0; i < view.template_count; ++i) {
       const auto& ref = view.templates[i];
       auto it = templates->find(ref.ref);
-      if (it != templates->end()) {
-        t.templates.emplace_back(std::string(ref.name), it->second);
-      } else {
+      if (it == templates->end()) {
         log::get("registry")
             ->error("template {} of {} is missing; skipped", ref.name, t.installation_id);
+      } else if (exact == nullptr ||
+                 templateMatches(*exact->expression, own, ref.name, *it->second)) {
+        t.templates.emplace_back(std::string(ref.name), it->second);
       }
     }
+    if (exact != nullptr && t.templates.empty()) targets.pop_back();
   }
   return targets;
 }
@@ -540,9 +677,39 @@ bool checkOrPost(boost::asio::io_context& io, const Hub& hub, const std::string*
   return static_cast<bool>(ok);
 }
 
+// KEYS: the index key. ARGV: bucket, the entry's value when it was read. Deletes the entry
+// only if nothing wrote it since.
+const Script& pruneScript() {
+  static const Script s(R"lua(
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  return redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0
+)lua");
+  return s;
+}
+
+int64_t nowSeconds() { return nowMs() / 1000; }
+
 }  // namespace
 
-Registry::Registry(RedisClient& redis) : redis_(redis) {}
+Registry::Registry(RedisClient& redis, Options options) : redis_(redis), options_(options) {}
+
+std::string Registry::indexKey(const Hub& hub, std::string_view tag) {
+  return fmt::format("ph:ix:{{{}:{}}}", hub.name, tag);
+}
+
+std::vector<std::string> Registry::indexedTags(const Installation& installation) {
+  std::vector<std::string> tags = installation.tags;
+  for (const auto& [name, t] : installation.templates) {
+    tags.push_back(name);
+    tags.insert(tags.end(), t.tags.begin(), t.tags.end());
+  }
+  if (!installation.user_id.empty()) tags.push_back(expr::userIdTag(installation.user_id));
+  std::sort(tags.begin(), tags.end());
+  tags.erase(std::unique(tags.begin(), tags.end()), tags.end());
+  return tags;
+}
 
 uint32_t Registry::bucketOf(std::string_view installation_id, uint32_t buckets) {
   uint32_t h = 2166136261u;
@@ -566,6 +733,31 @@ void Registry::upsert(const Hub& hub, const Installation& installation,
     boost::asio::post(redis_.ioContext(), [cb = std::move(cb), e = r.error()] { cb(e); });
     return;
   }
+  // The index first, the bucket after: a failure in between over-lists (registry.h).
+  std::vector<std::string> tags = indexedTags(installation);
+  if (tags.empty()) return writeBucket(hub, installation, std::move(cb));
+  struct Pending {
+    size_t left;
+    std::optional<Error> error;
+    std::function<void(Result<void>)> cb;
+  };
+  auto pending = std::make_shared<Pending>(Pending{tags.size(), std::nullopt, std::move(cb)});
+  std::string bucket = std::to_string(bucketOf(installation.id, hub.buckets));
+  std::string now = std::to_string(nowSeconds());
+  auto shared = std::make_shared<const Installation>(installation);
+  for (const auto& tag : tags) {
+    redis_.command({"HSET", indexKey(hub, tag), bucket, now},
+                   [this, hub, shared, pending](Result<RedisReply> r) {
+                     if (!r && !pending->error) pending->error = r.error();
+                     if (--pending->left > 0) return;
+                     if (pending->error) return pending->cb(*pending->error);
+                     writeBucket(hub, *shared, std::move(pending->cb));
+                   });
+  }
+}
+
+void Registry::writeBucket(const Hub& hub, const Installation& installation,
+                           std::function<void(Result<void>)> cb) {
   std::vector<codec::TemplateRef> refs;
   std::map<std::string, std::string> bodies;  // ref -> encoded template, each once
   for (const auto& [name, t] : installation.templates) {
@@ -691,23 +883,147 @@ void Registry::resolve(const Hub& hub, uint32_t bucket, const Selector& selector
         return post(std::vector<ResolvedTarget>());
       }
       return resolveByScript(hub, bucket, {std::move(prefix), "i", selector.value}, std::move(cb));
+    case Selector::Kind::kExpression: {
+      if (!selector.expression) {
+        return post(Error::invalidArgument("selector.expression: is required"));
+      }
+      const auto& e = *selector.expression;
+      std::vector<std::string> args{std::move(prefix), "e", selector.templates ? "t" : "n", ""};
+      for (const auto& step : e.nnf()) {
+        using Op = expr::TagExpression::Op;
+        args[3] += step.op == Op::kTag      ? 't'
+                   : step.op == Op::kNotTag ? 'n'
+                   : step.op == Op::kAnd    ? '&'
+                                            : '|';
+        args[3] += static_cast<char>('0' + step.tag);
+      }
+      args.insert(args.end(), e.tags().begin(), e.tags().end());
+      auto exact = selector.templates ? std::make_shared<const Selector>(selector) : nullptr;
+      return resolveByScript(hub, bucket, std::move(args), std::move(cb), std::move(exact));
+    }
   }
 }
 
+void Registry::candidateBuckets(
+    const Hub& hub, const expr::TagExpression& expression,
+    std::function<void(Result<std::optional<std::vector<uint32_t>>>)> cb) {
+  if (!checkOrPost(redis_.ioContext(), hub, nullptr, cb)) {
+    return;
+  }
+  struct Pending {
+    expr::TagExpression expression;
+    std::vector<std::optional<std::vector<uint32_t>>> buckets;
+    size_t left = 0;
+    std::optional<Error> error;
+    std::function<void(Result<std::optional<std::vector<uint32_t>>>)> cb;
+  };
+  auto pending = std::make_shared<Pending>();
+  pending->expression = expression;
+  pending->buckets.resize(expression.tags().size());
+  pending->cb = std::move(cb);
+  auto done = [pending] {
+    if (pending->error) return pending->cb(*pending->error);
+    // Copied, not moved: a tag may occur more than once in the expression.
+    pending->cb(
+        pending->expression.candidateBuckets([&](size_t i) { return pending->buckets[i]; }));
+  };
+  // A tag only under `!` narrows nothing, so only positive occurrences are asked for.
+  std::vector<bool> positive(expression.tags().size(), false);
+  for (const auto& step : expression.nnf()) {
+    if (step.op == expr::TagExpression::Op::kTag) positive[step.tag] = true;
+  }
+  for (size_t i = 0; i < expression.tags().size(); ++i) {
+    const std::string& tag = expression.tags()[i];
+    if (tag.starts_with(expr::kInstallationIdPrefix)) {
+      std::string_view id(tag);
+      id = id.substr(expr::kInstallationIdPrefix.size(),
+                     id.size() - expr::kInstallationIdPrefix.size() - 1);
+      pending->buckets[i] = std::vector<uint32_t>{bucketOf(id, hub.buckets)};
+    } else if (positive[i]) {
+      ++pending->left;
+    }
+  }
+  if (pending->left == 0) {
+    return boost::asio::post(redis_.ioContext(), done);
+  }
+  for (size_t i = 0; i < expression.tags().size(); ++i) {
+    const std::string& tag = expression.tags()[i];
+    if (tag.starts_with(expr::kInstallationIdPrefix) || !positive[i]) continue;
+    redis_.command({"HKEYS", indexKey(hub, tag)}, [pending, done, i,
+                                                   buckets = hub.buckets](Result<RedisReply> r) {
+      if (!r) {
+        if (!pending->error) pending->error = r.error();
+      } else {
+        std::vector<uint32_t> list;
+        for (const auto& e : r->elements) {
+          uint32_t b = 0;
+          auto [end, ec] = std::from_chars(e.str.data(), e.str.data() + e.str.size(), b);
+          if (ec == std::errc() && b < buckets) list.push_back(b);
+        }
+        std::sort(list.begin(), list.end());
+        list.erase(std::unique(list.begin(), list.end()), list.end());
+        pending->buckets[i] = std::move(list);
+      }
+      if (--pending->left == 0) done();
+    });
+  }
+}
+
+void Registry::pruneIndex(const Hub& hub, uint32_t bucket, std::string tag) {
+  constexpr size_t kMaxPrunesInFlight = 64;  // lazy work; more can wait for a later send
+  if (prunes_in_flight_ >= kMaxPrunesInFlight) return;
+  ++prunes_in_flight_;
+  auto key = indexKey(hub, tag);
+  auto field = std::to_string(bucket);
+  auto done = [this](Result<RedisReply>) { --prunes_in_flight_; };
+  redis_.command({"HGET", key, field}, [this, hub, bucket, tag, key, field,
+                                        done](Result<RedisReply> written) {
+    int64_t at = 0;
+    if (!written || written->type != RedisReply::Type::kString ||
+        std::from_chars(written->str.data(), written->str.data() + written->str.size(), at).ec !=
+            std::errc() ||
+        nowSeconds() - at < options_.index_prune_grace.count()) {
+      return done(Error::internal("not prunable"));
+    }
+    // Read after the entry: an upsert that lists the tag here wrote the entry before its bucket.
+    std::string tags = bucketPrefix(hub, bucket) + "t";
+    redis_.transaction(
+        {{"HEXISTS", tags, tag}, {"HEXISTS", tags, std::string(codec::kTemplateTagMark) + tag}},
+        [this, key, field, value = written->str, done](Result<RedisReply> members) {
+          if (!members || members->elements.size() != 2 || members->elements[0].integer != 0 ||
+              members->elements[1].integer != 0) {
+            return done(Error::internal("still a member"));
+          }
+          redis_.evalScript(pruneScript(), {key}, {field, value}, done);
+        });
+  });
+}
+
 void Registry::resolveByScript(const Hub& hub, uint32_t bucket, std::vector<std::string> args,
-                               std::function<void(Result<std::vector<ResolvedTarget>>)> cb) {
+                               std::function<void(Result<std::vector<ResolvedTarget>>)> cb,
+                               std::shared_ptr<const Selector> exact) {
   BucketKeys keys{bucketPrefix(hub, bucket)};
-  redis_.evalScript(resolveScript(), keys.readKeys(), std::move(args),
-                    [cb = std::move(cb)](Result<RedisReply> r) {
-                      if (!r) {
-                        return cb(r.error());
-                      }
-                      auto records = scriptRecords(*r);
-                      if (!records) {
-                        return cb(records.error());
-                      }
-                      cb(toTargets(*records, r->elements[1].elements));
-                    });
+  // The expression's tags, to name the ones the script found absent (args[4..]).
+  std::vector<std::string> tags;
+  if (args.size() > 4 && args[1] == "e") tags.assign(args.begin() + 4, args.end());
+  redis_.evalScript(
+      resolveScript(), keys.readKeys(), std::move(args),
+      [this, hub, bucket, tags = std::move(tags), exact = std::move(exact),
+       cb = std::move(cb)](Result<RedisReply> r) {
+        if (!r) {
+          return cb(r.error());
+        }
+        auto records = scriptRecords(*r);
+        if (!records) {
+          return cb(records.error());
+        }
+        for (const auto& absent : r->elements[2].elements) {
+          if (absent.integer >= 0 && static_cast<size_t>(absent.integer) < tags.size()) {
+            pruneIndex(hub, bucket, tags[static_cast<size_t>(absent.integer)]);
+          }
+        }
+        cb(toTargets(*records, r->elements[1].elements, exact.get()));
+      });
 }
 
 void Registry::resolveEveryone(const Hub& hub, uint32_t bucket,

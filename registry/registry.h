@@ -18,12 +18,30 @@
 // keys they derive from the prefix (r1.., t:<tag>) themselves; they all carry the bucket's hash
 // tag, so they live in the declared keys' slot. Memory stays low while a bucket holds at most
 // ~400 installations (hash-max-listpack-entries, 512 by default); size `buckets` accordingly.
-// The implicit tags $InstallationId:{id} and $UserId:{user} are not stored: one installation is
-// selected with Selector::Kind::kInstallation; $UserId selection is future work.
+//
+// What an installation is listed under in t: its own tags, "$UserId:{user}" when it has a user,
+// and, marked with '+', each template's name and tags ("+name", "+tag"). $InstallationId:{id} is
+// the x hash itself. A native send evaluates a tag expression over the unmarked entries, exactly.
+// A template send must select each template by the installation's tags plus that template's name
+// and tags; the bucket evaluates a superset (a tag reads "tag" or "+tag", a negated tag reads
+// only "tag", both monotone in negation normal form) and resolve() narrows it per template.
+//
+// The tag index (cross-slot, so it may over-list but never under-list):
+//   ph:ix:{H:tag}      hash  bucket -> unix seconds of the last write that listed the tag there
+// An upsert writes the index entries of every tag it lists (template tags and names unmarked,
+// $UserId:{user} as is) before its bucket script, and waits for them: a failure in between leaves
+// an entry too many, never one too few. A send to an expression visits only the buckets the
+// index gives its tags (TagExpression::candidateBuckets). Entries are pruned lazily: a resolve
+// that finds none of a tag's members in the bucket asks for a prune, which deletes the entry
+// only if it was last written more than `index_prune_grace` ago, the bucket still has no member
+// for it, and the entry is unchanged since it was read (a compare-and-delete in the index's
+// slot). Any upsert in flight wrote its entry less than a command timeout ago, so the grace (far
+// longer than a command timeout) keeps it.
 //
 // Threading: a Registry wraps one RedisClient and follows its rule: only the thread running
 // that client's io_context calls it, and callbacks run on that thread.
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -34,6 +52,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "expr/tag_expression.h"
 #include "registry/installation.h"
 #include "registry/redis_client.h"
 
@@ -45,9 +64,31 @@ struct Hub {
 };
 
 struct Selector {
-  enum class Kind { kAll, kTag, kInstallation };
+  enum class Kind { kAll, kTag, kInstallation, kExpression };
   Kind kind = Kind::kAll;
   std::string value;  // the tag (kTag) or installation id (kInstallation)
+  // kExpression: the expression, and whether the send renders templates (then each template is
+  // selected on its own, by the installation's tags plus the template's name and tags).
+  std::shared_ptr<const expr::TagExpression> expression;
+  bool templates = false;
+
+  static Selector all() { return Selector(); }
+  static Selector tag(std::string tag) { return make(Kind::kTag, std::move(tag)); }
+  static Selector installation(std::string id) { return make(Kind::kInstallation, std::move(id)); }
+  static Selector matching(std::shared_ptr<const expr::TagExpression> expression, bool templates) {
+    Selector s = make(Kind::kExpression, "");
+    s.expression = std::move(expression);
+    s.templates = templates;
+    return s;
+  }
+
+ private:
+  static Selector make(Kind kind, std::string value) {
+    Selector s;
+    s.kind = kind;
+    s.value = std::move(value);
+    return s;
+  }
 };
 
 struct ResolvedTarget {
@@ -61,7 +102,13 @@ struct ResolvedTarget {
 
 class Registry {
  public:
-  explicit Registry(RedisClient& redis);
+  struct Options {
+    // How old an index entry must be before a prune may delete it (see the header comment);
+    // tests shorten it.
+    std::chrono::seconds index_prune_grace{600};
+  };
+  explicit Registry(RedisClient& redis) : Registry(redis, Options()) {}
+  Registry(RedisClient& redis, Options options);
 
   // FNV-1a 32 of the id, masked to `buckets` (a power of two).
   static uint32_t bucketOf(std::string_view installation_id, uint32_t buckets);
@@ -76,8 +123,15 @@ class Registry {
   // true if it existed. Removes its tag memberships and releases its template references.
   void remove(const Hub& hub, const std::string& id, std::function<void(Result<bool>)> cb);
 
+  // The buckets a send to `expression` must visit, from the tag index (sorted); nullopt: every
+  // bucket. One HKEYS per tag of the expression, $InstallationId:{id} computed without Redis.
+  void candidateBuckets(const Hub& hub, const expr::TagExpression& expression,
+                        std::function<void(Result<std::optional<std::vector<uint32_t>>>)> cb);
+
   // Targets in `bucket` matching `selector`, in one round trip with the templates they
-  // reference. kTag: members of the bucket's tag list (a Lua script); kAll: every installation
+  // reference. kExpression: the expression evaluated by the resolve script (see the header
+  // comment; a template send keeps only the templates that match); kTag: members of the
+  // bucket's tag list (a Lua script); kAll: every installation
   // of the bucket (plain reads in one MULTI; a bucket with a record over 256 bytes takes a
   // second round trip, through the script); kInstallation: that id if it lives in this bucket
   // (else empty, without asking Redis). Installations whose expiration_unix has passed or whose
@@ -92,6 +146,14 @@ class Registry {
 
   // "ph:{H:b}:" - the prefix of every key of one bucket (exposed for tests and tools).
   static std::string bucketPrefix(const Hub& hub, uint32_t bucket);
+  // "ph:ix:{H:tag}" - the tag index entry of one tag (exposed for tests and tools).
+  static std::string indexKey(const Hub& hub, std::string_view tag);
+  // The tags `installation` is indexed under: its tags, its templates' names and tags, and
+  // $UserId:{user}; each once.
+  static std::vector<std::string> indexedTags(const Installation& installation);
+
+  // Prunes issued and not yet answered (a resolve issues them; tests wait for none).
+  size_t prunesInFlight() const { return prunes_in_flight_; }
 
  private:
   void resolveEveryone(const Hub& hub, uint32_t bucket,
@@ -101,9 +163,18 @@ class Registry {
   void removeWith(const Hub& hub, const std::string& id, std::vector<std::string> condition,
                   std::function<void(Result<bool>)> cb);
   void resolveByScript(const Hub& hub, uint32_t bucket, std::vector<std::string> args,
-                       std::function<void(Result<std::vector<ResolvedTarget>>)> cb);
+                       std::function<void(Result<std::vector<ResolvedTarget>>)> cb,
+                       std::shared_ptr<const Selector> exact = nullptr);
+  // The bucket script, after the index entries of `installation` are written.
+  void writeBucket(const Hub& hub, const Installation& installation,
+                   std::function<void(Result<void>)> cb);
+  // Drops `tag`'s index entry for `bucket` if it is older than the grace and the bucket has no
+  // member for it (see the header comment). Fire and forget: a failure leaves the entry.
+  void pruneIndex(const Hub& hub, uint32_t bucket, std::string tag);
 
   RedisClient& redis_;
+  Options options_;
+  size_t prunes_in_flight_ = 0;
 };
 
 }  // namespace pushhub::registry

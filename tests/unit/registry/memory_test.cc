@@ -175,15 +175,15 @@ void measure(int n, uint32_t buckets) {
 
   // Every installation comes back exactly once from a broadcast, and every tag-0 holder from a
   // tag send.
-  EXPECT_EQ(timeResolve(io, registry, hub, {Selector::Kind::kAll, ""}, 1, "kAll, one at a time"),
+  EXPECT_EQ(timeResolve(io, registry, hub, Selector::all(), 1, "kAll, one at a time"),
             static_cast<size_t>(n));
-  EXPECT_EQ(timeResolve(io, registry, hub, {Selector::Kind::kAll, ""}, 16, "kAll, pipelined"),
+  EXPECT_EQ(timeResolve(io, registry, hub, Selector::all(), 16, "kAll, pipelined"),
             static_cast<size_t>(n));
-  EXPECT_EQ(timeResolve(io, registry, hub, {Selector::Kind::kTag, "tag-0"}, 1,
+  EXPECT_EQ(timeResolve(io, registry, hub, Selector::tag("tag-0"), 1,
                         "kTag tag-0, one at a time"),
             tagged_0);
   EXPECT_EQ(
-      timeResolve(io, registry, hub, {Selector::Kind::kTag, "tag-0"}, 16, "kTag tag-0, pipelined"),
+      timeResolve(io, registry, hub, Selector::tag("tag-0"), 16, "kTag tag-0, pipelined"),
       tagged_0);
 }
 
