@@ -277,24 +277,35 @@ grpc::ServerUnaryReactor* ApiService::SendNotification(grpc::CallbackServerConte
     return finish(context, toStatus(ok.error()));
   }
   // Store the hub's canonical name, so jobs find it whatever case the caller used.
-  v1::SendNotificationRequest stored = *request;
-  stored.set_hub((*hub)->name);
-  std::vector<std::string> jobs;
-  for (const auto& range : planJobs(stored, (*hub)->buckets, config_.buckets_per_job)) {
-    jobs.push_back(encodeJob(range));
-  }
-  return onWorker(
-      context, [response, hub = (*hub)->name, body = stored.SerializeAsString(),
-                jobs = std::move(jobs)](Worker& worker, grpc::ServerUnaryReactor* reactor) mutable {
-        std::string id = newNotificationId();
-        worker.queue().enqueue(id, hub, std::move(body), std::move(jobs),
-                               [&worker, reactor, response, id](Result<void> ok) {
-                                 if (!ok) return reactor->Finish(toStatus(ok.error()));
-                                 WorkerMetrics::add(worker.metrics().notifications_accepted);
-                                 response->set_notification_id(id);
-                                 reactor->Finish(grpc::Status::OK);
-                               });
-      });
+  auto stored = std::make_shared<v1::SendNotificationRequest>(*request);
+  stored->set_hub((*hub)->name);
+  return onWorker(context, [this, response, hub = hubOf(**hub), stored](
+                               Worker& worker, grpc::ServerUnaryReactor* reactor) {
+    auto enqueue = [this, &worker, reactor, response, hub,
+                    stored](const std::optional<std::vector<uint32_t>>& candidates) {
+      std::vector<std::string> jobs;
+      for (const auto& job : planJobs(*stored, hub.buckets, config_.buckets_per_job, candidates)) {
+        jobs.push_back(encodeJob(job));
+      }
+      std::string id = newNotificationId();
+      worker.queue().enqueue(id, hub.name, stored->SerializeAsString(), std::move(jobs),
+                             [&worker, reactor, response, id](Result<void> ok) {
+                               if (!ok) return reactor->Finish(toStatus(ok.error()));
+                               WorkerMetrics::add(worker.metrics().notifications_accepted);
+                               response->set_notification_id(id);
+                               reactor->Finish(grpc::Status::OK);
+                             });
+    };
+    auto expression = expressionOf(*stored);
+    if (!expression) return enqueue(std::nullopt);
+    // The tag index names the buckets that may hold the audience; only those get jobs.
+    worker.registry().candidateBuckets(
+        hub, *expression,
+        [reactor, enqueue](Result<std::optional<std::vector<uint32_t>>> candidates) {
+          if (!candidates) return reactor->Finish(toStatus(candidates.error()));
+          enqueue(*candidates);
+        });
+  });
 }
 
 grpc::ServerUnaryReactor* ApiService::GetNotification(grpc::CallbackServerContext* context,

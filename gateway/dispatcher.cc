@@ -32,9 +32,10 @@ struct Dispatcher::Run {
   std::shared_ptr<const PreparedNotification> notification;
   registry::Hub hub;
   HubClients* clients = nullptr;
-  uint32_t next_bucket = 0;
-  uint32_t end_bucket = 0;
-  uint32_t resolving = 0;  // bucket resolves in flight
+  JobBuckets buckets;
+  size_t next_run = 0;       // buckets[next_run] holds the next bucket to resolve
+  uint32_t next_bucket = 0;  // within it
+  uint32_t resolving = 0;    // bucket resolves in flight
   bool finishing = false;
   size_t in_flight = 0;
   // Outcomes by [platform][outcomeIndex]: counted on every delivery, so a plain array rather
@@ -149,8 +150,11 @@ void Dispatcher::begin(const RunPtr& run) {
   }
   run->hub = registry::Hub{hub->name, hub->buckets};
   run->clients = &clients_[hub->name];
-  run->next_bucket = range->first;
-  run->end_bucket = std::min(range->last, hub->buckets);
+  for (auto r : *range) {
+    r.last = std::min(r.last, hub->buckets);
+    if (r.first < r.last) run->buckets.push_back(r);
+  }
+  if (!run->buckets.empty()) run->next_bucket = run->buckets.front().first;
   pump(run);
 }
 
@@ -159,10 +163,14 @@ void Dispatcher::pump(const RunPtr& run) {
   // Several buckets resolve at once: a broadcast is one Redis round trip per bucket, and waiting
   // for each in turn would leave the providers idle between them.
   while (run->resolving < config_.resolves_in_flight_per_job &&
-         run->next_bucket < run->end_bucket && run->in_flight < config_.max_in_flight_per_job) {
+         run->next_run < run->buckets.size() && run->in_flight < config_.max_in_flight_per_job) {
     resolveBucket(run, run->next_bucket++);
+    if (run->next_bucket >= run->buckets[run->next_run].last &&
+        ++run->next_run < run->buckets.size()) {
+      run->next_bucket = run->buckets[run->next_run].first;
+    }
   }
-  if (run->resolving == 0 && run->next_bucket >= run->end_bucket && run->in_flight == 0) {
+  if (run->resolving == 0 && run->next_run >= run->buckets.size() && run->in_flight == 0) {
     finish(run);
   }
 }
@@ -180,6 +188,7 @@ void Dispatcher::resolveBucket(const RunPtr& run, uint32_t bucket) {
                         });
                       }
                       --run->resolving;
+                      WorkerMetrics::add(metrics_.buckets_resolved);
                       WorkerMetrics::add(metrics_.targets_resolved, targets->size());
                       // The targets are ours: deliver() takes their strings instead of copying.
                       for (auto& target : *targets) deliver(run, std::move(target));

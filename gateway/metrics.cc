@@ -30,17 +30,25 @@ std::string renderPrometheus(const std::vector<const WorkerMetrics*>& workers) {
                        sum(workers, get));
   };
   counter("pushhub_notifications_accepted_total", "Notifications stored and queued.",
-          [](const WorkerMetrics& m) -> const WorkerMetrics::Counter& { return m.notifications_accepted; });
+          [](const WorkerMetrics& m) -> const WorkerMetrics::Counter& {
+            return m.notifications_accepted;
+          });
   counter("pushhub_jobs_started_total", "Jobs claimed from the queue.",
           [](const WorkerMetrics& m) -> const WorkerMetrics::Counter& { return m.jobs_started; });
   counter("pushhub_jobs_completed_total", "Jobs whose every target has a final outcome.",
           [](const WorkerMetrics& m) -> const WorkerMetrics::Counter& { return m.jobs_completed; });
-  counter("pushhub_targets_resolved_total", "Installations selected by sends.",
-          [](const WorkerMetrics& m) -> const WorkerMetrics::Counter& { return m.targets_resolved; });
+  counter(
+      "pushhub_targets_resolved_total", "Installations selected by sends.",
+      [](const WorkerMetrics& m) -> const WorkerMetrics::Counter& { return m.targets_resolved; });
+  counter(
+      "pushhub_buckets_resolved_total", "Buckets read by sends (one Redis round trip each).",
+      [](const WorkerMetrics& m) -> const WorkerMetrics::Counter& { return m.buckets_resolved; });
   counter("pushhub_retries_total", "Deliveries retried after a retryable outcome.",
           [](const WorkerMetrics& m) -> const WorkerMetrics::Counter& { return m.retries; });
-  counter("pushhub_handles_removed_total", "Installations removed because a provider called the handle dead.",
-          [](const WorkerMetrics& m) -> const WorkerMetrics::Counter& { return m.handles_removed; });
+  counter(
+      "pushhub_handles_removed_total",
+      "Installations removed because a provider called the handle dead.",
+      [](const WorkerMetrics& m) -> const WorkerMetrics::Counter& { return m.handles_removed; });
   counter("pushhub_redis_errors_total", "Redis commands that failed.",
           [](const WorkerMetrics& m) -> const WorkerMetrics::Counter& { return m.redis_errors; });
 
@@ -51,8 +59,10 @@ std::string renderPrometheus(const std::vector<const WorkerMetrics*>& workers) {
       "# TYPE pushhub_deliveries_in_flight gauge\npushhub_deliveries_in_flight {}\n",
       in_flight);
 
-  out += "# HELP pushhub_deliveries_total Final delivery outcomes by platform and Azure outcome name.\n"
-         "# TYPE pushhub_deliveries_total counter\n";
+  out +=
+      "# HELP pushhub_deliveries_total Final delivery outcomes by platform and Azure outcome "
+      "name.\n"
+      "# TYPE pushhub_deliveries_total counter\n";
   for (size_t p = 0; p < kPlatforms; ++p) {
     for (size_t o = 0; o < kOutcomeNames.size(); ++o) {
       uint64_t total = 0;

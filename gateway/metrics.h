@@ -12,11 +12,22 @@
 namespace pushhub::gateway {
 
 // Azure's outcome names, in the order of their counters.
-inline constexpr std::array<std::string_view, 16> kOutcomeNames{
-    "Success",          "WrongToken",          "ExpiredChannel",   "Throttled",
-    "InvalidCredentials", "InvalidNotificationSize", "InvalidNotificationFormat", "PnsUnreachable",
-    "PnsUnavailable",   "PnsInterfaceError",   "BadChannel",       "Dropped",
-    "Expired",          "Skipped",             "AbandonedNotificationMessages", "UnknownError"};
+inline constexpr std::array<std::string_view, 16> kOutcomeNames{"Success",
+                                                                "WrongToken",
+                                                                "ExpiredChannel",
+                                                                "Throttled",
+                                                                "InvalidCredentials",
+                                                                "InvalidNotificationSize",
+                                                                "InvalidNotificationFormat",
+                                                                "PnsUnreachable",
+                                                                "PnsUnavailable",
+                                                                "PnsInterfaceError",
+                                                                "BadChannel",
+                                                                "Dropped",
+                                                                "Expired",
+                                                                "Skipped",
+                                                                "AbandonedNotificationMessages",
+                                                                "UnknownError"};
 inline constexpr size_t kPlatforms = 3;
 
 size_t outcomeIndex(std::string_view azure_name);  // unknown names count as UnknownError
@@ -27,6 +38,7 @@ struct WorkerMetrics {
   Counter jobs_started{0};
   Counter jobs_completed{0};
   Counter targets_resolved{0};
+  Counter buckets_resolved{0};  // bucket resolves of sends: how selective the tag index made them
   Counter retries{0};
   Counter handles_removed{0};
   Counter redis_errors{0};

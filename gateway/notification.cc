@@ -41,7 +41,8 @@ Result<void> validateApnsPayload(const v1::NativePayload& native, const std::str
       return Error::invalidArgument(field + ".headers[" + name + "]: not an APNs header");
     }
   }
-  auto parsed = providers::apns::ApnsProvider::parseHeaders(headersOf(native), native.body().size());
+  auto parsed =
+      providers::apns::ApnsProvider::parseHeaders(headersOf(native), native.body().size());
   if (!parsed) return Error::invalidArgument(field + ": " + parsed.error().message);
   return {};
 }
@@ -54,7 +55,8 @@ Result<void> validateNativePayload(registry::Platform platform, const v1::Native
       return validateApnsPayload(native, field);
     case registry::Platform::kFcm:
       if (native.headers_size() > 0) {
-        return Error::invalidArgument(field + ".headers: FCM payloads take no headers; put "
+        return Error::invalidArgument(field +
+                                      ".headers: FCM payloads take no headers; put "
                                       "options in the message (android, apns, webpush)");
       }
       if (auto ok = providers::fcm::FcmProvider::validatePayload(native.body()); !ok) {
@@ -62,7 +64,8 @@ Result<void> validateNativePayload(registry::Platform platform, const v1::Native
       }
       return {};
     case registry::Platform::kWns:
-      if (auto ok = providers::wns::WnsProvider::parseHeaders(headersOf(native), native.body().size());
+      if (auto ok =
+              providers::wns::WnsProvider::parseHeaders(headersOf(native), native.body().size());
           !ok) {
         return Error::invalidArgument(field + ": " + ok.error().message);
       }
@@ -75,9 +78,12 @@ Result<void> validateNativePayload(registry::Platform platform, const v1::Native
 
 Result<registry::Platform> fromProto(v1::Platform platform, std::string_view field) {
   switch (platform) {
-    case v1::PLATFORM_APNS: return registry::Platform::kApns;
-    case v1::PLATFORM_FCM: return registry::Platform::kFcm;
-    case v1::PLATFORM_WNS: return registry::Platform::kWns;
+    case v1::PLATFORM_APNS:
+      return registry::Platform::kApns;
+    case v1::PLATFORM_FCM:
+      return registry::Platform::kFcm;
+    case v1::PLATFORM_WNS:
+      return registry::Platform::kWns;
     default:
       return Error::invalidArgument(std::string(field) + ": must be APNS, FCM or WNS");
   }
@@ -85,9 +91,12 @@ Result<registry::Platform> fromProto(v1::Platform platform, std::string_view fie
 
 v1::Platform toProto(registry::Platform platform) {
   switch (platform) {
-    case registry::Platform::kApns: return v1::PLATFORM_APNS;
-    case registry::Platform::kFcm: return v1::PLATFORM_FCM;
-    case registry::Platform::kWns: return v1::PLATFORM_WNS;
+    case registry::Platform::kApns:
+      return v1::PLATFORM_APNS;
+    case registry::Platform::kFcm:
+      return v1::PLATFORM_FCM;
+    case registry::Platform::kWns:
+      return v1::PLATFORM_WNS;
   }
   return v1::PLATFORM_UNSPECIFIED;
 }
@@ -97,6 +106,11 @@ Result<void> validateSendRequest(const v1::SendNotificationRequest& request,
   switch (request.audience_case()) {
     case v1::SendNotificationRequest::kTag:
       if (auto ok = registry::validateTag(request.tag(), "tag"); !ok) return ok;
+      break;
+    case v1::SendNotificationRequest::kTagExpression:
+      if (auto e = expr::TagExpression::parse(request.tag_expression()); !e) {
+        return Error::invalidArgument("tag_expression: " + e.error().message);
+      }
       break;
     case v1::SendNotificationRequest::kInstallationId:
       if (auto ok = registry::validateInstallationId(request.installation_id(), "installation_id");
@@ -108,7 +122,8 @@ Result<void> validateSendRequest(const v1::SendNotificationRequest& request,
       if (!request.broadcast()) return Error::invalidArgument("broadcast: must be true when set");
       break;
     default:
-      return Error::invalidArgument("audience: set one of tag, installation_id or broadcast");
+      return Error::invalidArgument(
+          "audience: set one of tag, tag_expression, installation_id or broadcast");
   }
 
   bool has_native = request.native_size() > 0;
@@ -162,31 +177,78 @@ std::string newNotificationId() {
   return id;
 }
 
-std::string encodeJob(BucketRange range) {
-  return std::to_string(range.first) + "-" + std::to_string(range.last);
-}
-
-Result<BucketRange> decodeJob(std::string_view payload) {
-  BucketRange range;
-  auto dash = payload.find('-');
-  if (dash == std::string_view::npos) return Error::internal("job: malformed payload");
-  auto a = std::from_chars(payload.data(), payload.data() + dash, range.first);
-  auto b = std::from_chars(payload.data() + dash + 1, payload.data() + payload.size(), range.last);
-  if (a.ec != std::errc() || b.ec != std::errc() || range.first >= range.last) {
-    return Error::internal("job: malformed payload");
+std::string encodeJob(const JobBuckets& buckets) {
+  std::string out;
+  for (const auto& range : buckets) {
+    if (!out.empty()) out += ',';
+    out += std::to_string(range.first) + "-" + std::to_string(range.last);
   }
-  return range;
+  return out;
 }
 
-std::vector<BucketRange> planJobs(const v1::SendNotificationRequest& request, uint32_t buckets,
-                                  uint32_t buckets_per_job) {
+Result<JobBuckets> decodeJob(std::string_view payload) {
+  JobBuckets buckets;
+  if (payload.empty() || payload.back() == ',') return Error::internal("job: malformed payload");
+  while (!payload.empty()) {
+    auto comma = payload.find(',');
+    std::string_view run = payload.substr(0, comma);
+    payload = comma == std::string_view::npos ? std::string_view() : payload.substr(comma + 1);
+    BucketRange range;
+    auto dash = run.find('-');
+    if (dash == std::string_view::npos) return Error::internal("job: malformed payload");
+    auto a = std::from_chars(run.data(), run.data() + dash, range.first);
+    auto b = std::from_chars(run.data() + dash + 1, run.data() + run.size(), range.last);
+    if (a.ec != std::errc() || b.ec != std::errc() || a.ptr != run.data() + dash ||
+        b.ptr != run.data() + run.size() || range.first >= range.last) {
+      return Error::internal("job: malformed payload");
+    }
+    buckets.push_back(range);
+  }
+  if (buckets.empty()) return Error::internal("job: malformed payload");
+  return buckets;
+}
+
+std::shared_ptr<const expr::TagExpression> expressionOf(
+    const v1::SendNotificationRequest& request) {
+  std::string_view text;
+  if (request.audience_case() == v1::SendNotificationRequest::kTag) text = request.tag();
+  if (request.audience_case() == v1::SendNotificationRequest::kTagExpression) {
+    text = request.tag_expression();
+  }
+  if (text.empty()) return nullptr;
+  auto e = expr::TagExpression::parse(text);
+  return e ? std::make_shared<const expr::TagExpression>(std::move(*e)) : nullptr;
+}
+
+std::vector<JobBuckets> planJobs(const v1::SendNotificationRequest& request, uint32_t buckets,
+                                 uint32_t buckets_per_job,
+                                 const std::optional<std::vector<uint32_t>>& candidates) {
   if (request.audience_case() == v1::SendNotificationRequest::kInstallationId) {
     uint32_t bucket = registry::Registry::bucketOf(request.installation_id(), buckets);
-    return {BucketRange{bucket, bucket + 1}};
+    return {{BucketRange{bucket, bucket + 1}}};
   }
-  std::vector<BucketRange> jobs;
-  for (uint32_t first = 0; first < buckets; first += buckets_per_job) {
-    jobs.push_back({first, std::min(buckets, first + buckets_per_job)});
+  std::vector<JobBuckets> jobs;
+  if (!candidates) {
+    for (uint32_t first = 0; first < buckets; first += buckets_per_job) {
+      jobs.push_back({{first, std::min(buckets, first + buckets_per_job)}});
+    }
+    return jobs;
+  }
+  // Candidates in order, buckets_per_job to a job, consecutive ones joined into one run.
+  uint32_t in_job = 0;
+  for (uint32_t b : *candidates) {
+    if (b >= buckets) continue;
+    if (jobs.empty() || in_job == buckets_per_job) {
+      jobs.emplace_back();
+      in_job = 0;
+    }
+    auto& job = jobs.back();
+    if (!job.empty() && job.back().last == b) {
+      ++job.back().last;
+    } else {
+      job.push_back({b, b + 1});
+    }
+    ++in_job;
   }
   return jobs;
 }
@@ -194,7 +256,9 @@ std::vector<BucketRange> planJobs(const v1::SendNotificationRequest& request, ui
 registry::Selector selectorOf(const v1::SendNotificationRequest& request) {
   switch (request.audience_case()) {
     case v1::SendNotificationRequest::kTag:
-      return registry::Selector::tag(request.tag());
+    case v1::SendNotificationRequest::kTagExpression:
+      return registry::Selector::matching(expressionOf(request),
+                                          request.template_properties_size() > 0);
     case v1::SendNotificationRequest::kInstallationId:
       return registry::Selector::installation(request.installation_id());
     default:
@@ -210,8 +274,9 @@ std::shared_ptr<const providers::Notification> PreparedNotification::render(
     n->headers.push_back({lower(name), value});
     if (lower(name) == "x-wns-type" && value == "wns/raw") raw = true;
   }
-  BodyFormat format = platform == registry::Platform::kWns ? (raw ? BodyFormat::kRaw : BodyFormat::kXml)
-                                                          : BodyFormat::kJson;
+  BodyFormat format = platform == registry::Platform::kWns
+                          ? (raw ? BodyFormat::kRaw : BodyFormat::kXml)
+                          : BodyFormat::kJson;
   n->body = renderTemplate(tpl.body, properties, format);
   n->expiry = expiry;
   return n;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "expr/tag_expression.h"
 #include "gateway/template_renderer.h"
 #include "providers/common/provider.h"
 #include "pushhub/v1/pushhub.pb.h"
@@ -34,18 +35,27 @@ Result<void> validateSendRequest(const v1::SendNotificationRequest& request,
 // A random id of 32 lower-case hex characters.
 std::string newNotificationId();
 
-// The buckets one job covers: [first, last).
+// A run of buckets: [first, last).
 struct BucketRange {
   uint32_t first = 0;
   uint32_t last = 0;
+  bool operator==(const BucketRange&) const = default;
 };
-std::string encodeJob(BucketRange range);
-Result<BucketRange> decodeJob(std::string_view payload);
+// The buckets of one job, as runs: "0-64", or "3-4,17-19,40-41" for a selective send.
+using JobBuckets = std::vector<BucketRange>;
+std::string encodeJob(const JobBuckets& buckets);
+Result<JobBuckets> decodeJob(std::string_view payload);
 
-// Splits a send over `buckets` into jobs of at most `buckets_per_job` buckets; a send to one
-// installation is one job for its bucket.
-std::vector<BucketRange> planJobs(const v1::SendNotificationRequest& request, uint32_t buckets,
-                                  uint32_t buckets_per_job);
+// The send's tag expression (its `tag` or `tag_expression`), or nullptr for a broadcast or a
+// send to one installation. The request must have passed validateSendRequest.
+std::shared_ptr<const expr::TagExpression> expressionOf(const v1::SendNotificationRequest& request);
+
+// Splits a send into jobs of at most `buckets_per_job` buckets each: every bucket of the hub,
+// or only `candidates` (sorted) when the tag index narrowed them; a send to one installation is
+// one job for its bucket. No candidate: no job.
+std::vector<JobBuckets> planJobs(const v1::SendNotificationRequest& request, uint32_t buckets,
+                                 uint32_t buckets_per_job,
+                                 const std::optional<std::vector<uint32_t>>& candidates);
 
 registry::Selector selectorOf(const v1::SendNotificationRequest& request);
 

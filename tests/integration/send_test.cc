@@ -1,11 +1,12 @@
 // End to end: registrations over gRPC into a real Redis, a tag send through the durable queue,
 // delivery over TLS HTTP/2 to pns-mock acting as APNs, outcome counts, and dead-token cleanup.
-#include <boost/json.hpp>
 #include <gtest/gtest.h>
+#include <boost/json.hpp>
 
 #include <map>
 #include <random>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "tests/integration/stack.h"
@@ -61,7 +62,8 @@ int64_t outcomeCount(const v1::NotificationStatus& status, const std::string& ou
 }
 
 json::array received(Stack& stack) {
-  auto result = httpRequest("GET", stack.controlPort(), "/_mock/received?provider=apns&limit=100000");
+  auto result =
+      httpRequest("GET", stack.controlPort(), "/_mock/received?provider=apns&limit=100000");
   EXPECT_EQ(result.status, 200) << result.body;
   return json::parse(result.body).as_array();
 }
@@ -69,8 +71,8 @@ json::array received(Stack& stack) {
 TEST(SendIntegrationTest, TagSendReachesExactlyTheTaggedInstallationsOnceAndDropsDeadTokens) {
   Stack stack;
   std::mt19937_64 rng(42);
-  const std::vector<std::string> pool{"news", "sports", "weather", "music", "tech",
-                                      "travel", "food", "games", "movies", "science"};
+  const std::vector<std::string> pool{"news",   "sports", "weather", "music",  "tech",
+                                      "travel", "food",   "games",   "movies", "science"};
   std::map<std::string, std::string> tagged;  // token -> installation id, for "sports"
   std::set<std::string> dead_ids;
   for (int i = 0; i < 1000; ++i) {
@@ -126,7 +128,8 @@ TEST(SendIntegrationTest, TagSendReachesExactlyTheTaggedInstallationsOnceAndDrop
       get.set_installation_id(id);
       v1::Installation installation;
       code = stack.stub().GetInstallation(stack.context().get(), get, &installation).error_code();
-      if (code != grpc::StatusCode::NOT_FOUND) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (code != grpc::StatusCode::NOT_FOUND)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     EXPECT_EQ(code, grpc::StatusCode::NOT_FOUND) << id << " should be gone";
   }
@@ -176,6 +179,96 @@ TEST(SendIntegrationTest, TemplateSendRendersPropertiesAndBroadcastReachesEveryo
   EXPECT_EQ(seen, tokens);
 }
 
+// The metric's value summed over its lines (0 when absent).
+int64_t metricValue(Stack& stack, const std::string& name) {
+  auto metrics = httpRequest("GET", stack.adminPort(), "/metrics");
+  EXPECT_EQ(metrics.status, 200);
+  int64_t total = 0;
+  std::istringstream lines(metrics.body);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(name, 0) == 0 && line.size() > name.size() &&
+        (line[name.size()] == ' ' || line[name.size()] == '{')) {
+      total += std::stoll(line.substr(line.rfind(' ') + 1));
+    }
+  }
+  return total;
+}
+
+TEST(SendIntegrationTest, ExpressionAndUserSendsReachExactlyTheirAudienceAndVisitFewBuckets) {
+  Stack stack;
+  std::mt19937_64 rng(13);
+  struct Device {
+    std::string user;
+    std::set<std::string> tags;
+  };
+  std::map<std::string, Device> devices;  // token -> device
+  const std::vector<std::string> pool{"news", "sports", "muted", "fr"};
+  for (int i = 0; i < 400; ++i) {
+    v1::CreateOrUpdateInstallationRequest request;
+    request.set_hub(kHub);
+    auto* inst = request.mutable_installation();
+    inst->set_installation_id("u-" + std::to_string(i));
+    inst->set_platform(v1::PLATFORM_APNS);
+    std::string token = randomToken(rng);
+    inst->set_push_channel(token);
+    Device d;
+    d.user = "user" + std::to_string(i % 80);
+    inst->set_user_id(d.user);
+    for (const auto& tag : pool) {
+      if (rng() % 2) {
+        inst->add_tags(tag);
+        d.tags.insert(tag);
+      }
+    }
+    devices[token] = d;
+    v1::CreateOrUpdateInstallationResponse response;
+    ASSERT_TRUE(
+        stack.stub().CreateOrUpdateInstallation(stack.context().get(), request, &response).ok());
+  }
+  auto sendTo = [&](const std::string& expression) {
+    v1::SendNotificationRequest send;
+    send.set_hub(kHub);
+    send.set_tag_expression(expression);
+    auto* native = send.add_native();
+    native->set_platform(v1::PLATFORM_APNS);
+    native->set_body(R"({"aps":{"alert":"x"}})");
+    v1::SendNotificationResponse accepted;
+    auto rpc = stack.stub().SendNotification(stack.context().get(), send, &accepted);
+    EXPECT_TRUE(rpc.ok()) << rpc.error_message();
+    auto status = waitCompleted(stack, accepted.notification_id());
+    EXPECT_EQ(status.state(), v1::NotificationStatus::STATE_COMPLETED) << expression;
+    std::set<std::string> tokens;
+    for (const auto& entry : received(stack)) {
+      tokens.insert(json::value_to<std::string>(entry.as_object().at("token")));
+    }
+    httpRequest("POST", stack.controlPort(), "/_mock/reset");
+    return tokens;
+  };
+
+  int64_t buckets_before = metricValue(stack, "pushhub_buckets_resolved_total");
+  std::set<std::string> want;
+  for (const auto& [token, d] : devices) {
+    if (d.user == "user7") want.insert(token);
+  }
+  ASSERT_EQ(want.size(), 5u);
+  EXPECT_EQ(sendTo("$UserId:{user7}"), want);
+  // Five devices are in at most five buckets: the tag index kept the send off the others.
+  int64_t visited = metricValue(stack, "pushhub_buckets_resolved_total") - buckets_before;
+  EXPECT_GE(visited, 1);
+  EXPECT_LE(visited, 5);
+
+  want.clear();
+  for (const auto& [token, d] : devices) {
+    if ((d.tags.count("news") || d.tags.count("sports")) && !d.tags.count("muted")) {
+      want.insert(token);
+    }
+  }
+  EXPECT_EQ(sendTo("(news || sports) && !muted"), want);
+
+  // No installation matches: accepted, completed at once with no job.
+  EXPECT_TRUE(sendTo("$UserId:{nobody}").empty());
+}
+
 TEST(SendIntegrationTest, BadInputIsRefusedWithTheFieldAndNothingIsStored) {
   Stack stack;
   std::mt19937_64 rng(1);
@@ -199,7 +292,8 @@ TEST(SendIntegrationTest, BadInputIsRefusedWithTheFieldAndNothingIsStored) {
   request.set_hub("nohub");
   request.mutable_installation()->set_installation_id("x");
   v1::CreateOrUpdateInstallationResponse response;
-  EXPECT_EQ(stack.stub().CreateOrUpdateInstallation(stack.context().get(), request, &response)
+  EXPECT_EQ(stack.stub()
+                .CreateOrUpdateInstallation(stack.context().get(), request, &response)
                 .error_code(),
             grpc::StatusCode::NOT_FOUND);
 
@@ -223,7 +317,8 @@ TEST(SendIntegrationTest, BadInputIsRefusedWithTheFieldAndNothingIsStored) {
   native->set_body("{\"aps\":{\"alert\":\"" + std::string(5000, 'x') + "\"}}");
   auto too_big = stack.stub().SendNotification(stack.context().get(), send, &accepted);
   EXPECT_EQ(too_big.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_NE(too_big.error_message().find("at most 4096"), std::string::npos) << too_big.error_message();
+  EXPECT_NE(too_big.error_message().find("at most 4096"), std::string::npos)
+      << too_big.error_message();
   native->set_body("{}");
   (*native->mutable_headers())["apns-priority"] = "7";
   auto bad_priority = stack.stub().SendNotification(stack.context().get(), send, &accepted);
@@ -236,9 +331,9 @@ TEST(SendIntegrationTest, BadInputIsRefusedWithTheFieldAndNothingIsStored) {
 TEST(SendIntegrationTest, ConfigErrorsNameTheKeyAndExitNonZero) {
   TempDir dir;
   std::ofstream(dir.path() / "bad.toml") << "[server]\nworkers = \"two\"\n[[hubs]]\nname = \"h\"\n";
-  Subprocess daemon({binaryPath("pushhubd").string(), "--config",
-                     (dir.path() / "bad.toml").string()},
-                    dir.path() / "out.log");
+  Subprocess daemon(
+      {binaryPath("pushhubd").string(), "--config", (dir.path() / "bad.toml").string()},
+      dir.path() / "out.log");
   int status = -1;
   for (int i = 0; i < 200 && daemon.running(); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(25));
@@ -269,7 +364,8 @@ TEST(SendIntegrationTest, BatchRegistrationIsAllOrNothingOnBadInputAndNeedsManag
   }
   batch.mutable_installations(7)->add_tags("no spaces allowed");
   v1::BatchCreateOrUpdateInstallationsResponse response;
-  auto refused = stack.stub().BatchCreateOrUpdateInstallations(stack.context().get(), batch, &response);
+  auto refused =
+      stack.stub().BatchCreateOrUpdateInstallations(stack.context().get(), batch, &response);
   EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(refused.error_message().find("installations[7].tags[1]"), std::string::npos)
       << refused.error_message();
@@ -282,9 +378,11 @@ TEST(SendIntegrationTest, BatchRegistrationIsAllOrNothingOnBadInputAndNeedsManag
 
   batch.mutable_installations(7)->mutable_tags()->RemoveLast();
   auto listen = stack.context(kListenKeyName, kListenKey);
-  EXPECT_EQ(stack.stub().BatchCreateOrUpdateInstallations(listen.get(), batch, &response).error_code(),
-            grpc::StatusCode::PERMISSION_DENIED);
-  auto stored = stack.stub().BatchCreateOrUpdateInstallations(stack.context().get(), batch, &response);
+  EXPECT_EQ(
+      stack.stub().BatchCreateOrUpdateInstallations(listen.get(), batch, &response).error_code(),
+      grpc::StatusCode::PERMISSION_DENIED);
+  auto stored =
+      stack.stub().BatchCreateOrUpdateInstallations(stack.context().get(), batch, &response);
   ASSERT_TRUE(stored.ok()) << stored.error_message();
   EXPECT_EQ(response.stored(), 300);
   get.set_installation_id("batch-299");

@@ -56,24 +56,59 @@ TEST(NotificationTest, RefusalsNameTheField) {
 
 TEST(NotificationTest, JobsCoverEveryBucketOnceAndOneInstallationIsOneJob) {
   auto request = apnsToTag("t", "{}");
-  auto jobs = planJobs(request, 1024, 100);
+  auto jobs = planJobs(request, 1024, 100, std::nullopt);
   ASSERT_EQ(jobs.size(), 11u);
   uint32_t next = 0;
   for (const auto& job : jobs) {
-    EXPECT_EQ(job.first, next);
+    ASSERT_EQ(job.size(), 1u);
+    EXPECT_EQ(job[0].first, next);
     auto decoded = decodeJob(encodeJob(job));
     ASSERT_TRUE(decoded);
-    EXPECT_EQ(decoded->first, job.first);
-    EXPECT_EQ(decoded->last, job.last);
-    next = job.last;
+    EXPECT_EQ(*decoded, job);
+    next = job[0].last;
   }
   EXPECT_EQ(next, 1024u);
   request.set_installation_id("phone-1");
-  jobs = planJobs(request, 1024, 100);
+  jobs = planJobs(request, 1024, 100, std::nullopt);
   ASSERT_EQ(jobs.size(), 1u);
-  EXPECT_EQ(jobs[0].first, registry::Registry::bucketOf("phone-1", 1024));
-  EXPECT_FALSE(decodeJob("7-3"));
-  EXPECT_FALSE(decodeJob("x"));
+  uint32_t bucket = registry::Registry::bucketOf("phone-1", 1024);
+  EXPECT_EQ(jobs[0], (JobBuckets{{bucket, bucket + 1}}));
+  for (const char* bad : {"7-3", "x", "", "1-2,", "1-2,x", "1-2-3", "-1-2", "1 -2"}) {
+    EXPECT_FALSE(decodeJob(bad)) << bad;
+  }
+}
+
+TEST(NotificationTest, CandidateBucketsBecomeJobsOfRuns) {
+  auto request = apnsToTag("t", "{}");
+  auto jobs = planJobs(request, 1024, 3, std::vector<uint32_t>{2, 3, 4, 9, 11, 12, 2000});
+  ASSERT_EQ(jobs.size(), 2u);
+  EXPECT_EQ(jobs[0], (JobBuckets{{2, 5}}));
+  EXPECT_EQ(jobs[1], (JobBuckets{{9, 10}, {11, 13}}));  // 2000 is past the hub's buckets
+  EXPECT_EQ(encodeJob(jobs[1]), "9-10,11-13");
+  EXPECT_EQ(*decodeJob("9-10,11-13"), jobs[1]);
+  EXPECT_TRUE(planJobs(request, 1024, 3, std::vector<uint32_t>{}).empty());
+}
+
+TEST(NotificationTest, TagExpressions) {
+  auto request = apnsToTag("t", "{}");
+  request.set_tag_expression("(sports || news) && !muted");
+  EXPECT_EQ(errorOf(request), "");
+  ASSERT_TRUE(expressionOf(request));
+  EXPECT_EQ(expressionOf(request)->text(), "((sports||news)&&!muted)");
+  auto selector = selectorOf(request);
+  EXPECT_EQ(selector.kind, registry::Selector::Kind::kExpression);
+  EXPECT_FALSE(selector.templates);
+  request.set_tag_expression("a && (b");
+  EXPECT_EQ(errorOf(request), "tag_expression: position 5: '(' is not closed");
+  request.set_tag_expression("a && b && c && d && e && f && g");
+  EXPECT_EQ(
+      errorOf(request),
+      "tag_expression: position 30: the expression has 7 tags; at most 6 when it uses && or !");
+  // A single tag is the expression of that tag.
+  request.set_tag("news");
+  EXPECT_EQ(expressionOf(request)->text(), "news");
+  request.set_broadcast(true);
+  EXPECT_FALSE(expressionOf(request));
 }
 
 TEST(NotificationTest, PreparedNotificationKeepsPayloadsAndRendersTemplates) {
