@@ -264,28 +264,36 @@ std::vector<TagExpression::Step> TagExpression::nnf() const {
 }
 
 std::string TagExpression::text() const {
-  std::vector<std::string> stack;
+  // Each entry: the text and the precedence of its top operator (|| 1, && 2, ! or a tag 3).
+  // A child gets parentheses only when its operator binds more loosely than its parent's, or as
+  // tightly on the right (the operators group to the left): no more than any text of the same
+  // expression needs, so the canonical text never nests deeper than the input did.
+  std::vector<std::pair<std::string, int>> stack;
   for (const auto& s : program_) {
     switch (s.op) {
-      case Op::kTag:
-        stack.push_back(tags_[s.tag]);
+      case Op::kTag: stack.emplace_back(tags_[s.tag], 3); break;
+      case Op::kNotTag: stack.emplace_back("!" + tags_[s.tag], 3); break;
+      case Op::kNot: {
+        auto& top = stack.back();
+        top.first = top.second < 3 ? "!(" + top.first + ")" : "!" + top.first;
+        top.second = 3;
         break;
-      case Op::kNotTag:
-        stack.push_back("!" + tags_[s.tag]);
-        break;
-      case Op::kNot:
-        stack.back() = "!" + stack.back();
-        break;
+      }
       case Op::kAnd:
       case Op::kOr: {
-        std::string right = std::move(stack.back());
+        int level = s.op == Op::kAnd ? 2 : 1;
+        auto right = std::move(stack.back());
         stack.pop_back();
-        stack.back() = "(" + stack.back() + (s.op == Op::kAnd ? "&&" : "||") + right + ")";
+        auto& left = stack.back();
+        std::string text = left.second < level ? "(" + left.first + ")" : std::move(left.first);
+        text += s.op == Op::kAnd ? "&&" : "||";
+        text += right.second <= level ? "(" + right.first + ")" : right.first;
+        left = {std::move(text), level};
         break;
       }
     }
   }
-  return stack.empty() ? std::string() : std::move(stack.back());
+  return stack.empty() ? std::string() : std::move(stack.back().first);
 }
 
 bool TagExpression::hasNegation() const {

@@ -73,8 +73,8 @@ class TagExpression {
   // kNotTag, kAnd and kOr. The registry evaluates this form, where a positive and a negative
   // occurrence of a tag may be read from different sets.
   std::vector<Step> nnf() const;
-  // The canonical text: fully parenthesized, no whitespace, implicit prefixes normalized.
-  // parse(text()) gives an equal expression.
+  // The canonical text: no whitespace, only the parentheses the structure needs, implicit
+  // prefixes normalized. parse(text()) gives an equal expression.
   std::string text() const;
   // True when the expression contains a negation anywhere.
   bool hasNegation() const;

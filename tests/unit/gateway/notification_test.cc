@@ -94,7 +94,7 @@ TEST(NotificationTest, TagExpressions) {
   request.set_tag_expression("(sports || news) && !muted");
   EXPECT_EQ(errorOf(request), "");
   ASSERT_TRUE(expressionOf(request));
-  EXPECT_EQ(expressionOf(request)->text(), "((sports||news)&&!muted)");
+  EXPECT_EQ(expressionOf(request)->text(), "(sports||news)&&!muted");
   auto selector = selectorOf(request);
   EXPECT_EQ(selector.kind, registry::Selector::Kind::kExpression);
   EXPECT_FALSE(selector.templates);
