@@ -64,6 +64,8 @@ void toProto(const registry::Installation& in, v1::Installation& out) {
   }
   *out.mutable_last_update() = TimeUtil::MillisecondsToTimestamp(in.last_update_ms);
   out.set_push_channel_expired(in.push_channel_expired);
+  out.set_expired(in.expiration_unix > 0 &&
+                  in.expiration_unix <= TimeUtil::TimestampToSeconds(TimeUtil::GetCurrentTime()));
 }
 
 registry::Hub hubOf(const HubSettings& hub) { return registry::Hub{hub.name, hub.buckets}; }

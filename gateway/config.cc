@@ -13,7 +13,8 @@ namespace {
 
 std::string lower(std::string_view s) {
   std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
   return out;
 }
 
@@ -37,8 +38,7 @@ class Reader {
   }
 
   template <typename Node, typename T>
-  void getInt(const Node& node, const std::string& key, T& out,
-              int64_t min, int64_t max) {
+  void getInt(const Node& node, const std::string& key, T& out, int64_t min, int64_t max) {
     if (!node) return;
     auto v = node.template value<int64_t>();
     if (!v) return fail(key, "must be an integer");
@@ -103,7 +103,8 @@ bool parseHttpsUrl(const std::string& url, std::string& host, uint16_t& port) {
 }
 
 void parseApns(const toml::table& table, const std::string& prefix,
-               const std::filesystem::path& base_dir, Reader& r, providers::apns::ApnsConfig& apns) {
+               const std::filesystem::path& base_dir, Reader& r,
+               providers::apns::ApnsConfig& apns) {
   r.onlyKnown(&table, prefix,
               {"endpoint", "ca_file", "key_file", "key_id", "team_id", "topic", "connections"});
   std::string endpoint = "https://api.push.apple.com:443";
@@ -154,7 +155,8 @@ void parseFcm(const toml::table& table, const std::string& prefix,
   }
   bool ok = false;
   std::string json = readFile(base_dir / file, ok);
-  if (!ok) return r.fail(prefix + ".service_account_file", "cannot read " + (base_dir / file).string());
+  if (!ok)
+    return r.fail(prefix + ".service_account_file", "cannot read " + (base_dir / file).string());
   auto account = providers::fcm::parseServiceAccount(json);
   if (!account) return r.fail(prefix + ".service_account_file", account.error().message);
   fcm.account = std::move(*account);
@@ -162,8 +164,9 @@ void parseFcm(const toml::table& table, const std::string& prefix,
 
 void parseWns(const toml::table& table, const std::string& prefix,
               const std::filesystem::path& base_dir, Reader& r, providers::wns::WnsConfig& wns) {
-  r.onlyKnown(&table, prefix, {"package_sid", "secret", "token_url", "scope", "allowed_hosts",
-                               "ca_file", "connections"});
+  r.onlyKnown(
+      &table, prefix,
+      {"package_sid", "secret", "token_url", "scope", "allowed_hosts", "ca_file", "connections"});
   r.get(table["package_sid"], prefix + ".package_sid", wns.package_sid);
   r.get(table["secret"], prefix + ".secret", wns.secret);
   r.get(table["token_url"], prefix + ".token_url", wns.token_url);
@@ -220,10 +223,14 @@ void parseHub(const toml::table& table, size_t index, const std::filesystem::pat
       if (auto rights = (*kt)["rights"].as_array()) {
         for (const auto& right : *rights) {
           auto name = lower(right.value_or(std::string()));
-          if (name == "listen") key.rights |= kListen;
-          else if (name == "send") key.rights |= kSend;
-          else if (name == "manage") key.rights |= kManage;
-          else r.fail(key_prefix + ".rights", "entries must be Listen, Send or Manage");
+          if (name == "listen")
+            key.rights |= kListen;
+          else if (name == "send")
+            key.rights |= kSend;
+          else if (name == "manage")
+            key.rights |= kManage;
+          else
+            r.fail(key_prefix + ".rights", "entries must be Listen, Send or Manage");
         }
       }
       if (key.rights == 0) r.fail(key_prefix + ".rights", "must name at least one right");
@@ -271,7 +278,9 @@ Result<Config> parseConfig(std::string_view toml_text, const std::filesystem::pa
   Config config;
   std::optional<Error> error;
   Reader r(error);
-  r.onlyKnown(&root, "", {"server", "redis", "dispatch", "hubs"});
+  r.onlyKnown(&root, "", {"server", "redis", "dispatch", "registry", "hubs"});
+  r.onlyKnown(root["registry"].as_table(), "registry",
+              {"sweep_interval_ms", "dead_channel_retention_hours"});
   r.onlyKnown(root["server"].as_table(), "server",
               {"grpc_listen", "admin_listen", "tls_cert", "tls_key", "workers"});
   r.onlyKnown(root["redis"].as_table(), "redis", {"host", "port", "password"});
@@ -309,6 +318,12 @@ Result<Config> parseConfig(std::string_view toml_text, const std::filesystem::pa
   r.getInt(dispatch["resolves_in_flight_per_job"], "dispatch.resolves_in_flight_per_job",
            config.resolves_in_flight_per_job, 1, 256);
   r.getInt(dispatch["max_attempts"], "dispatch.max_attempts", config.max_attempts, 1, 20);
+
+  auto upkeep = root["registry"];
+  r.getInt(upkeep["sweep_interval_ms"], "registry.sweep_interval_ms", config.sweep_interval_ms, 0,
+           3600 * 1000);
+  r.getInt(upkeep["dead_channel_retention_hours"], "registry.dead_channel_retention_hours",
+           config.dead_channel_retention_hours, 0, 24 * 3650);
 
   if (auto hubs = root["hubs"].as_array()) {
     size_t index = 0;

@@ -43,7 +43,7 @@ struct Config {
   // Listeners.
   std::string grpc_listen = "127.0.0.1:50051";
   std::string admin_listen = "127.0.0.1:9090";  // /metrics, /healthz (plain HTTP; keep on loopback)
-  std::string tls_cert_file;                     // gRPC serves TLS when both are set
+  std::string tls_cert_file;                    // gRPC serves TLS when both are set
   std::string tls_key_file;
   size_t workers = 0;  // 0: one per core
 
@@ -53,11 +53,16 @@ struct Config {
   std::string redis_password;
 
   // Dispatch.
-  uint32_t buckets_per_job = 64;      // a tag or broadcast send is split in jobs of this many buckets
-  size_t max_jobs_per_worker = 4;     // jobs one worker works on at once
-  size_t max_in_flight_per_job = 4096;  // targets handed to providers and not yet answered
+  uint32_t buckets_per_job = 64;   // a tag or broadcast send is split in jobs of this many buckets
+  size_t max_jobs_per_worker = 4;  // jobs one worker works on at once
+  size_t max_in_flight_per_job = 4096;      // targets handed to providers and not yet answered
   uint32_t resolves_in_flight_per_job = 8;  // bucket resolves one job keeps in flight
-  uint32_t max_attempts = 3;          // per target, for retryable outcomes
+  uint32_t max_attempts = 3;                // per target, for retryable outcomes
+
+  // Registry upkeep: each worker sweeps one bucket of each hub per interval (0: never), deleting
+  // expired installations and dead handles older than the retention.
+  uint32_t sweep_interval_ms = 100;
+  uint32_t dead_channel_retention_hours = 7 * 24;
 
   std::map<std::string, HubSettings> hubs;  // by lower-cased name
 

@@ -245,7 +245,7 @@ void Dispatcher::sendOne(const RunPtr& run, registry::Platform platform, provide
   ++run->in_flight;
   metrics_.in_flight.fetch_add(1, std::memory_order_relaxed);
   // The client keeps its own target until the outcome; the callback keeps this one for a retry
-  // or dropChannel. The notification is shared by both (and by every other target of the job),
+  // or expireChannel. The notification is shared by both (and by every other target of the job),
   // never copied.
   providers::Target sent = target;
   client->send(std::move(sent), notification,
@@ -278,18 +278,18 @@ void Dispatcher::onOutcome(const RunPtr& run, registry::Platform platform, provi
   }
   count(run, platform, outcome.azure_outcome);
   if (outcome.kind == OutcomeKind::kDropToken) {
-    // The job stays open until the handle is gone, so a completed notification means its dead
-    // handles are already out of the registry.
+    // The job stays open until the handle is marked, so a completed notification means its dead
+    // handles are no longer targeted.
     ++run->in_flight;
-    return registry_.dropChannel(run->hub, target.installation_id, target.push_channel,
-                                 [this, run](Result<bool> removed) {
-                                   --run->in_flight;
-                                   if (removed && *removed) {
-                                     WorkerMetrics::add(metrics_.handles_removed);
-                                   }
-                                   if (!removed) WorkerMetrics::add(metrics_.redis_errors);
-                                   pump(run);
-                                 });
+    return registry_.expireChannel(run->hub, target.installation_id, target.push_channel,
+                                   [this, run](Result<bool> marked) {
+                                     --run->in_flight;
+                                     if (marked && *marked) {
+                                       WorkerMetrics::add(metrics_.handles_expired);
+                                     }
+                                     if (!marked) WorkerMetrics::add(metrics_.redis_errors);
+                                     pump(run);
+                                   });
   }
   pump(run);
 }

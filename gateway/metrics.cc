@@ -46,9 +46,16 @@ std::string renderPrometheus(const std::vector<const WorkerMetrics*>& workers) {
   counter("pushhub_retries_total", "Deliveries retried after a retryable outcome.",
           [](const WorkerMetrics& m) -> const WorkerMetrics::Counter& { return m.retries; });
   counter(
-      "pushhub_handles_removed_total",
-      "Installations removed because a provider called the handle dead.",
-      [](const WorkerMetrics& m) -> const WorkerMetrics::Counter& { return m.handles_removed; });
+      "pushhub_handles_expired_total",
+      "Installations marked pushChannelExpired because a provider called the handle dead.",
+      [](const WorkerMetrics& m) -> const WorkerMetrics::Counter& { return m.handles_expired; });
+  counter(
+      "pushhub_installations_swept_total",
+      "Installations deleted by the sweep: expiration time passed, or a dead handle kept past the "
+      "retention.",
+      [](const WorkerMetrics& m) -> const WorkerMetrics::Counter& {
+        return m.installations_swept;
+      });
   counter("pushhub_redis_errors_total", "Redis commands that failed.",
           [](const WorkerMetrics& m) -> const WorkerMetrics::Counter& { return m.redis_errors; });
 

@@ -40,7 +40,8 @@ struct WorkerMetrics {
   Counter targets_resolved{0};
   Counter buckets_resolved{0};  // bucket resolves of sends: how selective the tag index made them
   Counter retries{0};
-  Counter handles_removed{0};
+  Counter handles_expired{0};
+  Counter installations_swept{0};
   Counter redis_errors{0};
   std::atomic<int64_t> in_flight{0};  // gauge: targets handed to providers, not yet answered
   std::array<std::array<Counter, kOutcomeNames.size()>, kPlatforms> outcomes{};

@@ -43,7 +43,7 @@ Result<void> Server::start() {
   credentials_ = std::move(*credentials);
 
   for (size_t i = 0; i < config_.workers; ++i) {
-    workers_.push_back(std::make_unique<Worker>(i, config_, credentials_));
+    workers_.push_back(std::make_unique<Worker>(i, config_.workers, config_, credentials_));
   }
   for (auto& worker : workers_) worker->start();
   started_ = true;

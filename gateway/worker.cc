@@ -28,7 +28,8 @@ registry::NotificationQueue::Options queueOptions(size_t index) {
 
 }  // namespace
 
-Worker::Worker(size_t index, const Config& config, const SharedCredentials& credentials)
+Worker::Worker(size_t index, size_t workers, const Config& config,
+               const SharedCredentials& credentials)
     : index_(index),
       work_(boost::asio::make_work_guard(ioc_)),
       commands_(ioc_, redisOptions(config)),
@@ -36,7 +37,8 @@ Worker::Worker(size_t index, const Config& config, const SharedCredentials& cred
       registry_(commands_),
       queue_(commands_, blocking_, queueOptions(index)),
       clients_(makeHubClients(ioc_, credentials)),
-      dispatcher_(ioc_, config, registry_, queue_, clients_, metrics_) {}
+      dispatcher_(ioc_, config, registry_, queue_, clients_, metrics_),
+      sweeper_(ioc_, config, registry_, metrics_, index, workers) {}
 
 Worker::~Worker() {
   if (thread_.joinable()) stop(std::chrono::milliseconds(0));
@@ -47,6 +49,7 @@ void Worker::start() {
     commands_.connect();
     blocking_.connect();
     dispatcher_.start();
+    sweeper_.start();
   });
   thread_ = std::thread([this] {
     try {
@@ -62,7 +65,10 @@ void Worker::start() {
 void Worker::stop(std::chrono::milliseconds grace) {
   if (!thread_.joinable()) return;
   auto deadline = std::chrono::steady_clock::now() + grace;
-  boost::asio::post(ioc_, [this] { dispatcher_.stop(); });
+  boost::asio::post(ioc_, [this] {
+    dispatcher_.stop();
+    sweeper_.stop();
+  });
   while (std::chrono::steady_clock::now() < deadline) {
     std::promise<bool> idle;
     auto answer = idle.get_future();

@@ -1,8 +1,9 @@
 #pragma once
 // A worker: one thread running one io_context that owns everything it touches on the hot path:
 // its two Redis connections (commands, and one kept for the queue's blocking reads), the registry
-// and queue bound to them, its provider connections per hub, its dispatcher and its counters.
-// Nothing here is shared with another worker; other threads hand work in with post().
+// and queue bound to them, its provider connections per hub, its dispatcher, its registry sweeper
+// and its counters. Nothing here is shared with another worker; other threads hand work in with
+// post().
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -16,6 +17,7 @@
 #include "gateway/dispatcher.h"
 #include "gateway/metrics.h"
 #include "gateway/provider_factory.h"
+#include "gateway/sweeper.h"
 #include "registry/notification_queue.h"
 #include "registry/redis_client.h"
 #include "registry/registry.h"
@@ -24,8 +26,9 @@ namespace pushhub::gateway {
 
 class Worker {
  public:
-  // `config` and `credentials` must outlive the worker. Construct and destroy on the main thread.
-  Worker(size_t index, const Config& config, const SharedCredentials& credentials);
+  // Worker `index` of `workers`. `config` and `credentials` must outlive the worker. Construct
+  // and destroy on the main thread.
+  Worker(size_t index, size_t workers, const Config& config, const SharedCredentials& credentials);
   ~Worker();
 
   // Starts the thread: connects to Redis and begins claiming jobs.
@@ -53,6 +56,7 @@ class Worker {
   std::unordered_map<std::string, HubClients> clients_;
   WorkerMetrics metrics_;
   Dispatcher dispatcher_;
+  Sweeper sweeper_;
   std::thread thread_;
 };
 

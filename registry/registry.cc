@@ -67,7 +67,22 @@ local function parse(rec)
   l, p = rdvar(rec, p)
   p = p + l
   l, p = rdvar(rec, p)
-  return tags, refs, flags, chan, names, string.sub(rec, p, p + l - 1)
+  return tags, refs, flags, chan, names, string.sub(rec, p, p + l - 1), p + l
+end
+-- The record's expiration (unix s, 0 = never) and last update (unix ms), which follow the user
+-- id at `p` (parse's seventh result).
+local function times(rec, p)
+  local exp, q = rdvar(rec, p)
+  return exp, (rdvar(rec, q))
+end
+local function wrvar(v)
+  local out = {}
+  while v >= 128 do
+    out[#out + 1] = string.char(v % 128 + 128)
+    v = math.floor(v / 128)
+  end
+  out[#out + 1] = string.char(v)
+  return table.concat(out)
 end
 -- What a record is listed under in the bucket's tag hash: its tags (template tags carry their
 -- '+' from the record), '+' .. each template's name, and '$UserId:{user}'. Each once.
@@ -193,6 +208,13 @@ local function unlink(prefix, slot, rec, tplkey, rckey, keep)
   end
   return had
 end
+-- Removes the installation `id` at `slot` whose record is `rec`, as if it was never there.
+local function erase(prefix, keys, id, slot, rec)
+  unlink(prefix, slot, rec, keys[2], keys[3], nil)
+  delrec(prefix, slot, #rec)
+  redis.call('HDEL', keys[1], id)
+  release(prefix, slot)
+end
 )lua";
 
 // KEYS: x, tpl, tplrc, r, t, f. ARGV: prefix, id, record, n, n x (ref, template).
@@ -238,8 +260,7 @@ return existed
   return s;
 }
 
-// KEYS: x, tpl, tplrc, r, t, f. ARGV: prefix, id [, packing flags, packed channel].
-// With a channel, removes only while the stored channel is still that one.
+// KEYS: x, tpl, tplrc, r, t, f. ARGV: prefix, id.
 const Script& removeScript() {
   static const Script s(std::string(kLuaPrelude) + R"lua(
 local prefix, id = ARGV[1], ARGV[2]
@@ -248,16 +269,61 @@ if not slot then return 0 end
 slot = tonumber(slot)
 local old = getrec(prefix, slot)
 if old then
-  if ARGV[4] then
-    local _, _, flags, chan = parse(old)
-    if (flags % 32) - (flags % 8) ~= tonumber(ARGV[3]) or chan ~= ARGV[4] then return 0 end
-  end
-  unlink(prefix, slot, old, KEYS[2], KEYS[3], nil)
-  delrec(prefix, slot, #old)
+  erase(prefix, KEYS, id, slot, old)
+else
+  redis.call('HDEL', KEYS[1], id)
+  release(prefix, slot)
 end
-redis.call('HDEL', KEYS[1], id)
-release(prefix, slot)
 return 1
+)lua");
+  return s;
+}
+
+// KEYS: x, tpl, tplrc, r, t, f. ARGV: prefix, id, packing flags, packed channel, now (unix ms).
+// Marks the channel expired and stamps the last update, only while the stored channel is still
+// that one and not marked yet. Its memberships stay: a resolve skips it, and a new channel
+// (upsert) clears the mark.
+const Script& expireChannelScript() {
+  static const Script s(std::string(kLuaPrelude) + R"lua(
+local prefix, id = ARGV[1], ARGV[2]
+local slot = redis.call('HGET', KEYS[1], id)
+if not slot then return 0 end
+slot = tonumber(slot)
+local old = getrec(prefix, slot)
+if not old then return 0 end
+local _, _, flags, chan, _, _, p = parse(old)
+if (flags % 32) - (flags % 8) ~= tonumber(ARGV[3]) or chan ~= ARGV[4] or flags % 8 >= 4 then
+  return 0
+end
+local exp = times(old, p)
+putrec(prefix, slot, string.char(flags + 4) .. string.sub(old, 2, p - 1) .. wrvar(exp) ..
+       wrvar(tonumber(ARGV[5])), #old)
+return 1
+)lua");
+  return s;
+}
+
+// KEYS: x, tpl, tplrc, r, t, f. ARGV: prefix, now (unix s), dead before (unix ms).
+// Deletes every installation of the bucket whose expiration has passed, and those whose channel
+// was marked expired before `dead before`. Returns how many.
+const Script& sweepScript() {
+  static const Script s(std::string(kLuaPrelude) + R"lua(
+local prefix, now, dead_before = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local removed = 0
+local ids = redis.call('HGETALL', KEYS[1])
+for i = 1, #ids, 2 do
+  local slot = tonumber(ids[i + 1])
+  local rec = getrec(prefix, slot)
+  if rec then
+    local _, _, flags, _, _, _, p = parse(rec)
+    local exp, updated = times(rec, p)
+    if (exp ~= 0 and exp <= now) or (flags % 8 >= 4 and updated <= dead_before) then
+      erase(prefix, KEYS, ids[i], slot, rec)
+      removed = removed + 1
+    end
+  end
+end
+return removed
 )lua");
   return s;
 }
@@ -823,33 +889,57 @@ void Registry::get(const Hub& hub, const std::string& id,
 }
 
 void Registry::remove(const Hub& hub, const std::string& id, std::function<void(Result<bool>)> cb) {
-  if (checkOrPost(redis_.ioContext(), hub, &id, cb)) {
-    removeWith(hub, id, {}, std::move(cb));
-  }
-}
-
-void Registry::dropChannel(const Hub& hub, const std::string& id, const std::string& channel,
-                           std::function<void(Result<bool>)> cb) {
   if (!checkOrPost(redis_.ioContext(), hub, &id, cb)) {
     return;
   }
-  auto [packing, packed] = codec::packChannel(channel);
-  removeWith(hub, id, {std::to_string(packing), std::move(packed)}, std::move(cb));
-}
-
-void Registry::removeWith(const Hub& hub, const std::string& id, std::vector<std::string> condition,
-                          std::function<void(Result<bool>)> cb) {
   BucketKeys keys{bucketPrefix(hub, bucketOf(id, hub.buckets))};
-  std::vector<std::string> args{keys.prefix, id};
-  for (auto& c : condition) {
-    args.push_back(std::move(c));
-  }
-  redis_.evalScript(removeScript(), keys.writeKeys(), std::move(args),
+  redis_.evalScript(removeScript(), keys.writeKeys(), {keys.prefix, id},
                     [cb = std::move(cb)](Result<RedisReply> r) {
                       if (!r) {
                         return cb(r.error());
                       }
                       cb(r->integer == 1);
+                    });
+}
+
+void Registry::expireChannel(const Hub& hub, const std::string& id, const std::string& channel,
+                             std::function<void(Result<bool>)> cb) {
+  if (!checkOrPost(redis_.ioContext(), hub, &id, cb)) {
+    return;
+  }
+  auto [packing, packed] = codec::packChannel(channel);
+  BucketKeys keys{bucketPrefix(hub, bucketOf(id, hub.buckets))};
+  redis_.evalScript(
+      expireChannelScript(), keys.writeKeys(),
+      {keys.prefix, id, std::to_string(packing), std::move(packed), std::to_string(nowMs())},
+      [cb = std::move(cb)](Result<RedisReply> r) {
+        if (!r) {
+          return cb(r.error());
+        }
+        cb(r->integer == 1);
+      });
+}
+
+void Registry::sweep(const Hub& hub, uint32_t bucket, std::chrono::seconds dead_channel_retention,
+                     std::function<void(Result<size_t>)> cb) {
+  if (!checkOrPost(redis_.ioContext(), hub, nullptr, cb)) {
+    return;
+  }
+  if (bucket >= hub.buckets) {
+    return boost::asio::post(redis_.ioContext(), [cb = std::move(cb)] {
+      cb(Error::invalidArgument("bucket: not below the hub's buckets"));
+    });
+  }
+  BucketKeys keys{bucketPrefix(hub, bucket)};
+  int64_t now_ms = nowMs();
+  redis_.evalScript(sweepScript(), keys.writeKeys(),
+                    {keys.prefix, std::to_string(now_ms / 1000),
+                     std::to_string(now_ms - dead_channel_retention.count() * 1000)},
+                    [cb = std::move(cb)](Result<RedisReply> r) {
+                      if (!r) {
+                        return cb(r.error());
+                      }
+                      cb(static_cast<size_t>(std::max<int64_t>(0, r->integer)));
                     });
 }
 

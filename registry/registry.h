@@ -139,10 +139,20 @@ class Registry {
   void resolve(const Hub& hub, uint32_t bucket, const Selector& selector,
                std::function<void(Result<std::vector<ResolvedTarget>>)> cb);
 
-  // Removes the installation only if its push channel is still `channel` (the device may have
-  // re-registered since the provider reported the old one dead). true if removed.
-  void dropChannel(const Hub& hub, const std::string& id, const std::string& channel,
-                   std::function<void(Result<bool>)> cb);
+  // A provider called `channel` dead: marks the installation's channel expired, as Azure does
+  // (pushChannelExpired), only if its channel is still `channel` (the device may have
+  // re-registered since) and stamps its last update. The installation stays readable, is no
+  // longer targeted, and is deleted by sweep() after the retention unless a new channel is
+  // registered first. true if marked.
+  void expireChannel(const Hub& hub, const std::string& id, const std::string& channel,
+                     std::function<void(Result<bool>)> cb);
+
+  // Deletes the installations of one bucket whose expiration time has passed, and those whose
+  // channel was marked expired more than `dead_channel_retention` ago: one script over the
+  // bucket (a few hundred records), so a sweeper bounds its work by the buckets it visits.
+  // Gives how many were deleted.
+  void sweep(const Hub& hub, uint32_t bucket, std::chrono::seconds dead_channel_retention,
+             std::function<void(Result<size_t>)> cb);
 
   // "ph:{H:b}:" - the prefix of every key of one bucket (exposed for tests and tools).
   static std::string bucketPrefix(const Hub& hub, uint32_t bucket);
@@ -158,10 +168,6 @@ class Registry {
  private:
   void resolveEveryone(const Hub& hub, uint32_t bucket,
                        std::function<void(Result<std::vector<ResolvedTarget>>)> cb);
-  // The remove script; `condition` (packing flags, packed channel) makes it remove only while
-  // the stored channel is still that one.
-  void removeWith(const Hub& hub, const std::string& id, std::vector<std::string> condition,
-                  std::function<void(Result<bool>)> cb);
   void resolveByScript(const Hub& hub, uint32_t bucket, std::vector<std::string> args,
                        std::function<void(Result<std::vector<ResolvedTarget>>)> cb,
                        std::shared_ptr<const Selector> exact = nullptr);

@@ -194,14 +194,14 @@ stack_demo() {
   printf 'tag-3: %s registered; pns-mock received:\n' "$(echo "$reg" | jq '.tags["tag-3"]')"
   mock_summary
   local removed
-  removed=$(curl -fsS "$PUSHHUB_METRICS_URL" | awk '/^pushhub_handles_removed_total/ {print $2}')
-  printf 'dead handles the providers refused and pushhub removed: %s\n' "$removed"
+  removed=$(curl -fsS "$PUSHHUB_METRICS_URL" | awk '/^pushhub_handles_expired_total/ {print $2}')
+  printf 'dead handles the providers refused, marked pushChannelExpired and no longer targeted: %s\n' "$removed"
 
   say "sending a templated notification to everyone"
   curl -fsS -X POST "$PNS_MOCK_CONTROL_URL/_mock/reset" >/dev/null
   "$ctl" send --broadcast --prop message='Hello from pushhub' --wait |
     jq -c '{state, outcomes: [.outcomes[] | {platform, outcome, count}]}'
-  printf 'everyone: %s registered, %s removed earlier; pns-mock received:\n' "$devices" "$removed"
+  printf 'everyone: %s registered, %s with a dead handle; pns-mock received:\n' "$devices" "$removed"
   mock_summary
   printf 'one device of each platform, as pns-mock received it:\n'
   for provider in apns fcm wns; do
@@ -210,5 +210,5 @@ stack_demo() {
   done
 
   say "pushhubd metrics"
-  curl -fsS "$PUSHHUB_METRICS_URL" | grep -E '^pushhub_(deliveries_total|notifications_accepted|handles_removed)'
+  curl -fsS "$PUSHHUB_METRICS_URL" | grep -E '^pushhub_(deliveries_total|notifications_accepted|handles_expired)'
 }

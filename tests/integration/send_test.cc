@@ -119,28 +119,34 @@ TEST(SendIntegrationTest, TagSendReachesExactlyTheTaggedInstallationsOnceAndDrop
     EXPECT_EQ(seen[token], 1) << "token of " << id << " received " << seen[token] << " times";
   }
 
-  // Dead installations are removed from the registry (asynchronously after their outcome).
+  // Dead installations are kept and marked, as Azure does (pushChannelExpired), before the job
+  // completes.
   for (const auto& id : dead_ids) {
-    grpc::StatusCode code = grpc::StatusCode::OK;
-    for (int i = 0; i < 100 && code != grpc::StatusCode::NOT_FOUND; ++i) {
-      v1::GetInstallationRequest get;
-      get.set_hub(kHub);
-      get.set_installation_id(id);
-      v1::Installation installation;
-      code = stack.stub().GetInstallation(stack.context().get(), get, &installation).error_code();
-      if (code != grpc::StatusCode::NOT_FOUND)
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    EXPECT_EQ(code, grpc::StatusCode::NOT_FOUND) << id << " should be gone";
+    v1::GetInstallationRequest get;
+    get.set_hub(kHub);
+    get.set_installation_id(id);
+    v1::Installation installation;
+    auto rpc = stack.stub().GetInstallation(stack.context().get(), get, &installation);
+    ASSERT_TRUE(rpc.ok()) << rpc.error_message();
+    EXPECT_TRUE(installation.push_channel_expired()) << id;
   }
-  // A live one is still there.
-  v1::GetInstallationRequest get;
-  get.set_hub(kHub);
-  get.set_installation_id(tagged.begin()->second);
-  v1::Installation installation;
-  if (!dead_ids.count(tagged.begin()->second)) {
-    EXPECT_TRUE(stack.stub().GetInstallation(stack.context().get(), get, &installation).ok());
+  // A live one is not marked.
+  for (const auto& [token, id] : tagged) {
+    if (dead_ids.count(id)) continue;
+    v1::GetInstallationRequest get;
+    get.set_hub(kHub);
+    get.set_installation_id(id);
+    v1::Installation installation;
+    ASSERT_TRUE(stack.stub().GetInstallation(stack.context().get(), get, &installation).ok());
+    EXPECT_FALSE(installation.push_channel_expired());
+    break;
   }
+  // A second send to the same tag no longer targets the dead handles.
+  httpRequest("POST", stack.controlPort(), "/_mock/reset");
+  ASSERT_TRUE(stack.stub().SendNotification(stack.context().get(), send, &accepted).ok());
+  status = waitCompleted(stack, accepted.notification_id());
+  EXPECT_EQ(outcomeCount(status, "Success"), static_cast<int64_t>(tagged.size() - dead_ids.size()));
+  EXPECT_EQ(outcomeCount(status, "ExpiredChannel"), 0);
 
   auto metrics = httpRequest("GET", stack.adminPort(), "/metrics");
   EXPECT_EQ(metrics.status, 200);

@@ -35,6 +35,24 @@ TEST(ConfigTest, MinimalConfigGetsDefaults) {
   EXPECT_TRUE(hub->findKey("full")->allows(kSend));
   EXPECT_FALSE(hub->findKey("full")->allows(kManage));
   EXPECT_FALSE(hub->apns.has_value());
+  EXPECT_EQ(config->sweep_interval_ms, 100u);
+  EXPECT_EQ(config->dead_channel_retention_hours, 168u);
+}
+
+TEST(ConfigTest, RegistryUpkeep) {
+  auto config = parseConfig(
+      std::string("[registry]\nsweep_interval_ms = 0\ndead_channel_retention_hours = 24\n") +
+          kMinimal,
+      ".");
+  ASSERT_TRUE(config) << config.error().message;
+  EXPECT_EQ(config->sweep_interval_ms, 0u);
+  EXPECT_EQ(config->dead_channel_retention_hours, 24u);
+  EXPECT_NE(errorOf(std::string("[registry]\nsweep_interval_ms = -1\n") + kMinimal)
+                .find("registry.sweep_interval_ms"),
+            std::string::npos);
+  EXPECT_NE(errorOf(std::string("[registry]\nsweep = 1\n") + kMinimal)
+                .find("registry.sweep: unknown key"),
+            std::string::npos);
 }
 
 TEST(ConfigTest, ErrorsNameTheKey) {

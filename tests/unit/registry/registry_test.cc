@@ -495,43 +495,89 @@ TEST_F(RegistryTest, IdenticalTemplatesAreStoredOncePerBucket) {
   EXPECT_EQ(cmd(io_, client_, {"EXISTS", prefix + "tpl", prefix + "tplrc"})->integer, 0);
 }
 
-TEST_F(RegistryTest, DropChannelRespectsAChangedChannel) {
+TEST_F(RegistryTest, ExpireChannelMarksOnlyTheCurrentChannelAndKeepsTheInstallation) {
   Installation in = makeInstallation("phone", {"t"}, 1);
   std::string old_channel = in.push_channel;
   ASSERT_TRUE(upsert(in));
   in.push_channel = apnsToken(2);  // the device re-registered
   ASSERT_TRUE(upsert(in));
-  auto r = await<Result<bool>>(
-      io_, [&](auto cb) { registry_.dropChannel(hub_, "phone", old_channel, cb); });
-  ASSERT_TRUE(r);
-  EXPECT_FALSE(*r);
-  EXPECT_TRUE(get("phone")->has_value());
-
+  auto expire = [&](const std::string& id, const std::string& channel) {
+    auto r =
+        await<Result<bool>>(io_, [&](auto cb) { registry_.expireChannel(hub_, id, channel, cb); });
+    EXPECT_TRUE(r) << r.error().message;
+    return r && *r;
+  };
+  EXPECT_FALSE(expire("phone", old_channel));
+  EXPECT_FALSE((*get("phone"))->push_channel_expired);
   // Upper-case spelling of the current token is a different stored channel: kept.
   std::string upper = in.push_channel;
   std::transform(upper.begin(), upper.end(), upper.begin(), ::toupper);
-  r = await<Result<bool>>(io_, [&](auto cb) { registry_.dropChannel(hub_, "phone", upper, cb); });
-  ASSERT_TRUE(r);
-  EXPECT_FALSE(*r);
+  EXPECT_FALSE(expire("phone", upper));
+  EXPECT_TRUE(isMember("phone", "t"));
 
-  r = await<Result<bool>>(
-      io_, [&](auto cb) { registry_.dropChannel(hub_, "phone", in.push_channel, cb); });
-  ASSERT_TRUE(r);
-  EXPECT_TRUE(*r);
-  EXPECT_FALSE(get("phone")->has_value());
-  EXPECT_EQ(dbsize(), 0);
+  int64_t before = (*get("phone"))->last_update_ms;
+  EXPECT_TRUE(expire("phone", in.push_channel));
+  EXPECT_FALSE(expire("phone", in.push_channel));  // once
+  auto got = get("phone");
+  ASSERT_TRUE(got && got->has_value());
+  EXPECT_TRUE((*got)->push_channel_expired);
+  EXPECT_GE((*got)->last_update_ms, before);
+  EXPECT_EQ((*got)->tags, in.tags);
+  EXPECT_EQ((*got)->templates, in.templates);
+  EXPECT_FALSE(isMember("phone", "t"));  // no longer targeted
+  // Its memberships stay, so registering again (a new handle) makes it a target again.
+  EXPECT_EQ(tagFields(Registry::bucketOf("phone", hub_.buckets)).count("t"), 1u);
+  in.push_channel = apnsToken(3);
+  ASSERT_TRUE(upsert(in));
+  EXPECT_FALSE((*get("phone"))->push_channel_expired);
+  EXPECT_TRUE(isMember("phone", "t"));
 
   // Non-hex channels (FCM) work the same way.
   Installation fcm = makeInstallation("droid", {}, 3);
   fcm.platform = Platform::kFcm;
   fcm.push_channel = "fcm:abc";
   ASSERT_TRUE(upsert(fcm));
-  r = await<Result<bool>>(io_,
-                          [&](auto cb) { registry_.dropChannel(hub_, "droid", "fcm:abd", cb); });
-  EXPECT_FALSE(*r);
-  r = await<Result<bool>>(io_,
-                          [&](auto cb) { registry_.dropChannel(hub_, "droid", "fcm:abc", cb); });
-  EXPECT_TRUE(*r);
+  EXPECT_FALSE(expire("droid", "fcm:abd"));
+  EXPECT_TRUE(expire("droid", "fcm:abc"));
+  EXPECT_FALSE(expire("nobody", "fcm:abc"));
+}
+
+TEST_F(RegistryTest, SweepDeletesExpiredInstallationsAndDeadHandlesPastTheRetention) {
+  auto [a, b] = sameBucketIds();
+  uint32_t bucket = Registry::bucketOf(a, hub_.buckets);
+  Installation gone = makeInstallation(a, {"t"}, 1);
+  gone.expiration_unix = std::chrono::duration_cast<std::chrono::seconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count() -
+                         1;
+  Installation dead = makeInstallation(b, {"t"}, 2);
+  Installation live = makeInstallation("live", {"t"}, 3);
+  live.expiration_unix = gone.expiration_unix + 3600;
+  ASSERT_TRUE(upsert(gone));
+  ASSERT_TRUE(upsert(dead));
+  ASSERT_TRUE(upsert(live));
+  EXPECT_FALSE(isMember(a, "t"));  // expired: never targeted, even before the sweep
+  ASSERT_TRUE(*await<Result<bool>>(
+      io_, [&](auto cb) { registry_.expireChannel(hub_, b, dead.push_channel, cb); }));
+  auto sweep = [&](uint32_t bucket, std::chrono::seconds retention) {
+    auto r =
+        await<Result<size_t>>(io_, [&](auto cb) { registry_.sweep(hub_, bucket, retention, cb); });
+    EXPECT_TRUE(r) << r.error().message;
+    return r ? *r : 0;
+  };
+  // The dead handle is kept within its retention; the expired installation goes.
+  EXPECT_EQ(sweep(bucket, std::chrono::hours(1)), 1u);
+  EXPECT_FALSE(get(a)->has_value());
+  EXPECT_TRUE(get(b)->has_value());
+  EXPECT_EQ(sweep(bucket, std::chrono::hours(1)), 0u);
+  EXPECT_EQ(sweep(bucket, std::chrono::seconds(0)), 1u);
+  EXPECT_FALSE(get(b)->has_value());
+  // Nothing of theirs is left in the bucket; the live one is untouched.
+  if (Registry::bucketOf("live", hub_.buckets) != bucket) {
+    EXPECT_TRUE(tagFields(bucket).empty());
+  }
+  EXPECT_EQ(sweep(Registry::bucketOf("live", hub_.buckets), std::chrono::seconds(0)), 0u);
+  EXPECT_TRUE(isMember("live", "t"));
 }
 
 TEST_F(RegistryTest, InvalidInputWritesNothing) {
