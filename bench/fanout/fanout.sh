@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The fan-out benchmark (docs/PERFORMANCE.md). Starts its own redis-server, pns-mock and pushhubd
 # on free loopback ports, loads N installations through the API, then measures at pns-mock:
-#   a broadcast, a tag send, 10,000 direct sends (latency), and h2load against pns-mock's APNs
-#   endpoint with the same request count, payload, headers, connections and streams (the ceiling).
+#   a broadcast, a tag send, an && expression send, 10,000 direct sends and 1,000 sends to one
+#   user each (latency, buckets visited), and h2load against pns-mock's APNs endpoint with the
+#   same request count, payload, headers, connections and streams (the ceiling).
 # Everything it starts is stopped on exit; results stay in --out (default .run/bench/N-TIME).
 #
 #   bench/fanout/fanout.sh [--devices N] [--mix apns:50,fcm:35,wns:15] [--workers W]
 #                          [--apns-connections C] [--wns-connections C] [--direct 10000]
+#                          [--users 1000] [--expression 'tag-7 && tag-13 && !tag-21']
 #                          [--mock-threads 2] [--dispatch KEY=VALUE]...
 #                          [--h2load-threads T] [--rounds 5]
 #                          [--profile none|perf|callgrind] [--chart FILE.png] [--out DIR]
@@ -23,6 +25,9 @@ APNS_CONNECTIONS=1  # per worker (the hub's apns.connections)
 WNS_CONNECTIONS=16  # per worker and WNS host (the hub's wns.connections, its default)
 DISPATCH=()         # extra [dispatch] settings for pushhubd (docs/CONFIG.md)
 DIRECT=10000
+USERS=1000          # sends to one user ($UserId:{..}); every user owns DEVICES_PER_USER devices
+DEVICES_PER_USER=2
+EXPRESSION='tag-7 && tag-13 && !tag-21'
 MOCK_THREADS=2
 H2LOAD_THREADS=""   # default: one per connection, at most nproc
 PROFILE=none
@@ -44,6 +49,8 @@ while (($#)); do
     --wns-connections) WNS_CONNECTIONS=$2; shift ;;
     --dispatch) DISPATCH+=("$2"); shift ;;
     --direct) DIRECT=$2; shift ;;
+    --users) USERS=$2; shift ;;
+    --expression) EXPRESSION=$2; shift ;;
     --mock-threads) MOCK_THREADS=$2; shift ;;
     --h2load-threads) H2LOAD_THREADS=$2; shift ;;
     --profile) PROFILE=$2; shift ;;
@@ -249,12 +256,12 @@ PIDARGS=(--pid "pushhubd=$HUB_PID" --pid "pns-mock=$MOCK_PID" --pid "redis=$REDI
 
 # --- load ----------------------------------------------------------------------------------------
 APNS_TEMPLATE='{"aps":{"alert":"$(message)"}}'
-say "loading $DEVICES installations ($MIX; 3 tags each of tag-0..tag-99; one shared template)"
+say "loading $DEVICES installations ($MIX; 3 tags each of tag-0..tag-99; one shared template; $DEVICES_PER_USER per user)"
 REDIS_BEFORE=$(redis_used)
 HUB_CPU0=$(cpu_s "$HUB_PID"); REDIS_CPU0=$(cpu_s "$REDIS_PID")
 "$BIN/pushhubctl" install bulk --count "$DEVICES" --mix "$MIX" \
   --wns-base "https://127.0.0.1:$WNS_PORT/?token=" --tag-pool 100 --tags-per 3 \
-  --threads 4 --batch 500 \
+  --threads 4 --batch 500 --devices-per-user "$DEVICES_PER_USER" \
   --template "apns:alert=$APNS_TEMPLATE" \
   --template 'fcm:alert={"message":{"notification":{"title":"pushhub","body":"$(message)"}}}' \
   --template 'wns:alert=<toast><visual><binding template="ToastGeneric"><text>$(message)</text></binding></visual></toast>' \
@@ -372,10 +379,20 @@ uses wns && NATIVE+=(--wns '<toast><visual><binding template="ToastGeneric"><tex
   >"$OUT/tag.json"
 jq -c '{answered, to_first_ms, to_last_ms, deliveries_per_s: (.deliveries_per_s|floor)}' "$OUT/tag.json"
 
+say "expression send: $EXPRESSION (native payloads)"
+"${PROBE[@]}" send --expression "$EXPRESSION" "${NATIVE[@]}" "${PIDARGS[@]}" \
+  --metrics "127.0.0.1:$ADMIN_PORT" >"$OUT/expression.json"
+jq -c '{answered, to_first_ms, to_last_ms, deliveries_per_s: (.deliveries_per_s|floor), buckets_visited}' "$OUT/expression.json"
+
 say "$DIRECT direct sends, one after another"
 "${PROBE[@]}" direct --count "$DIRECT" --devices "$DEVICES" --apns-share "$APNS_SHARE" \
   >"$OUT/direct.json"
 jq -c . "$OUT/direct.json"
+
+say "$USERS sends to one user each (\$UserId, $DEVICES_PER_USER devices), one after another"
+"${PROBE[@]}" user --count "$USERS" --devices "$DEVICES" --apns-share "$APNS_SHARE" \
+  --devices-per-user "$DEVICES_PER_USER" --metrics "127.0.0.1:$ADMIN_PORT" >"$OUT/user.json"
+jq -c . "$OUT/user.json"
 
 for ((round = 2; round <= ROUNDS; round++)); do
   broadcast_round "$round"
@@ -430,6 +447,7 @@ jq -n --argjson devices "$DEVICES" --arg mix "$MIX" --argjson buckets "$BUCKETS"
   --argjson workers "$EFFECTIVE_WORKERS" --argjson conns "$CONNS" --argjson streams "$MAX_STREAMS" \
   --slurpfile load "$OUT/load-summary.json" --slurpfile b "$OUT/broadcast.json" \
   --slurpfile t "$OUT/tag.json" --slurpfile d "$OUT/direct.json" \
+  --slurpfile e "$OUT/expression.json" --slurpfile u "$OUT/user.json" --arg expression "$EXPRESSION" \
   --slurpfile rounds "$OUT/rounds.json" --argjson median "$MEDIAN" --argjson h2threads "$H2T" \
   --argjson hwm "$HUB_HWM_KB" --argjson rss "$HUB_RSS_KB" --argjson mockhwm "$MOCK_HWM_KB" \
   --arg profile "$PROFILE" --arg cpu "$CPU_MODEL" --argjson nproc "$NPROC" --argjson mem "$MEM_GB" \
@@ -438,6 +456,7 @@ jq -n --argjson devices "$DEVICES" --arg mix "$MIX" --argjson buckets "$BUCKETS"
   | {devices: $devices, mix: $mix, buckets: $buckets, workers: $workers, profile: $profile,
     machine: {nproc: $nproc, cpu: $cpu, mem_gb: $mem, loadavg_start: $load_start, loadavg_end: $load_end},
     load: $load[0], broadcast: $b[0], tag: $t[0], direct: $d[0],
+    expression: ($e[0] + {text: $expression}), user: $u[0],
     h2load: ($m.h2load + {connections: $conns, streams: $streams, threads: $h2threads}),
     ratio: $m.ratio, cpu_ratio: $m.cpu_ratio, median_round: $median,
     rounds: [$rounds[0][] | {round, deliveries_per_s: .broadcast.deliveries_per_s,
@@ -461,7 +480,10 @@ jq -r '
   "| broadcast: CPU per delivery pushhubd / pns-mock / redis | \(.broadcast.cpu_s.pushhubd / .broadcast.accepted * 1e6 | f(1)) / \(.broadcast.cpu_s["pns-mock"] / .broadcast.accepted * 1e6 | f(1)) / \(.broadcast.cpu_s.redis / .broadcast.accepted * 1e6 | f(1)) us |",
   "| broadcast: Redis scripts (bucket resolves) | \(.broadcast.redis_scripts.calls) calls, \(.broadcast.redis_scripts.usec / ([.broadcast.redis_scripts.calls, 1] | max) | f(0)) us each |",
   "| tag send (\(.tag.expected) devices): deliveries/s, first / last | \(.tag.deliveries_per_s | f(0)), \(.tag.to_first_ms | f(1)) ms / \(.tag.to_last_ms | f(1)) ms |",
+  "| expression send `\(.expression.text)` (\(.expression.answered) devices): deliveries/s, first / last, buckets visited | \(.expression.deliveries_per_s | f(0)), \(.expression.to_first_ms | f(1)) ms / \(.expression.to_last_ms | f(1)) ms, \(.expression.buckets_visited) of \(.buckets) |",
   "| direct sends (\(.direct.sent)): p50 / p99 / max, call -> pns-mock receipt | \(.direct.p50_ms | f(2)) / \(.direct.p99_ms | f(2)) / \(.direct.max_ms | f(1)) ms |",
+  "| sends to one user (\(.user.sent), \(.user.devices_per_user) devices each): p50 / p99 / max, call -> receipt at the last device | \(.user.p50_ms | f(2)) / \(.user.p99_ms | f(2)) / \(.user.max_ms | f(1)) ms |",
+  "| user sends: buckets visited per send; p99 against the p99 of direct sends | \(.user.buckets_per_send | f(2)) of \(.buckets); \(.user.p99_ms / .direct.p99_ms | f(2))x |",
   "| h2load -> pns-mock (\(.h2load.connections) conns x \(.h2load.streams) streams, \(.h2load.threads) threads) | \(.h2load.per_s | f(0))/s (\(.h2load.ok)/\(.h2load.requests) 2xx, pns-mock CPU \(.h2load.pns_mock_cpu_s | f(2)) s) |",
   "| h2load path CPU per request: pns-mock + h2load | \(.h2load.pns_mock_cpu_s / .h2load.ok * 1e6 | f(1)) + \(.h2load.h2load_cpu_s / .h2load.ok * 1e6 | f(1)) us |",
   "| ratio pushhubd / h2load (wall clock) | \(.ratio | f(3)) |",
@@ -473,7 +495,7 @@ echo "results: $OUT" >&2
 jq -r '
   def f(d): (. * pow(10; d) | round) as $v | pow(10; d) as $p
     | if d == 0 then "\($v)" else "\(($v / $p) | floor).\((($v % $p) + $p) | tostring | .[1:])" end;
-  "devices=\(.devices) deliveries_per_s=\(.broadcast.deliveries_per_s | f(0)) h2load_per_s=\(.h2load.per_s | f(0)) ratio=\(.ratio | f(3)) peak_rss_mb=\(.pushhubd.vmhwm_kb / 1024 | f(1)) redis_bytes_per_installation=\(.load.redis_bytes_per_installation | f(0)) register_per_s=\(.load.per_second | f(0)) direct_p50_ms=\(.direct.p50_ms | f(2)) direct_p99_ms=\(.direct.p99_ms | f(2))"' "$OUT/result.json"
+  "devices=\(.devices) deliveries_per_s=\(.broadcast.deliveries_per_s | f(0)) h2load_per_s=\(.h2load.per_s | f(0)) ratio=\(.ratio | f(3)) peak_rss_mb=\(.pushhubd.vmhwm_kb / 1024 | f(1)) redis_bytes_per_installation=\(.load.redis_bytes_per_installation | f(0)) register_per_s=\(.load.per_second | f(0)) direct_p50_ms=\(.direct.p50_ms | f(2)) direct_p99_ms=\(.direct.p99_ms | f(2)) user_p99_ms=\(.user.p99_ms | f(2)) user_buckets_per_send=\(.user.buckets_per_send | f(2)) expression_buckets=\(.expression.buckets_visited)"' "$OUT/result.json"
 if ((HOLD > 0)); then
   echo "holding the stack for $HOLD s (ports in $OUT/ports.env)" >&2
   sleep "$HOLD"

@@ -2,14 +2,23 @@
 // auth, like pushhubctl) and to pns-mock's control API over plain HTTP, and prints one JSON
 // object per command on stdout.
 //
-//   fanout_probe send (--broadcast | --tag T) --expect N [--prop NAME=VALUE]... [--apns BODY]
-//                [--fcm BODY] [--wns BODY] [--header NAME=VALUE]... --control HOST:PORT
+//   fanout_probe send (--broadcast | --tag T | --expression E) [--expect N] [--prop NAME=VALUE]...
+//                [--apns BODY] [--fcm BODY] [--wns BODY] [--header NAME=VALUE]... --control
+//                HOST:PORT
 //                [--pid NAME=PID]... [--samples FILE] [--interval-ms 100] [--timeout-s 600]
+//                [--metrics HOST:PORT]
 //       resets pns-mock's stats, sends one notification and polls /_mock/stats?tokens=0 every
-//       interval until pns-mock has answered N requests (accepted + rejected over every provider),
-//       then reports the time from the send call to the first and the last accepted request (from
-//       pns-mock's microsecond stamps), the rate, and each --pid process's CPU seconds over that
-//       time (/proc/PID/stat). --samples writes "ms_since_send answered" lines for the chart.
+//       interval until pns-mock has answered N requests (accepted + rejected over every provider;
+//       without N, an expression send, until the notification completes), then reports the time
+//       from the send call to the first and the last accepted request (from pns-mock's
+//       microsecond stamps), the rate, and each --pid process's CPU seconds over that time
+//       (/proc/PID/stat). --samples writes "ms_since_send answered" lines for the chart. With
+//       --metrics (pushhubd's admin listener), also the buckets the send visited.
+//   fanout_probe user --count C --devices N --devices-per-user U [--apns-share 100]
+//                --metrics HOST:PORT --control HOST:PORT
+//       C sends to one user each ($UserId:{user-k}, a user whose U devices are all APNs), one after
+//       another; reports the latency percentiles from the call to the receipt of the user's last
+//       device, and the buckets visited per send.
 //   fanout_probe direct --count C --devices N [--prefix device-] [--apns-share 100]
 //                --control HOST:PORT
 //       C single-installation APNs sends one after another, each body unique; then matches them
@@ -118,6 +127,10 @@ class Control {
   }
 
   json::value call(http::verb method, const std::string& target) {
+    return json::parse(text(method, target));
+  }
+
+  std::string text(http::verb method, const std::string& target) {
     boost::asio::ip::tcp::resolver resolver(ioc_);
     boost::beast::tcp_stream stream(ioc_);
     stream.connect(resolver.resolve(host_, port_));
@@ -135,7 +148,7 @@ class Control {
     if (res.result_int() != 200) {
       die(target + ": HTTP " + std::to_string(res.result_int()) + " " + res.body());
     }
-    return json::parse(res.body());
+    return res.body();
   }
 
  private:
@@ -143,6 +156,19 @@ class Control {
   std::string host_;
   std::string port_;
 };
+
+// A counter of pushhubd's /metrics, summed over its label sets (0 when absent).
+int64_t metricValue(Control& admin, const std::string& name) {
+  std::istringstream lines(admin.text(http::verb::get, "/metrics"));
+  int64_t total = 0;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(name, 0) == 0 && line.size() > name.size() &&
+        (line[name.size()] == ' ' || line[name.size()] == '{')) {
+      total += std::stoll(line.substr(line.rfind(' ') + 1));
+    }
+  }
+  return total;
+}
 
 // Totals over every provider of one /_mock/stats answer.
 struct MockTotals {
@@ -283,17 +309,27 @@ int sendCommand(Hub& hub, Control& control, const Args& args) {
   for (const auto& p : args.all("--pid")) {
     pids.push_back(splitPair(p, '='));
   }
-  if (expect <= 0) {
-    die("--expect N (> 0) is required");
-  }
   v1::SendNotificationRequest request;
   request.set_hub(hub.name());
   if (args.has("--broadcast")) {
     request.set_broadcast(true);
   } else if (args.has("--tag")) {
     request.set_tag(args.get("--tag"));
+  } else if (args.has("--expression")) {
+    request.set_tag_expression(args.get("--expression"));
   } else {
-    die("--broadcast or --tag T");
+    die("--broadcast, --tag T or --expression E");
+  }
+  // Without --expect (an expression's audience is not known beforehand) the send is over when
+  // the notification completes.
+  if (expect <= 0 && !args.has("--expression")) {
+    die("--expect N (> 0) is required");
+  }
+  std::unique_ptr<Control> admin;
+  int64_t buckets0 = 0;
+  if (args.has("--metrics")) {
+    admin = std::make_unique<Control>(args.get("--metrics"));
+    buckets0 = metricValue(*admin, "pushhub_buckets_resolved_total");
   }
   addNative(request, args);
   for (const auto& p : args.all("--prop")) {
@@ -333,8 +369,12 @@ int sendCommand(Hub& hub, Control& control, const Args& args) {
       last_progress = t.answered();
       last_change = now;
     }
-    if (t.answered() >= expect || now - started > timeout ||
+    if ((expect > 0 && t.answered() >= expect) || now - started > timeout ||
         now - last_change > std::chrono::seconds(20)) {
+      break;
+    }
+    if (expect <= 0 && hub.get(id).state() == v1::NotificationStatus::STATE_COMPLETED) {
+      t = totals(control.call(http::verb::get, "/_mock/stats?tokens=0"));
       break;
     }
   }
@@ -373,6 +413,9 @@ int sendCommand(Hub& hub, Control& control, const Args& args) {
       {"outcomes", std::move(outcomes)},
       {"complete", t.answered() >= expect},
   };
+  if (admin) {
+    out["buckets_visited"] = metricValue(*admin, "pushhub_buckets_resolved_total") - buckets0;
+  }
   std::cout << json::serialize(out) << "\n";
   return t.answered() >= expect ? 0 : 1;
 }
@@ -455,12 +498,93 @@ int directCommand(Hub& hub, Control& control, const Args& args) {
   return latency_ms.size() == static_cast<size_t>(count) ? 0 : 1;
 }
 
+// Sends to one user at a time ($UserId:{user-k}, each user owning --devices-per-user devices,
+// all APNs) and measures call -> pns-mock receipt of the user's last device, and the buckets each
+// send visited (pushhubd's /metrics at --metrics).
+int userCommand(Hub& hub, Control& control, const Args& args) {
+  const int count = std::stoi(args.get("--count", "1000"));
+  const int64_t devices = std::stoll(args.get("--devices", "0"));
+  const int share = std::stoi(args.get("--apns-share", "100"));
+  const int per_user = std::stoi(args.get("--devices-per-user", "2"));
+  if (devices <= 0 || share <= 0 || share > 100 || per_user <= 0 || !args.has("--metrics")) {
+    die("--devices N, --apns-share 1..100, --devices-per-user U and --metrics HOST:PORT are "
+        "required");
+  }
+  Control admin(args.get("--metrics"));
+  // Users whose devices are all APNs (pushhubctl install bulk: index i is APNs when i % 100 is
+  // below the share), spread over the whole range.
+  std::vector<int64_t> users;
+  for (int64_t u = 0; u * per_user + per_user <= devices; ++u) {
+    bool all_apns = true;
+    for (int d = 0; d < per_user; ++d) all_apns = all_apns && (u * per_user + d) % 100 < share;
+    if (all_apns) users.push_back(u);
+  }
+  if (users.empty()) die("no user has only APNs devices");
+  control.call(http::verb::post, "/_mock/reset");
+  const int64_t buckets0 = metricValue(admin, "pushhub_buckets_resolved_total");
+  std::vector<int64_t> sent_us(count);
+  for (int i = 0; i < count; ++i) {
+    int64_t user = users[(static_cast<size_t>(i) * 7919) % users.size()];
+    v1::SendNotificationRequest request;
+    request.set_hub(hub.name());
+    request.set_tag_expression("$UserId:{user-" + std::to_string(user) + "}");
+    auto* native = request.add_native();
+    native->set_platform(v1::PLATFORM_APNS);
+    native->set_body(R"({"aps":{"alert":"user )" + std::to_string(i) + R"("}})");
+    std::string id;
+    sent_us[i] = wallUs();
+    grpc::Status status = hub.send(request, &id);
+    if (!status.ok())
+      die("SendNotification (user " + std::to_string(i) + "): " + status.error_message());
+  }
+  const int64_t expected = static_cast<int64_t>(count) * per_user;
+  for (int i = 0; i < 600; ++i) {
+    if (totals(control.call(http::verb::get, "/_mock/stats?tokens=0")).answered() >= expected) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  // The jobs count their buckets as they resolve them; all are answered by now.
+  const int64_t buckets = metricValue(admin, "pushhub_buckets_resolved_total") - buckets0;
+  json::value received = control.call(
+      http::verb::get, "/_mock/received?provider=apns&limit=" + std::to_string(expected));
+  std::vector<int64_t> last_us(count, 0);
+  std::vector<int> seen(count, 0);
+  const std::string head = R"({"aps":{"alert":"user )";
+  for (const auto& e : received.as_array()) {
+    const auto& o = e.as_object();
+    std::string_view body = o.at("body").as_string();
+    if (body.rfind(head, 0) != 0) continue;
+    int i = std::atoi(std::string(body.substr(head.size())).c_str());
+    if (i < 0 || i >= count) continue;
+    ++seen[i];
+    last_us[i] = std::max(last_us[i], o.at("received_at_us").to_number<int64_t>());
+  }
+  std::vector<double> latency_ms;
+  for (int i = 0; i < count; ++i) {
+    if (seen[i] == per_user) latency_ms.push_back((last_us[i] - sent_us[i]) / 1000.0);
+  }
+  std::sort(latency_ms.begin(), latency_ms.end());
+  json::object out{
+      {"sent", count},
+      {"devices_per_user", per_user},
+      {"complete", latency_ms.size()},
+      {"buckets_per_send", static_cast<double>(buckets) / count},
+      {"p50_ms", percentile(latency_ms, 0.50)},
+      {"p90_ms", percentile(latency_ms, 0.90)},
+      {"p99_ms", percentile(latency_ms, 0.99)},
+      {"max_ms", latency_ms.empty() ? 0.0 : latency_ms.back()},
+  };
+  std::cout << json::serialize(out) << "\n";
+  return latency_ms.size() == static_cast<size_t>(count) ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   Args args = parse(argc, argv);
   if (args.positional.empty()) {
-    die("usage: fanout_probe send|direct [flags] (see bench/fanout/probe.cc)");
+    die("usage: fanout_probe send|direct|user [flags] (see bench/fanout/probe.cc)");
   }
   Hub hub(args);
   Control control(args.get("--control", env("PNS_MOCK_CONTROL")));
@@ -469,6 +593,9 @@ int main(int argc, char** argv) {
   }
   if (args.positional[0] == "direct") {
     return directCommand(hub, control, args);
+  }
+  if (args.positional[0] == "user") {
+    return userCommand(hub, control, args);
   }
   die("unknown command " + args.positional[0]);
 }

@@ -3,16 +3,16 @@
 // Connection settings come from flags or the environment (as written by `./run up` in
 // .run/stack.env): --addr / PUSHHUB_GRPC_ADDR, --hub / PUSHHUB_HUB, --connection-string /
 // PUSHHUB_CONNECTION_STRING_FULL (the SAS key), --ca / PUSHHUB_CA_CERT (TLS; omit for plaintext).
-#include <grpcpp/grpcpp.h>
 #include <google/protobuf/util/json_util.h>
+#include <grpcpp/grpcpp.h>
 
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <map>
-#include <set>
 #include <random>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -33,12 +33,12 @@ commands:
   install bulk --count N [--prefix P] [--mix apns:50,fcm:35,wns:15] [--wns-base URL]
               [--tag-pool K] [--tags-per N] [--template PLATFORM:NAME=BODY]...
               [--template-header PLATFORM:NAME:HEADER=VALUE]... [--threads N] [--batch 500]
-              [--dead D]
+              [--dead D] [--devices-per-user U]
       registers N devices with random handles in batches (needs a Manage key), platforms
       spread by --mix, each with --tags-per tags drawn from tag-0..tag-(K-1); D of them get
-      handles pns-mock calls dead (spread evenly); WNS channels are --wns-base + a token; prints the rate and
-      per-tag counts as JSON
-  send (--tag T | --installation ID | --broadcast)
+      handles pns-mock calls dead (spread evenly); WNS channels are --wns-base + a token; with
+      U, device i belongs to user user-(i / U); prints the rate and per-tag counts as JSON
+  send (--tag T | --expression E | --installation ID | --broadcast)
        ([--apns BODY] [--fcm BODY] [--wns BODY] [--header NAME=VALUE]... | --prop NAME=VALUE...)
        [--expiry-seconds S] [--wait]
       prints the notification id; --wait polls until every target has an outcome
@@ -113,7 +113,8 @@ class Client {
     if (addr.empty()) die("no address: pass --addr or set PUSHHUB_GRPC_ADDR");
     if (hub_.empty()) die("no hub: pass --hub or set PUSHHUB_HUB");
     auto cs = pushhub::sas::parseConnectionString(cs_text);
-    if (!cs) die(cs.error().message + " (pass --connection-string or set PUSHHUB_CONNECTION_STRING_FULL)");
+    if (!cs)
+      die(cs.error().message + " (pass --connection-string or set PUSHHUB_CONNECTION_STRING_FULL)");
     cs_ = *cs;
     std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
     if (!ca.empty()) {
@@ -129,9 +130,10 @@ class Client {
   v1::PushHub::Stub& stub() { return *stub_; }
 
   void prepare(grpc::ClientContext& context) const {
-    context.AddMetadata("authorization",
-                        pushhub::sas::makeToken(cs_.httpsEndpoint(), cs_.key_name, cs_.key,
-                                                std::chrono::system_clock::now() + std::chrono::hours(1)));
+    context.AddMetadata(
+        "authorization",
+        pushhub::sas::makeToken(cs_.httpsEndpoint(), cs_.key_name, cs_.key,
+                                std::chrono::system_clock::now() + std::chrono::hours(1)));
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
   }
 
@@ -276,6 +278,7 @@ int installBulk(Client& client, const Args& args) {
     (*templates[platformOf(platform)][name].mutable_headers())[key] = value;
   }
   const int dead = std::stoi(args.get("--dead", "0"));
+  const int per_user = std::stoi(args.get("--devices-per-user", "0"));
   std::vector<std::map<std::string, int>> per_thread(threads);
   std::atomic<int> next{0}, failed{0};
   auto started = std::chrono::steady_clock::now();
@@ -298,6 +301,7 @@ int installBulk(Client& client, const Args& args) {
           const bool is_dead = dead > 0 && i % std::max(1, count / dead) == 0 &&
                                i / std::max(1, count / dead) < dead;
           inst->set_push_channel(randomHandle(rng, platform, is_dead, wns_base));
+          if (per_user > 0) inst->set_user_id("user-" + std::to_string(i / per_user));
           std::shuffle(tags.begin(), tags.end(), rng);
           for (int k = 0; k < per; ++k) {
             std::string tag = "tag-" + std::to_string(tags[k]);
@@ -355,14 +359,19 @@ v1::NotificationStatus getNotification(Client& client, const std::string& id) {
 int send(Client& client, const Args& args) {
   v1::SendNotificationRequest request;
   request.set_hub(client.hub());
-  if (args.has("--tag")) request.set_tag(args.get("--tag"));
-  else if (args.has("--installation")) request.set_installation_id(args.get("--installation"));
-  else if (args.has("--broadcast")) request.set_broadcast(true);
+  if (args.has("--tag"))
+    request.set_tag(args.get("--tag"));
+  else if (args.has("--expression"))
+    request.set_tag_expression(args.get("--expression"));
+  else if (args.has("--installation"))
+    request.set_installation_id(args.get("--installation"));
+  else if (args.has("--broadcast"))
+    request.set_broadcast(true);
   // One native payload per platform given; --header NAME=VALUE goes to the payload whose
   // platform the name belongs to (apns-* to APNs, X-WNS-* to WNS).
-  for (const auto& [flag, platform] : {std::pair{"--apns", v1::PLATFORM_APNS},
-                                       std::pair{"--fcm", v1::PLATFORM_FCM},
-                                       std::pair{"--wns", v1::PLATFORM_WNS}}) {
+  for (const auto& [flag, platform] :
+       {std::pair{"--apns", v1::PLATFORM_APNS}, std::pair{"--fcm", v1::PLATFORM_FCM},
+        std::pair{"--wns", v1::PLATFORM_WNS}}) {
     if (!args.has(flag)) continue;
     auto* native = request.add_native();
     native->set_platform(platform);
@@ -382,8 +391,10 @@ int send(Client& client, const Args& args) {
     (*request.mutable_template_properties())[name] = value;
   }
   if (args.has("--expiry-seconds")) {
-    auto when = std::chrono::system_clock::now() + std::chrono::seconds(std::stoi(args.get("--expiry-seconds")));
-    request.mutable_expiry()->set_seconds(std::chrono::duration_cast<std::chrono::seconds>(when.time_since_epoch()).count());
+    auto when = std::chrono::system_clock::now() +
+                std::chrono::seconds(std::stoi(args.get("--expiry-seconds")));
+    request.mutable_expiry()->set_seconds(
+        std::chrono::duration_cast<std::chrono::seconds>(when.time_since_epoch()).count());
   }
   grpc::ClientContext context;
   client.prepare(context);
