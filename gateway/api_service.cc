@@ -9,6 +9,7 @@
 #include "base/sas.h"
 #include "gateway/notification.h"
 #include "providers/wns/wns_provider.h"
+#include "registry/installation_patch.h"
 
 namespace pushhub::gateway {
 namespace {
@@ -253,6 +254,40 @@ grpc::ServerUnaryReactor* ApiService::GetInstallation(grpc::CallbackServerContex
           reactor->Finish(grpc::Status::OK);
         });
   });
+}
+
+grpc::ServerUnaryReactor* ApiService::PatchInstallation(grpc::CallbackServerContext* context,
+                                                        const v1::PatchInstallationRequest* request,
+                                                        v1::Installation* response) {
+  auto hub = authorizeInstallation(context, request->hub(), request->installation_id(), kListen);
+  if (!hub) return finish(context, toStatus(hub.error()));
+  if (request->operations_size() == 0) {
+    return finish(context,
+                  toStatus(Error::invalidArgument("operations: give at least one operation")));
+  }
+  std::vector<registry::PatchOperation> operations;
+  for (const auto& op : request->operations()) {
+    operations.push_back({op.op(), op.path(),
+                          op.has_value() ? std::optional<std::string>(op.value()) : std::nullopt});
+  }
+  const HubSettings* settings = *hub;
+  auto change = [settings, operations = std::move(operations)](
+                    const registry::Installation& current) -> Result<registry::Installation> {
+    auto patched = registry::applyPatch(current, operations);
+    if (!patched) return patched;
+    if (auto ok = validateForHub(*settings, *patched); !ok) return ok.error();
+    return patched;
+  };
+  return onWorker(
+      context, [response, hub = hubOf(**hub), id = request->installation_id(),
+                change = std::move(change)](Worker& worker, grpc::ServerUnaryReactor* reactor) {
+        worker.registry().update(hub, id, change,
+                                 [reactor, response](Result<registry::Installation> stored) {
+                                   if (!stored) return reactor->Finish(toStatus(stored.error()));
+                                   toProto(*stored, *response);
+                                   reactor->Finish(grpc::Status::OK);
+                                 });
+      });
 }
 
 grpc::ServerUnaryReactor* ApiService::DeleteInstallation(

@@ -32,6 +32,9 @@ class ApiService final : public v1::PushHub::CallbackService {
   grpc::ServerUnaryReactor* GetInstallation(grpc::CallbackServerContext* context,
                                             const v1::GetInstallationRequest* request,
                                             v1::Installation* response) override;
+  grpc::ServerUnaryReactor* PatchInstallation(grpc::CallbackServerContext* context,
+                                              const v1::PatchInstallationRequest* request,
+                                              v1::Installation* response) override;
   grpc::ServerUnaryReactor* DeleteInstallation(grpc::CallbackServerContext* context,
                                                const v1::DeleteInstallationRequest* request,
                                                v1::DeleteInstallationResponse* response) override;

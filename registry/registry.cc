@@ -217,13 +217,25 @@ local function erase(prefix, keys, id, slot, rec)
 end
 )lua";
 
-// KEYS: x, tpl, tplrc, r, t, f. ARGV: prefix, id, record, n, n x (ref, template).
+// KEYS: x, tpl, tplrc, r, t, f. ARGV: prefix, id, record, n, n x (ref, template)
+// [, expected last update].
+// With an expected last update (unix ms), writes only if the installation exists and was last
+// written then; otherwise returns -1 and changes nothing (Registry::update retries).
 // New template refs are taken before the old ones are released, so a template kept across the
 // update is never deleted in between. Tags the old record already had are not added again (a
 // packed tag list, unlike a set, would hold the slot twice).
 const Script& upsertScript() {
   static const Script s(std::string(kLuaPrelude) + R"lua(
 local prefix, id, rec = ARGV[1], ARGV[2], ARGV[3]
+local expected = ARGV[5 + 2 * tonumber(ARGV[4])]
+if expected then
+  local at = redis.call('HGET', KEYS[1], id)
+  local current = at and getrec(prefix, tonumber(at))
+  if not current then return -1 end
+  local _, _, _, _, _, _, p = parse(current)
+  local _, updated = times(current, p)
+  if updated ~= tonumber(expected) then return -1 end
+end
 local _, refs = parse(rec)
 local tags = members(rec)
 local bodies = {}
@@ -757,6 +769,9 @@ return 0
 
 int64_t nowSeconds() { return nowMs() / 1000; }
 
+constexpr const char* kWrittenMeanwhile =
+    "registry: the installation was written by someone else meanwhile; try again";
+
 }  // namespace
 
 Registry::Registry(RedisClient& redis, Options options) : redis_(redis), options_(options) {}
@@ -792,6 +807,12 @@ std::string Registry::bucketPrefix(const Hub& hub, uint32_t bucket) {
 
 void Registry::upsert(const Hub& hub, const Installation& installation,
                       std::function<void(Result<void>)> cb) {
+  write(hub, installation, std::nullopt, std::move(cb));
+}
+
+void Registry::write(const Hub& hub, const Installation& installation,
+                     std::optional<int64_t> expected_last_update,
+                     std::function<void(Result<void>)> cb) {
   if (!checkOrPost(redis_.ioContext(), hub, nullptr, cb)) {
     return;
   }
@@ -801,7 +822,7 @@ void Registry::upsert(const Hub& hub, const Installation& installation,
   }
   // The index first, the bucket after: a failure in between over-lists (registry.h).
   std::vector<std::string> tags = indexedTags(installation);
-  if (tags.empty()) return writeBucket(hub, installation, std::move(cb));
+  if (tags.empty()) return writeBucket(hub, installation, std::move(cb), expected_last_update);
   struct Pending {
     size_t left;
     std::optional<Error> error;
@@ -813,17 +834,18 @@ void Registry::upsert(const Hub& hub, const Installation& installation,
   auto shared = std::make_shared<const Installation>(installation);
   for (const auto& tag : tags) {
     redis_.command({"HSET", indexKey(hub, tag), bucket, now},
-                   [this, hub, shared, pending](Result<RedisReply> r) {
+                   [this, hub, shared, pending, expected_last_update](Result<RedisReply> r) {
                      if (!r && !pending->error) pending->error = r.error();
                      if (--pending->left > 0) return;
                      if (pending->error) return pending->cb(*pending->error);
-                     writeBucket(hub, *shared, std::move(pending->cb));
+                     writeBucket(hub, *shared, std::move(pending->cb), expected_last_update);
                    });
   }
 }
 
 void Registry::writeBucket(const Hub& hub, const Installation& installation,
-                           std::function<void(Result<void>)> cb) {
+                           std::function<void(Result<void>)> cb,
+                           std::optional<int64_t> expected_last_update) {
   std::vector<codec::TemplateRef> refs;
   std::map<std::string, std::string> bodies;  // ref -> encoded template, each once
   for (const auto& [name, t] : installation.templates) {
@@ -847,10 +869,14 @@ void Registry::writeBucket(const Hub& hub, const Installation& installation,
     args.push_back(ref);
     args.push_back(std::move(body));
   }
+  if (expected_last_update) args.push_back(std::to_string(*expected_last_update));
   redis_.evalScript(upsertScript(), keys.writeKeys(), std::move(args),
                     [cb = std::move(cb)](Result<RedisReply> r) {
                       if (!r) {
                         return cb(r.error());
+                      }
+                      if (r->type == RedisReply::Type::kInteger && r->integer == -1) {
+                        return cb(Error{Error::Code::kUnavailable, kWrittenMeanwhile});
                       }
                       cb(Result<void>());
                     });
@@ -886,6 +912,43 @@ void Registry::get(const Hub& hub, const std::string& id,
                       }
                       cb(std::optional<Installation>(std::move(in)));
                     });
+}
+
+void Registry::update(const Hub& hub, const std::string& id, Change change,
+                      std::function<void(Result<Installation>)> cb) {
+  updateAttempt(hub, id, std::make_shared<Change>(std::move(change)), std::move(cb), 1);
+}
+
+void Registry::updateAttempt(const Hub& hub, const std::string& id, std::shared_ptr<Change> change,
+                             std::function<void(Result<Installation>)> cb, int attempt) {
+  constexpr int kMaxAttempts = 5;
+  get(hub, id,
+      [this, hub, id, change, cb = std::move(cb),
+       attempt](const Result<std::optional<Installation>>& found) mutable {
+        if (!found.has_value() || !found->has_value()) {
+          return cb(found.has_value() ? Error::notFound("installation '" + id + "' not found")
+                                      : found.error());
+        }
+        const Installation& current = **found;
+        int64_t read_at = current.last_update_ms;
+        auto changed = (*change)(current);
+        if (!changed) return cb(changed.error());
+        if (changed->id != id) {
+          return cb(Error::invalidArgument("installationId: an update cannot change it"));
+        }
+        // Stamped anew, so the next read-modify-write sees this one.
+        changed->last_update_ms = std::max(nowMs(), read_at + 1);
+        auto result = std::make_shared<Installation>(std::move(*changed));
+        write(
+            hub, *result, read_at,
+            [this, hub, id, change, cb = std::move(cb), attempt, result](Result<void> ok) mutable {
+              if (ok) return cb(std::move(*result));
+              if (ok.error().message == kWrittenMeanwhile && attempt < kMaxAttempts) {
+                return updateAttempt(hub, id, change, std::move(cb), attempt + 1);
+              }
+              cb(ok.error());
+            });
+      });
 }
 
 void Registry::remove(const Hub& hub, const std::string& id, std::function<void(Result<bool>)> cb) {

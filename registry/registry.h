@@ -120,6 +120,14 @@ class Registry {
   // nullopt when there is no such installation.
   void get(const Hub& hub, const std::string& id,
            std::function<void(Result<std::optional<Installation>>)> cb);
+  // Reads the installation, applies `change` to it and writes the result, only if nobody wrote
+  // the installation in between (compare-and-set on its last update; retried up to 5 times, then
+  // kUnavailable). NOT_FOUND when there is none; `change`'s error is returned as is and nothing
+  // is written. Gives the installation as stored. `change` may run more than once.
+  using Change = std::function<Result<Installation>(const Installation&)>;
+  void update(const Hub& hub, const std::string& id, Change change,
+              std::function<void(Result<Installation>)> cb);
+
   // true if it existed. Removes its tag memberships and releases its template references.
   void remove(const Hub& hub, const std::string& id, std::function<void(Result<bool>)> cb);
 
@@ -171,9 +179,16 @@ class Registry {
   void resolveByScript(const Hub& hub, uint32_t bucket, std::vector<std::string> args,
                        std::function<void(Result<std::vector<ResolvedTarget>>)> cb,
                        std::shared_ptr<const Selector> exact = nullptr);
+  // upsert(), or with `expected_last_update` a write only if the stored installation was last
+  // written then (update()).
+  void write(const Hub& hub, const Installation& installation,
+             std::optional<int64_t> expected_last_update, std::function<void(Result<void>)> cb);
+  void updateAttempt(const Hub& hub, const std::string& id, std::shared_ptr<Change> change,
+                     std::function<void(Result<Installation>)> cb, int attempt);
   // The bucket script, after the index entries of `installation` are written.
   void writeBucket(const Hub& hub, const Installation& installation,
-                   std::function<void(Result<void>)> cb);
+                   std::function<void(Result<void>)> cb,
+                   std::optional<int64_t> expected_last_update);
   // Drops `tag`'s index entry for `bucket` if it is older than the grace and the bucket has no
   // member for it (see the header comment). Fire and forget: a failure leaves the entry.
   void pruneIndex(const Hub& hub, uint32_t bucket, std::string tag);

@@ -4,10 +4,12 @@
 #include <boost/json.hpp>
 
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
 #include "tests/integration/stack.h"
 
@@ -273,6 +275,71 @@ TEST(SendIntegrationTest, ExpressionAndUserSendsReachExactlyTheirAudienceAndVisi
 
   // No installation matches: accepted, completed at once with no job.
   EXPECT_TRUE(sendTo("$UserId:{nobody}").empty());
+}
+
+TEST(SendIntegrationTest, PatchInstallationChangesPartsAllOrNothing) {
+  Stack stack;
+  std::mt19937_64 rng(5);
+  std::string token = randomToken(rng);
+  ASSERT_TRUE(put(stack, "patched", token, {"news"}).ok());
+  auto patch =
+      [&](std::vector<std::tuple<std::string, std::string, std::optional<std::string>>> ops,
+          v1::Installation* out, const std::string& id = "patched") {
+        v1::PatchInstallationRequest request;
+        request.set_hub(kHub);
+        request.set_installation_id(id);
+        for (const auto& [op, path, value] : ops) {
+          auto* o = request.add_operations();
+          o->set_op(op);
+          o->set_path(path);
+          if (value) o->set_value(*value);
+        }
+        return stack.stub().PatchInstallation(stack.context().get(), request, out);
+      };
+  v1::Installation out;
+  auto rpc = patch({{"add", "/tags", "sports"},
+                    {"remove", "/tags/news", std::nullopt},
+                    {"add", "/userId", "alice"},
+                    {"add", "/templates/alert", R"({"body":"{\"aps\":{\"alert\":\"$(m)\"}}"})"}},
+                   &out);
+  ASSERT_TRUE(rpc.ok()) << rpc.error_message();
+  EXPECT_EQ(std::vector<std::string>(out.tags().begin(), out.tags().end()),
+            std::vector<std::string>{"sports"});
+  EXPECT_EQ(out.user_id(), "alice");
+  EXPECT_EQ(out.templates().at("alert").body(), R"j({"aps":{"alert":"$(m)"}})j");
+
+  // One bad operation: nothing of the call is stored.
+  v1::Installation ignored;
+  rpc = patch({{"add", "/tags", "weather"}, {"replace", "/platform", "wns"}}, &ignored);
+  EXPECT_EQ(rpc.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(rpc.error_message().find("operations[1].path"), std::string::npos)
+      << rpc.error_message();
+  rpc = patch({{"add", "/tags", "has space"}}, &ignored);
+  EXPECT_EQ(rpc.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(patch({{"add", "/tags", "x"}}, &ignored, "nobody").error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  v1::GetInstallationRequest get;
+  get.set_hub(kHub);
+  get.set_installation_id("patched");
+  v1::Installation stored;
+  ASSERT_TRUE(stack.stub().GetInstallation(stack.context().get(), get, &stored).ok());
+  EXPECT_EQ(std::vector<std::string>(stored.tags().begin(), stored.tags().end()),
+            std::vector<std::string>{"sports"});
+
+  // The patched tags and user select it; the removed tag no longer does.
+  for (const char* expression : {"sports", "$UserId:{alice}", "news"}) {
+    v1::SendNotificationRequest send;
+    send.set_hub(kHub);
+    send.set_tag_expression(expression);
+    auto* native = send.add_native();
+    native->set_platform(v1::PLATFORM_APNS);
+    native->set_body(R"({"aps":{"alert":"p"}})");
+    v1::SendNotificationResponse accepted;
+    ASSERT_TRUE(stack.stub().SendNotification(stack.context().get(), send, &accepted).ok());
+    auto status = waitCompleted(stack, accepted.notification_id());
+    EXPECT_EQ(outcomeCount(status, "Success"), std::string(expression) == "news" ? 0 : 1)
+        << expression;
+  }
 }
 
 TEST(SendIntegrationTest, BadInputIsRefusedWithTheFieldAndNothingIsStored) {

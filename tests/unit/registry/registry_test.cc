@@ -580,6 +580,59 @@ TEST_F(RegistryTest, SweepDeletesExpiredInstallationsAndDeadHandlesPastTheRetent
   EXPECT_TRUE(isMember("live", "t"));
 }
 
+TEST_F(RegistryTest, UpdateAppliesAChangeAndLosesNoConcurrentWrite) {
+  Installation in = makeInstallation("tablet", {"a"}, 1);
+  ASSERT_TRUE(upsert(in));
+  auto update = [&](Registry::Change change) {
+    return await<Result<Installation>>(
+        io_, [&](auto cb) { registry_.update(hub_, "tablet", change, cb); });
+  };
+  // A writer that slips in between this update's read and its write: the write is refused and
+  // the update starts over from what the writer stored.
+  int calls = 0;
+  auto r = update([&](const Installation& current) -> Result<Installation> {
+    if (++calls == 1) {
+      Installation other = current;
+      other.tags.push_back("theirs");
+      other.last_update_ms = 0;
+      registry_.upsert(hub_, other, [](Result<void> ok) { EXPECT_TRUE(ok); });
+    }
+    Installation mine = current;
+    mine.tags.push_back("mine");
+    return mine;
+  });
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(calls, 2);
+  EXPECT_EQ(r->tags, (std::vector<std::string>{"a", "theirs", "mine"}));
+  EXPECT_EQ((*get("tablet"))->tags, r->tags);
+  EXPECT_TRUE(isMember("tablet", "mine"));
+  EXPECT_TRUE(isMember("tablet", "theirs"));
+
+  // A refused change writes nothing; a missing installation is NOT_FOUND.
+  auto before = *get("tablet");
+  r = update([](const Installation&) -> Result<Installation> {
+    return Error::invalidArgument("operations[0].path: no");
+  });
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message, "operations[0].path: no");
+  EXPECT_EQ(*get("tablet"), before);
+  auto missing = await<Result<Installation>>(io_, [&](auto cb) {
+    registry_.update(
+        hub_, "nobody", [](const Installation& i) -> Result<Installation> { return i; }, cb);
+  });
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, Error::Code::kNotFound);
+  // An invalid result is refused by the registry's own validation.
+  r = update([](const Installation& current) -> Result<Installation> {
+    Installation bad = current;
+    bad.tags.push_back("no spaces");
+    return bad;
+  });
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Error::Code::kInvalidArgument);
+  EXPECT_EQ(*get("tablet"), before);
+}
+
 TEST_F(RegistryTest, InvalidInputWritesNothing) {
   ASSERT_TRUE(upsert(makeInstallation("existing", {"t"}, 1)));
   int64_t before = dbsize();
