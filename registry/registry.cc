@@ -769,6 +769,31 @@ return 0
 
 int64_t nowSeconds() { return nowMs() / 1000; }
 
+// KEYS: the index key. ARGV: bucket, now (unix s), the most buckets it lists.
+// Lists the bucket, or, once the tag is in more buckets than that, only "*" = any bucket: the
+// index may over-list, a tag that common gains nothing from it, and one field costs less than a
+// hash of every bucket (which Redis would also move out of its compact encoding past 512).
+const Script& indexAddScript() {
+  static const Script s(R"lua(
+if redis.call('HEXISTS', KEYS[1], '*') == 1 then
+  redis.call('HSET', KEYS[1], '*', ARGV[2])
+  return 0
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('HLEN', KEYS[1]) > tonumber(ARGV[3]) then
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[1], '*', ARGV[2])
+end
+return 1
+)lua");
+  return s;
+}
+
+// How many buckets a tag's index entry lists before it becomes "any bucket": an eighth of the
+// hub (a send to a tag in more buckets than that saves little by skipping the others), at least
+// 16, at most 512 (Redis's listpack limit for hashes).
+uint32_t indexedBucketsLimit(uint32_t buckets) { return std::clamp(buckets / 8, 16u, 512u); }
+
 constexpr const char* kWrittenMeanwhile =
     "registry: the installation was written by someone else meanwhile; try again";
 
@@ -831,15 +856,16 @@ void Registry::write(const Hub& hub, const Installation& installation,
   auto pending = std::make_shared<Pending>(Pending{tags.size(), std::nullopt, std::move(cb)});
   std::string bucket = std::to_string(bucketOf(installation.id, hub.buckets));
   std::string now = std::to_string(nowSeconds());
+  std::string limit = std::to_string(indexedBucketsLimit(hub.buckets));
   auto shared = std::make_shared<const Installation>(installation);
   for (const auto& tag : tags) {
-    redis_.command({"HSET", indexKey(hub, tag), bucket, now},
-                   [this, hub, shared, pending, expected_last_update](Result<RedisReply> r) {
-                     if (!r && !pending->error) pending->error = r.error();
-                     if (--pending->left > 0) return;
-                     if (pending->error) return pending->cb(*pending->error);
-                     writeBucket(hub, *shared, std::move(pending->cb), expected_last_update);
-                   });
+    redis_.evalScript(indexAddScript(), {indexKey(hub, tag)}, {bucket, now, limit},
+                      [this, hub, shared, pending, expected_last_update](Result<RedisReply> r) {
+                        if (!r && !pending->error) pending->error = r.error();
+                        if (--pending->left > 0) return;
+                        if (pending->error) return pending->cb(*pending->error);
+                        writeBucket(hub, *shared, std::move(pending->cb), expected_last_update);
+                      });
   }
 }
 
@@ -1106,6 +1132,9 @@ void Registry::candidateBuckets(
                                                    buckets = hub.buckets](Result<RedisReply> r) {
       if (!r) {
         if (!pending->error) pending->error = r.error();
+      } else if (std::any_of(r->elements.begin(), r->elements.end(),
+                             [](const RedisReply& e) { return e.str == "*"; })) {
+        pending->buckets[i] = std::nullopt;  // a tag in too many buckets to list: any bucket
       } else {
         std::vector<uint32_t> list;
         for (const auto& e : r->elements) {

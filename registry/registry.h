@@ -27,7 +27,9 @@
 // only "tag", both monotone in negation normal form) and resolve() narrows it per template.
 //
 // The tag index (cross-slot, so it may over-list but never under-list):
-//   ph:ix:{H:tag}      hash  bucket -> unix seconds of the last write that listed the tag there
+//   ph:ix:{H:tag}      hash  bucket -> unix seconds of the last write that listed the tag there;
+//                            once the tag is in more than max(16, min(512, B/8)) buckets, only
+//                            "*" -> seconds: any bucket (never narrowed again)
 // An upsert writes the index entries of every tag it lists (template tags and names unmarked,
 // $UserId:{user} as is) before its bucket script, and waits for them: a failure in between leaves
 // an entry too many, never one too few. A send to an expression visits only the buckets the

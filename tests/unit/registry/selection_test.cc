@@ -245,6 +245,15 @@ TEST_F(SelectionTest, SendsToAUserOrARareTagVisitFewBuckets) {
     EXPECT_LE(visited.size(), driven.size()) << text;
     EXPECT_LT(visited.size(), hub_.buckets / 2) << text;
   }
+  // A tag in more than max(16, buckets / 8) buckets is indexed as "any bucket", in one field.
+  auto common = cmd(io_, client_, {"HKEYS", Registry::indexKey(hub_, "sports")});
+  ASSERT_TRUE(common);
+  ASSERT_EQ(common->elements.size(), 1u);
+  EXPECT_EQ(common->elements[0].str, "*");
+  std::set<uint32_t> visited;
+  auto e = *expr::TagExpression::parse("sports && !muted");
+  EXPECT_EQ(selected(e, false, &visited), reference(e, false));
+  EXPECT_EQ(visited.size(), hub_.buckets);
 }
 
 TEST_F(SelectionTest, AStaleIndexEntryIsPrunedByTheSendThatFindsIt) {
