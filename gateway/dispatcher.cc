@@ -48,7 +48,7 @@ struct Dispatcher::Run {
   struct Rendered {
     registry::Platform platform;
     std::shared_ptr<const registry::InstallationTemplate> tpl;
-    std::shared_ptr<const providers::Notification> notification;
+    PreparedNotification::Rendered result;
   };
   std::vector<Rendered> rendered;
 };
@@ -208,30 +208,34 @@ void Dispatcher::deliver(const RunPtr& run, registry::ResolvedTarget&& target) {
   // One send per template; only the last one can have the target's strings.
   const auto& templates = target.templates;
   for (size_t i = 0; i < templates.size(); ++i) {
-    auto notification = rendered(run, target.platform, templates[i].second);
-    if (i + 1 < templates.size()) {
-      sendOne(run, target.platform, to, std::move(notification), 1);
+    auto result = rendered(run, target.platform, templates[i].second);
+    if (!result.notification) {
+      // Over the platform's limit once rendered (or no longer valid): this device's outcome,
+      // not the notification's failure.
+      count(run, target.platform, result.failure);
+    } else if (i + 1 < templates.size()) {
+      sendOne(run, target.platform, to, std::move(result.notification), 1);
     } else {
-      sendOne(run, target.platform, std::move(to), std::move(notification), 1);
+      sendOne(run, target.platform, std::move(to), std::move(result.notification), 1);
     }
   }
 }
 
-std::shared_ptr<const providers::Notification> Dispatcher::rendered(
+PreparedNotification::Rendered Dispatcher::rendered(
     const RunPtr& run, registry::Platform platform,
     const std::shared_ptr<const registry::InstallationTemplate>& tpl) {
   for (auto& r : run->rendered) {
     // Targets of one resolve share the template object; other buckets bring equal copies.
     if (r.platform == platform && (r.tpl == tpl || *r.tpl == *tpl)) {
       r.tpl = tpl;
-      return r.notification;
+      return r.result;
     }
   }
-  auto notification = run->notification->render(platform, *tpl);
+  auto result = run->notification->render(platform, *tpl);
   if (run->rendered.size() < kRenderedPerJob) {
-    run->rendered.push_back({platform, tpl, notification});
+    run->rendered.push_back({platform, tpl, result});
   }
-  return notification;
+  return result;
 }
 
 void Dispatcher::sendOne(const RunPtr& run, registry::Platform platform, providers::Target target,

@@ -58,9 +58,9 @@ class Dispatcher {
   void resolveBucket(const RunPtr& run, uint32_t bucket);
   // Takes the target's strings (the resolve's vector is not used afterwards).
   void deliver(const RunPtr& run, registry::ResolvedTarget&& target);
-  // `tpl` rendered for this job's notification, from the job's cache when an equal template was
-  // rendered before.
-  std::shared_ptr<const providers::Notification> rendered(
+  // `tpl` compiled and rendered for this job's notification, from the job's cache when an equal
+  // template was rendered before: a template is parsed and rendered once per job, not per device.
+  PreparedNotification::Rendered rendered(
       const RunPtr& run, registry::Platform platform,
       const std::shared_ptr<const registry::InstallationTemplate>& tpl);
   void sendOne(const RunPtr& run, registry::Platform platform, providers::Target target,

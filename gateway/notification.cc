@@ -3,6 +3,7 @@
 #include "providers/apns/apns_provider.h"
 #include "providers/fcm/fcm_provider.h"
 #include "providers/wns/wns_provider.h"
+#include "registry/installation_patch.h"
 
 #include <google/protobuf/util/time_util.h>
 
@@ -72,6 +73,11 @@ Result<void> validateNativePayload(registry::Platform platform, const v1::Native
       return {};
   }
   return {};
+}
+
+Result<expr::Properties> propertiesOf(const v1::SendNotificationRequest& request) {
+  return expr::Properties::make(
+      {request.template_properties().begin(), request.template_properties().end()});
 }
 
 }  // namespace
@@ -158,6 +164,10 @@ Result<void> validateSendRequest(const v1::SendNotificationRequest& request,
     if (value.size() > kMaxTemplatePropertyValueBytes) {
       return Error::invalidArgument(field + ": values are at most 4096 bytes");
     }
+  }
+  // Names differing only by case, and values that are not UTF-8 (clipping counts characters).
+  if (auto properties = propertiesOf(request); !properties) {
+    return Error::invalidArgument("template_properties: " + properties.error().message);
   }
   if (request.has_expiry() && toTimePoint(request.expiry()) <= now) {
     return Error::invalidArgument("expiry: is in the past");
@@ -266,20 +276,57 @@ registry::Selector selectorOf(const v1::SendNotificationRequest& request) {
   }
 }
 
-std::shared_ptr<const providers::Notification> PreparedNotification::render(
-    registry::Platform platform, const registry::InstallationTemplate& tpl) const {
-  auto n = std::make_shared<providers::Notification>();
-  bool raw = false;
-  for (const auto& [name, value] : tpl.headers) {
-    n->headers.push_back({lower(name), value});
-    if (lower(name) == "x-wns-type" && value == "wns/raw") raw = true;
+size_t payloadLimit(registry::Platform platform, const std::vector<providers::Header>& headers) {
+  switch (platform) {
+    case registry::Platform::kApns:
+      for (const auto& h : headers) {
+        if (h.name == "apns-push-type" && h.value == "voip") return 5120;
+      }
+      return 4096;
+    case registry::Platform::kFcm:
+      return 4096;
+    case registry::Platform::kWns:
+      return 5000;
   }
-  BodyFormat format = platform == registry::Platform::kWns
-                          ? (raw ? BodyFormat::kRaw : BodyFormat::kXml)
-                          : BodyFormat::kJson;
-  n->body = renderTemplate(tpl.body, properties, format);
+  return 4096;
+}
+
+PreparedNotification::Rendered PreparedNotification::render(
+    registry::Platform platform, const registry::InstallationTemplate& tpl) const {
+  constexpr std::string_view kFormat = "InvalidNotificationFormat";
+  auto n = std::make_shared<providers::Notification>();
+  for (const auto& [name, value] : tpl.headers) {
+    auto compiled = expr::CompiledTemplate::compileValue(value);
+    auto rendered =
+        compiled ? compiled->render(properties, registry::kMaxHeaderValueBytes) : std::nullopt;
+    if (!rendered) return {nullptr, kFormat};
+    n->headers.push_back({lower(name), std::move(*rendered)});
+  }
+  auto compiled =
+      expr::CompiledTemplate::compile(tpl.body, registry::templateFormat(platform, tpl.headers));
+  if (!compiled) return {nullptr, kFormat};
+  auto body = compiled->render(properties, payloadLimit(platform, n->headers));
+  if (!body) return {nullptr, "InvalidNotificationSize"};
+  n->body = std::move(*body);
   n->expiry = expiry;
-  return n;
+  if (platform == registry::Platform::kApns && !tpl.expiry.empty()) {
+    auto when = expr::CompiledTemplate::compileValue(tpl.expiry);
+    auto text = when ? when->render(properties, registry::kMaxTemplateExpiryBytes) : std::nullopt;
+    std::optional<std::chrono::system_clock::time_point> at;
+    int64_t seconds = 0;
+    if (text &&
+        std::from_chars(text->data(), text->data() + text->size(), seconds).ptr ==
+            text->data() + text->size() &&
+        !text->empty()) {
+      at = std::chrono::system_clock::time_point(std::chrono::seconds(seconds));
+    } else if (text) {
+      if (auto parsed = registry::parseIsoTime(*text, "expiry")) {
+        at = std::chrono::system_clock::time_point(std::chrono::seconds(*parsed));
+      }
+    }
+    if (at && (!n->expiry || *at < *n->expiry)) n->expiry = at;
+  }
+  return {std::move(n), {}};
 }
 
 Result<std::shared_ptr<const PreparedNotification>> prepareNotification(std::string id,
@@ -304,9 +351,10 @@ Result<std::shared_ptr<const PreparedNotification>> prepareNotification(std::str
   }
   if (request.template_properties_size() > 0) {
     prepared->uses_templates = true;
-    std::map<std::string, std::string> props(request.template_properties().begin(),
-                                             request.template_properties().end());
-    prepared->properties = normalizeProperties(props);
+    auto properties = propertiesOf(request);
+    if (!properties)
+      return Error::internal("notification " + prepared->id + ": " + properties.error().message);
+    prepared->properties = std::move(*properties);
   }
   return std::shared_ptr<const PreparedNotification>(std::move(prepared));
 }

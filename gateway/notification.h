@@ -12,7 +12,7 @@
 
 #include "base/result.h"
 #include "expr/tag_expression.h"
-#include "gateway/template_renderer.h"
+#include "expr/template.h"
 #include "providers/common/provider.h"
 #include "pushhub/v1/pushhub.pb.h"
 #include "registry/installation.h"
@@ -67,14 +67,27 @@ struct PreparedNotification {
   // Native payloads by platform (index = registry::Platform); empty where none was given.
   std::array<std::shared_ptr<const providers::Notification>, 3> native;
   bool uses_templates = false;
-  TemplateProperties properties;
+  expr::Properties properties;
   std::optional<std::chrono::system_clock::time_point> expiry;
 
   bool expired(std::chrono::system_clock::time_point now) const { return expiry && now >= *expiry; }
-  // Renders one template of a target into a provider notification.
-  std::shared_ptr<const providers::Notification> render(
-      registry::Platform platform, const registry::InstallationTemplate& tpl) const;
+
+  // One template rendered for this notification: the provider notification, or the Azure outcome
+  // every device with this template gets instead (InvalidNotificationSize when the rendered body
+  // is over the platform's limit: APNs 4096, or 5120 for apns-push-type voip, FCM 4096, WNS 5000;
+  // InvalidNotificationFormat when a stored template no longer compiles).
+  struct Rendered {
+    std::shared_ptr<const providers::Notification> notification;
+    std::string_view failure;
+  };
+  // Renders one template of a target: body and header values with the properties; an APNs
+  // template's expiry, rendered, becomes the notification's expiry when it is an ISO 8601 time
+  // or unix seconds and earlier than the send's own.
+  Rendered render(registry::Platform platform, const registry::InstallationTemplate& tpl) const;
 };
+
+// The largest body a provider takes for this platform and these (lower-case) headers.
+size_t payloadLimit(registry::Platform platform, const std::vector<providers::Header>& headers);
 
 Result<std::shared_ptr<const PreparedNotification>> prepareNotification(std::string id,
                                                                         std::string_view stored);

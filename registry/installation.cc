@@ -76,7 +76,17 @@ Result<void> validateTags(const std::vector<std::string>& tags, std::string_view
   return {};
 }
 
-Result<void> validateTemplate(const std::string& name, const InstallationTemplate& t) {
+// The value of header `name` (compared without regard to case), or nullptr.
+const std::string* findHeader(const std::map<std::string, std::string>& headers,
+                              std::string_view name) {
+  for (const auto& [key, value] : headers) {
+    if (lower(key) == lower(name)) return &value;
+  }
+  return nullptr;
+}
+
+Result<void> validateTemplate(Platform platform, const std::string& name,
+                              const InstallationTemplate& t) {
   std::string field = fmt::format("templates[{}]", name);
   if (auto r = validateCharset(name, "templates: name", 1, kMaxTemplateNameLength,
                                isTemplateNameChar, "[A-Za-z0-9_-]");
@@ -122,10 +132,38 @@ Result<void> validateTemplate(const std::string& name, const InstallationTemplat
   if (t.expiry.size() > kMaxTemplateExpiryBytes) {
     return invalid(fmt::format("{}.expiry: longer than {} bytes", field, kMaxTemplateExpiryBytes));
   }
+  // Azure's validator compiles every template when it is registered: a template that cannot
+  // render is refused here, with the position, rather than failing every send later.
+  if (platform == Platform::kWns && findHeader(t.headers, "X-WNS-Type") == nullptr) {
+    return invalid(fmt::format(
+        "{}.headers: a WNS template needs X-WNS-Type (wns/toast, wns/tile, wns/badge or wns/raw)",
+        field));
+  }
+  if (auto c = expr::CompiledTemplate::compile(t.body, templateFormat(platform, t.headers)); !c) {
+    return invalid(fmt::format("{}.body: {}", field, c.error().message));
+  }
+  for (const auto& [header, value] : t.headers) {
+    if (auto c = expr::CompiledTemplate::compileValue(value); !c) {
+      return invalid(fmt::format("{}.headers[{}]: {}", field, header, c.error().message));
+    }
+  }
+  if (!t.expiry.empty()) {
+    if (auto c = expr::CompiledTemplate::compileValue(t.expiry); !c) {
+      return invalid(fmt::format("{}.expiry: {}", field, c.error().message));
+    }
+  }
   return {};
 }
 
 }  // namespace
+
+expr::TemplateFormat templateFormat(Platform platform,
+                                    const std::map<std::string, std::string>& headers) {
+  if (platform != Platform::kWns) return expr::TemplateFormat::kJson;
+  const std::string* type = findHeader(headers, "X-WNS-Type");
+  return type != nullptr && lower(*type) == "wns/raw" ? expr::TemplateFormat::kRaw
+                                                      : expr::TemplateFormat::kXml;
+}
 
 Result<Platform> parsePlatform(std::string_view name) {
   std::string n = lower(name);
@@ -229,7 +267,7 @@ Result<void> validateInstallation(const Installation& in) {
     return invalid(fmt::format("templates: more than {} templates", kMaxTemplates));
   }
   for (const auto& [name, t] : in.templates) {
-    if (auto r = validateTemplate(name, t); !r) {
+    if (auto r = validateTemplate(in.platform, name, t); !r) {
       return r;
     }
   }

@@ -8,9 +8,12 @@
 //   tags             at most 60, each valid per validateTag, no duplicates
 //   push_channel     APNs: even-length hex, 64-200 chars; FCM: 1-4096 chars of [A-Za-z0-9_:.-];
 //                    WNS: an https URL with a host, at most 2048 chars (host allow-list: later)
-//   templates        at most 20; name 1-64 chars of [A-Za-z0-9_-]; body 1-4096 bytes;
-//                    at most 20 headers (name 1-128 chars, no control chars; value <= 4096 bytes);
-//                    template tags as for installation tags; expiry <= 256 bytes
+//   templates        at most 20; name 1-64 chars of [A-Za-z0-9_-]; body 1-4096 bytes that
+//                    compiles as a template of its format (templateFormat; expr/template.h);
+//                    at most 20 headers (name 1-128 chars, no control chars; value <= 4096 bytes,
+//                    plain or one expression); WNS templates need X-WNS-Type;
+//                    template tags as for installation tags; expiry <= 256 bytes, plain or one
+//                    expression
 //   expiration_unix, last_update_ms   not negative
 // The implicit tags `$InstallationId:{id}` and `$UserId:{user}` are never stored as tags; the
 // registry selects one installation directly instead.
@@ -22,6 +25,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "expr/template.h"
 
 namespace pushhub::registry {
 
@@ -70,6 +74,11 @@ inline constexpr size_t kMaxApnsTokenLength = 200;
 inline constexpr size_t kMaxFcmTokenLength = 4096;
 inline constexpr size_t kMaxWnsUrlLength = 2048;
 inline constexpr size_t kMaxHubNameLength = 50;
+
+// How a template of `platform` with these headers is parsed and rendered: JSON for APNs and FCM,
+// XML for WNS, and for WNS raw (X-WNS-Type: wns/raw) an XML document or a JSON object.
+expr::TemplateFormat templateFormat(Platform platform,
+                                    const std::map<std::string, std::string>& headers);
 
 // Checks every rule above; the first violation is returned as kInvalidArgument.
 Result<void> validateInstallation(const Installation& installation);

@@ -164,7 +164,7 @@ TEST(SendIntegrationTest, TemplateSendRendersPropertiesAndBroadcastReachesEveryo
     std::string token = randomToken(rng);
     tokens.insert(token);
     ASSERT_TRUE(put(stack, "tpl-" + std::to_string(i), token, {"all"},
-                    {{"alert", R"j({"aps":{"alert":"$(Message) \u2014 $(missing)"}})j"}})
+                    {{"alert", R"j({"aps":{"alert":"{$(Message) + ' \u2014 ' + $(missing)}"}})j"}})
                     .ok());
   }
   v1::SendNotificationRequest send;
@@ -182,7 +182,7 @@ TEST(SendIntegrationTest, TemplateSendRendersPropertiesAndBroadcastReachesEveryo
     seen.insert(json::value_to<std::string>(obj.at("token")));
     // The value is JSON-escaped into the string, and a missing property renders empty.
     EXPECT_EQ(json::value_to<std::string>(obj.at("body")),
-              R"({"aps":{"alert":"Hi \"there\" \u2014 "}})");
+              "{\"aps\":{\"alert\":\"Hi \\\"there\\\" \u2014 \"}}");
   }
   EXPECT_EQ(seen, tokens);
 }

@@ -132,8 +132,56 @@ TEST(NotificationTest, PreparedNotificationKeepsPayloadsAndRendersTemplates) {
   t.body = R"j({"aps":{"alert":"Hi $(name)"}})j";
   t.headers["apns-push-type"] = "alert";
   auto rendered = (*with_props)->render(registry::Platform::kApns, t);
-  EXPECT_EQ(rendered->body, R"({"aps":{"alert":"Hi Ada"}})");
+  ASSERT_TRUE(rendered.notification);
+  EXPECT_EQ(rendered.notification->body, R"j({"aps":{"alert":"Hi $(name)"}})j");  // plain text
+  t.body = R"j({"aps":{"alert":"{'Hi ' + $(name)}","badge":"#(n)"}})j";
+  rendered = (*with_props)->render(registry::Platform::kApns, t);
+  ASSERT_TRUE(rendered.notification);
+  EXPECT_EQ(rendered.notification->body, R"({"aps":{"alert":"Hi Ada","badge":""}})");
   EXPECT_FALSE(prepareNotification("id3", "\xff\xff garbage"));
+}
+
+TEST(NotificationTest, RenderedPayloadsOverThePlatformLimitAreThatDevicesOutcome) {
+  v1::SendNotificationRequest tpl;
+  tpl.set_broadcast(true);
+  (*tpl.mutable_template_properties())["big"] = std::string(2100, 'x');
+  (*tpl.mutable_template_properties())["when"] = "2030-01-01T00:00:00Z";
+  auto prepared = prepareNotification("id", tpl.SerializeAsString());
+  ASSERT_TRUE(prepared);
+  registry::InstallationTemplate t;
+  // Twice the property: 4200 bytes and the JSON around it, over APNs' 4096.
+  t.body = R"j({"aps":{"alert":"$(big)","x":"$(big)"}})j";
+  auto r = (*prepared)->render(registry::Platform::kApns, t);
+  EXPECT_FALSE(r.notification);
+  EXPECT_EQ(r.failure, "InvalidNotificationSize");
+  // voip pushes may be 5120 bytes; WNS takes 5000.
+  t.headers["apns-push-type"] = "voip";
+  EXPECT_TRUE((*prepared)->render(registry::Platform::kApns, t).notification);
+  t.headers.clear();
+  t.body = "<toast><a>$(big)</a><b>$(big)</b></toast>";
+  t.headers["X-WNS-Type"] = "wns/toast";
+  EXPECT_TRUE((*prepared)->render(registry::Platform::kWns, t).notification);
+  t.body = "<toast><a>$(big)</a><b>$(big)</b><c>$(big)</c></toast>";
+  EXPECT_EQ((*prepared)->render(registry::Platform::kWns, t).failure, "InvalidNotificationSize");
+  // An APNs template's expiry expression becomes the notification's expiry.
+  registry::InstallationTemplate apns;
+  apns.body = R"j({"aps":{"alert":"x"}})j";
+  apns.expiry = "$(when)";
+  auto expiring = (*prepared)->render(registry::Platform::kApns, apns);
+  ASSERT_TRUE(expiring.notification && expiring.notification->expiry);
+  EXPECT_EQ(std::chrono::duration_cast<std::chrono::seconds>(
+                expiring.notification->expiry->time_since_epoch())
+                .count(),
+            1893456000);
+}
+
+TEST(NotificationTest, PropertiesDifferingOnlyByCaseAreRefused) {
+  v1::SendNotificationRequest request;
+  request.set_hub("h");
+  request.set_broadcast(true);
+  (*request.mutable_template_properties())["Name"] = "a";
+  (*request.mutable_template_properties())["name"] = "b";
+  EXPECT_NE(errorOf(request).find("template_properties"), std::string::npos) << errorOf(request);
 }
 
 TEST(NotificationTest, IdsAreUniqueHex) {

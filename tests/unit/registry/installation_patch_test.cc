@@ -217,16 +217,16 @@ TEST(Paths, LongTextIsCutInMessages) {
 TEST(Paths, FieldNamesAreCaseInsensitiveNamesAreNot) {
   Installation out =
       patched({add("/Tags", "a"), replace("/PUSHCHANNEL", kOtherToken), add("/userid", "u2"),
-               add("/Templates/t1/Body", "b"), add("/TEMPLATES/t1/HEADERS/x-h", "v")});
+               add("/Templates/t1/Body", "{}"), add("/TEMPLATES/t1/HEADERS/x-h", "v")});
   EXPECT_EQ(out.tags.back(), "a");
   EXPECT_EQ(out.push_channel, kOtherToken);
   EXPECT_EQ(out.user_id, "u2");
-  EXPECT_EQ(out.templates.at("t1").body, "b");
+  EXPECT_EQ(out.templates.at("t1").body, "{}");
   EXPECT_EQ(out.templates.at("t1").headers.at("x-h"), "v");
   // Template names and tags are data: T1 is another template, Likes_Hockey another tag.
-  out = patched({add("/templates/T1/body", "B"), remove("/tags/Likes_Hockey")});
+  out = patched({add("/templates/T1/body", "{}"), remove("/tags/Likes_Hockey")});
   EXPECT_EQ(out.templates.size(), 2u);
-  EXPECT_EQ(out.templates.at("T1").body, "B");
+  EXPECT_EQ(out.templates.at("T1").body, "{}");
   EXPECT_EQ(out.tags, (Tags{"likes_hockey", "location_seattle"}));
 }
 
@@ -394,6 +394,7 @@ TEST(PushChannel, ValidatedForThePlatform) {
               "operations[0].value: expected a string, got an object");
   Installation wns = base();
   wns.platform = Platform::kWns;
+  wns.templates.clear();
   wns.push_channel = "https://db5.notify.windows.com/?token=a";
   EXPECT_EQ(patched({replace("/pushChannel", "https://db5.notify.windows.com/?token=b")}, wns)
                 .push_channel,
@@ -447,18 +448,18 @@ TEST(Templates, AddWholeTemplate) {
 
 TEST(Templates, StringValueHoldingTheObjectText) {
   // Azure's docs send the template as a JSON string; its content reaches us as the same text.
-  Installation out = patched({add("/templates/t2", R"({"body": "b", "tags": ["tag"]})")});
-  EXPECT_EQ(out.templates.at("t2").body, "b");
+  Installation out = patched({add("/templates/t2", R"({"body": "{}", "tags": ["tag"]})")});
+  EXPECT_EQ(out.templates.at("t2").body, "{}");
   EXPECT_EQ(out.templates.at("t2").tags, (Tags{"tag"}));
 }
 
 TEST(Templates, AddOrReplaceOverwritesAndCreates) {
-  Installation out = patched({add("/templates/t1", R"({"body":"new"})")});
-  EXPECT_EQ(out.templates.at("t1"), (InstallationTemplate{"new", {}, {}, ""}));
-  out = patched({replace("/templates/t1", R"({"body":"new2"})")});
-  EXPECT_EQ(out.templates.at("t1").body, "new2");
-  out = patched({replace("/templates/t9", R"({"body":"created"})")});  // replace on missing
-  EXPECT_EQ(out.templates.at("t9").body, "created");
+  Installation out = patched({add("/templates/t1", R"({"body":"{\"n\":1}"})")});
+  EXPECT_EQ(out.templates.at("t1"), (InstallationTemplate{R"({"n":1})", {}, {}, ""}));
+  out = patched({replace("/templates/t1", R"({"body":"{\"n\":2}"})")});
+  EXPECT_EQ(out.templates.at("t1").body, R"({"n":2})");
+  out = patched({replace("/templates/t9", R"({"body":"{}"})")});  // replace on missing
+  EXPECT_EQ(out.templates.at("t9").body, "{}");
 }
 
 TEST(Templates, Remove) {
@@ -468,8 +469,8 @@ TEST(Templates, Remove) {
 
 TEST(Templates, MembersAreCaseInsensitiveAndNullIsAbsent) {
   Installation out =
-      patched({add("/templates/t2", R"({"Body":"b","Headers":null,"Expiry":null,"TAGS":null})")});
-  EXPECT_EQ(out.templates.at("t2"), (InstallationTemplate{"b", {}, {}, ""}));
+      patched({add("/templates/t2", R"({"Body":"{}","Headers":null,"Expiry":null,"TAGS":null})")});
+  EXPECT_EQ(out.templates.at("t2"), (InstallationTemplate{"{}", {}, {}, ""}));
 }
 
 TEST(Templates, BadTemplateValues) {
@@ -514,14 +515,14 @@ TEST(Templates, TemplateNameAndContentAreValidated) {
 TEST(Templates, LimitIsEnforcedWhileApplying) {
   std::vector<PatchOperation> ops;
   for (size_t i = 1; i < kMaxTemplates; ++i) {
-    ops.push_back(add("/templates/n" + std::to_string(i), R"({"body":"b"})"));
+    ops.push_back(add("/templates/n" + std::to_string(i), R"({"body":"{}"})"));
   }
   EXPECT_EQ(patched(ops).templates.size(), kMaxTemplates);
   ops.push_back(add("/templates/one_more", R"({"body":"b"})"));
   expectError(ops, "operations[19].path: the installation would have more than 20 templates");
   // Replacing an existing one at the limit is fine.
-  ops.back() = replace("/templates/t1", R"({"body":"c"})");
-  EXPECT_EQ(patched(ops).templates.at("t1").body, "c");
+  ops.back() = replace("/templates/t1", R"({"body":"{\"c\":1}"})");
+  EXPECT_EQ(patched(ops).templates.at("t1").body, R"({"c":1})");
 }
 
 // ---- /templates/{name}/... ----
@@ -529,7 +530,10 @@ TEST(Templates, LimitIsEnforcedWhileApplying) {
 TEST(TemplateParts, Body) {
   EXPECT_EQ(patched({add("/templates/t1/body", "{\"aps\":{}}")}).templates.at("t1").body,
             "{\"aps\":{}}");
-  EXPECT_EQ(patched({replace("/templates/t1/body", "plain")}).templates.at("t1").body, "plain");
+  EXPECT_EQ(patched({replace("/templates/t1/body", "{}")}).templates.at("t1").body, "{}");
+  // The registry compiles the template: a body that is no template of its platform is refused.
+  expectError({replace("/templates/t1/body", "plain")},
+              "templates[t1].body: position 0: the top level of a JSON template must be an object");
   expectError({remove("/templates/t1/body")},
               "operations[0].op: remove '/templates/t1/body' is refused: a template needs a body; "
               "replace it, or remove '/templates/t1'");
@@ -637,10 +641,10 @@ TEST(TemplateParts, TagsBehaveLikeTopLevelTags) {
 
 TEST(TemplateParts, SubPathOfAMissingTemplate) {
   // add/replace create the template; it needs a body by the end of the patch.
-  Installation out = patched({add("/templates/t2/tags", "x"), add("/templates/t2/body", "b")});
-  EXPECT_EQ(out.templates.at("t2"), (InstallationTemplate{"b", {}, {"x"}, ""}));
-  out = patched({replace("/templates/t3/body", "b")});
-  EXPECT_EQ(out.templates.at("t3").body, "b");
+  Installation out = patched({add("/templates/t2/tags", "x"), add("/templates/t2/body", "{}")});
+  EXPECT_EQ(out.templates.at("t2"), (InstallationTemplate{"{}", {}, {"x"}, ""}));
+  out = patched({replace("/templates/t3/body", "{}")});
+  EXPECT_EQ(out.templates.at("t3").body, "{}");
   expectError({add("/templates/t2/headers/h", "v")}, "templates[t2].body: must not be empty");
   // remove under a missing template is a no-op and creates nothing.
   for (const char* path : {"/templates/t2/headers", "/templates/t2/headers/h",

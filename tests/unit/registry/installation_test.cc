@@ -69,7 +69,37 @@ TEST(ValidateInstallation, AcceptsAValidOnePerPlatform) {
   Installation wns = validApns();
   wns.platform = Platform::kWns;
   wns.push_channel = "https://db5.notify.windows.com/?token=AwYAAAB%2b";
+  wns.templates["t1"] = {
+      "<toast><text>$(message)</text></toast>", {{"X-WNS-Type", "wns/toast"}}, {}, ""};
   EXPECT_TRUE(validateInstallation(wns));
+}
+
+TEST(ValidateInstallation, TemplatesAreCompiledWhenRegistered) {
+  Installation in = validApns();
+  in.templates["t1"].body = R"j({"aps":{"alert":"$5 off"}})j";
+  expectInvalid(in, "templates[t1].body: position ");
+  in.templates["t1"].body = R"j(["not an object"])j";
+  expectInvalid(in, "templates[t1].body: position 0");
+  in = validApns();
+  in.templates["t1"].headers["apns-expiration"] = "$(a";
+  expectInvalid(in, "templates[t1].headers[apns-expiration]: position ");
+  in = validApns();
+  in.templates["t1"].expiry = "$(a, -1)";
+  expectInvalid(in, "templates[t1].expiry: position ");
+  // WNS: XML, X-WNS-Type required; wns/raw takes XML or a JSON object.
+  in = validApns();
+  in.platform = Platform::kWns;
+  in.push_channel = "https://db5.notify.windows.com/?token=x";
+  in.templates["t1"] = {"<toast><text>$(m)</text></toast>", {}, {}, ""};
+  expectInvalid(in, "templates[t1].headers: a WNS template needs X-WNS-Type");
+  in.templates["t1"].headers["x-wns-type"] = "wns/toast";
+  EXPECT_TRUE(validateInstallation(in));
+  in.templates["t1"].body = R"j({"m":"$(m)"})j";
+  expectInvalid(in, "templates[t1].body: position 0");
+  in.templates["t1"].headers["x-wns-type"] = "wns/raw";
+  EXPECT_TRUE(validateInstallation(in));
+  EXPECT_EQ(templateFormat(Platform::kWns, in.templates["t1"].headers), expr::TemplateFormat::kRaw);
+  EXPECT_EQ(templateFormat(Platform::kFcm, {}), expr::TemplateFormat::kJson);
 }
 
 TEST(ValidateInstallation, Id) {
@@ -148,6 +178,7 @@ TEST(ValidateInstallation, FcmChannel) {
 
 TEST(ValidateInstallation, WnsChannel) {
   Installation in = validApns();
+  in.templates.clear();
   in.platform = Platform::kWns;
   in.push_channel = "HTTPS://host.example/path?x=1";
   EXPECT_TRUE(validateInstallation(in));
@@ -164,24 +195,25 @@ TEST(ValidateInstallation, WnsChannel) {
 TEST(ValidateInstallation, Templates) {
   Installation in = validApns();
   for (int i = 0; i < 20; ++i) {
-    in.templates["t" + std::to_string(i)] = tpl("body");
+    in.templates["t" + std::to_string(i)] = tpl(R"({"a":"b"})");
   }
   EXPECT_TRUE(validateInstallation(in));
-  in.templates["t20"] = tpl("body");
+  in.templates["t20"] = tpl(R"({"a":"b"})");
   expectInvalid(in, "templates: more than 20");
 
   in = validApns();
-  in.templates[std::string(65, 'n')] = tpl("body");
+  in.templates[std::string(65, 'n')] = tpl(R"({"a":"b"})");
   expectInvalid(in, "templates: name: longer than 64");
   in = validApns();
-  in.templates["bad.name"] = tpl("body");
+  in.templates["bad.name"] = tpl(R"({"a":"b"})");
   expectInvalid(in, "templates: name");
   in = validApns();
   in.templates["t1"].body = "";
   expectInvalid(in, "templates[t1].body: must not be empty");
   in.templates["t1"].body = std::string(4097, 'b');
   expectInvalid(in, "templates[t1].body: longer than 4096 bytes");
-  in.templates["t1"].body = std::string(4096, 'b');
+  in.templates["t1"].body = R"({"a":")" + std::string(4088, 'b') + R"("})";
+  ASSERT_EQ(in.templates["t1"].body.size(), 4096u);
   EXPECT_TRUE(validateInstallation(in));
   for (int i = 0; i < 21; ++i) {
     in.templates["t1"].headers["h" + std::to_string(i)] = "v";

@@ -174,13 +174,11 @@ TEST(RegistryBuckets, BucketOfIsStableAndInRange) {
 
 TEST_F(RegistryTest, UpsertGetRoundTripWithTemplates) {
   Installation in = makeInstallation("inst-1", {"likes_hockey", "location_seattle"});
-  InstallationTemplate toast;
-  toast.body =
-      "<toast><visual><binding template=\"ToastText01\"><text>$(msg)</text></binding>"
-      "</visual></toast>";
-  toast.headers = {{"X-WNS-Type", "wns/toast"}, {"X-WNS-TTL", "60"}};
-  toast.expiry = "$(expiry)";
-  in.templates["toast"] = toast;
+  InstallationTemplate expiring;
+  expiring.body = R"j({"aps":{"alert":"{'Hi ' + $(msg)}","badge":"#(n)"}})j";
+  expiring.headers = {{"apns-push-type", "alert"}, {"apns-priority", "5"}};
+  expiring.expiry = "$(expiry)";
+  in.templates["expiring"] = expiring;
   in.expiration_unix = 4102444800;
   in.last_update_ms = 1700000000000;
   ASSERT_TRUE(upsert(in));
