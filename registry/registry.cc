@@ -65,9 +65,10 @@ local function parse(rec)
   local chan = string.sub(rec, p, p + l - 1)
   p = p + l
   l, p = rdvar(rec, p)
+  local id = string.sub(rec, p, p + l - 1)
   p = p + l
   l, p = rdvar(rec, p)
-  return tags, refs, flags, chan, names, string.sub(rec, p, p + l - 1), p + l
+  return tags, refs, flags, chan, names, string.sub(rec, p, p + l - 1), p + l, id
 end
 -- The record's expiration (unix s, 0 = never) and last update (unix ms), which follow the user
 -- id at `p` (parse's seventh result).
@@ -213,7 +214,25 @@ local function erase(prefix, keys, id, slot, rec)
   unlink(prefix, slot, rec, keys[2], keys[3], nil)
   delrec(prefix, slot, #rec)
   redis.call('HDEL', keys[1], id)
+  redis.call('ZREM', prefix .. 'e', slot)
+  redis.call('ZREM', prefix .. 'd', slot)
   release(prefix, slot)
+end
+-- Keeps the sweep's sets in step with the record at `slot`: e scores it by its expiration, d by
+-- when its channel was marked dead (its last update then), so a sweep reads only what is due.
+local function schedule(prefix, slot, rec)
+  local _, _, flags, _, _, _, p = parse(rec)
+  local exp, updated = times(rec, p)
+  if exp ~= 0 then
+    redis.call('ZADD', prefix .. 'e', exp, slot)
+  else
+    redis.call('ZREM', prefix .. 'e', slot)
+  end
+  if flags % 8 >= 4 then
+    redis.call('ZADD', prefix .. 'd', updated, slot)
+  else
+    redis.call('ZREM', prefix .. 'd', slot)
+  end
 end
 )lua";
 
@@ -267,6 +286,7 @@ for _, t in ipairs(tags) do
   if not had[t] then tagadd(prefix, t, slot) end
 end
 putrec(prefix, slot, rec, oldlen)
+schedule(prefix, slot, rec)
 return existed
 )lua");
   return s;
@@ -308,30 +328,42 @@ if (flags % 32) - (flags % 8) ~= tonumber(ARGV[3]) or chan ~= ARGV[4] or flags %
   return 0
 end
 local exp = times(old, p)
-putrec(prefix, slot, string.char(flags + 4) .. string.sub(old, 2, p - 1) .. wrvar(exp) ..
-       wrvar(tonumber(ARGV[5])), #old)
+local marked = string.char(flags + 4) .. string.sub(old, 2, p - 1) .. wrvar(exp) ..
+               wrvar(tonumber(ARGV[5]))
+putrec(prefix, slot, marked, #old)
+schedule(prefix, slot, marked)
 return 1
 )lua");
   return s;
 }
 
-// KEYS: x, tpl, tplrc, r, t, f. ARGV: prefix, now (unix s), dead before (unix ms).
-// Deletes every installation of the bucket whose expiration has passed, and those whose channel
-// was marked expired before `dead before`. Returns how many.
+// KEYS: x, tpl, tplrc, r, t, f. ARGV: prefix, now (unix s), dead before (unix ms), limit.
+// Deletes up to `limit` installations of the bucket whose expiration has passed or whose channel
+// was marked expired before `dead before`, found through the e and d sets (usually absent, so a
+// sweep of a bucket with nothing due reads two empty keys). Returns how many.
 const Script& sweepScript() {
   static const Script s(std::string(kLuaPrelude) + R"lua(
-local prefix, now, dead_before = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local removed = 0
-local ids = redis.call('HGETALL', KEYS[1])
-for i = 1, #ids, 2 do
-  local slot = tonumber(ids[i + 1])
-  local rec = getrec(prefix, slot)
-  if rec then
-    local _, _, flags, _, _, _, p = parse(rec)
-    local exp, updated = times(rec, p)
-    if (exp ~= 0 and exp <= now) or (flags % 8 >= 4 and updated <= dead_before) then
-      erase(prefix, KEYS, ids[i], slot, rec)
-      removed = removed + 1
+local prefix, now, dead_before, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local due = redis.call('ZRANGEBYSCORE', prefix .. 'e', '-inf', now, 'LIMIT', 0, limit)
+for _, slot in ipairs(redis.call('ZRANGEBYSCORE', prefix .. 'd', '-inf', dead_before,
+                                 'LIMIT', 0, limit)) do
+  due[#due + 1] = slot
+end
+local removed, seen = 0, {}
+for _, slot in ipairs(due) do
+  if not seen[slot] then
+    seen[slot] = true
+    local rec = getrec(prefix, tonumber(slot))
+    if not rec then
+      redis.call('ZREM', prefix .. 'e', slot)
+      redis.call('ZREM', prefix .. 'd', slot)
+    else
+      local _, _, flags, _, _, _, p, id = parse(rec)
+      local exp, updated = times(rec, p)
+      if (exp ~= 0 and exp <= now) or (flags % 8 >= 4 and updated <= dead_before) then
+        erase(prefix, KEYS, id, tonumber(slot), rec)
+        removed = removed + 1
+      end
     end
   end
 end
@@ -769,7 +801,15 @@ return 0
 
 int64_t nowSeconds() { return nowMs() / 1000; }
 
-// KEYS: the index key. ARGV: bucket, now (unix s), the most buckets it lists.
+// How long a worker trusts that a tag is indexed as "*" before it writes the entry again, and
+// how many such tags it remembers (past that it forgets them all and learns them again).
+constexpr int64_t kEverywhereRecheckSeconds = 60;
+// Installations one sweep call deletes at most (a bucket with more due takes several ticks).
+constexpr size_t kMaxSweptPerCall = 64;
+constexpr size_t kMaxEverywhere = 100000;
+
+// KEYS: the index key. ARGV: bucket, now (unix s), the most buckets it lists. Returns 0 when the
+// entry is "*" (any bucket), 1 when it lists the bucket.
 // Lists the bucket, or, once the tag is in more buckets than that, only "*" = any bucket: the
 // index may over-list, a tag that common gains nothing from it, and one field costs less than a
 // hash of every bucket (which Redis would also move out of its compact encoding past 512).
@@ -783,6 +823,7 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 if redis.call('HLEN', KEYS[1]) > tonumber(ARGV[3]) then
   redis.call('DEL', KEYS[1])
   redis.call('HSET', KEYS[1], '*', ARGV[2])
+  return 0
 end
 return 1
 )lua");
@@ -845,8 +886,15 @@ void Registry::write(const Hub& hub, const Installation& installation,
     boost::asio::post(redis_.ioContext(), [cb = std::move(cb), e = r.error()] { cb(e); });
     return;
   }
-  // The index first, the bucket after: a failure in between over-lists (registry.h).
+  // The index first, the bucket after: a failure in between over-lists (registry.h). Tags this
+  // worker saw indexed as "*" are skipped: "*" is never narrowed again, so it already covers
+  // this bucket.
   std::vector<std::string> tags = indexedTags(installation);
+  int64_t now_s = nowSeconds();
+  std::erase_if(tags, [&](const std::string& tag) {
+    auto it = everywhere_.find(indexKey(hub, tag));
+    return it != everywhere_.end() && now_s - it->second < kEverywhereRecheckSeconds;
+  });
   if (tags.empty()) return writeBucket(hub, installation, std::move(cb), expected_last_update);
   struct Pending {
     size_t left;
@@ -855,17 +903,23 @@ void Registry::write(const Hub& hub, const Installation& installation,
   };
   auto pending = std::make_shared<Pending>(Pending{tags.size(), std::nullopt, std::move(cb)});
   std::string bucket = std::to_string(bucketOf(installation.id, hub.buckets));
-  std::string now = std::to_string(nowSeconds());
+  std::string now = std::to_string(now_s);
   std::string limit = std::to_string(indexedBucketsLimit(hub.buckets));
   auto shared = std::make_shared<const Installation>(installation);
   for (const auto& tag : tags) {
-    redis_.evalScript(indexAddScript(), {indexKey(hub, tag)}, {bucket, now, limit},
-                      [this, hub, shared, pending, expected_last_update](Result<RedisReply> r) {
-                        if (!r && !pending->error) pending->error = r.error();
-                        if (--pending->left > 0) return;
-                        if (pending->error) return pending->cb(*pending->error);
-                        writeBucket(hub, *shared, std::move(pending->cb), expected_last_update);
-                      });
+    std::string key = indexKey(hub, tag);
+    redis_.evalScript(
+        indexAddScript(), {key}, {bucket, now, limit},
+        [this, hub, shared, pending, expected_last_update, key, now_s](Result<RedisReply> r) {
+          if (!r && !pending->error) pending->error = r.error();
+          if (r && r->type == RedisReply::Type::kInteger && r->integer == 0) {
+            if (everywhere_.size() >= kMaxEverywhere) everywhere_.clear();
+            everywhere_[key] = now_s;
+          }
+          if (--pending->left > 0) return;
+          if (pending->error) return pending->cb(*pending->error);
+          writeBucket(hub, *shared, std::move(pending->cb), expected_last_update);
+        });
   }
 }
 
@@ -1023,7 +1077,8 @@ void Registry::sweep(const Hub& hub, uint32_t bucket, std::chrono::seconds dead_
   int64_t now_ms = nowMs();
   redis_.evalScript(sweepScript(), keys.writeKeys(),
                     {keys.prefix, std::to_string(now_ms / 1000),
-                     std::to_string(now_ms - dead_channel_retention.count() * 1000)},
+                     std::to_string(now_ms - dead_channel_retention.count() * 1000),
+                     std::to_string(kMaxSweptPerCall)},
                     [cb = std::move(cb)](Result<RedisReply> r) {
                       if (!r) {
                         return cb(r.error());

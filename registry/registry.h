@@ -14,6 +14,8 @@
 //   ph:{H:b}:f         zset  freed slots below the highest allocated one (score = slot)
 //   ph:{H:b}:tpl       hash  template ref (8 bytes of SHA-1) -> encoded template, once per bucket
 //   ph:{H:b}:tplrc     hash  template ref -> number of record references; 0 deletes both fields
+//   ph:{H:b}:e         zset  slots of installations with an expiration time, scored by it
+//   ph:{H:b}:d         zset  slots whose channel a provider called dead, scored by when (unix ms)
 // All writes of one installation are one Lua script (atomic, one slot). The scripts name the
 // keys they derive from the prefix (r1.., t:<tag>) themselves; they all carry the bucket's hash
 // tag, so they live in the declared keys' slot. Memory stays low while a bucket holds at most
@@ -32,13 +34,14 @@
 //                            "*" -> seconds: any bucket (never narrowed again)
 // An upsert writes the index entries of every tag it lists (template tags and names unmarked,
 // $UserId:{user} as is) before its bucket script, and waits for them: a failure in between leaves
-// an entry too many, never one too few. A send to an expression visits only the buckets the
-// index gives its tags (TagExpression::candidateBuckets). Entries are pruned lazily: a resolve
-// that finds none of a tag's members in the bucket asks for a prune, which deletes the entry
-// only if it was last written more than `index_prune_grace` ago, the bucket still has no member
-// for it, and the entry is unchanged since it was read (a compare-and-delete in the index's
-// slot). Any upsert in flight wrote its entry less than a command timeout ago, so the grace (far
-// longer than a command timeout) keeps it.
+// an entry too many, never one too few. A tag the worker saw as "*" within the last minute is
+// not written again ("*" is never narrowed, so it already lists every bucket). A send to an
+// expression visits only the buckets the index gives its tags (TagExpression::candidateBuckets).
+// Entries are pruned lazily: a resolve that finds none of a tag's members in the bucket asks for a
+// prune, which deletes the entry only if it was last written more than `index_prune_grace` ago, the
+// bucket still has no member for it, and the entry is unchanged since it was read (a
+// compare-and-delete in the index's slot). Any upsert in flight wrote its entry less than a command
+// timeout ago, so the grace (far longer than a command timeout) keeps it.
 //
 // Threading: a Registry wraps one RedisClient and follows its rule: only the thread running
 // that client's io_context calls it, and callbacks run on that thread.
@@ -50,6 +53,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -158,9 +162,10 @@ class Registry {
                      std::function<void(Result<bool>)> cb);
 
   // Deletes the installations of one bucket whose expiration time has passed, and those whose
-  // channel was marked expired more than `dead_channel_retention` ago: one script over the
-  // bucket (a few hundred records), so a sweeper bounds its work by the buckets it visits.
-  // Gives how many were deleted.
+  // channel was marked expired more than `dead_channel_retention` ago, at most 64 per call: one
+  // script that reads only what is due (the bucket's e and d sets, absent for most buckets), so
+  // a sweeper's work per tick is bounded and near nothing when nothing is due. Gives how many
+  // were deleted.
   void sweep(const Hub& hub, uint32_t bucket, std::chrono::seconds dead_channel_retention,
              std::function<void(Result<size_t>)> cb);
 
@@ -198,6 +203,8 @@ class Registry {
   RedisClient& redis_;
   Options options_;
   size_t prunes_in_flight_ = 0;
+  // Index keys this worker found to be "*" (any bucket), with when: an upsert skips writing them.
+  std::unordered_map<std::string, int64_t> everywhere_;
 };
 
 }  // namespace pushhub::registry

@@ -420,7 +420,7 @@ int sendCommand(Hub& hub, Control& control, const Args& args) {
   return t.answered() >= expect ? 0 : 1;
 }
 
-double percentile(std::vector<double>& sorted, double p) {
+double percentile(const std::vector<double>& sorted, double p) {
   if (sorted.empty()) {
     return 0;
   }
@@ -428,45 +428,43 @@ double percentile(std::vector<double>& sorted, double p) {
   return sorted[std::min(rank, sorted.size() - 1)];
 }
 
-int directCommand(Hub& hub, Control& control, const Args& args) {
-  const int count = std::stoi(args.get("--count", "10000"));
-  const int64_t devices = std::stoll(args.get("--devices", "0"));
-  const int share = std::stoi(args.get("--apns-share", "100"));
-  const std::string prefix = args.get("--prefix", "device-");
-  if (devices <= 0 || share <= 0 || share > 100) {
-    die("--devices N and --apns-share 1..100 are required");
-  }
+// Sends `count` single-audience APNs notifications one after another, the i-th with the body
+// {"aps":{"alert":"<label> i"}} and the audience `audience(request, i)` sets; waits until
+// pns-mock has answered `count * per_send` requests (60 s at most) and gives, per send, the
+// latency from the call to the last of its `per_send` receipts (sends missing one are left out).
+// `send_calls_per_s` gets the rate of the calls.
+template <typename Audience>
+std::vector<double> timedSends(Hub& hub, Control& control, const std::string& label, int count,
+                               int per_send, Audience audience, double* send_calls_per_s) {
   control.call(http::verb::post, "/_mock/reset");
-  // pushhubctl install bulk gives index i the platform of slot i % 100 of the mix, APNs first:
-  // slots below `share` are APNs devices.
+  const std::string head = R"({"aps":{"alert":")" + label + " ";
   std::vector<int64_t> sent_us(count);
   for (int i = 0; i < count; ++i) {
-    int64_t index = (static_cast<int64_t>(i) / share) * 100 + i % share;
-    index %= devices;
     v1::SendNotificationRequest request;
     request.set_hub(hub.name());
-    request.set_installation_id(prefix + std::to_string(index));
+    audience(request, i);
     auto* native = request.add_native();
     native->set_platform(v1::PLATFORM_APNS);
-    native->set_body(R"({"aps":{"alert":"direct )" + std::to_string(i) + R"("}})");
+    native->set_body(head + std::to_string(i) + R"("}})");
     std::string id;
     sent_us[i] = wallUs();
     grpc::Status status = hub.send(request, &id);
     if (!status.ok()) {
-      die("SendNotification (direct " + std::to_string(i) + "): " + status.error_message());
+      die("SendNotification (" + label + " " + std::to_string(i) + "): " + status.error_message());
     }
   }
-  const int64_t done_us = wallUs();
+  *send_calls_per_s = count / ((wallUs() - sent_us[0]) / 1e6);
+  const int64_t expected = static_cast<int64_t>(count) * per_send;
   for (int i = 0; i < 600; ++i) {
-    if (totals(control.call(http::verb::get, "/_mock/stats?tokens=0")).answered() >= count) {
+    if (totals(control.call(http::verb::get, "/_mock/stats?tokens=0")).answered() >= expected) {
       break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  json::value received =
-      control.call(http::verb::get, "/_mock/received?provider=apns&limit=" + std::to_string(count));
-  std::vector<double> latency_ms;
-  const std::string head = R"({"aps":{"alert":"direct )";
+  json::value received = control.call(
+      http::verb::get, "/_mock/received?provider=apns&limit=" + std::to_string(expected));
+  std::vector<int64_t> last_us(count, 0);
+  std::vector<int> seen(count, 0);
   for (const auto& e : received.as_array()) {
     const auto& o = e.as_object();
     std::string_view body = o.at("body").as_string();
@@ -477,23 +475,52 @@ int directCommand(Hub& hub, Control& control, const Args& args) {
     if (i < 0 || i >= count) {
       continue;
     }
-    latency_ms.push_back((o.at("received_at_us").to_number<int64_t>() - sent_us[i]) / 1000.0);
+    ++seen[i];
+    last_us[i] = std::max(last_us[i], o.at("received_at_us").to_number<int64_t>());
+  }
+  std::vector<double> latency_ms;
+  for (int i = 0; i < count; ++i) {
+    if (seen[i] == per_send) latency_ms.push_back((last_us[i] - sent_us[i]) / 1000.0);
   }
   std::sort(latency_ms.begin(), latency_ms.end());
+  return latency_ms;
+}
+
+json::object latencyFigures(const std::vector<double>& latency_ms) {
   double sum = 0;
   for (double l : latency_ms) {
     sum += l;
   }
-  json::object out{
-      {"sent", count},
-      {"matched", latency_ms.size()},
-      {"send_calls_per_s", count / ((done_us - sent_us[0]) / 1e6)},
+  return {
       {"p50_ms", percentile(latency_ms, 0.50)},
       {"p90_ms", percentile(latency_ms, 0.90)},
       {"p99_ms", percentile(latency_ms, 0.99)},
       {"max_ms", latency_ms.empty() ? 0.0 : latency_ms.back()},
       {"mean_ms", latency_ms.empty() ? 0.0 : sum / static_cast<double>(latency_ms.size())},
   };
+}
+
+int directCommand(Hub& hub, Control& control, const Args& args) {
+  const int count = std::stoi(args.get("--count", "10000"));
+  const int64_t devices = std::stoll(args.get("--devices", "0"));
+  const int share = std::stoi(args.get("--apns-share", "100"));
+  const std::string prefix = args.get("--prefix", "device-");
+  if (devices <= 0 || share <= 0 || share > 100) {
+    die("--devices N and --apns-share 1..100 are required");
+  }
+  double calls_per_s = 0;
+  // pushhubctl install bulk gives index i the platform of slot i % 100 of the mix, APNs first:
+  // slots below `share` are APNs devices.
+  auto latency_ms = timedSends(
+      hub, control, "direct", count, 1,
+      [&](v1::SendNotificationRequest& request, int i) {
+        int64_t index = ((static_cast<int64_t>(i) / share) * 100 + i % share) % devices;
+        request.set_installation_id(prefix + std::to_string(index));
+      },
+      &calls_per_s);
+  json::object out{
+      {"sent", count}, {"matched", latency_ms.size()}, {"send_calls_per_s", calls_per_s}};
+  for (auto& [k, v] : latencyFigures(latency_ms)) out[k] = v;
   std::cout << json::serialize(out) << "\n";
   return latency_ms.size() == static_cast<size_t>(count) ? 0 : 1;
 }
@@ -520,61 +547,23 @@ int userCommand(Hub& hub, Control& control, const Args& args) {
     if (all_apns) users.push_back(u);
   }
   if (users.empty()) die("no user has only APNs devices");
-  control.call(http::verb::post, "/_mock/reset");
   const int64_t buckets0 = metricValue(admin, "pushhub_buckets_resolved_total");
-  std::vector<int64_t> sent_us(count);
-  for (int i = 0; i < count; ++i) {
-    int64_t user = users[(static_cast<size_t>(i) * 7919) % users.size()];
-    v1::SendNotificationRequest request;
-    request.set_hub(hub.name());
-    request.set_tag_expression("$UserId:{user-" + std::to_string(user) + "}");
-    auto* native = request.add_native();
-    native->set_platform(v1::PLATFORM_APNS);
-    native->set_body(R"({"aps":{"alert":"user )" + std::to_string(i) + R"("}})");
-    std::string id;
-    sent_us[i] = wallUs();
-    grpc::Status status = hub.send(request, &id);
-    if (!status.ok())
-      die("SendNotification (user " + std::to_string(i) + "): " + status.error_message());
-  }
-  const int64_t expected = static_cast<int64_t>(count) * per_user;
-  for (int i = 0; i < 600; ++i) {
-    if (totals(control.call(http::verb::get, "/_mock/stats?tokens=0")).answered() >= expected) {
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  // The jobs count their buckets as they resolve them; all are answered by now.
+  double calls_per_s = 0;
+  auto latency_ms = timedSends(
+      hub, control, "user", count, per_user,
+      [&](v1::SendNotificationRequest& request, int i) {
+        int64_t user = users[(static_cast<size_t>(i) * 7919) % users.size()];
+        request.set_tag_expression("$UserId:{user-" + std::to_string(user) + "}");
+      },
+      &calls_per_s);
+  // Every job has resolved its buckets once all its devices answered.
   const int64_t buckets = metricValue(admin, "pushhub_buckets_resolved_total") - buckets0;
-  json::value received = control.call(
-      http::verb::get, "/_mock/received?provider=apns&limit=" + std::to_string(expected));
-  std::vector<int64_t> last_us(count, 0);
-  std::vector<int> seen(count, 0);
-  const std::string head = R"({"aps":{"alert":"user )";
-  for (const auto& e : received.as_array()) {
-    const auto& o = e.as_object();
-    std::string_view body = o.at("body").as_string();
-    if (body.rfind(head, 0) != 0) continue;
-    int i = std::atoi(std::string(body.substr(head.size())).c_str());
-    if (i < 0 || i >= count) continue;
-    ++seen[i];
-    last_us[i] = std::max(last_us[i], o.at("received_at_us").to_number<int64_t>());
-  }
-  std::vector<double> latency_ms;
-  for (int i = 0; i < count; ++i) {
-    if (seen[i] == per_user) latency_ms.push_back((last_us[i] - sent_us[i]) / 1000.0);
-  }
-  std::sort(latency_ms.begin(), latency_ms.end());
-  json::object out{
-      {"sent", count},
-      {"devices_per_user", per_user},
-      {"complete", latency_ms.size()},
-      {"buckets_per_send", static_cast<double>(buckets) / count},
-      {"p50_ms", percentile(latency_ms, 0.50)},
-      {"p90_ms", percentile(latency_ms, 0.90)},
-      {"p99_ms", percentile(latency_ms, 0.99)},
-      {"max_ms", latency_ms.empty() ? 0.0 : latency_ms.back()},
-  };
+  json::object out{{"sent", count},
+                   {"devices_per_user", per_user},
+                   {"complete", latency_ms.size()},
+                   {"send_calls_per_s", calls_per_s},
+                   {"buckets_per_send", static_cast<double>(buckets) / count}};
+  for (auto& [k, v] : latencyFigures(latency_ms)) out[k] = v;
   std::cout << json::serialize(out) << "\n";
   return latency_ms.size() == static_cast<size_t>(count) ? 0 : 1;
 }

@@ -568,8 +568,11 @@ TEST_F(RegistryTest, SweepDeletesExpiredInstallationsAndDeadHandlesPastTheRetent
   EXPECT_FALSE(get(a)->has_value());
   EXPECT_TRUE(get(b)->has_value());
   EXPECT_EQ(sweep(bucket, std::chrono::hours(1)), 0u);
+  std::string prefix = Registry::bucketPrefix(hub_, bucket);
+  EXPECT_EQ(cmd(io_, client_, {"ZCARD", prefix + "d"})->integer, 1);  // what the sweep reads
   EXPECT_EQ(sweep(bucket, std::chrono::seconds(0)), 1u);
   EXPECT_FALSE(get(b)->has_value());
+  EXPECT_EQ(cmd(io_, client_, {"EXISTS", prefix + "e", prefix + "d"})->integer, 0);
   // Nothing of theirs is left in the bucket; the live one is untouched.
   if (Registry::bucketOf("live", hub_.buckets) != bucket) {
     EXPECT_TRUE(tagFields(bucket).empty());
