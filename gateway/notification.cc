@@ -159,7 +159,7 @@ Result<void> validateSendRequest(const v1::SendNotificationRequest& request,
     std::string field = "template_properties[" + name + "]";
     if (name.empty() || name.size() > kMaxTemplatePropertyNameLength ||
         name.find_first_of("()$") != std::string::npos) {
-      return Error::invalidArgument(field + ": names are 1 to 64 characters without ( ) $");
+      return Error::invalidArgument(field + ": names are 1 to 120 characters without ( ) $");
     }
     if (value.size() > kMaxTemplatePropertyValueBytes) {
       return Error::invalidArgument(field + ": values are at most 4096 bytes");
