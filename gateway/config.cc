@@ -5,6 +5,7 @@
 #include "providers/wns/wns_provider.h"
 
 #include <algorithm>
+#include <charconv>
 #include <fstream>
 #include <sstream>
 
@@ -283,10 +284,10 @@ Result<Config> parseConfig(std::string_view toml_text, const std::filesystem::pa
               {"sweep_interval_ms", "dead_channel_retention_hours"});
   r.onlyKnown(root["server"].as_table(), "server",
               {"grpc_listen", "admin_listen", "tls_cert", "tls_key", "workers"});
-  r.onlyKnown(root["redis"].as_table(), "redis", {"host", "port", "password"});
+  r.onlyKnown(root["redis"].as_table(), "redis", {"host", "port", "nodes", "password"});
   r.onlyKnown(root["dispatch"].as_table(), "dispatch",
               {"buckets_per_job", "max_jobs_per_worker", "max_in_flight_per_job",
-               "resolves_in_flight_per_job", "max_attempts"});
+               "resolves_in_flight_per_job", "max_attempts", "queue_partitions"});
   auto server = root["server"];
   r.get(server["grpc_listen"], "server.grpc_listen", config.grpc_listen);
   r.get(server["admin_listen"], "server.admin_listen", config.admin_listen);
@@ -307,6 +308,32 @@ Result<Config> parseConfig(std::string_view toml_text, const std::filesystem::pa
   r.get(redis["host"], "redis.host", config.redis_host);
   r.getInt(redis["port"], "redis.port", config.redis_port, 1, 65535);
   r.get(redis["password"], "redis.password", config.redis_password);
+  config.redis_nodes = {{config.redis_host, config.redis_port}};
+  if (redis["nodes"]) {
+    auto nodes = redis["nodes"].as_array();
+    if (!nodes || nodes->empty())
+      r.fail("redis.nodes", "must be a non-empty list of \"host:port\"");
+    if (nodes && !nodes->empty()) {
+      if (redis["host"] || redis["port"])
+        r.fail("redis.nodes", "replaces host and port; set one or the other");
+      config.redis_nodes.clear();
+      for (size_t i = 0; i < nodes->size(); ++i) {
+        auto text = (*nodes)[i].value<std::string>();
+        auto colon = text ? text->rfind(':') : std::string::npos;
+        uint16_t port = 0;
+        if (colon != std::string::npos && colon > 0) {
+          auto digits = std::string_view(*text).substr(colon + 1);
+          auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
+          if (ec != std::errc() || end != digits.data() + digits.size()) port = 0;
+        }
+        if (port == 0) {
+          r.fail("redis.nodes[" + std::to_string(i) + "]", "must be \"host:port\"");
+          break;
+        }
+        config.redis_nodes.push_back({text->substr(0, colon), port});
+      }
+    }
+  }
 
   auto dispatch = root["dispatch"];
   r.getInt(dispatch["buckets_per_job"], "dispatch.buckets_per_job", config.buckets_per_job, 1,
@@ -318,6 +345,8 @@ Result<Config> parseConfig(std::string_view toml_text, const std::filesystem::pa
   r.getInt(dispatch["resolves_in_flight_per_job"], "dispatch.resolves_in_flight_per_job",
            config.resolves_in_flight_per_job, 1, 256);
   r.getInt(dispatch["max_attempts"], "dispatch.max_attempts", config.max_attempts, 1, 20);
+  r.getInt(dispatch["queue_partitions"], "dispatch.queue_partitions", config.queue_partitions, 1,
+           256);
 
   auto upkeep = root["registry"];
   r.getInt(upkeep["sweep_interval_ms"], "registry.sweep_interval_ms", config.sweep_interval_ms, 0,

@@ -13,6 +13,7 @@
 #include "providers/apns/apns_config.h"
 #include "providers/fcm/fcm_config.h"
 #include "providers/wns/wns_config.h"
+#include "registry/cluster_slots.h"
 
 namespace pushhub::gateway {
 
@@ -50,6 +51,8 @@ struct Config {
   // Redis.
   std::string redis_host = "127.0.0.1";
   uint16_t redis_port = 6379;
+  // The seeds: [redis] nodes, or host:port. A standalone server or any nodes of a cluster.
+  std::vector<registry::ClusterNode> redis_nodes{{"127.0.0.1", 6379}};
   std::string redis_password;
 
   // Dispatch.
@@ -58,6 +61,7 @@ struct Config {
   size_t max_in_flight_per_job = 4096;      // targets handed to providers and not yet answered
   uint32_t resolves_in_flight_per_job = 8;  // bucket resolves one job keeps in flight
   uint32_t max_attempts = 3;                // per target, for retryable outcomes
+  uint32_t queue_partitions = 8;            // job streams ph:jobs:{0..n-1}, spread over the slots
 
   // Registry upkeep: each worker sweeps one bucket of each hub per interval (0: never), deleting
   // expired installations and dead handles older than the retention.

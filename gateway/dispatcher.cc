@@ -64,9 +64,10 @@ Dispatcher::Dispatcher(boost::asio::io_context& ioc, const Config& config,
       metrics_(metrics) {}
 
 void Dispatcher::start() {
-  claiming_ = true;
+  starting_ = true;
+  claiming_.assign(queue_.partitions(), false);
   queue_.init([this](Result<void> ok) {
-    claiming_ = false;
+    starting_ = false;
     if (!ok) {
       log::get("dispatch")->warn("cannot create the consumer group yet: {}", ok.error().message);
       return retryLater(kRedisRetryDelay, [this] { start(); });
@@ -82,19 +83,37 @@ void Dispatcher::retryLater(std::chrono::milliseconds delay, std::function<void(
   timer->async_wait([timer, action = std::move(action)](boost::system::error_code) { action(); });
 }
 
+// Every partition has its own blocked read, one job at a time, so a job in any partition starts
+// at once; a worker may therefore hold up to one job per partition beyond max_jobs_per_worker
+// when reads return together. The next round starts after the partition that last had work.
 void Dispatcher::claimMore() {
-  if (stopping_ || claiming_ || active_.size() >= config_.max_jobs_per_worker) return;
-  claiming_ = true;
-  queue_.claim(config_.max_jobs_per_worker - active_.size(), kClaimBlock,
-               [this](Result<std::vector<registry::Job>> jobs) {
-                 claiming_ = false;
-                 if (!jobs) {
-                   WorkerMetrics::add(metrics_.redis_errors);
-                   return retryLater(kRedisRetryDelay, [this] { claimMore(); });
-                 }
-                 for (auto& job : *jobs) startJob(std::move(job));
-                 claimMore();
-               });
+  if (stopping_ || starting_) return;
+  const uint32_t partitions = queue_.partitions();
+  for (uint32_t i = 0; i < partitions; ++i) {
+    uint32_t p = (next_partition_ + i) % partitions;
+    if (active_.size() >= config_.max_jobs_per_worker) return;
+    if (claiming_[p]) continue;
+    claiming_[p] = true;
+    queue_.claim(p, 1, kClaimBlock, [this, p](Result<std::vector<registry::Job>> jobs) {
+      claiming_[p] = false;
+      if (!jobs) {
+        WorkerMetrics::add(metrics_.redis_errors);
+        return retryLater(kRedisRetryDelay, [this] { claimMore(); });
+      }
+      if (!jobs->empty()) next_partition_ = p + 1;
+      for (auto& job : *jobs) startJob(std::move(job));
+      claimMore();
+    });
+  }
+}
+
+bool Dispatcher::idle() const {
+  return active_.empty() && !starting_ &&
+         std::none_of(claiming_.begin(), claiming_.end(), [](bool c) { return c; });
+}
+
+std::string Dispatcher::jobKey(const registry::Job& job) {
+  return job.stream + "/" + job.stream_id;
 }
 
 std::shared_ptr<const PreparedNotification> Dispatcher::cached(const std::string& id) {
@@ -113,7 +132,7 @@ void Dispatcher::startJob(registry::Job job) {
   WorkerMetrics::add(metrics_.jobs_started);
   auto run = std::make_shared<Run>();
   run->job = std::move(job);
-  active_.emplace(run->job.stream_id, run);
+  active_.emplace(jobKey(run->job), run);
   if (auto n = cached(run->job.notification_id)) {
     run->notification = std::move(n);
     return begin(run);
@@ -125,7 +144,7 @@ void Dispatcher::startJob(registry::Job job) {
           ->warn("notification {}: cannot load: {}", run->job.notification_id,
                  body.error().message);
       // Leave the job pending in Redis: another attempt (or another worker) takes it later.
-      active_.erase(run->job.stream_id);
+      active_.erase(jobKey(run->job));
       return retryLater(kRedisRetryDelay, [this] { claimMore(); });
     }
     auto prepared = prepareNotification(run->job.notification_id, *body);
@@ -327,7 +346,7 @@ void Dispatcher::finish(const RunPtr& run) {
       return retryLater(kRedisRetryDelay, [this, run] { finish(run); });
     }
     WorkerMetrics::add(metrics_.jobs_completed);
-    active_.erase(run->job.stream_id);
+    active_.erase(jobKey(run->job));
     claimMore();
   });
 }

@@ -19,6 +19,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "gateway/config.h"
 #include "gateway/metrics.h"
@@ -45,13 +46,14 @@ class Dispatcher {
   void start();
   // Stops claiming; running jobs go on. `idle()` tells when they are done.
   void stop();
-  bool idle() const { return active_.empty() && !claiming_; }
+  bool idle() const;
 
  private:
   struct Run;
   using RunPtr = std::shared_ptr<Run>;
 
   void claimMore();
+  static std::string jobKey(const registry::Job& job);  // stream ids repeat across partitions
   void startJob(registry::Job job);
   void begin(const RunPtr& run);
   void pump(const RunPtr& run);
@@ -83,8 +85,10 @@ class Dispatcher {
   WorkerMetrics& metrics_;
 
   bool stopping_ = false;
-  bool claiming_ = false;
-  std::map<std::string, RunPtr> active_;  // by stream id
+  bool starting_ = false;
+  std::vector<bool> claiming_;  // per queue partition: a read is waiting
+  uint32_t next_partition_ = 0;
+  std::map<std::string, RunPtr> active_;  // by jobKey()
   // Jobs of one notification usually follow each other; keep the last few parsed.
   std::deque<std::shared_ptr<const PreparedNotification>> recent_;
 };

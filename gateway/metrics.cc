@@ -58,6 +58,18 @@ std::string renderPrometheus(const std::vector<const WorkerMetrics*>& workers) {
       });
   counter("pushhub_redis_errors_total", "Redis commands that failed.",
           [](const WorkerMetrics& m) -> const WorkerMetrics::Counter& { return m.redis_errors; });
+  counter("pushhub_redis_moved_total",
+          "MOVED redirections from Redis Cluster (a slot changed master: resharding, failover).",
+          [](const WorkerMetrics& m) -> const WorkerMetrics::Counter& { return m.redis.moved; });
+  counter("pushhub_redis_ask_total",
+          "ASK redirections from Redis Cluster (a command for a slot being migrated).",
+          [](const WorkerMetrics& m) -> const WorkerMetrics::Counter& { return m.redis.ask; });
+  counter("pushhub_redis_retries_total",
+          "Redis commands retried after TRYAGAIN, CLUSTERDOWN, LOADING or an unreachable master.",
+          [](const WorkerMetrics& m) -> const WorkerMetrics::Counter& { return m.redis.retried; });
+  counter(
+      "pushhub_redis_topology_refreshes_total", "Redis Cluster slot maps read.",
+      [](const WorkerMetrics& m) -> const WorkerMetrics::Counter& { return m.redis.refreshes; });
 
   int64_t in_flight = 0;
   for (const auto* w : workers) in_flight += w->in_flight.load(std::memory_order_relaxed);

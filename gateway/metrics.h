@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "registry/redis_client.h"
+
 namespace pushhub::gateway {
 
 // Azure's outcome names, in the order of their counters.
@@ -43,7 +45,8 @@ struct WorkerMetrics {
   Counter handles_expired{0};
   Counter installations_swept{0};
   Counter redis_errors{0};
-  std::atomic<int64_t> in_flight{0};  // gauge: targets handed to providers, not yet answered
+  registry::RedisClient::Stats redis;  // every Redis client of the worker adds to these
+  std::atomic<int64_t> in_flight{0};   // gauge: targets handed to providers, not yet answered
   std::array<std::array<Counter, kOutcomeNames.size()>, kPlatforms> outcomes{};
 
   static void add(Counter& c, uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }

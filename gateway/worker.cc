@@ -9,16 +9,37 @@
 namespace pushhub::gateway {
 namespace {
 
-registry::RedisClient::Options redisOptions(const Config& config) {
+registry::RedisClient::Options redisOptions(const Config& config, WorkerMetrics& metrics,
+                                            bool connect_to_all) {
   registry::RedisClient::Options options;
-  options.host = config.redis_host;
-  options.port = config.redis_port;
+  options.stats = &metrics.redis;
+  options.seeds = config.redis_nodes;
   options.password = config.redis_password;
+  options.connect_to_all = connect_to_all;
   return options;
 }
 
-registry::NotificationQueue::Options queueOptions(size_t index) {
+std::vector<std::unique_ptr<registry::RedisClient>> makeReaders(boost::asio::io_context& ioc,
+                                                                const Config& config,
+                                                                WorkerMetrics& metrics) {
+  std::vector<std::unique_ptr<registry::RedisClient>> readers;
+  for (uint32_t p = 0; p < config.queue_partitions; ++p) {
+    readers.push_back(
+        std::make_unique<registry::RedisClient>(ioc, redisOptions(config, metrics, false)));
+  }
+  return readers;
+}
+
+std::vector<registry::RedisClient*> borrow(
+    const std::vector<std::unique_ptr<registry::RedisClient>>& clients) {
+  std::vector<registry::RedisClient*> out;
+  for (const auto& c : clients) out.push_back(c.get());
+  return out;
+}
+
+registry::NotificationQueue::Options queueOptions(const Config& config, size_t index) {
   registry::NotificationQueue::Options options;
+  options.partitions = config.queue_partitions;
   // Unique per process and worker, so a restarted daemon's pending jobs are visible as another
   // consumer's (and can be reclaimed) rather than silently re-read as its own.
   options.consumer = "w" + std::to_string(index) + "-" + std::to_string(::getpid()) + "-" +
@@ -32,10 +53,10 @@ Worker::Worker(size_t index, size_t workers, const Config& config,
                const SharedCredentials& credentials)
     : index_(index),
       work_(boost::asio::make_work_guard(ioc_)),
-      commands_(ioc_, redisOptions(config)),
-      blocking_(ioc_, redisOptions(config)),
+      commands_(ioc_, redisOptions(config, metrics_, true)),
+      readers_(makeReaders(ioc_, config, metrics_)),
       registry_(commands_),
-      queue_(commands_, blocking_, queueOptions(index)),
+      queue_(commands_, borrow(readers_), queueOptions(config, index)),
       clients_(makeHubClients(ioc_, credentials)),
       dispatcher_(ioc_, config, registry_, queue_, clients_, metrics_),
       sweeper_(ioc_, config, registry_, metrics_, index, workers) {}
@@ -47,7 +68,7 @@ Worker::~Worker() {
 void Worker::start() {
   boost::asio::post(ioc_, [this] {
     commands_.connect();
-    blocking_.connect();
+    for (auto& reader : readers_) reader->connect();
     dispatcher_.start();
     sweeper_.start();
   });
@@ -78,7 +99,7 @@ void Worker::stop(std::chrono::milliseconds grace) {
   }
   boost::asio::post(ioc_, [this] {
     commands_.close();
-    blocking_.close();
+    for (auto& reader : readers_) reader->close();
     work_.reset();
     ioc_.stop();
   });

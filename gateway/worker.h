@@ -1,9 +1,9 @@
 #pragma once
 // A worker: one thread running one io_context that owns everything it touches on the hot path:
-// its two Redis connections (commands, and one kept for the queue's blocking reads), the registry
-// and queue bound to them, its provider connections per hub, its dispatcher, its registry sweeper
-// and its counters. Nothing here is shared with another worker; other threads hand work in with
-// post().
+// its Redis clients (one for commands, and one per queue partition for its blocking reads), the
+// registry and queue bound to them, its provider connections per hub, its dispatcher, its registry
+// sweeper and its counters. Nothing here is shared with another worker; other threads hand work in
+// with post().
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -12,6 +12,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include "gateway/config.h"
 #include "gateway/dispatcher.h"
@@ -49,12 +50,12 @@ class Worker {
   size_t index_;
   boost::asio::io_context ioc_{1};
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
+  WorkerMetrics metrics_;  // before the Redis clients, which count into it
   registry::RedisClient commands_;
-  registry::RedisClient blocking_;
+  std::vector<std::unique_ptr<registry::RedisClient>> readers_;  // one per queue partition
   registry::Registry registry_;
   registry::NotificationQueue queue_;
   std::unordered_map<std::string, HubClients> clients_;
-  WorkerMetrics metrics_;
   Dispatcher dispatcher_;
   Sweeper sweeper_;
   std::thread thread_;

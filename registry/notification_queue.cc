@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <boost/asio/post.hpp>
+#include <cassert>
 #include <charconv>
 #include <memory>
 #include <optional>
@@ -55,6 +56,19 @@ return 1
   return s;
 }
 
+// Calls `cb` once `left` parts are done, with the first error if any.
+struct Join {
+  Join(size_t parts, std::function<void(Result<void>)> callback)
+      : left(parts), cb(std::move(callback)) {}
+  void done(Result<void> part) {
+    if (!part && !error) error = part.error();
+    if (--left == 0) error ? cb(*error) : cb(Result<void>());
+  }
+  size_t left;
+  std::optional<Error> error;
+  std::function<void(Result<void>)> cb;
+};
+
 std::string defaultConsumer() {
   static std::atomic<int> counter{0};
   char host[256] = {};
@@ -81,7 +95,7 @@ Result<void> validateId(const std::string& id) {
 }
 
 // Entries of XREADGROUP / XAUTOCLAIM: [[id, [field, value, ...]], ...].
-std::vector<Job> parseEntries(const RedisReply& entries) {
+std::vector<Job> parseEntries(const std::string& stream, const RedisReply& entries) {
   std::vector<Job> jobs;
   jobs.reserve(entries.elements.size());
   for (const auto& e : entries.elements) {
@@ -89,6 +103,7 @@ std::vector<Job> parseEntries(const RedisReply& entries) {
       continue;  // deleted entry (older servers return it with nil fields)
     }
     Job job;
+    job.stream = stream;
     job.stream_id = e.elements[0].str;
     const auto& fields = e.elements[1].elements;
     for (size_t i = 0; i + 1 < fields.size(); i += 2) {
@@ -105,21 +120,31 @@ std::vector<Job> parseEntries(const RedisReply& entries) {
 
 }  // namespace
 
-NotificationQueue::NotificationQueue(RedisClient& commands, RedisClient& blocking, Options options)
-    : commands_(commands), blocking_(blocking), options_(std::move(options)) {
+NotificationQueue::NotificationQueue(RedisClient& commands, std::vector<RedisClient*> readers,
+                                     Options options)
+    : commands_(commands), readers_(std::move(readers)), options_(std::move(options)) {
+  assert(!readers_.empty() && options_.partitions > 0);
   if (options_.consumer.empty()) {
     options_.consumer = defaultConsumer();
   }
+  reclaim_cursors_->assign(options_.partitions, "0-0");
+}
+
+std::string NotificationQueue::streamKey(uint32_t partition) const {
+  return options_.stream + ":{" + std::to_string(partition) + "}";
 }
 
 void NotificationQueue::init(std::function<void(Result<void>)> cb) {
-  commands_.command({"XGROUP", "CREATE", options_.stream, options_.group, "0", "MKSTREAM"},
-                    [cb = std::move(cb)](Result<RedisReply> r) {
-                      if (!r && r.error().message.rfind("BUSYGROUP", 0) != 0) {
-                        return cb(r.error());
-                      }
-                      cb(Result<void>());
-                    });
+  auto join = std::make_shared<Join>(options_.partitions, std::move(cb));
+  for (uint32_t p = 0; p < options_.partitions; ++p) {
+    commands_.command({"XGROUP", "CREATE", streamKey(p), options_.group, "0", "MKSTREAM"},
+                      [join](Result<RedisReply> r) {
+                        if (!r && r.error().message.rfind("BUSYGROUP", 0) != 0) {
+                          return join->done(r.error());
+                        }
+                        join->done({});
+                      });
+  }
 }
 
 void NotificationQueue::enqueue(const std::string& id, const std::string& hub, std::string body,
@@ -136,50 +161,46 @@ void NotificationQueue::enqueue(const std::string& id, const std::string& hub, s
                                 std::to_string(total),
                                 total == 0 ? "completed" : "enqueued",
                                 std::to_string(options_.record_ttl.count())};
+  // Jobs go round the partitions from one picked by the id, so a send's jobs spread over every
+  // stream (and so over the masters of a cluster) and one-job sends spread by their ids.
+  std::vector<std::string> streams;
+  streams.reserve(job_payloads.size());
+  uint32_t first = crc16Xmodem(id) % options_.partitions;
+  for (size_t i = 0; i < job_payloads.size(); ++i) {
+    streams.push_back(streamKey(static_cast<uint32_t>((first + i) % options_.partitions)));
+  }
   RedisClient* redis = &commands_;
-  std::string stream = options_.stream;
-  commands_.evalScript(
-      writeRecordScript(), {recordKey(id)}, std::move(args),
-      [redis, stream, id, payloads = std::move(job_payloads),
-       cb = std::move(cb)](Result<RedisReply> r) mutable {
-        if (!r) {
-          return cb(r.error());
-        }
-        if (payloads.empty()) {
-          return cb(Result<void>());
-        }
-        // Every XADD is written at once (hiredis pipelines); the callback waits for all.
-        struct Join {
-          size_t left;
-          std::optional<Error> error;
-          std::function<void(Result<void>)> cb;
-        };
-        auto join = std::make_shared<Join>(Join{payloads.size(), std::nullopt, std::move(cb)});
-        for (auto& payload : payloads) {
-          redis->command({"XADD", stream, "*", "n", id, "j", std::move(payload)},
-                         [join](Result<RedisReply> x) {
-                           if (!x && !join->error) {
-                             join->error = x.error();
-                           }
-                           if (--join->left == 0) {
-                             if (join->error) {
-                               join->cb(*join->error);
-                             } else {
-                               join->cb(Result<void>());
-                             }
-                           }
-                         });
-        }
-      });
+  commands_.evalScript(writeRecordScript(), {recordKey(id)}, std::move(args),
+                       [redis, streams = std::move(streams), id, payloads = std::move(job_payloads),
+                        cb = std::move(cb)](Result<RedisReply> r) mutable {
+                         if (!r) {
+                           return cb(r.error());
+                         }
+                         if (payloads.empty()) {
+                           return cb(Result<void>());
+                         }
+                         // Every XADD is written at once (pipelined per master); the callback waits
+                         // for all.
+                         auto join = std::make_shared<Join>(payloads.size(), std::move(cb));
+                         for (size_t i = 0; i < payloads.size(); ++i) {
+                           redis->command(
+                               {"XADD", streams[i], "*", "n", id, "j", std::move(payloads[i])},
+                               [join](Result<RedisReply> x) {
+                                 join->done(x ? Result<void>() : Result<void>(x.error()));
+                               });
+                         }
+                       });
 }
 
-void NotificationQueue::claim(size_t max, std::chrono::milliseconds block,
+void NotificationQueue::claim(uint32_t partition, size_t max, std::chrono::milliseconds block,
                               std::function<void(Result<std::vector<Job>>)> cb) {
+  assert(partition < options_.partitions);
+  RedisClient& reader = *readers_[partition % readers_.size()];
   // The reply may legitimately take `block`; the command timeout applies on top of it.
-  auto timeout = block + blocking_.options().command_timeout;
-  blocking_.command(
+  auto timeout = block + reader.options().command_timeout;
+  reader.command(
       {"XREADGROUP", "GROUP", options_.group, options_.consumer, "COUNT", std::to_string(max),
-       "BLOCK", std::to_string(block.count()), "STREAMS", options_.stream, ">"},
+       "BLOCK", std::to_string(block.count()), "STREAMS", streamKey(partition), ">"},
       [cb = std::move(cb)](Result<RedisReply> r) {
         if (!r) {
           return cb(r.error());
@@ -188,7 +209,7 @@ void NotificationQueue::claim(size_t max, std::chrono::milliseconds block,
         // nil on timeout, else [[stream, entries]].
         for (const auto& stream : r->elements) {
           if (stream.elements.size() == 2) {
-            auto part = parseEntries(stream.elements[1]);
+            auto part = parseEntries(stream.elements[0].str, stream.elements[1]);
             std::move(part.begin(), part.end(), std::back_inserter(jobs));
           }
         }
@@ -197,12 +218,14 @@ void NotificationQueue::claim(size_t max, std::chrono::milliseconds block,
       timeout);
 }
 
-void NotificationQueue::reclaim(std::chrono::milliseconds min_idle, size_t max,
+void NotificationQueue::reclaim(uint32_t partition, std::chrono::milliseconds min_idle, size_t max,
                                 std::function<void(Result<std::vector<Job>>)> cb) {
+  assert(partition < options_.partitions);
+  std::string stream = streamKey(partition);
   commands_.command(
-      {"XAUTOCLAIM", options_.stream, options_.group, options_.consumer,
-       std::to_string(min_idle.count()), *reclaim_cursor_, "COUNT", std::to_string(max)},
-      [cursor = reclaim_cursor_, cb = std::move(cb)](Result<RedisReply> r) {
+      {"XAUTOCLAIM", stream, options_.group, options_.consumer, std::to_string(min_idle.count()),
+       (*reclaim_cursors_)[partition], "COUNT", std::to_string(max)},
+      [cursors = reclaim_cursors_, partition, stream, cb = std::move(cb)](Result<RedisReply> r) {
         if (!r) {
           return cb(r.error());
         }
@@ -210,8 +233,8 @@ void NotificationQueue::reclaim(std::chrono::milliseconds min_idle, size_t max,
         if (r->elements.size() < 2) {
           return cb(Error::internal("XAUTOCLAIM: unexpected reply"));
         }
-        *cursor = r->elements[0].str;
-        cb(parseEntries(r->elements[1]));
+        (*cursors)[partition] = r->elements[0].str;
+        cb(parseEntries(stream, r->elements[1]));
       });
 }
 
@@ -232,7 +255,8 @@ void NotificationQueue::loadBody(const std::string& id,
 void NotificationQueue::complete(const Job& job,
                                  const std::map<std::string, int64_t>& outcome_counts,
                                  std::function<void(Result<void>)> cb) {
-  std::vector<std::string> args{job.stream_id};
+  // Stream ids repeat across partitions: the mark names both.
+  std::vector<std::string> args{job.stream + "/" + job.stream_id};
   for (const auto& [key, count] : outcome_counts) {
     args.push_back(key);
     args.push_back(std::to_string(count));
@@ -240,7 +264,7 @@ void NotificationQueue::complete(const Job& job,
   RedisClient* redis = &commands_;
   commands_.evalScript(
       completeScript(), {recordKey(job.notification_id)}, std::move(args),
-      [redis, stream = options_.stream, group = options_.group, sid = job.stream_id,
+      [redis, stream = job.stream, group = options_.group, sid = job.stream_id,
        cb = std::move(cb)](Result<RedisReply> r) mutable {
         if (!r) {
           return cb(r.error());  // not acknowledged: the job stays pending and is redone

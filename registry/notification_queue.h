@@ -7,17 +7,19 @@
 //   ph:n:{<id>}   hash, TTL Options::record_ttl (refreshed by nothing: it is the retention)
 //       body, hub, created_ms, jobs_total, jobs_done, state (enqueued | running | completed),
 //       o:<platform>:<AzureOutcome> outcome counters (HINCRBY),
-//       j:<stream id> = 1 for every job already counted (makes complete() idempotent when a
-//       reclaimed job is completed twice).
-//   <stream> (default ph:jobs), consumer group <group> (default dispatch); entry fields
-//       n = notification id, j = opaque job payload.
+//       j:<stream>/<stream id> = 1 for every job already counted (makes complete() idempotent when
+//       a reclaimed job is completed twice).
+//   <stream>:{<p>} for p in 0..partitions-1 (default ph:jobs:{0} .. ph:jobs:{7}), each a Stream
+//       with consumer group <group> (default dispatch); entry fields n = notification id,
+//       j = opaque job payload. Each partition has its own hash tag, so on a Redis Cluster the
+//       streams, and the queue traffic, spread over the masters; a send's jobs go round them.
 // Ordering (the record and the stream sit in different Cluster slots, so no MULTI spans them):
 // enqueue writes the record first and XADDs the jobs only after Redis confirmed it, so a worker
 // never sees a job without its record; complete() updates the record first and XACKs + XDELs
 // the job after, so a crash in between redelivers the job and the j:<id> mark stops a double
 // count.
 //
-// Threading: both clients must live on the same io_context; only its thread calls this class.
+// Threading: all clients must live on the same io_context; only its thread calls this class.
 
 #include <chrono>
 #include <cstdint>
@@ -34,6 +36,7 @@
 namespace pushhub::registry {
 
 struct Job {
+  std::string stream;  // the partition's stream key
   std::string stream_id;
   std::string notification_id;
   std::string payload;
@@ -52,19 +55,25 @@ struct NotificationState {
 class NotificationQueue {
  public:
   struct Options {
-    std::string stream = "ph:jobs";
+    std::string stream = "ph:jobs";  // the partitions' key prefix
+    uint32_t partitions = 8;
     std::string group = "dispatch";
     std::string consumer;  // empty: "<hostname>-<pid>-<n>"
     std::chrono::seconds record_ttl{7 * 24 * 3600};
   };
 
-  // `commands` serves normal commands; `blocking` is used only for XREADGROUP BLOCK (a blocked
-  // connection cannot serve others). Both are borrowed and must outlive the queue.
-  NotificationQueue(RedisClient& commands, RedisClient& blocking, Options options);
+  // `commands` serves normal commands; `readers` only XREADGROUP BLOCK (a blocked connection
+  // cannot serve others): partition p is read through readers[p % readers.size()], so one
+  // reader per partition lets every partition be waited on at once. All are borrowed and must
+  // outlive the queue.
+  NotificationQueue(RedisClient& commands, std::vector<RedisClient*> readers, Options options);
 
   const std::string& consumer() const { return options_.consumer; }
+  uint32_t partitions() const { return options_.partitions; }
+  std::string streamKey(uint32_t partition) const;
 
-  // XGROUP CREATE <stream> <group> 0 MKSTREAM; an existing group (BUSYGROUP) is success.
+  // XGROUP CREATE <stream> <group> 0 MKSTREAM on every partition; an existing group (BUSYGROUP)
+  // is success.
   void init(std::function<void(Result<void>)> cb);
 
   // Writes the record (one script: HSET + EXPIRE), then XADDs every job (pipelined), then calls
@@ -73,22 +82,23 @@ class NotificationQueue {
   void enqueue(const std::string& id, const std::string& hub, std::string body,
                std::vector<std::string> job_payloads, std::function<void(Result<void>)> cb);
 
-  // XREADGROUP GROUP <group> <consumer> COUNT max BLOCK block STREAMS <stream> >, on the
-  // blocking client. An empty vector when nothing arrived within `block`.
-  void claim(size_t max, std::chrono::milliseconds block,
+  // XREADGROUP GROUP <group> <consumer> COUNT max BLOCK block STREAMS <partition's stream> >,
+  // on the partition's reader. An empty vector when nothing arrived within `block`.
+  void claim(uint32_t partition, size_t max, std::chrono::milliseconds block,
              std::function<void(Result<std::vector<Job>>)> cb);
 
-  // XAUTOCLAIM: takes over up to `max` jobs idle longer than `min_idle` in any consumer's
-  // pending list (a crashed worker's). Continues from where the previous call stopped and wraps
-  // around. Entries deleted meanwhile are dropped by Redis and not returned.
-  void reclaim(std::chrono::milliseconds min_idle, size_t max,
+  // XAUTOCLAIM on one partition: takes over up to `max` jobs idle longer than `min_idle` in any
+  // consumer's pending list (a crashed worker's). Continues from where the previous call on the
+  // partition stopped and wraps around. Entries deleted meanwhile are dropped by Redis.
+  void reclaim(uint32_t partition, std::chrono::milliseconds min_idle, size_t max,
                std::function<void(Result<std::vector<Job>>)> cb);
 
   // The opaque body; marks the notification running. kNotFound when the record is gone.
   void loadBody(const std::string& id, std::function<void(Result<std::string>)> cb);
 
   // Adds the job's outcome counts ("apns:Success" -> n) to the record, increments jobs_done
-  // (state completed when it reaches jobs_total, else running), then XACKs and XDELs the job.
+  // (state completed when it reaches jobs_total, else running), then XACKs and XDELs the job
+  // in its partition.
   // A job already counted (redelivered) or whose record expired is just acknowledged.
   void complete(const Job& job, const std::map<std::string, int64_t>& outcome_counts,
                 std::function<void(Result<void>)> cb);
@@ -101,10 +111,11 @@ class NotificationQueue {
 
  private:
   RedisClient& commands_;
-  RedisClient& blocking_;
+  std::vector<RedisClient*> readers_;
   Options options_;
-  // Shared with in-flight reclaim callbacks, so none of them touches `this`.
-  std::shared_ptr<std::string> reclaim_cursor_ = std::make_shared<std::string>("0-0");
+  // Per partition; shared with in-flight reclaim callbacks, so none of them touches `this`.
+  std::shared_ptr<std::vector<std::string>> reclaim_cursors_ =
+      std::make_shared<std::vector<std::string>>();
 };
 
 }  // namespace pushhub::registry

@@ -1,138 +1,56 @@
 #include "registry/redis_client.h"
 
-#include <hiredis/async.h>
-#include <hiredis/hiredis.h>
-#include <openssl/sha.h>
-
 #include <algorithm>
 #include <boost/asio/post.hpp>
 #include <cassert>
-#include <new>
 
 #include "base/log.h"
-#include "registry/hiredis_asio.h"
 
 namespace pushhub::registry {
 namespace {
 
 namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
 
-constexpr std::chrono::milliseconds kMinBackoff{100};
-constexpr std::chrono::milliseconds kMaxBackoff{5000};
+constexpr auto kMinRefreshGap = 1000ms;  // MOVED storms refresh once a second at most
+constexpr auto kFirstRetryDelay = 50ms;
+constexpr auto kMaxRetryDelay = 500ms;
 
 std::shared_ptr<spdlog::logger> logger() {
   static auto l = log::get("redis");
   return l;
 }
 
-// hiredis builds every reply through these functions, straight into RedisReply: its own
-// redisReply tree cost an allocation per element plus the copy into RedisReply, and freeing it
-// another pass (a broadcast reads ~6 elements per installation; docs/PERFORMANCE.md). A
-// top-level reply is a RootReply. hiredis reads one reply itself, one nobody asked for (Redis'
-// "max number of clients reached" before closing), as a redisReply: type and str. `head`
-// mirrors those two, so it must stay the first member.
-struct RootReply {
-  redisReply head{};
-  RedisReply value;
-};
-
-// The RedisReply a new element of `task` fills: a new RootReply's for a top-level reply (the
-// returned object is then that RootReply), else the next element of its parent array. An array
-// reserves all its elements when it is created, so element addresses, which hiredis keeps as
-// the parents of nested elements, never move.
-void* place(const redisReadTask* task, RedisReply::Type type, RedisReply*& out) {
-  if (task->parent == nullptr) {
-    auto* root = new (std::nothrow) RootReply;
-    if (root == nullptr) {
-      return nullptr;  // hiredis reports out of memory
-    }
-    root->head.type = task->type;
-    root->value.type = type;
-    out = &root->value;
-    return root;
-  }
-  const redisReadTask* parent = task->parent;
-  RedisReply* array = parent->parent == nullptr ? &static_cast<RootReply*>(parent->obj)->value
-                                                : static_cast<RedisReply*>(parent->obj);
-  assert(array->elements.size() == static_cast<size_t>(task->idx) &&
-         array->elements.size() < array->elements.capacity());
-  out = &array->elements.emplace_back();
-  out->type = type;
-  return out;
-}
-
-void* createString(const redisReadTask* task, char* str, size_t len) {
-  RedisReply::Type type = task->type == REDIS_REPLY_ERROR    ? RedisReply::Type::kError
-                          : task->type == REDIS_REPLY_STATUS ? RedisReply::Type::kStatus
-                                                             : RedisReply::Type::kString;
-  RedisReply* r = nullptr;
-  void* obj = place(task, type, r);
-  if (obj != nullptr) {
-    r->str.assign(str, len);
-    if (task->parent == nullptr) {
-      auto* root = static_cast<RootReply*>(obj);
-      root->head.str = root->value.str.data();
-      root->head.len = len;
-    }
-  }
-  return obj;
-}
-
-void* createArray(const redisReadTask* task, int elements) {
-  RedisReply* r = nullptr;
-  void* obj = place(task, RedisReply::Type::kArray, r);
-  if (obj != nullptr && elements > 0) {
-    r->elements.reserve(static_cast<size_t>(elements));
-  }
-  return obj;
-}
-
-void* createInteger(const redisReadTask* task, long long value) {
-  RedisReply* r = nullptr;
-  void* obj = place(task, RedisReply::Type::kInteger, r);
-  if (obj != nullptr) {
-    r->integer = value;
-  }
-  return obj;
-}
-
-void* createNil(const redisReadTask* task) {
-  RedisReply* r = nullptr;
-  return place(task, RedisReply::Type::kNil, r);
-}
-
-// hiredis frees top-level replies only; their elements go with them.
-void freeReply(void* reply) { delete static_cast<RootReply*>(reply); }
-
-redisReplyObjectFunctions kReplyFunctions = {createString, createArray, createInteger, createNil,
-                                             freeReply};
-
-std::string sha1Hex(const std::string& data) {
-  unsigned char digest[SHA_DIGEST_LENGTH];
-  SHA1(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(2 * SHA_DIGEST_LENGTH);
-  for (unsigned char b : digest) {
-    out.push_back(kHex[b >> 4]);
-    out.push_back(kHex[b & 0xf]);
-  }
-  return out;
+bool startsWith(std::string_view s, std::string_view prefix) {
+  return s.substr(0, prefix.size()) == prefix;
 }
 
 }  // namespace
 
-Script::Script(std::string source) : source_(std::move(source)), sha1_(sha1Hex(source_)) {}
+struct RedisClient::Request {
+  std::vector<std::vector<std::string>> commands;  // one: a command; several: a transaction
+  bool transaction = false;
+  std::optional<uint16_t> slot;
+  std::chrono::milliseconds timeout{0};
+  Callback cb;
+  int redirects = 0;
+  int retries = 0;
+  std::optional<Clock::time_point> retry_until;  // set by the first retryable failure
+  std::optional<ClusterNode> ask;                // one-shot ASK target
+  std::optional<std::string> queued_error;       // a transaction's first refused command
+};
 
 RedisClient::RedisClient(asio::io_context& io, Options options)
     : io_(io),
       options_(std::move(options)),
-      connect_timer_(io),
-      reconnect_timer_(io),
-      command_timer_(io),
-      backoff_(kMinBackoff),
-      owner_(std::this_thread::get_id()) {}
+      stats_(options_.stats != nullptr ? options_.stats : &own_stats_),
+      refresh_timer_(io),
+      periodic_timer_(io),
+      owner_(std::this_thread::get_id()) {
+  assert(!options_.seeds.empty());
+  map_ = SlotMap::standalone(options_.seeds.front());
+}
 
 RedisClient::~RedisClient() {
   close();
@@ -143,254 +61,76 @@ void RedisClient::checkThread() const {
   assert(std::this_thread::get_id() == owner_ && "RedisClient used from a foreign thread");
 }
 
-std::string RedisClient::endpoint() const {
-  return options_.host + ":" + std::to_string(options_.port);
+RedisConnection& RedisClient::link(const ClusterNode& node) {
+  auto& slot = links_[node.endpoint()];
+  if (!slot) {
+    RedisConnection::Options o;
+    o.host = node.host;
+    o.port = node.port;
+    o.password = options_.password;
+    o.connect_timeout = options_.connect_timeout;
+    o.command_timeout = options_.command_timeout;
+    slot = std::make_unique<RedisConnection>(io_, std::move(o));
+    if (!closed_) slot->connect();
+  }
+  return *slot;
 }
-
-bool RedisClient::connected() const { return state_ == State::kConnected; }
 
 void RedisClient::connect() {
   checkThread();
-  if (state_ == State::kIdle) {
-    startConnect();
-  }
+  if (closed_) return;
+  for (const auto& seed : options_.seeds) link(seed);
+  refreshTopology(true);
+  armRefreshTimer();
 }
 
-void RedisClient::startConnect() {
-  state_ = State::kConnecting;
-  redisAsyncContext* ac = redisAsyncConnect(options_.host.c_str(), options_.port);
-  if (ac == nullptr || ac->err != 0) {
-    std::string why = ac != nullptr ? ac->errstr : "out of memory";
-    if (ac != nullptr) {
-      redisAsyncFree(ac);
-    }
-    onDisconnect(REDIS_ERR, why);
-    return;
+bool RedisClient::connected() const {
+  if (links_.empty()) return false;
+  for (size_t i = 0; i < map_.nodes.size(); ++i) {
+    if (std::find(map_.owner.begin(), map_.owner.end(), i) == map_.owner.end()) continue;
+    auto it = links_.find(map_.nodes[i].endpoint());
+    if (it == links_.end() || !it->second->connected()) return false;
   }
-  ac->data = this;
-  ac->c.reader->fn = &kReplyFunctions;  // before any reply can arrive
-  attachAsio(io_, ac);
-  ac_ = ac;
-  redisAsyncSetDisconnectCallback(ac, &RedisClient::onDisconnectThunk);
-  redisAsyncSetConnectCallback(ac, &RedisClient::onConnectThunk);  // arms the first write wait
-  if (!options_.password.empty()) {
-    // Queued first, so it precedes every command of this connection. Its failure is logged,
-    // and the commands behind it then fail with Redis' NOAUTH error, which names the problem.
-    const char* argv[] = {"AUTH", options_.password.data()};
-    size_t lens[] = {4, options_.password.size()};
-    redisAsyncCommandArgv(
-        ac,
-        [](redisAsyncContext*, void* reply, void*) {
-          auto* r = static_cast<RootReply*>(reply);
-          if (r != nullptr && r->value.type == RedisReply::Type::kError) {
-            logger()->error("redis AUTH failed: {}", r->value.str);
-          }
-        },
-        nullptr, 2, argv, lens);
-  }
-  connect_timer_.expires_after(options_.connect_timeout);
-  connect_timer_.async_wait(
-      [this, alive = std::weak_ptr<bool>(alive_)](boost::system::error_code ec) {
-        if (ec || alive.expired() || state_ != State::kConnecting) {
-          return;
-        }
-        dropConnection("redis connect to " + endpoint() + " timed out");
-        onDisconnect(REDIS_ERR, "connect timed out");
-      });
+  return true;
 }
 
-void RedisClient::onConnectThunk(const redisAsyncContext* ac, int status) {
-  auto* self = static_cast<RedisClient*>(ac->data);
-  if (self == nullptr || self->ac_ != ac) {
-    return;
+size_t RedisClient::masters() const {
+  size_t n = 0;
+  for (size_t i = 0; i < map_.nodes.size(); ++i) {
+    n += std::find(map_.owner.begin(), map_.owner.end(), i) != map_.owner.end();
   }
-  if (status != REDIS_OK) {
-    // hiredis frees the context right after this callback.
-    std::string why = ac->errstr != nullptr ? ac->errstr : "connect failed";
-    self->ac_ = nullptr;
-    self->onDisconnect(REDIS_ERR, why);
-    return;
-  }
-  self->onConnect(status);
+  return n;
 }
 
-void RedisClient::onConnect(int /*status*/) {
-  connect_timer_.cancel();
-  state_ = State::kConnected;
-  backoff_ = kMinBackoff;
-  if (outage_logged_ || failed_attempts_ > 0) {
-    logger()->info("redis {}: {} ({} failed attempt(s) before)", endpoint(),
-                   ever_connected_ ? "reconnected" : "connected", failed_attempts_);
-  } else {
-    logger()->debug("redis {}: connected", endpoint());
-  }
-  outage_logged_ = false;
-  failed_attempts_ = 0;
-  ever_connected_ = true;
-}
-
-void RedisClient::onDisconnectThunk(const redisAsyncContext* ac, int status) {
-  auto* self = static_cast<RedisClient*>(ac->data);
-  if (self == nullptr || self->ac_ != ac) {
-    return;  // freed on purpose by dropConnection()/close()
-  }
-  self->ac_ = nullptr;
-  self->onDisconnect(status, ac->errstr != nullptr && ac->err != 0 ? ac->errstr : "closed");
-}
-
-void RedisClient::onDisconnect(int /*status*/, const std::string& why) {
-  connect_timer_.cancel();
-  if (state_ == State::kClosed) {
-    return;
-  }
-  bool was_connected = state_ == State::kConnected;
-  ++failed_attempts_;
-  if (!outage_logged_) {
-    outage_logged_ = true;
-    logger()->warn("redis {}: {} ({}); reconnecting with backoff", endpoint(),
-                   was_connected ? "connection lost" : "cannot connect", why);
-  } else {
-    logger()->debug("redis {}: attempt {} failed ({})", endpoint(), failed_attempts_, why);
-  }
-  scheduleReconnect();
-}
-
-void RedisClient::scheduleReconnect() {
-  state_ = State::kBackoff;
-  reconnect_timer_.expires_after(backoff_);
-  backoff_ = std::min(backoff_ * 2, kMaxBackoff);
-  reconnect_timer_.async_wait(
-      [this, alive = std::weak_ptr<bool>(alive_)](boost::system::error_code ec) {
-        if (ec || alive.expired() || state_ != State::kBackoff) {
-          return;
-        }
-        startConnect();
-      });
-}
-
-void RedisClient::dropConnection(const std::string& reason) {
-  redisAsyncContext* ac = ac_;
-  ac_ = nullptr;  // makes the disconnect callback below a no-op
-  if (ac != nullptr) {
-    fail_reason_ = reason;
-    redisAsyncFree(ac);  // runs every pending reply callback with a NULL reply
-    fail_reason_.clear();
-  }
-  if (!pending_.empty()) {  // defensive: hiredis always answers every callback it holds
-    auto pending = std::move(pending_);
-    pending_.clear();
-    for (auto& p : pending) {
-      post(std::move(p->cb), Error::unavailable(reason));
-    }
-  }
-}
-
-void RedisClient::close() {
-  checkThread();
-  if (state_ == State::kClosed) {
-    return;
-  }
-  state_ = State::kClosed;
-  connect_timer_.cancel();
-  reconnect_timer_.cancel();
-  command_timer_.cancel();
-  dropConnection("redis client closed");
-}
-
-void RedisClient::post(Callback cb, Result<RedisReply> result) {
-  asio::post(io_,
-             [cb = std::move(cb), result = std::move(result)]() mutable { cb(std::move(result)); });
+ClusterNode RedisClient::masterOf(std::string_view key) const {
+  uint16_t owner = map_.owner[keySlot(key)];
+  return owner == SlotMap::kNoOwner ? map_.nodes.front() : map_.nodes[owner];
 }
 
 void RedisClient::command(std::vector<std::string> argv, Callback cb,
                           std::chrono::milliseconds timeout) {
   checkThread();
-  if (ac_ == nullptr || (state_ != State::kConnected && state_ != State::kConnecting)) {
-    post(std::move(cb), Error::unavailable("redis " + endpoint() + " is not connected"));
-    return;
-  }
-  std::vector<const char*> args;
-  std::vector<size_t> lens;
-  args.reserve(argv.size());
-  lens.reserve(argv.size());
-  for (const auto& a : argv) {
-    args.push_back(a.data());
-    lens.push_back(a.size());
-  }
-  auto pending = std::make_unique<Pending>();
-  pending->cb = std::move(cb);
-  pending->deadline = Clock::now() + (timeout.count() > 0 ? timeout : options_.command_timeout);
-  Pending* raw = pending.get();
-  if (redisAsyncCommandArgv(ac_, &RedisClient::onReplyThunk, raw, static_cast<int>(args.size()),
-                            args.data(), lens.data()) != REDIS_OK) {
-    post(std::move(pending->cb), Error::unavailable("redis " + endpoint() + " is disconnecting"));
-    return;
-  }
-  pending_.push_back(std::move(pending));
-  armCommandTimer();
+  auto request = std::make_shared<Request>();
+  if (auto key = routingKey(argv)) request->slot = keySlot(*key);
+  request->commands.push_back(std::move(argv));
+  request->timeout = timeout;
+  request->cb = std::move(cb);
+  send(request);
 }
 
-void RedisClient::onReplyThunk(redisAsyncContext* ac, void* reply, void* privdata) {
-  auto* self = static_cast<RedisClient*>(ac->data);
-  if (self != nullptr) {
-    self->onReply(reply, privdata);
-  }
-}
-
-void RedisClient::onReply(void* reply, void* privdata) {
-  // Replies come in send order; hiredis also fails the pending ones in order on disconnect.
-  if (pending_.empty() || pending_.front().get() != privdata) {
-    logger()->error("redis {}: reply does not match the oldest pending command", endpoint());
-    return;
-  }
-  std::unique_ptr<Pending> p = std::move(pending_.front());
-  pending_.pop_front();
-  auto* r = static_cast<RootReply*>(reply);
-  if (r == nullptr) {
-    std::string why =
-        !fail_reason_.empty() ? fail_reason_ : "redis " + endpoint() + ": connection lost";
-    post(std::move(p->cb), Error::unavailable(why));
-  } else if (r->value.type == RedisReply::Type::kError) {
-    post(std::move(p->cb), Error::internal(std::move(r->value.str)));
-  } else {
-    post(std::move(p->cb), std::move(r->value));  // hiredis frees the emptied RootReply
-  }
-}
-
-void RedisClient::armCommandTimer() {
-  if (command_timer_armed_ || pending_.empty()) {
-    return;
-  }
-  command_timer_armed_ = true;
-  command_timer_.expires_at(pending_.front()->deadline);
-  command_timer_.async_wait([this, alive = std::weak_ptr<bool>(alive_)](boost::system::error_code) {
-    if (alive.expired()) {
-      return;
+void RedisClient::transaction(std::vector<std::vector<std::string>> commands, Callback cb) {
+  checkThread();
+  auto request = std::make_shared<Request>();
+  for (const auto& c : commands) {
+    if (auto key = routingKey(c)) {
+      request->slot = keySlot(*key);
+      break;
     }
-    command_timer_armed_ = false;
-    onCommandTimer();
-  });
-}
-
-void RedisClient::onCommandTimer() {
-  if (state_ == State::kClosed || pending_.empty()) {
-    return;
   }
-  if (pending_.front()->deadline > Clock::now()) {
-    armCommandTimer();  // the command it was armed for was answered; watch the new oldest
-    return;
-  }
-  // Only the oldest command is watched: the ones behind it cannot be answered before it.
-  logger()->warn("redis {}: command timed out; reconnecting ({} command(s) failed)", endpoint(),
-                 pending_.size());
-  bool was_connected = state_ == State::kConnected;
-  dropConnection("redis " + endpoint() + ": command timed out");
-  outage_logged_ = true;  // already reported above
-  if (was_connected) {
-    backoff_ = kMinBackoff;
-  }
-  connect_timer_.cancel();
-  scheduleReconnect();
+  request->commands = std::move(commands);
+  request->transaction = true;
+  request->cb = std::move(cb);
+  send(request);
 }
 
 void RedisClient::evalScript(const Script& script, std::vector<std::string> keys,
@@ -400,35 +140,245 @@ void RedisClient::evalScript(const Script& script, std::vector<std::string> keys
   argv.emplace_back("EVALSHA");
   argv.push_back(script.sha1());
   argv.push_back(std::to_string(keys.size()));
-  for (auto& k : keys) {
-    argv.push_back(std::move(k));
-  }
-  for (auto& a : args) {
-    argv.push_back(std::move(a));
-  }
-  // The argv is kept for the EVAL retry: scripts are flushed by SCRIPT FLUSH and by restarts.
-  auto shared_argv = std::make_shared<std::vector<std::string>>(argv);
+  for (auto& k : keys) argv.push_back(std::move(k));
+  for (auto& a : args) argv.push_back(std::move(a));
+  // Kept for the EVAL retry: a node's script cache is empty after a restart, a failover or
+  // SCRIPT FLUSH, and every node has its own.
+  auto retry = std::make_shared<std::vector<std::string>>(argv);
   command(std::move(argv), [this, alive = std::weak_ptr<bool>(alive_), source = &script.source(),
-                            shared_argv, cb = std::move(cb)](Result<RedisReply> r) mutable {
-    if (r || r.error().message.rfind("NOSCRIPT", 0) != 0 || alive.expired()) {
-      cb(std::move(r));
-      return;
+                            retry, cb = std::move(cb)](Result<RedisReply> r) mutable {
+    if (r || !startsWith(r.error().message, "NOSCRIPT") || alive.expired()) {
+      return cb(std::move(r));
     }
-    (*shared_argv)[0] = "EVAL";
-    (*shared_argv)[1] = *source;
-    command(std::move(*shared_argv), std::move(cb));
+    (*retry)[0] = "EVAL";
+    (*retry)[1] = *source;
+    command(std::move(*retry), std::move(cb));
   });
 }
 
-void RedisClient::transaction(std::vector<std::vector<std::string>> commands, Callback cb) {
-  // Only EXEC's reply matters: MULTI answers OK and each command QUEUED (or an error that makes
-  // EXEC fail with EXECABORT), and a lost connection fails EXEC like the rest.
-  auto ignore = [](Result<RedisReply>) {};
-  command({"MULTI"}, ignore);
-  for (auto& c : commands) {
-    command(std::move(c), ignore);
+void RedisClient::send(const RequestPtr& request) {
+  if (closed_) {
+    asio::post(io_,
+               [cb = std::move(request->cb)] { cb(Error::unavailable("redis client closed")); });
+    return;
   }
-  command({"EXEC"}, std::move(cb));
+  ClusterNode node;
+  if (request->ask) {
+    node = *request->ask;
+  } else {
+    uint16_t owner = request->slot ? map_.owner[*request->slot] : 0;
+    node = map_.nodes[owner == SlotMap::kNoOwner ? 0 : owner];
+  }
+  RedisConnection& conn = link(node);
+  auto done = [this, alive = std::weak_ptr<bool>(alive_), request, node](Result<RedisReply> r) {
+    if (!alive.expired()) onResult(request, node, std::move(r));
+  };
+  const bool asking = request->ask.has_value();
+  request->ask.reset();
+  if (asking) conn.command({"ASKING"}, [](Result<RedisReply>) {});
+  if (!request->transaction) {
+    conn.command(request->commands.front(), std::move(done), request->timeout);
+    return;
+  }
+  // A refused command (MOVED, ASK, TRYAGAIN while queuing) makes EXEC fail with EXECABORT: keep
+  // the first refusal so the whole block is replayed where it belongs.
+  request->queued_error.reset();
+  auto note = [request](Result<RedisReply> r) {
+    if (!r && !request->queued_error) request->queued_error = r.error().message;
+  };
+  conn.command({"MULTI"}, note);
+  for (const auto& c : request->commands) conn.command(c, note);
+  conn.command({"EXEC"}, std::move(done));
+}
+
+void RedisClient::onResult(const RequestPtr& request, const ClusterNode& node,
+                           Result<RedisReply> result) {
+  if (result) {
+    return request->cb(std::move(result));
+  }
+  const Error& error = result.error();
+  if (error.code == Error::Code::kUnavailable) {
+    // Never written: safe to send again once the slot has a reachable master (failover).
+    if (map_.cluster && RedisConnection::wasNotSent(error)) {
+      refreshTopology();
+      if (retryLater(request)) return;
+    }
+    if (map_.cluster) refreshTopology();
+    return request->cb(std::move(result));
+  }
+  std::string_view message = error.message;
+  if (request->transaction && request->queued_error && startsWith(message, "EXECABORT")) {
+    message = *request->queued_error;
+  }
+  Redirect redirect = parseRedirect(message);
+  switch (redirect.kind) {
+    case Redirect::Kind::kNone:
+      break;
+    case Redirect::Kind::kMoved:
+    case Redirect::Kind::kAsk: {
+      ClusterNode target{redirect.host.empty() ? node.host : redirect.host, redirect.port};
+      if (++request->redirects > options_.max_redirects) {
+        return request->cb(Error::internal("too many cluster redirections (" +
+                                           std::to_string(options_.max_redirects) +
+                                           "), last: " + std::string(message)));
+      }
+      if (redirect.kind == Redirect::Kind::kMoved) {
+        stats_->moved.fetch_add(1, std::memory_order_relaxed);
+        map_.cluster = true;
+        map_.owner[redirect.slot] = map_.indexOf(target);
+        refreshTopology();
+      } else {
+        stats_->ask.fetch_add(1, std::memory_order_relaxed);
+        request->ask = target;
+      }
+      return send(request);
+    }
+    case Redirect::Kind::kRetryLater:
+      if (startsWith(message, "CLUSTERDOWN")) refreshTopology();
+      if (retryLater(request)) return;
+      break;
+  }
+  request->cb(std::move(result));
+}
+
+bool RedisClient::retryLater(const RequestPtr& request) {
+  auto now = Clock::now();
+  if (!request->retry_until) request->retry_until = now + options_.retry_window;
+  if (now >= *request->retry_until || closed_) return false;
+  stats_->retried.fetch_add(1, std::memory_order_relaxed);
+  auto delay = std::min<std::chrono::milliseconds>(
+      kFirstRetryDelay * (1 << std::min(request->retries, 4)), kMaxRetryDelay);
+  ++request->retries;
+  auto timer = std::make_shared<asio::steady_timer>(io_, delay);
+  timer->async_wait(
+      [this, alive = std::weak_ptr<bool>(alive_), timer, request](boost::system::error_code) {
+        if (!alive.expired()) send(request);
+      });
+  return true;
+}
+
+void RedisClient::refreshTopology(bool now) {
+  if (closed_) return;
+  if (refreshing_) {
+    refresh_again_ = true;
+    return;
+  }
+  auto due = last_refresh_ + kMinRefreshGap;
+  if (!now && Clock::now() < due) {
+    // Coalesced: one refresh when the gap has passed.
+    refreshing_ = true;
+    refresh_timer_.expires_at(due);
+    refresh_timer_.async_wait(
+        [this, alive = std::weak_ptr<bool>(alive_)](boost::system::error_code ec) {
+          if (ec || alive.expired()) return;
+          refreshing_ = false;
+          refreshTopology(true);
+        });
+    return;
+  }
+  refreshing_ = true;
+  refresh_again_ = false;
+  last_refresh_ = Clock::now();
+  askForTopology(0);
+}
+
+// Asks the known nodes in turn (connected ones first, then the seeds) until one answers.
+void RedisClient::askForTopology(size_t attempt) {
+  std::vector<ClusterNode> candidates;
+  for (const auto& n : map_.nodes) {
+    auto it = links_.find(n.endpoint());
+    if (it != links_.end() && it->second->connected()) candidates.push_back(n);
+  }
+  for (const auto& s : options_.seeds) candidates.push_back(s);
+  if (attempt >= candidates.size()) {
+    refreshing_ = false;
+    logger()->debug("redis topology: no node answered; retrying");
+    refreshTopology();
+    return;
+  }
+  ClusterNode asked = candidates[attempt];
+  auto finish = [this](std::optional<SlotMap> map) {
+    refreshing_ = false;
+    if (map) adopt(std::move(*map));
+    if (refresh_again_) refreshTopology();
+  };
+  link(asked).command({"CLUSTER", "SHARDS"}, [this, alive = std::weak_ptr<bool>(alive_), asked,
+                                              attempt, finish](Result<RedisReply> r) {
+    if (alive.expired() || closed_) return;
+    if (!r && r.error().message.find("cluster support disabled") != std::string::npos) {
+      return finish(SlotMap::standalone(asked));
+    }
+    if (!r && startsWith(r.error().message, "ERR unknown subcommand")) {
+      // Redis before 7.0: CLUSTER SLOTS.
+      return link(asked).command({"CLUSTER", "SLOTS"}, [this, alive, asked, attempt,
+                                                        finish](Result<RedisReply> slots) {
+        if (alive.expired() || closed_) return;
+        auto map = slots ? parseClusterSlots(*slots, asked.host) : Result<SlotMap>(slots.error());
+        if (!map) return askForTopology(attempt + 1);
+        finish(std::move(*map));
+      });
+    }
+    auto map = r ? parseClusterShards(*r, asked.host) : Result<SlotMap>(r.error());
+    if (!map) {
+      logger()->debug("redis topology from {}: {}", asked.endpoint(), map.error().message);
+      return askForTopology(attempt + 1);
+    }
+    finish(std::move(*map));
+  });
+}
+
+void RedisClient::adopt(SlotMap map) {
+  stats_->refreshes.fetch_add(1, std::memory_order_relaxed);
+  if (size_t holes = map.uncovered(); holes > 0) {
+    // Keep the old owners of slots nobody claims right now: they answer MOVED or CLUSTERDOWN,
+    // both of which are handled, and a complete map comes with the next refresh.
+    logger()->warn("redis cluster: {} slot(s) have no master in the topology", holes);
+    for (size_t s = 0; s < kClusterSlots; ++s) {
+      if (map.owner[s] == SlotMap::kNoOwner && map_.owner[s] != SlotMap::kNoOwner) {
+        map.owner[s] = map.indexOf(map_.nodes[map_.owner[s]]);
+      }
+    }
+  }
+  bool changed = map.nodes.size() != map_.nodes.size() || map.cluster != map_.cluster;
+  for (size_t s = 0; !changed && s < kClusterSlots; ++s) {
+    changed = map.owner[s] == SlotMap::kNoOwner || map_.owner[s] == SlotMap::kNoOwner ||
+              !(map.nodes[map.owner[s]] == map_.nodes[map_.owner[s]]);
+  }
+  map_ = std::move(map);
+  if (changed && map_.cluster) {
+    logger()->info("redis cluster: {} master(s) serve the slots", masters());
+  }
+  if (options_.connect_to_all) {
+    for (const auto& n : map_.nodes) link(n);
+  }
+  // Connections to nodes that left the map and are down (a crashed master) are dropped.
+  for (auto it = links_.begin(); it != links_.end();) {
+    bool known = std::any_of(map_.nodes.begin(), map_.nodes.end(),
+                             [&](const ClusterNode& n) { return n.endpoint() == it->first; }) ||
+                 std::any_of(options_.seeds.begin(), options_.seeds.end(),
+                             [&](const ClusterNode& n) { return n.endpoint() == it->first; });
+    it = !known && !it->second->connected() ? links_.erase(it) : std::next(it);
+  }
+  armRefreshTimer();
+}
+
+void RedisClient::armRefreshTimer() {
+  if (closed_ || !map_.cluster) return;
+  periodic_timer_.expires_after(options_.refresh_interval);
+  periodic_timer_.async_wait(
+      [this, alive = std::weak_ptr<bool>(alive_)](boost::system::error_code ec) {
+        if (ec || alive.expired()) return;
+        refreshTopology();
+      });
+}
+
+void RedisClient::close() {
+  checkThread();
+  if (closed_) return;
+  closed_ = true;
+  refresh_timer_.cancel();
+  periodic_timer_.cancel();
+  for (auto& [endpoint, conn] : links_) conn->close();
 }
 
 }  // namespace pushhub::registry

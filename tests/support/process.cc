@@ -8,8 +8,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
+#include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <random>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -113,12 +117,82 @@ int Subprocess::stop(std::chrono::milliseconds timeout) {
 
 Subprocess::~Subprocess() { stop(std::chrono::seconds(5)); }
 
-RedisServer::RedisServer()
-    : port_(freePort()),
-      process_({"redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", "--dir", dir_.path().string()},
-               dir_.path() / "redis.log") {
-  if (!waitForPort(port_)) throw std::runtime_error("redis-server did not start");
+namespace {
+std::string quote(const std::string& arg) {
+  std::string out = "'";
+  for (char c : arg) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
+}
+
+std::string slurp(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+}  // namespace
+
+RedisNode::RedisNode(std::vector<std::string> extra) {
+  // A cluster node also binds port + 10000 (its bus), so the port must be at most 55535.
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    uint16_t port = freePort();
+    if (port > 55535) continue;
+    std::vector<std::string> argv{"redis-server",
+                                  "--port",
+                                  std::to_string(port),
+                                  "--bind",
+                                  "127.0.0.1",
+                                  "--save",
+                                  "",
+                                  "--appendonly",
+                                  "no",
+                                  "--dir",
+                                  dir_.path().string()};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    auto log = dir_.path() / ("redis-" + std::to_string(port) + ".log");
+    auto process = std::make_unique<Subprocess>(argv, log);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (std::chrono::steady_clock::now() < deadline && process->running() &&
+           slurp(log).find("Ready to accept connections") == std::string::npos) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    // Exited: most likely the port (or its bus port) was taken meanwhile; try another.
+    if (process->running() && slurp(log).find("Ready to accept connections") != std::string::npos) {
+      port_ = port;
+      process_ = std::move(process);
+      return;
+    }
+  }
+  throw std::runtime_error("redis-server did not start on any port");
+}
+
+void RedisNode::kill() {
+  if (process_ && process_->running()) ::kill(process_->pid(), SIGKILL);
+  process_.reset();
+}
+
+std::string redisCli(uint16_t port, const std::vector<std::string>& args) {
+  std::string cmd = "redis-cli -h 127.0.0.1 -p " + std::to_string(port);
+  for (const auto& a : args) cmd += " " + quote(a);
+  cmd += " 2>&1";
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  if (pipe == nullptr) throw std::runtime_error("popen failed");
+  std::string out;
+  std::array<char, 4096> buf{};
+  size_t n = 0;
+  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) out.append(buf.data(), n);
+  int status = ::pclose(pipe);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    throw std::runtime_error("redis-cli " + std::to_string(port) + " failed: " + out);
+  }
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  return out;
 }
 
 TestPki makeTestPki(const fs::path& dir) {
@@ -128,8 +202,6 @@ TestPki makeTestPki(const fs::path& dir) {
 }
 
 fs::path binaryPath(const std::string& name) { return fs::path(PUSHHUB_BINARY_DIR) / "bin" / name; }
-fs::path sourcePath(const std::string& relative) {
-  return fs::path(PUSHHUB_SOURCE_DIR) / relative;
-}
+fs::path sourcePath(const std::string& relative) { return fs::path(PUSHHUB_SOURCE_DIR) / relative; }
 
 }  // namespace pushhub::testing

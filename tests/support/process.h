@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -52,16 +53,28 @@ class Subprocess {
 };
 
 // A real redis-server on a free loopback port, with no persistence, for one test fixture.
-class RedisServer {
+// The port is picked free and, as another process may take it before redis-server binds it, a
+// start that fails is retried on another port; it is ready when it logs so.
+class RedisNode {
  public:
-  RedisServer();
+  // `extra` are redis-server options ("--cluster-enabled", "yes", ...).
+  explicit RedisNode(std::vector<std::string> extra = {});
   uint16_t port() const { return port_; }
+  pid_t pid() const { return process_->pid(); }
+  bool running() { return process_ && process_->running(); }
+  void kill();  // SIGKILL, as a crash
+  const std::filesystem::path& dir() const { return dir_.path(); }
 
  private:
   TempDir dir_;
-  uint16_t port_;
-  Subprocess process_;
+  uint16_t port_ = 0;
+  std::unique_ptr<Subprocess> process_;
 };
+
+// redis-cli -p <port> <args...>; its stdout (trailing newline removed). Throws when it fails.
+std::string redisCli(uint16_t port, const std::vector<std::string>& args);
+
+using RedisServer = RedisNode;
 
 // Paths of the test PKI made by scripts/make-certs.sh (CA, 127.0.0.1 leaf, APNs .p8 key, FCM
 // service-account RSA key).

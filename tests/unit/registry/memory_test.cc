@@ -84,7 +84,7 @@ void measure(int n, uint32_t buckets) {
   boost::asio::io_context io;
   pushhub::testing::RedisServer server;  // no config file: redis-server's defaults
   RedisClient::Options o;
-  o.port = server.port();
+  o.seeds = {{"127.0.0.1", server.port()}};
   o.command_timeout = std::chrono::seconds(60);
   RedisClient client(io, o);
   client.connect();
@@ -179,12 +179,10 @@ void measure(int n, uint32_t buckets) {
             static_cast<size_t>(n));
   EXPECT_EQ(timeResolve(io, registry, hub, Selector::all(), 16, "kAll, pipelined"),
             static_cast<size_t>(n));
-  EXPECT_EQ(timeResolve(io, registry, hub, Selector::tag("tag-0"), 1,
-                        "kTag tag-0, one at a time"),
+  EXPECT_EQ(timeResolve(io, registry, hub, Selector::tag("tag-0"), 1, "kTag tag-0, one at a time"),
             tagged_0);
-  EXPECT_EQ(
-      timeResolve(io, registry, hub, Selector::tag("tag-0"), 16, "kTag tag-0, pipelined"),
-      tagged_0);
+  EXPECT_EQ(timeResolve(io, registry, hub, Selector::tag("tag-0"), 16, "kTag tag-0, pipelined"),
+            tagged_0);
 }
 
 TEST(RegistryMemory, BytesPerInstallationWithThreeTagsAndASharedTemplate) {

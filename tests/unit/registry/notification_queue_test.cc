@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <set>
+
+#include "registry/cluster_slots.h"
+
 #include "tests/unit/registry/test_util.h"
 
 namespace pushhub::registry {
@@ -11,11 +16,7 @@ using namespace testing;
 
 class NotificationQueueTest : public ::testing::Test {
  protected:
-  RedisClient::Options options() {
-    RedisClient::Options o;
-    o.port = server_.port();
-    return o;
-  }
+  RedisClient::Options options() { return redis_.options(); }
   void SetUp() override {
     for (auto* c : {&commands_, &blocking_, &commands_b_, &blocking_b_}) {
       c->connect();
@@ -29,6 +30,7 @@ class NotificationQueueTest : public ::testing::Test {
   NotificationQueue::Options queueOptions(std::string consumer) {
     NotificationQueue::Options o;
     o.consumer = std::move(consumer);
+    o.partitions = kPartitions;
     o.record_ttl = std::chrono::seconds(3600);
     return o;
   }
@@ -37,9 +39,43 @@ class NotificationQueueTest : public ::testing::Test {
     return await<Result<void>>(
         io_, [&](auto cb) { q.enqueue(id, "myhub", std::move(body), std::move(jobs), cb); });
   }
+  // Up to `max` jobs from the partitions in turn (the first waits up to `block`), in enqueue
+  // order: a send's jobs go round the partitions from the one its id picks.
   Result<std::vector<Job>> claim(NotificationQueue& q, size_t max,
                                  std::chrono::milliseconds block = 200ms) {
-    return await<Result<std::vector<Job>>>(io_, [&](auto cb) { q.claim(max, block, cb); });
+    std::vector<Job> all;
+    for (uint32_t p = 0; p < kPartitions && all.size() < max; ++p) {
+      auto part = await<Result<std::vector<Job>>>(
+          io_, [&](auto cb) { q.claim(p, max - all.size(), p == 0 ? block : 1ms, cb); });
+      if (!part) return part.error();
+      all.insert(all.end(), part->begin(), part->end());
+    }
+    std::sort(all.begin(), all.end(),
+              [](const Job& a, const Job& b) { return a.payload < b.payload; });
+    return all;
+  }
+  Result<std::vector<Job>> reclaim(NotificationQueue& q, std::chrono::milliseconds idle) {
+    std::vector<Job> all;
+    for (uint32_t p = 0; p < kPartitions; ++p) {
+      auto part =
+          await<Result<std::vector<Job>>>(io_, [&](auto cb) { q.reclaim(p, idle, 10, cb); });
+      if (!part) return part.error();
+      all.insert(all.end(), part->begin(), part->end());
+    }
+    std::sort(all.begin(), all.end(),
+              [](const Job& a, const Job& b) { return a.payload < b.payload; });
+    return all;
+  }
+  // A sum over the partitions' streams of an integer command, e.g. XLEN.
+  int64_t sum(std::vector<std::string> argv, size_t stream_arg) {
+    int64_t total = 0;
+    for (uint32_t p = 0; p < kPartitions; ++p) {
+      argv[stream_arg] = queue_.streamKey(p);
+      auto r = cmd(io_, commands_, argv);
+      if (!r) return -1;
+      total += r->type == RedisReply::Type::kInteger ? r->integer : r->elements.at(0).integer;
+    }
+    return total;
   }
   Result<void> complete(NotificationQueue& q, const Job& job,
                         std::map<std::string, int64_t> counts) {
@@ -51,27 +87,51 @@ class NotificationQueueTest : public ::testing::Test {
     EXPECT_TRUE(r);
     return r ? *r : std::nullopt;
   }
-  int64_t pendingCount() {
-    auto r = cmd(io_, commands_, {"XPENDING", "ph:jobs", "dispatch"});
-    return r ? r->elements.at(0).integer : -1;
-  }
+  int64_t pendingCount() { return sum({"XPENDING", "", "dispatch"}, 1); }
+  int64_t streamLength() { return sum({"XLEN", ""}, 1); }
 
+  static constexpr uint32_t kPartitions = 4;
   boost::asio::io_context io_;
-  pushhub::testing::RedisServer server_;
+  TestRedis redis_;
   RedisClient commands_{io_, options()};
   RedisClient blocking_{io_, options()};
   RedisClient commands_b_{io_, options()};
   RedisClient blocking_b_{io_, options()};
-  NotificationQueue queue_{commands_, blocking_, queueOptions("worker-a")};
-  NotificationQueue queue_b_{commands_b_, blocking_b_, queueOptions("worker-b")};
+  NotificationQueue queue_{commands_, {&blocking_}, queueOptions("worker-a")};
+  NotificationQueue queue_b_{commands_b_, {&blocking_b_}, queueOptions("worker-b")};
 };
 
 TEST_F(NotificationQueueTest, InitIsIdempotent) {
   EXPECT_TRUE(await<Result<void>>(io_, [&](auto cb) { queue_.init(cb); }));
   EXPECT_TRUE(await<Result<void>>(io_, [&](auto cb) { queue_b_.init(cb); }));
-  auto groups = cmd(io_, commands_, {"XINFO", "GROUPS", "ph:jobs"});
-  ASSERT_TRUE(groups);
-  EXPECT_EQ(groups->elements.size(), 1u);
+  for (uint32_t p = 0; p < kPartitions; ++p) {
+    EXPECT_EQ(queue_.streamKey(p), "ph:jobs:{" + std::to_string(p) + "}");
+    auto groups = cmd(io_, commands_, {"XINFO", "GROUPS", queue_.streamKey(p)});
+    ASSERT_TRUE(groups) << groups.error().message;
+    EXPECT_EQ(groups->elements.size(), 1u);
+  }
+}
+
+TEST_F(NotificationQueueTest, ASendsJobsGoRoundThePartitions) {
+  ASSERT_TRUE(enqueue(queue_, "spread", "b", {"j0", "j1", "j2", "j3", "j4", "j5", "j6", "j7"}));
+  std::set<std::string> masters;
+  for (uint32_t p = 0; p < kPartitions; ++p) {
+    auto len = cmd(io_, commands_, {"XLEN", queue_.streamKey(p)});
+    ASSERT_TRUE(len);
+    EXPECT_EQ(len->integer, 2) << queue_.streamKey(p);
+    masters.insert(commands_.masterOf(queue_.streamKey(p)).endpoint());
+  }
+  // The four partitions' slots (13907, 9842, 5649, 1584: CRC16 of "0".."3") fall in all three
+  // masters' ranges of a fresh 3-master cluster, so the queue's traffic is spread.
+  if (redis_.cluster()) {
+    EXPECT_EQ(masters.size(), 3u);
+  }
+  auto jobs = claim(queue_, 100);
+  ASSERT_TRUE(jobs);
+  EXPECT_EQ(jobs->size(), 8u);
+  std::set<std::string> streams;
+  for (const auto& j : *jobs) streams.insert(j.stream);
+  EXPECT_EQ(streams.size(), kPartitions);
 }
 
 TEST_F(NotificationQueueTest, EnqueueClaimCompleteAndState) {
@@ -120,7 +180,7 @@ TEST_F(NotificationQueueTest, EnqueueClaimCompleteAndState) {
                                                                 {"fcmv1:Success", 7},
                                                                 {"fcmv1:Throttled", 2}}));
   EXPECT_EQ(pendingCount(), 0);
-  EXPECT_EQ(cmd(io_, commands_, {"XLEN", "ph:jobs"})->integer, 0);  // acked jobs are deleted
+  EXPECT_EQ(streamLength(), 0);  // acked jobs are deleted
 
   auto nothing = claim(queue_, 10, 100ms);
   ASSERT_TRUE(nothing);
@@ -134,16 +194,23 @@ TEST_F(NotificationQueueTest, JobsAreSharedBetweenConsumers) {
   ASSERT_TRUE(a && b);
   EXPECT_EQ(a->size(), 2u);
   EXPECT_EQ(b->size(), 2u);
-  EXPECT_NE(a->front().stream_id, b->front().stream_id);
+  std::set<std::string> payloads;
+  for (const auto& j : *a) payloads.insert(j.payload);
+  for (const auto& j : *b) payloads.insert(j.payload);
+  EXPECT_EQ(payloads.size(), 4u);  // each job went to one consumer
 }
 
 TEST_F(NotificationQueueTest, ClaimWaitsForAJobEnqueuedLater) {
+  // A one-job send lands in the partition its id picks; wait on that one.
+  const std::string id = "n3";
+  uint32_t partition = crc16Xmodem(id) % kPartitions;
   std::optional<Result<std::vector<Job>>> got;
-  queue_.claim(5, 3000ms, [&](Result<std::vector<Job>> r) { got.emplace(std::move(r)); });
+  queue_.claim(partition, 5, 3000ms,
+               [&](Result<std::vector<Job>> r) { got.emplace(std::move(r)); });
   runFor(io_, 100ms);
   EXPECT_FALSE(got.has_value());
   // The commands connection is free while the blocking one waits.
-  ASSERT_TRUE(enqueue(queue_, "n3", "b", {"late"}));
+  ASSERT_TRUE(enqueue(queue_, id, "b", {"late"}));
   ASSERT_TRUE(runUntil(io_, [&] { return got.has_value(); }));
   ASSERT_TRUE(*got);
   ASSERT_EQ((*got)->size(), 1u);
@@ -156,22 +223,23 @@ TEST_F(NotificationQueueTest, PendingJobsOfADeadWorkerAreReclaimed) {
   ASSERT_TRUE(a);
   ASSERT_EQ(a->size(), 2u);
 
-  auto early = await<Result<std::vector<Job>>>(
-      io_, [&](auto cb) { queue_b_.reclaim(std::chrono::hours(1), 10, cb); });
+  auto early = reclaim(queue_b_, std::chrono::hours(1));
   ASSERT_TRUE(early) << early.error().message;
   EXPECT_TRUE(early->empty());  // not idle long enough
 
   runFor(io_, 60ms);
-  auto taken =
-      await<Result<std::vector<Job>>>(io_, [&](auto cb) { queue_b_.reclaim(50ms, 10, cb); });
+  auto taken = reclaim(queue_b_, 50ms);
   ASSERT_TRUE(taken) << taken.error().message;
   ASSERT_EQ(taken->size(), 2u);
   EXPECT_EQ((*taken)[0].payload, "x");
   EXPECT_EQ((*taken)[1].notification_id, "n4");
-  auto consumers = cmd(io_, commands_, {"XPENDING", "ph:jobs", "dispatch", "-", "+", "10"});
-  ASSERT_TRUE(consumers);
-  for (auto& e : consumers->elements) {
-    EXPECT_EQ(e.elements.at(1).str, "worker-b");
+  for (uint32_t p = 0; p < kPartitions; ++p) {
+    auto consumers =
+        cmd(io_, commands_, {"XPENDING", queue_.streamKey(p), "dispatch", "-", "+", "10"});
+    ASSERT_TRUE(consumers);
+    for (auto& e : consumers->elements) {
+      EXPECT_EQ(e.elements.at(1).str, "worker-b");
+    }
   }
   for (auto& job : *taken) {
     ASSERT_TRUE(complete(queue_b_, job, {{"wns:Success", 1}}));
@@ -191,7 +259,7 @@ TEST_F(NotificationQueueTest, NoJobsMeansCompletedAndUnknownIdsAreReported) {
   auto bad = enqueue(queue_, "a{b}", "b", {"j"});
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.error().code, Error::Code::kInvalidArgument);
-  EXPECT_EQ(cmd(io_, commands_, {"XLEN", "ph:jobs"})->integer, 0);
+  EXPECT_EQ(streamLength(), 0);
 }
 
 }  // namespace

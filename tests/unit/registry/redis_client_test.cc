@@ -11,7 +11,7 @@ using namespace testing;
 
 RedisClient::Options optionsFor(uint16_t port) {
   RedisClient::Options o;
-  o.port = port;
+  o.seeds = {{"127.0.0.1", port}};
   o.connect_timeout = 1000ms;
   o.command_timeout = 2000ms;
   return o;

@@ -101,25 +101,7 @@ class RegistryTest : public ::testing::Test {
     }
     return out;
   }
-  std::vector<std::string> everyKey() {
-    std::vector<std::string> keys;
-    std::string cursor = "0";
-    for (int i = 0; i < 1000; ++i) {
-      auto r = cmd(io_, client_, {"SCAN", cursor, "COUNT", "1000"});
-      EXPECT_TRUE(r);
-      if (!r) {
-        break;
-      }
-      cursor = r->elements[0].str;
-      for (auto& k : r->elements[1].elements) {
-        keys.push_back(k.str);
-      }
-      if (cursor == "0") {
-        break;
-      }
-    }
-    return keys;
-  }
+  std::vector<std::string> everyKey() { return redis_.everyKey(); }
   // Whether a tag resolve of `id`'s bucket returns `id` (tag lists hold slots, not ids).
   bool isMember(const std::string& id, const std::string& tag) {
     auto r = resolve(Registry::bucketOf(id, hub_.buckets), Selector::tag(tag));
@@ -149,12 +131,8 @@ class RegistryTest : public ::testing::Test {
   }
 
   boost::asio::io_context io_;
-  pushhub::testing::RedisServer server_;
-  RedisClient client_{io_, [&] {
-                        RedisClient::Options o;
-                        o.port = server_.port();
-                        return o;
-                      }()};
+  TestRedis redis_;
+  RedisClient client_{io_, redis_.options()};
   Registry registry_{client_};
   Hub hub_{"myhub", 16};
 };
@@ -409,11 +387,13 @@ TEST_F(RegistryTest, BroadcastJoinsRecordsOfEveryLength) {
     std::string prefix = Registry::bucketPrefix(one, 0);
     EXPECT_EQ(cmd(io_, client_, {"EXISTS", prefix + "r3"})->integer, 1);
     EXPECT_EQ(cmd(io_, client_, {"EXISTS", prefix + "r4"})->integer, with_long_record ? 1 : 0);
-    ASSERT_TRUE(cmd(io_, client_, {"CONFIG", "RESETSTAT"}));
+    // Statistics of the master holding the bucket (INFO and CONFIG name no key to route by).
+    uint16_t master = client_.masterOf(prefix).port;
+    pushhub::testing::redisCli(master, {"CONFIG", "RESETSTAT"});
     auto all = await<Result<std::vector<ResolvedTarget>>>(
         io_, [&](auto cb) { registry_.resolve(one, 0, Selector::all(), cb); });
     ASSERT_TRUE(all) << all.error().message;
-    std::string stats = cmd(io_, client_, {"INFO", "commandstats"})->str;
+    std::string stats = pushhub::testing::redisCli(master, {"INFO", "commandstats"});
     // r .. r3 and tpl in the transaction, and r again inside the script for the long record.
     std::string hgetalls = with_long_record ? "calls=6," : "calls=5,";
     EXPECT_NE(stats.find("cmdstat_hgetall:" + hgetalls), std::string::npos) << stats;

@@ -187,12 +187,8 @@ class SelectionTest : public ::testing::Test {
   static constexpr uint32_t kInstallations = 3000;
   std::mt19937 rng_{20261204};
   boost::asio::io_context io_;
-  pushhub::testing::RedisServer server_;
-  RedisClient client_{io_, [&] {
-                        RedisClient::Options o;
-                        o.port = server_.port();
-                        return o;
-                      }()};
+  TestRedis redis_;
+  RedisClient client_{io_, redis_.options()};
   Registry registry_{client_, Registry::Options{std::chrono::seconds(0)}};
   Hub hub_{"sel", 64};
   std::map<std::string, Installation> installations_;

@@ -6,9 +6,11 @@
 
 #include <boost/asio/io_context.hpp>
 #include <chrono>
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -16,6 +18,7 @@
 
 #include "registry/redis_client.h"
 #include "tests/support/process.h"
+#include "tests/support/redis_cluster.h"
 
 namespace pushhub::registry::testing {
 
@@ -61,6 +64,54 @@ inline Result<RedisReply> cmd(boost::asio::io_context& io, RedisClient& c,
                               std::vector<std::string> argv) {
   return await<Result<RedisReply>>(io, [&](auto cb) { c.command(std::move(argv), std::move(cb)); });
 }
+
+// The Redis a test runs against: a fresh standalone redis-server, or, when the environment has
+// PUSHHUB_TEST_REDIS=cluster, a Redis Cluster of three masters shared by the whole test binary
+// and flushed for each test. Run on a cluster, every script and transaction of the code under
+// test meets the cluster's rules (one slot per command, CROSSSLOT otherwise; keys on other
+// masters refused inside scripts), so ctest runs the registry and queue tests both ways.
+class TestRedis {
+ public:
+  TestRedis() {
+    const char* mode = std::getenv("PUSHHUB_TEST_REDIS");
+    if (mode != nullptr && std::string(mode) == "cluster") {
+      static pushhub::testing::RedisCluster* shared = new pushhub::testing::RedisCluster(3, 0);
+      cluster_ = shared;
+      cluster_->flushAll();
+    } else {
+      server_ = std::make_unique<pushhub::testing::RedisServer>();
+    }
+  }
+  bool cluster() const { return cluster_ != nullptr; }
+  pushhub::testing::RedisCluster* clusterProcesses() { return cluster_; }
+  RedisClient::Options options() const {
+    RedisClient::Options o;
+    o.seeds = {{"127.0.0.1", cluster_ ? cluster_->ports().front() : server_->port()}};
+    return o;
+  }
+  // Every key on every master (KEYS is fine for test-sized data).
+  std::vector<std::string> everyKey() const {
+    std::vector<uint16_t> ports =
+        cluster_ ? cluster_->masterPorts() : std::vector<uint16_t>{server_->port()};
+    std::vector<std::string> keys;
+    for (uint16_t port : ports) {
+      std::string out = pushhub::testing::redisCli(port, {"--no-raw", "KEYS", "*"});
+      std::stringstream ss(out);
+      for (std::string line; std::getline(ss, line);) {
+        // --no-raw prints 1) "key"; an empty database prints (empty array).
+        auto open = line.find('"');
+        auto close = line.rfind('"');
+        if (open != std::string::npos && close > open)
+          keys.push_back(line.substr(open + 1, close - open - 1));
+      }
+    }
+    return keys;
+  }
+
+ private:
+  std::unique_ptr<pushhub::testing::RedisServer> server_;
+  pushhub::testing::RedisCluster* cluster_ = nullptr;  // leaked on purpose: lives to exit
+};
 
 // A redis-server this test can stop and start again on the same port (tests/support's
 // RedisServer lives for the whole fixture).
