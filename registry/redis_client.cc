@@ -79,7 +79,8 @@ RedisConnection& RedisClient::link(const ClusterNode& node) {
 void RedisClient::connect() {
   checkThread();
   if (closed_) return;
-  for (const auto& seed : options_.seeds) link(seed);
+  // The other seeds are asked only when the first cannot answer (askForTopology).
+  link(options_.seeds.front());
   refreshTopology(true);
   armRefreshTimer();
 }

@@ -1,7 +1,8 @@
 #pragma once
-// A whole pushhub stack for integration tests: a real redis-server, the pns-mock binary and the
-// pushhubd binary, each on free loopback ports, with TLS everywhere, plus a gRPC client that signs
-// its calls like the Azure SDKs do. Torn down in reverse order by the destructor.
+// A whole pushhub stack for integration tests: a real redis-server (or a Redis Cluster), the
+// pns-mock binary and one or more pushhubd instances, on loopback with TLS everywhere, plus a
+// gRPC client per instance that signs its calls like the Azure SDKs do. pushhubd binds port 0
+// and the stack reads the ports it got from its log. Torn down in reverse order.
 
 #include <grpcpp/grpcpp.h>
 
@@ -10,11 +11,14 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "base/sas.h"
 #include "pushhub/v1/pushhub.grpc.pb.h"
 #include "tests/support/http_client.h"
 #include "tests/support/process.h"
+#include "tests/support/redis_cluster.h"
 
 namespace pushhub::testing {
 
@@ -37,10 +41,31 @@ inline std::string readText(const std::filesystem::path& path) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
+struct StackOptions {
+  std::vector<std::string> mock_flags;  // appended to pns-mock's command line
+  bool cluster = false;                 // a Redis Cluster of 3 masters with a replica each
+  int instances = 1;                    // pushhubd processes sharing the Redis
+  std::string extra_config;             // appended to every instance's [dispatch] section
+};
+
+inline StackOptions withMockFlags(std::vector<std::string> flags) {
+  StackOptions options;
+  options.mock_flags = std::move(flags);
+  return options;
+}
+
 class Stack {
  public:
-  // `extra_mock_flags` are appended to pns-mock's command line.
-  explicit Stack(std::vector<std::string> extra_mock_flags = {}) : pki_(makeTestPki(dir_.path())) {
+  explicit Stack(std::vector<std::string> extra_mock_flags = {})
+      : Stack(withMockFlags(std::move(extra_mock_flags))) {}
+  explicit Stack(StackOptions options)
+      : options_(std::move(options)), pki_(makeTestPki(dir_.path())) {
+    if (options_.cluster) {
+      cluster_ = std::make_unique<RedisCluster>(3, 1);
+    } else {
+      redis_ = std::make_unique<RedisServer>();
+    }
+    const auto& extra_mock_flags = options_.mock_flags;
     std::string key2 = (dir_.path() / "apns2.p8").string();
     if (std::system(("openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out '" +
                      key2 + "' && openssl pkey -in '" + key2 + "' -pubout -out '" +
@@ -52,78 +77,148 @@ class Stack {
     fcm_port_ = freePort();
     wns_port_ = freePort();
     control_port_ = freePort();
-    std::vector<std::string> mock{binaryPath("pns-mock").string(),
-                                  "--listen", "127.0.0.1",
-                                  "--apns-port", std::to_string(mock_port_),
-                                  "--control-port", std::to_string(control_port_),
-                                  "--cert", pki_.cert().string(),
-                                  "--key", pki_.key().string(),
-                                  "--apns-key-id", "ITESTKEY01",
-                                  "--apns-team-id", "ITESTTEAM1",
-                                  "--apns-public-key", pki_.apnsPublicKey().string(),
-                                  "--apns-topic", kTopic,
-                                  "--fcm-port", std::to_string(fcm_port_),
-                                  "--fcm-account", std::string(kFcmAccount) + ":" + pki_.fcmPublicKey().string(),
-                                  "--fcm-project", kFcmProject,
-                                  "--wns-port", std::to_string(wns_port_),
-                                  "--wns-sid", kWnsSid,
-                                  "--wns-secret", kWnsSecret,
-                                  "--apns-key", "ITESTKEY02:ITESTTEAM2:" + (dir_.path() / "apns2-pub.pem").string(),
-                                  "--apns-topic", kOtherTopic};
+    std::vector<std::string> mock{
+        binaryPath("pns-mock").string(),
+        "--listen",
+        "127.0.0.1",
+        "--apns-port",
+        std::to_string(mock_port_),
+        "--control-port",
+        std::to_string(control_port_),
+        "--cert",
+        pki_.cert().string(),
+        "--key",
+        pki_.key().string(),
+        "--apns-key-id",
+        "ITESTKEY01",
+        "--apns-team-id",
+        "ITESTTEAM1",
+        "--apns-public-key",
+        pki_.apnsPublicKey().string(),
+        "--apns-topic",
+        kTopic,
+        "--fcm-port",
+        std::to_string(fcm_port_),
+        "--fcm-account",
+        std::string(kFcmAccount) + ":" + pki_.fcmPublicKey().string(),
+        "--fcm-project",
+        kFcmProject,
+        "--wns-port",
+        std::to_string(wns_port_),
+        "--wns-sid",
+        kWnsSid,
+        "--wns-secret",
+        kWnsSecret,
+        "--apns-key",
+        "ITESTKEY02:ITESTTEAM2:" + (dir_.path() / "apns2-pub.pem").string(),
+        "--apns-topic",
+        kOtherTopic};
     mock.insert(mock.end(), extra_mock_flags.begin(), extra_mock_flags.end());
     mock_ = std::make_unique<Subprocess>(mock, dir_.path() / "pns-mock.log");
     if (!waitForPort(control_port_)) throw std::runtime_error("pns-mock did not start");
 
-    grpc_port_ = freePort();
-    admin_port_ = freePort();
     writeServiceAccount();
     std::ofstream(dir_.path() / "pushhubd.toml") << config();
-    daemon_ = std::make_unique<Subprocess>(
-        std::vector<std::string>{binaryPath("pushhubd").string(), "--config",
-                                 (dir_.path() / "pushhubd.toml").string()},
-        dir_.path() / "pushhubd.log");
-    if (!waitForPort(grpc_port_)) {
-      throw std::runtime_error("pushhubd did not start: " + readText(dir_.path() / "pushhubd.log"));
-    }
-    grpc::SslCredentialsOptions ssl;
-    ssl.pem_root_certs = readText(pki_.ca());
-    stub_ = v1::PushHub::NewStub(grpc::CreateChannel("127.0.0.1:" + std::to_string(grpc_port_),
-                                                     grpc::SslCredentials(ssl)));
+    for (int i = 0; i < options_.instances; ++i) startInstance(i);
   }
 
   ~Stack() {
-    daemon_.reset();
+    instances_.clear();
     mock_.reset();
+  }
+
+  // Starts instance `i` (again, after stopInstance), and waits until it serves.
+  void startInstance(int i) {
+    if (static_cast<int>(instances_.size()) <= i) instances_.resize(i + 1);
+    Instance& in = instances_[i];
+    auto log = dir_.path() / ("pushhubd-" + std::to_string(i) + ".log");
+    std::filesystem::remove(log);
+    in.process = std::make_unique<Subprocess>(
+        std::vector<std::string>{binaryPath("pushhubd").string(), "--config",
+                                 (dir_.path() / "pushhubd.toml").string()},
+        log);
+    // "pushhubd listening: grpc 127.0.0.1:<port> (TLS), admin http://127.0.0.1:<port>, ..."
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    for (;;) {
+      std::string text = readText(log);
+      auto at = text.find("pushhubd listening: grpc 127.0.0.1:");
+      auto admin = text.find("admin http://127.0.0.1:", at == std::string::npos ? 0 : at);
+      if (at != std::string::npos && admin != std::string::npos) {
+        in.grpc_port = static_cast<uint16_t>(std::stoi(text.substr(at + 35)));
+        in.admin_port = static_cast<uint16_t>(std::stoi(text.substr(admin + 23)));
+        break;
+      }
+      if (!in.process->running() || std::chrono::steady_clock::now() > deadline) {
+        throw std::runtime_error("pushhubd did not start: " + text);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = readText(pki_.ca());
+    in.stub = v1::PushHub::NewStub(grpc::CreateChannel("127.0.0.1:" + std::to_string(in.grpc_port),
+                                                       grpc::SslCredentials(ssl)));
+  }
+  void stopInstance(int i) { instances_.at(i).process.reset(); }
+
+  std::string redisConfig() const {
+    if (!cluster_) return "[redis]\nport = " + std::to_string(redis_->port()) + "\n";
+    std::string nodes;
+    for (uint16_t port : cluster_->ports()) {
+      nodes += (nodes.empty() ? "\"127.0.0.1:" : ", \"127.0.0.1:") + std::to_string(port) + "\"";
+    }
+    return "[redis]\nnodes = [" + nodes + "]\n";
   }
 
   std::string config() const {
     return "[server]\n"
-           "grpc_listen = \"127.0.0.1:" + std::to_string(grpc_port_) + "\"\n"
-           "admin_listen = \"127.0.0.1:" + std::to_string(admin_port_) + "\"\n"
-           "tls_cert = \"server.pem\"\ntls_key = \"server.key\"\nworkers = 2\n"
-           "[redis]\nport = " + std::to_string(redis_.port()) + "\n"
-           "[dispatch]\nbuckets_per_job = 16\n"
-           "[[hubs]]\nname = \"" + kHub + "\"\nbuckets = 64\n"
-           "  [[hubs.keys]]\n  name = \"" + kFullKeyName + "\"\n  key = \"" + kFullKey +
+           "grpc_listen = \"127.0.0.1:0\"\n"
+           "admin_listen = \"127.0.0.1:0\"\n"
+           "tls_cert = \"server.pem\"\ntls_key = \"server.key\"\nworkers = 2\n" +
+           redisConfig() + "[dispatch]\nbuckets_per_job = 16\n" + options_.extra_config +
+           "\n"
+           "[[hubs]]\nname = \"" +
+           kHub +
+           "\"\nbuckets = 64\n"
+           "  [[hubs.keys]]\n  name = \"" +
+           kFullKeyName + "\"\n  key = \"" + kFullKey +
            "\"\n  rights = [\"Listen\", \"Send\", \"Manage\"]\n"
-           "  [[hubs.keys]]\n  name = \"" + kListenKeyName + "\"\n  key = \"" + kListenKey +
+           "  [[hubs.keys]]\n  name = \"" +
+           kListenKeyName + "\"\n  key = \"" + kListenKey +
            "\"\n  rights = [\"Listen\"]\n"
-           "  [hubs.apns]\n  endpoint = \"https://127.0.0.1:" + std::to_string(mock_port_) + "\"\n"
+           "  [hubs.apns]\n  endpoint = \"https://127.0.0.1:" +
+           std::to_string(mock_port_) +
+           "\"\n"
            "  ca_file = \"ca.pem\"\n  key_file = \"apns.p8\"\n  key_id = \"ITESTKEY01\"\n"
-           "  team_id = \"ITESTTEAM1\"\n  topic = \"" + kTopic + "\"\n"
+           "  team_id = \"ITESTTEAM1\"\n  topic = \"" +
+           kTopic +
+           "\"\n"
            "  [hubs.fcm]\n  service_account_file = \"service-account.json\"\n"
-           "  endpoint = \"https://127.0.0.1:" + std::to_string(fcm_port_) + "\"\n"
+           "  endpoint = \"https://127.0.0.1:" +
+           std::to_string(fcm_port_) +
+           "\"\n"
            "  ca_file = \"ca.pem\"\n"
-           "  [hubs.wns]\n  package_sid = \"" + kWnsSid + "\"\n  secret = \"" + kWnsSecret + "\"\n"
-           "  token_url = \"https://127.0.0.1:" + std::to_string(wns_port_) + "/accesstoken.srf\"\n"
-           "  allowed_hosts = [\"127.0.0.1:" + std::to_string(wns_port_) + "\"]\n"
+           "  [hubs.wns]\n  package_sid = \"" +
+           kWnsSid + "\"\n  secret = \"" + kWnsSecret +
+           "\"\n"
+           "  token_url = \"https://127.0.0.1:" +
+           std::to_string(wns_port_) +
+           "/accesstoken.srf\"\n"
+           "  allowed_hosts = [\"127.0.0.1:" +
+           std::to_string(wns_port_) +
+           "\"]\n"
            "  ca_file = \"ca.pem\"\n"
-           "[[hubs]]\nname = \"" + kOtherHub + "\"\nbuckets = 16\n"
-           "  [[hubs.keys]]\n  name = \"" + kFullKeyName + "\"\n  key = \"" + kFullKey +
+           "[[hubs]]\nname = \"" +
+           kOtherHub +
+           "\"\nbuckets = 16\n"
+           "  [[hubs.keys]]\n  name = \"" +
+           kFullKeyName + "\"\n  key = \"" + kFullKey +
            "\"\n  rights = [\"Manage\"]\n"
-           "  [hubs.apns]\n  endpoint = \"https://127.0.0.1:" + std::to_string(mock_port_) + "\"\n"
+           "  [hubs.apns]\n  endpoint = \"https://127.0.0.1:" +
+           std::to_string(mock_port_) +
+           "\"\n"
            "  ca_file = \"ca.pem\"\n  key_file = \"apns2.p8\"\n  key_id = \"ITESTKEY02\"\n"
-           "  team_id = \"ITESTTEAM2\"\n  topic = \"" + kOtherTopic + "\"\n";
+           "  team_id = \"ITESTTEAM2\"\n  topic = \"" +
+           kOtherTopic + "\"\n";
   }
 
   // A WNS channel URI on pns-mock for `token`.
@@ -135,17 +230,19 @@ class Stack {
   std::unique_ptr<grpc::ClientContext> context(const std::string& key_name = kFullKeyName,
                                                const std::string& key = kFullKey) const {
     auto ctx = std::make_unique<grpc::ClientContext>();
-    ctx->AddMetadata("authorization",
-                     sas::makeToken("https://127.0.0.1:" + std::to_string(grpc_port_) + "/",
-                                    key_name, key,
-                                    std::chrono::system_clock::now() + std::chrono::hours(1)));
+    ctx->AddMetadata(
+        "authorization",
+        sas::makeToken("https://127.0.0.1:" + std::to_string(grpcPort()) + "/", key_name, key,
+                       std::chrono::system_clock::now() + std::chrono::hours(1)));
     ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
     return ctx;
   }
 
-  v1::PushHub::Stub& stub() { return *stub_; }
+  v1::PushHub::Stub& stub(int instance = 0) { return *instances_.at(instance).stub; }
+  uint16_t grpcPort(int instance = 0) const { return instances_.at(instance).grpc_port; }
   uint16_t controlPort() const { return control_port_; }
-  uint16_t adminPort() const { return admin_port_; }
+  uint16_t adminPort(int instance = 0) const { return instances_.at(instance).admin_port; }
+  RedisCluster* cluster() { return cluster_.get(); }
   // The service-account key file as Google hands it out, its token_uri pointing at pns-mock.
   void writeServiceAccount() const {
     boost::json::object account{
@@ -158,18 +255,26 @@ class Stack {
     std::ofstream(dir_.path() / "service-account.json") << boost::json::serialize(account);
   }
 
-  std::string daemonLog() const { return readText(dir_.path() / "pushhubd.log"); }
+  std::string daemonLog(int instance = 0) const {
+    return readText(dir_.path() / ("pushhubd-" + std::to_string(instance) + ".log"));
+  }
   const std::filesystem::path& dir() const { return dir_.path(); }
 
  private:
+  struct Instance {
+    std::unique_ptr<Subprocess> process;
+    uint16_t grpc_port = 0, admin_port = 0;
+    std::unique_ptr<v1::PushHub::Stub> stub;
+  };
+
+  StackOptions options_;
   TempDir dir_;
   TestPki pki_;
-  RedisServer redis_;
-  uint16_t mock_port_ = 0, fcm_port_ = 0, wns_port_ = 0, control_port_ = 0, grpc_port_ = 0,
-           admin_port_ = 0;
+  std::unique_ptr<RedisServer> redis_;
+  std::unique_ptr<RedisCluster> cluster_;
+  uint16_t mock_port_ = 0, fcm_port_ = 0, wns_port_ = 0, control_port_ = 0;
   std::unique_ptr<Subprocess> mock_;
-  std::unique_ptr<Subprocess> daemon_;
-  std::unique_ptr<v1::PushHub::Stub> stub_;
+  std::vector<Instance> instances_;
 };
 
 }  // namespace pushhub::testing

@@ -25,9 +25,11 @@ HttpResult httpRequest(const std::string& method, uint16_t port, const std::stri
   http::write(stream, request, ec);
   if (ec) return {};
   beast::flat_buffer buffer;
-  http::response<http::string_body> response;
-  http::read(stream, buffer, response, ec);
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(1u << 30);  // pns-mock's /_mock/received can list a whole broadcast
+  http::read(stream, buffer, parser, ec);
   if (ec) return {};
+  auto response = parser.release();
   stream.socket().shutdown(boost::asio::ip::tcp::socket::shutdown_both, ec);
   return {static_cast<int>(response.result_int()), response.body()};
 }
