@@ -285,9 +285,10 @@ Result<Config> parseConfig(std::string_view toml_text, const std::filesystem::pa
   r.onlyKnown(root["server"].as_table(), "server",
               {"grpc_listen", "admin_listen", "tls_cert", "tls_key", "workers"});
   r.onlyKnown(root["redis"].as_table(), "redis", {"host", "port", "nodes", "password"});
-  r.onlyKnown(root["dispatch"].as_table(), "dispatch",
-              {"buckets_per_job", "max_jobs_per_worker", "max_in_flight_per_job",
-               "resolves_in_flight_per_job", "max_attempts", "queue_partitions"});
+  r.onlyKnown(
+      root["dispatch"].as_table(), "dispatch",
+      {"buckets_per_job", "max_jobs_per_worker", "max_in_flight_per_job",
+       "resolves_in_flight_per_job", "max_attempts", "queue_partitions", "job_idle_timeout_ms"});
   auto server = root["server"];
   r.get(server["grpc_listen"], "server.grpc_listen", config.grpc_listen);
   r.get(server["admin_listen"], "server.admin_listen", config.admin_listen);
@@ -347,6 +348,8 @@ Result<Config> parseConfig(std::string_view toml_text, const std::filesystem::pa
   r.getInt(dispatch["max_attempts"], "dispatch.max_attempts", config.max_attempts, 1, 20);
   r.getInt(dispatch["queue_partitions"], "dispatch.queue_partitions", config.queue_partitions, 1,
            256);
+  r.getInt(dispatch["job_idle_timeout_ms"], "dispatch.job_idle_timeout_ms",
+           config.job_idle_timeout_ms, 300, 3600 * 1000);
 
   auto upkeep = root["registry"];
   r.getInt(upkeep["sweep_interval_ms"], "registry.sweep_interval_ms", config.sweep_interval_ms, 0,

@@ -61,7 +61,9 @@ struct Config {
   size_t max_in_flight_per_job = 4096;      // targets handed to providers and not yet answered
   uint32_t resolves_in_flight_per_job = 8;  // bucket resolves one job keeps in flight
   uint32_t max_attempts = 3;                // per target, for retryable outcomes
-  uint32_t queue_partitions = 8;            // job streams ph:jobs:{0..n-1}, spread over the slots
+  uint32_t queue_partitions = 8;
+  uint32_t job_idle_timeout_ms = 30000;  // a pending job untouched this long is reclaimed // job
+                                         // streams ph:jobs:{0..n-1}, spread over the slots
 
   // Registry upkeep: each worker sweeps one bucket of each hub per interval (0: never), deleting
   // expired installations and dead handles older than the retention.

@@ -61,9 +61,11 @@ Dispatcher::Dispatcher(boost::asio::io_context& ioc, const Config& config,
       registry_(registry),
       queue_(queue),
       clients_(clients),
-      metrics_(metrics) {}
+      metrics_(metrics),
+      upkeep_timer_(ioc) {}
 
 void Dispatcher::start() {
+  armUpkeep();
   starting_ = true;
   claiming_.assign(queue_.partitions(), false);
   queue_.init([this](Result<void> ok) {
@@ -76,7 +78,10 @@ void Dispatcher::start() {
   });
 }
 
-void Dispatcher::stop() { stopping_ = true; }
+void Dispatcher::stop() {
+  stopping_ = true;
+  upkeep_timer_.cancel();
+}
 
 void Dispatcher::retryLater(std::chrono::milliseconds delay, std::function<void()> action) {
   auto timer = std::make_shared<boost::asio::steady_timer>(ioc_, delay);
@@ -105,6 +110,37 @@ void Dispatcher::claimMore() {
       claimMore();
     });
   }
+}
+
+// Every third of the idle timeout: running jobs are touched (their idle time reset, so nobody
+// reclaims them), and jobs idle longer than the timeout in any consumer's pending list (a dead
+// worker's, or one whose claim reply a failed Redis master never delivered) are taken over.
+void Dispatcher::armUpkeep() {
+  upkeep_timer_.expires_after(std::chrono::milliseconds(config_.job_idle_timeout_ms / 3));
+  upkeep_timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec || stopping_) return;
+    for (const auto& [key, run] : active_) {
+      queue_.touch(run->job, [this](Result<void> ok) {
+        if (!ok) WorkerMetrics::add(metrics_.redis_errors);
+      });
+    }
+    for (uint32_t p = 0; p < queue_.partitions(); ++p) {
+      if (active_.size() >= config_.max_jobs_per_worker) break;
+      queue_.reclaim(p, std::chrono::milliseconds(config_.job_idle_timeout_ms), 1,
+                     [this](Result<std::vector<registry::Job>> jobs) {
+                       if (!jobs) return WorkerMetrics::add(metrics_.redis_errors);
+                       for (auto& job : *jobs) {
+                         if (active_.count(jobKey(job)) != 0) continue;  // our own, running
+                         WorkerMetrics::add(metrics_.jobs_reclaimed);
+                         log::get("dispatch")
+                             ->info("job {} of notification {}: reclaimed", job.stream_id,
+                                    job.notification_id);
+                         startJob(std::move(job));
+                       }
+                     });
+    }
+    armUpkeep();
+  });
 }
 
 bool Dispatcher::idle() const {
@@ -137,15 +173,21 @@ void Dispatcher::startJob(registry::Job job) {
     run->notification = std::move(n);
     return begin(run);
   }
+  load(run);
+}
+
+void Dispatcher::load(const RunPtr& run) {
   queue_.loadBody(run->job.notification_id, [this, run](Result<std::string> body) {
-    if (!body) {
+    if (!body && body.error().code != Error::Code::kNotFound) {
       WorkerMetrics::add(metrics_.redis_errors);
       log::get("dispatch")
-          ->warn("notification {}: cannot load: {}", run->job.notification_id,
+          ->warn("notification {}: cannot load yet: {}", run->job.notification_id,
                  body.error().message);
-      // Leave the job pending in Redis: another attempt (or another worker) takes it later.
-      active_.erase(jobKey(run->job));
-      return retryLater(kRedisRetryDelay, [this] { claimMore(); });
+      return retryLater(kRedisRetryDelay, [this, run] { load(run); });
+    }
+    if (!body) {
+      log::get("dispatch")->warn("job {}: {}", run->job.stream_id, body.error().message);
+      return finish(run);  // the record expired: nothing to deliver
     }
     auto prepared = prepareNotification(run->job.notification_id, *body);
     if (!prepared) {

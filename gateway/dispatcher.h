@@ -3,6 +3,9 @@
 // to targets, renders and hands every target to its provider, retries retryable outcomes with
 // backoff within the notification's expiry, removes handles providers call dead, and
 // acknowledges a job (with its outcome counts) only when every target has a final outcome.
+// Running jobs are touched in Redis so they never look abandoned; jobs pending longer than
+// job_idle_timeout_ms (a dead worker's, or one whose claim reply was lost with a Redis master)
+// are reclaimed.
 //
 // Memory stays bounded whatever the audience: a job resolves at most resolves_in_flight_per_job
 // buckets at a time, and only while fewer than max_in_flight_per_job targets are outstanding, and a
@@ -55,6 +58,8 @@ class Dispatcher {
   void claimMore();
   static std::string jobKey(const registry::Job& job);  // stream ids repeat across partitions
   void startJob(registry::Job job);
+  void load(const RunPtr& run);
+  void armUpkeep();
   void begin(const RunPtr& run);
   void pump(const RunPtr& run);
   void resolveBucket(const RunPtr& run, uint32_t bucket);
@@ -88,6 +93,7 @@ class Dispatcher {
   bool starting_ = false;
   std::vector<bool> claiming_;  // per queue partition: a read is waiting
   uint32_t next_partition_ = 0;
+  boost::asio::steady_timer upkeep_timer_;
   std::map<std::string, RunPtr> active_;  // by jobKey()
   // Jobs of one notification usually follow each other; keep the last few parsed.
   std::deque<std::shared_ptr<const PreparedNotification>> recent_;

@@ -37,6 +37,10 @@ std::string renderPrometheus(const std::vector<const WorkerMetrics*>& workers) {
           [](const WorkerMetrics& m) -> const WorkerMetrics::Counter& { return m.jobs_started; });
   counter("pushhub_jobs_completed_total", "Jobs whose every target has a final outcome.",
           [](const WorkerMetrics& m) -> const WorkerMetrics::Counter& { return m.jobs_completed; });
+  counter("pushhub_jobs_reclaimed_total",
+          "Jobs taken over from a consumer that stopped touching them (a dead worker, or a claim "
+          "lost with a Redis master).",
+          [](const WorkerMetrics& m) -> const WorkerMetrics::Counter& { return m.jobs_reclaimed; });
   counter(
       "pushhub_targets_resolved_total", "Installations selected by sends.",
       [](const WorkerMetrics& m) -> const WorkerMetrics::Counter& { return m.targets_resolved; });

@@ -21,7 +21,8 @@
 namespace pushhub::gateway {
 
 inline constexpr size_t kMaxTemplateProperties = 64;
-inline constexpr size_t kMaxTemplatePropertyNameLength = expr::kMaxPropertyNameLength;  // 120, as Azure
+inline constexpr size_t kMaxTemplatePropertyNameLength =
+    expr::kMaxPropertyNameLength;  // 120, as Azure
 inline constexpr size_t kMaxTemplatePropertyValueBytes = 4096;
 
 Result<registry::Platform> fromProto(v1::Platform platform, std::string_view field);

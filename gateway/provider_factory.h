@@ -29,7 +29,8 @@ struct PlatformSetup {
 };
 
 // By hub name as configured; by platform (registry::Platform) within a hub.
-using SharedCredentials = std::map<std::string, std::array<std::optional<PlatformSetup>, kPlatforms>>;
+using SharedCredentials =
+    std::map<std::string, std::array<std::optional<PlatformSetup>, kPlatforms>>;
 
 // Loads keys and CA files; an error names the hub and the key that failed. Main thread, at start.
 Result<SharedCredentials> loadCredentials(const Config& config);

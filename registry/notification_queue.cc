@@ -238,6 +238,15 @@ void NotificationQueue::reclaim(uint32_t partition, std::chrono::milliseconds mi
       });
 }
 
+void NotificationQueue::touch(const Job& job, std::function<void(Result<void>)> cb) {
+  commands_.command(
+      {"XCLAIM", job.stream, options_.group, options_.consumer, "0", job.stream_id, "JUSTID"},
+      [cb = std::move(cb)](Result<RedisReply> r) {
+        if (!r) return cb(r.error());
+        cb(Result<void>());
+      });
+}
+
 void NotificationQueue::loadBody(const std::string& id,
                                  std::function<void(Result<std::string>)> cb) {
   commands_.evalScript(loadBodyScript(), {recordKey(id)}, {},

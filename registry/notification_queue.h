@@ -93,6 +93,10 @@ class NotificationQueue {
   void reclaim(uint32_t partition, std::chrono::milliseconds min_idle, size_t max,
                std::function<void(Result<std::vector<Job>>)> cb);
 
+  // XCLAIM <stream> <group> <consumer> 0 <id> JUSTID: resets the idle time of a job this
+  // consumer is working on, so reclaim() elsewhere leaves it alone.
+  void touch(const Job& job, std::function<void(Result<void>)> cb);
+
   // The opaque body; marks the notification running. kNotFound when the record is gone.
   void loadBody(const std::string& id, std::function<void(Result<std::string>)> cb);
 

@@ -249,6 +249,21 @@ TEST_F(NotificationQueueTest, PendingJobsOfADeadWorkerAreReclaimed) {
   EXPECT_EQ(state("n4")->outcome_counts.at("wns:Success"), 2);
 }
 
+TEST_F(NotificationQueueTest, TouchedJobsAreNotReclaimed) {
+  ASSERT_TRUE(enqueue(queue_, "n5", "b", {"busy", "idle"}));
+  auto a = claim(queue_, 10);
+  ASSERT_TRUE(a);
+  ASSERT_EQ(a->size(), 2u);
+  runFor(io_, 150ms);
+  const Job& busy = (*a)[0];  // sorted by payload: "busy", "idle"
+  ASSERT_EQ(busy.payload, "busy");
+  ASSERT_TRUE(await<Result<void>>(io_, [&](auto cb) { queue_.touch(busy, cb); }));
+  auto taken = reclaim(queue_b_, 100ms);
+  ASSERT_TRUE(taken) << taken.error().message;
+  ASSERT_EQ(taken->size(), 1u);
+  EXPECT_EQ(taken->front().payload, "idle");
+}
+
 TEST_F(NotificationQueueTest, NoJobsMeansCompletedAndUnknownIdsAreReported) {
   ASSERT_TRUE(enqueue(queue_, "empty", "b", {}));
   EXPECT_EQ(state("empty")->state, "completed");
