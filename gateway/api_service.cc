@@ -98,19 +98,53 @@ grpc::Status toStatus(const Error& error) {
       return {grpc::StatusCode::PERMISSION_DENIED, error.message};
     case Error::Code::kUnavailable:
       return {grpc::StatusCode::UNAVAILABLE, error.message};
+    case Error::Code::kAlreadyExists:
+      return {grpc::StatusCode::ALREADY_EXISTS, error.message};
+    case Error::Code::kAborted:
+      return {grpc::StatusCode::ABORTED, error.message};
     case Error::Code::kInternal:
       break;
   }
   return {grpc::StatusCode::INTERNAL, error.message};
 }
 
-ApiService::ApiService(const Config& config, std::vector<std::unique_ptr<Worker>>& workers)
-    : config_(config), workers_(workers) {}
+ApiService::ApiService(const Config& config, const HubCatalog& catalog,
+                       std::vector<std::unique_ptr<Worker>>& workers)
+    : config_(config), catalog_(catalog), workers_(workers) {}
 
-Result<const HubSettings*> ApiService::authorizeInstallation(grpc::CallbackServerContext* context,
-                                                             const std::string& hub,
-                                                             const std::string& id,
-                                                             Right right) const {
+int64_t unixNow() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Result<std::string> verifySignature(
+    grpc::CallbackServerContext* context,
+    const std::function<std::optional<std::string>(std::string_view key_name, bool previous)>&
+        secret_of) {
+  const auto& metadata = context->client_metadata();
+  auto it = metadata.find("authorization");
+  if (it == metadata.end()) {
+    return Error{Error::Code::kUnauthenticated,
+                 "authorization: metadata entry missing (a SharedAccessSignature)"};
+  }
+  std::string_view header(it->second.data(), it->second.size());
+  auto now = std::chrono::system_clock::now();
+  auto verified = sas::verifyToken(
+      header, [&](std::string_view name) { return secret_of(name, false); }, now);
+  if (!verified) {
+    // Signed with a rotated key's previous secret, still in its grace period?
+    auto previous = sas::verifyToken(
+        header, [&](std::string_view name) { return secret_of(name, true); }, now);
+    if (!previous) return verified.error();
+    verified = std::move(previous);
+  }
+  return verified->key_name;
+}
+
+Result<HubPtr> ApiService::authorizeInstallation(grpc::CallbackServerContext* context,
+                                                 const std::string& hub, const std::string& id,
+                                                 Right right) const {
   auto settings = authorize(context, hub, right);
   if (!settings) return settings;
   if (auto ok = registry::validateInstallationId(id, "installation_id"); !ok) return ok.error();
@@ -121,35 +155,32 @@ Worker& ApiService::nextWorker() {
   return *workers_[next_worker_.fetch_add(1, std::memory_order_relaxed) % workers_.size()];
 }
 
-Result<const HubSettings*> ApiService::authorize(grpc::CallbackServerContext* context,
-                                                 const std::string& hub_name, Right right) const {
-  const HubSettings* hub = config_.findHub(hub_name);
-  if (!hub) {
+Result<HubPtr> ApiService::authorize(grpc::CallbackServerContext* context,
+                                     const std::string& hub_name, Right right) const {
+  HubPtr runtime = catalog_.find(hub_name);
+  if (!runtime) {
     if (hub_name.empty()) return Error::invalidArgument("hub: is required");
     return Error::notFound("hub: no hub named '" + hub_name + "'");
   }
-  const auto& metadata = context->client_metadata();
-  auto it = metadata.find("authorization");
-  if (it == metadata.end()) {
-    return Error{Error::Code::kUnauthenticated,
-                 "authorization: metadata entry missing (a SharedAccessSignature)"};
-  }
-  std::string_view header(it->second.data(), it->second.size());
-  auto verified = sas::verifyToken(
-      header,
-      [hub](std::string_view name) -> std::optional<std::string> {
-        if (const AccessKey* key = hub->findKey(name)) return key->secret;
-        return std::nullopt;
-      },
-      std::chrono::system_clock::now());
+  const HubSettings& hub = runtime->settings;
+  auto verified = verifySignature(context, [&hub](std::string_view name, bool previous) {
+    const AccessKey* key = hub.findKey(name);
+    if (key == nullptr) return std::optional<std::string>();
+    if (!previous) return std::optional<std::string>(key->secret);
+    // A rotated key's old secret, during its grace period.
+    if (key->previous_secret.empty() || key->previous_valid_until <= unixNow()) {
+      return std::optional<std::string>();
+    }
+    return std::optional<std::string>(key->previous_secret);
+  });
   if (!verified) return verified.error();
-  const AccessKey* key = hub->findKey(verified->key_name);
+  const AccessKey* key = hub.findKey(*verified);
   if (!key->allows(right)) {
     static constexpr const char* kNames[] = {"", "Listen", "Send", "", "Manage"};
     return Error{Error::Code::kPermissionDenied,
                  "key '" + key->name + "' lacks the " + kNames[right] + " right"};
   }
-  return hub;
+  return runtime;
 }
 
 grpc::ServerUnaryReactor* ApiService::CreateOrUpdateInstallation(
@@ -162,10 +193,10 @@ grpc::ServerUnaryReactor* ApiService::CreateOrUpdateInstallation(
   }
   auto installation = fromProto(request->installation());
   if (!installation) return finish(context, toStatus(installation.error()));
-  if (auto ok = validateForHub(**hub, *installation); !ok) {
+  if (auto ok = validateForHub((*hub)->settings, *installation); !ok) {
     return finish(context, toStatus(ok.error()));
   }
-  return onWorker(context, [hub = hubOf(**hub), installation = std::move(*installation)](
+  return onWorker(context, [hub = hubOf((*hub)->settings), installation = std::move(*installation)](
                                Worker& worker, grpc::ServerUnaryReactor* reactor) {
     worker.registry().upsert(hub, installation, [reactor](Result<void> ok) {
       reactor->Finish(ok ? grpc::Status::OK : toStatus(ok.error()));
@@ -192,7 +223,7 @@ grpc::ServerUnaryReactor* ApiService::BatchCreateOrUpdateInstallations(
     std::string field = "installations[" + std::to_string(i) + "]";
     auto installation = fromProto(request->installations(i));
     if (installation) {
-      if (auto ok = validateForHub(**hub, *installation); !ok) installation = ok.error();
+      if (auto ok = validateForHub((*hub)->settings, *installation); !ok) installation = ok.error();
     }
     if (!installation) {
       return finish(context,
@@ -204,7 +235,7 @@ grpc::ServerUnaryReactor* ApiService::BatchCreateOrUpdateInstallations(
     }
     installations->push_back(std::move(*installation));
   }
-  return onWorker(context, [response, hub = hubOf(**hub), installations](
+  return onWorker(context, [response, hub = hubOf((*hub)->settings), installations](
                                Worker& worker, grpc::ServerUnaryReactor* reactor) {
     // All writes go out pipelined on the worker's connection; answer when the last returns.
     struct Progress {
@@ -241,19 +272,20 @@ grpc::ServerUnaryReactor* ApiService::GetInstallation(grpc::CallbackServerContex
                                                       v1::Installation* response) {
   auto hub = authorizeInstallation(context, request->hub(), request->installation_id(), kListen);
   if (!hub) return finish(context, toStatus(hub.error()));
-  return onWorker(context, [response, hub = hubOf(**hub), id = request->installation_id()](
-                               Worker& worker, grpc::ServerUnaryReactor* reactor) {
-    worker.registry().get(
-        hub, id, [reactor, response, id](Result<std::optional<registry::Installation>> found) {
-          if (!found) return reactor->Finish(toStatus(found.error()));
-          if (!*found) {
-            return reactor->Finish(
-                toStatus(Error::notFound("installation '" + id + "' not found")));
-          }
-          toProto(**found, *response);
-          reactor->Finish(grpc::Status::OK);
-        });
-  });
+  return onWorker(
+      context, [response, hub = hubOf((*hub)->settings), id = request->installation_id()](
+                   Worker& worker, grpc::ServerUnaryReactor* reactor) {
+        worker.registry().get(
+            hub, id, [reactor, response, id](Result<std::optional<registry::Installation>> found) {
+              if (!found) return reactor->Finish(toStatus(found.error()));
+              if (!*found) {
+                return reactor->Finish(
+                    toStatus(Error::notFound("installation '" + id + "' not found")));
+              }
+              toProto(**found, *response);
+              reactor->Finish(grpc::Status::OK);
+            });
+      });
 }
 
 grpc::ServerUnaryReactor* ApiService::PatchInstallation(grpc::CallbackServerContext* context,
@@ -270,16 +302,15 @@ grpc::ServerUnaryReactor* ApiService::PatchInstallation(grpc::CallbackServerCont
     operations.push_back({op.op(), op.path(),
                           op.has_value() ? std::optional<std::string>(op.value()) : std::nullopt});
   }
-  const HubSettings* settings = *hub;
-  auto change = [settings, operations = std::move(operations)](
+  auto change = [runtime = *hub, operations = std::move(operations)](
                     const registry::Installation& current) -> Result<registry::Installation> {
     auto patched = registry::applyPatch(current, operations);
     if (!patched) return patched;
-    if (auto ok = validateForHub(*settings, *patched); !ok) return ok.error();
+    if (auto ok = validateForHub(runtime->settings, *patched); !ok) return ok.error();
     return patched;
   };
   return onWorker(
-      context, [response, hub = hubOf(**hub), id = request->installation_id(),
+      context, [response, hub = hubOf((*hub)->settings), id = request->installation_id(),
                 change = std::move(change)](Worker& worker, grpc::ServerUnaryReactor* reactor) {
         worker.registry().update(hub, id, change,
                                  [reactor, response](Result<registry::Installation> stored) {
@@ -295,14 +326,15 @@ grpc::ServerUnaryReactor* ApiService::DeleteInstallation(
     v1::DeleteInstallationResponse* response) {
   auto hub = authorizeInstallation(context, request->hub(), request->installation_id(), kListen);
   if (!hub) return finish(context, toStatus(hub.error()));
-  return onWorker(context, [response, hub = hubOf(**hub), id = request->installation_id()](
-                               Worker& worker, grpc::ServerUnaryReactor* reactor) {
-    worker.registry().remove(hub, id, [reactor, response](Result<bool> existed) {
-      if (!existed) return reactor->Finish(toStatus(existed.error()));
-      response->set_existed(*existed);
-      reactor->Finish(grpc::Status::OK);
-    });
-  });
+  return onWorker(context,
+                  [response, hub = hubOf((*hub)->settings), id = request->installation_id()](
+                      Worker& worker, grpc::ServerUnaryReactor* reactor) {
+                    worker.registry().remove(hub, id, [reactor, response](Result<bool> existed) {
+                      if (!existed) return reactor->Finish(toStatus(existed.error()));
+                      response->set_existed(*existed);
+                      reactor->Finish(grpc::Status::OK);
+                    });
+                  });
 }
 
 grpc::ServerUnaryReactor* ApiService::SendNotification(grpc::CallbackServerContext* context,
@@ -315,8 +347,8 @@ grpc::ServerUnaryReactor* ApiService::SendNotification(grpc::CallbackServerConte
   }
   // Store the hub's canonical name, so jobs find it whatever case the caller used.
   auto stored = std::make_shared<v1::SendNotificationRequest>(*request);
-  stored->set_hub((*hub)->name);
-  return onWorker(context, [this, response, hub = hubOf(**hub), stored](
+  stored->set_hub((*hub)->settings.name);
+  return onWorker(context, [this, response, hub = hubOf((*hub)->settings), stored](
                                Worker& worker, grpc::ServerUnaryReactor* reactor) {
     auto enqueue = [this, &worker, reactor, response, hub,
                     stored](const std::optional<std::vector<uint32_t>>& candidates) {
@@ -356,8 +388,8 @@ grpc::ServerUnaryReactor* ApiService::GetNotification(grpc::CallbackServerContex
         context,
         toStatus(Error::invalidArgument("notification_id: must be 32 lower-case hex characters")));
   }
-  return onWorker(context, [response, id, hub = (*hub)->name](Worker& worker,
-                                                              grpc::ServerUnaryReactor* reactor) {
+  return onWorker(context, [response, id, hub = (*hub)->settings.name](
+                               Worker& worker, grpc::ServerUnaryReactor* reactor) {
     worker.queue().state(id, [reactor, response, id,
                               hub](Result<std::optional<registry::NotificationState>> state) {
       if (!state) return reactor->Finish(toStatus(state.error()));

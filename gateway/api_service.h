@@ -7,10 +7,14 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <optional>
+#include <string_view>
 #include <vector>
 
 #include "gateway/config.h"
+#include "gateway/hub_catalog.h"
 #include "gateway/worker.h"
 #include "pushhub/v1/pushhub.grpc.pb.h"
 
@@ -18,8 +22,9 @@ namespace pushhub::gateway {
 
 class ApiService final : public v1::PushHub::CallbackService {
  public:
-  // `config` and the workers must outlive the service (and the gRPC server serving it).
-  ApiService(const Config& config, std::vector<std::unique_ptr<Worker>>& workers);
+  // `config`, `catalog` and the workers must outlive the service (and the gRPC server).
+  ApiService(const Config& config, const HubCatalog& catalog,
+             std::vector<std::unique_ptr<Worker>>& workers);
 
   // v1::PushHub::CallbackService
   grpc::ServerUnaryReactor* CreateOrUpdateInstallation(
@@ -46,13 +51,13 @@ class ApiService final : public v1::PushHub::CallbackService {
                                             v1::NotificationStatus* response) override;
 
  private:
-  // The hub the caller may act on with `right`, or the status to answer.
-  Result<const HubSettings*> authorize(grpc::CallbackServerContext* context, const std::string& hub,
-                                       Right right) const;
+  // The hub the caller may act on with `right`, or the status to answer. The caller keeps the
+  // runtime (shared) for as long as it uses the settings, whatever the catalog does meanwhile.
+  Result<HubPtr> authorize(grpc::CallbackServerContext* context, const std::string& hub,
+                           Right right) const;
   // authorize(), then the request's installation id checked.
-  Result<const HubSettings*> authorizeInstallation(grpc::CallbackServerContext* context,
-                                                   const std::string& hub, const std::string& id,
-                                                   Right right) const;
+  Result<HubPtr> authorizeInstallation(grpc::CallbackServerContext* context, const std::string& hub,
+                                       const std::string& id, Right right) const;
   Worker& nextWorker();
   // Runs `work(worker, reactor)` on the next worker's thread and returns the reactor, which
   // `work` must finish.
@@ -67,11 +72,22 @@ class ApiService final : public v1::PushHub::CallbackService {
   }
 
   const Config& config_;
+  const HubCatalog& catalog_;
   std::vector<std::unique_ptr<Worker>>& workers_;
   std::atomic<size_t> next_worker_{0};
 };
 
 // Error -> gRPC status, keeping the message.
 grpc::Status toStatus(const Error& error);
+
+int64_t unixNow();
+
+// The name of the key whose secret signed the call's SharedAccessSignature. `secret_of(name,
+// previous)` gives a key's secret, or with previous=true the secret it had before a rotation
+// while that is still accepted; nothing for an unknown key. Any thread.
+Result<std::string> verifySignature(
+    grpc::CallbackServerContext* context,
+    const std::function<std::optional<std::string>(std::string_view key_name, bool previous)>&
+        secret_of);
 
 }  // namespace pushhub::gateway

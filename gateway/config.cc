@@ -82,7 +82,8 @@ bool validListen(const std::string& address) {
   return colon != std::string::npos && colon > 0 && colon + 1 < address.size();
 }
 
-// host[:port] from an https URL; the scheme must be https.
+}  // namespace
+
 bool parseHttpsUrl(const std::string& url, std::string& host, uint16_t& port) {
   constexpr std::string_view kScheme = "https://";
   if (url.rfind(kScheme, 0) != 0) return false;
@@ -102,6 +103,17 @@ bool parseHttpsUrl(const std::string& url, std::string& host, uint16_t& port) {
   }
   return !host.empty();
 }
+
+bool validHubName(std::string_view name) {
+  return !name.empty() && name.size() <= 50 &&
+         std::all_of(name.begin(), name.end(), [](unsigned char c) {
+           return std::isalnum(c) || c == '-' || c == '_' || c == '.';
+         });
+}
+
+std::string lowerName(std::string_view name) { return lower(name); }
+
+namespace {
 
 void parseApns(const toml::table& table, const std::string& prefix,
                const std::filesystem::path& base_dir, Reader& r,
@@ -201,10 +213,7 @@ void parseHub(const toml::table& table, size_t index, const std::filesystem::pat
   r.onlyKnown(&table, prefix, {"name", "buckets", "keys", "apns", "fcm", "wns"});
   HubSettings hub;
   r.get(table["name"], prefix + ".name", hub.name);
-  if (hub.name.empty() || hub.name.size() > 50 ||
-      !std::all_of(hub.name.begin(), hub.name.end(), [](unsigned char c) {
-        return std::isalnum(c) || c == '-' || c == '_' || c == '.';
-      })) {
+  if (!validHubName(hub.name)) {
     return r.fail(prefix + ".name", "must be 1 to 50 characters of [A-Za-z0-9._-]");
   }
   r.getInt(table["buckets"], prefix + ".buckets", hub.buckets, 1, 1 << 16);
@@ -283,7 +292,7 @@ Result<Config> parseConfig(std::string_view toml_text, const std::filesystem::pa
   r.onlyKnown(root["registry"].as_table(), "registry",
               {"sweep_interval_ms", "dead_channel_retention_hours"});
   r.onlyKnown(root["server"].as_table(), "server",
-              {"grpc_listen", "admin_listen", "tls_cert", "tls_key", "workers"});
+              {"grpc_listen", "admin_listen", "tls_cert", "tls_key", "workers", "admin_key"});
   r.onlyKnown(root["redis"].as_table(), "redis", {"host", "port", "nodes", "password"});
   r.onlyKnown(
       root["dispatch"].as_table(), "dispatch",
@@ -295,6 +304,10 @@ Result<Config> parseConfig(std::string_view toml_text, const std::filesystem::pa
   r.get(server["tls_cert"], "server.tls_cert", config.tls_cert_file);
   r.get(server["tls_key"], "server.tls_key", config.tls_key_file);
   r.getInt(server["workers"], "server.workers", config.workers, 0, 256);
+  r.get(server["admin_key"], "server.admin_key", config.admin_key);
+  if (!config.admin_key.empty() && config.admin_key.size() < 32) {
+    r.fail("server.admin_key", "must be at least 32 characters (e.g. openssl rand -base64 32)");
+  }
   if (!validListen(config.grpc_listen)) r.fail("server.grpc_listen", "must be host:port");
   if (!validListen(config.admin_listen)) r.fail("server.admin_listen", "must be host:port");
   if (config.tls_cert_file.empty() != config.tls_key_file.empty()) {

@@ -24,6 +24,9 @@ struct AccessKey {
   std::string name;
   std::string secret;
   uint8_t rights = 0;  // a set of Right bits; Manage implies the others
+  // After a rotation: the old secret, still accepted until previous_valid_until (unix seconds).
+  std::string previous_secret;
+  int64_t previous_valid_until = 0;
   bool allows(Right right) const { return (rights & kManage) || (rights & right); }
 };
 
@@ -47,6 +50,8 @@ struct Config {
   std::string tls_cert_file;                    // gRPC serves TLS when both are set
   std::string tls_key_file;
   size_t workers = 0;  // 0: one per core
+  // Signs hub management calls (HubAdmin) with key name kAdminKeyName; empty: management is off.
+  std::string admin_key;
 
   // Redis.
   std::string redis_host = "127.0.0.1";
@@ -74,6 +79,14 @@ struct Config {
 
   const HubSettings* findHub(std::string_view name) const;
 };
+
+inline constexpr const char* kAdminKeyName = "pushhub-admin";
+
+// host and port (443 when absent) of an https URL; false when it is not one.
+bool parseHttpsUrl(const std::string& url, std::string& host, uint16_t& port);
+// 1 to 50 characters of [A-Za-z0-9._-].
+bool validHubName(std::string_view name);
+std::string lowerName(std::string_view name);
 
 // Parses and validates a config file; the error names the file, the key and what is wrong.
 Result<Config> loadConfig(const std::filesystem::path& path);

@@ -4,6 +4,7 @@
 #include <random>
 
 #include "base/log.h"
+#include "gateway/provider_factory.h"
 
 namespace pushhub::gateway {
 namespace {
@@ -31,7 +32,7 @@ struct Dispatcher::Run {
   registry::Job job;
   std::shared_ptr<const PreparedNotification> notification;
   registry::Hub hub;
-  HubClients* clients = nullptr;
+  std::shared_ptr<HubClients> clients;  // kept alive by the job if the hub changes meanwhile
   JobBuckets buckets;
   size_t next_run = 0;       // buckets[next_run] holds the next bucket to resolve
   uint32_t next_bucket = 0;  // within it
@@ -54,13 +55,13 @@ struct Dispatcher::Run {
 };
 
 Dispatcher::Dispatcher(boost::asio::io_context& ioc, const Config& config,
-                       registry::Registry& registry, registry::NotificationQueue& queue,
-                       std::unordered_map<std::string, HubClients>& clients, WorkerMetrics& metrics)
+                       const HubCatalog& catalog, registry::Registry& registry,
+                       registry::NotificationQueue& queue, WorkerMetrics& metrics)
     : ioc_(ioc),
       config_(config),
       registry_(registry),
       queue_(queue),
-      clients_(clients),
+      catalog_(catalog),
       metrics_(metrics),
       upkeep_timer_(ioc) {}
 
@@ -201,16 +202,22 @@ void Dispatcher::load(const RunPtr& run) {
 }
 
 void Dispatcher::begin(const RunPtr& run) {
-  const HubSettings* hub = config_.findHub(run->notification->hub);
+  auto runtime = catalog_.find(run->notification->hub);
   auto range = decodeJob(run->job.payload);
-  if (!hub || !range) {
+  if (!runtime || !range) {
     log::get("dispatch")
         ->error("notification {}: unknown hub '{}' or bad job '{}'; dropping",
                 run->notification->id, run->notification->hub, run->job.payload);
     return finish(run);
   }
+  const HubSettings* hub = &runtime->settings;
   run->hub = registry::Hub{hub->name, hub->buckets};
-  run->clients = &clients_[hub->name];
+  ClientsOf& entry = clients_[lowerName(hub->name)];
+  if (entry.runtime != runtime) {  // first use, or the hub changed: new credentials
+    entry.runtime = runtime;
+    entry.clients = makeHubClients(ioc_, runtime->platforms);
+  }
+  run->clients = entry.clients;
   for (auto r : *range) {
     r.last = std::min(r.last, hub->buckets);
     if (r.first < r.last) run->buckets.push_back(r);

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "gateway/config.h"
+#include "gateway/hub_catalog.h"
 #include "gateway/metrics.h"
 #include "gateway/notification.h"
 #include "providers/common/provider_client.h"
@@ -33,17 +34,12 @@
 
 namespace pushhub::gateway {
 
-// The provider clients of one hub on one worker, by platform (null: no credentials configured).
-struct HubClients {
-  std::array<std::unique_ptr<providers::ProviderClient>, kPlatforms> by_platform;
-};
-
 class Dispatcher {
  public:
   // All references must outlive the dispatcher and belong to the same worker.
-  Dispatcher(boost::asio::io_context& ioc, const Config& config, registry::Registry& registry,
-             registry::NotificationQueue& queue,
-             std::unordered_map<std::string, HubClients>& clients, WorkerMetrics& metrics);
+  Dispatcher(boost::asio::io_context& ioc, const Config& config, const HubCatalog& catalog,
+             registry::Registry& registry, registry::NotificationQueue& queue,
+             WorkerMetrics& metrics);
 
   // Creates the consumer group if needed and starts claiming jobs.
   void start();
@@ -86,7 +82,14 @@ class Dispatcher {
   const Config& config_;
   registry::Registry& registry_;
   registry::NotificationQueue& queue_;
-  std::unordered_map<std::string, HubClients>& clients_;
+  const HubCatalog& catalog_;
+  // This worker's provider clients per hub, built on first use from the hub's runtime and
+  // rebuilt when the hub changed; a job keeps its clients alive until it is done.
+  struct ClientsOf {
+    std::shared_ptr<const HubRuntime> runtime;
+    std::shared_ptr<HubClients> clients;
+  };
+  std::unordered_map<std::string, ClientsOf> clients_;
   WorkerMetrics& metrics_;
 
   bool stopping_ = false;

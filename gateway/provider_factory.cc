@@ -7,6 +7,7 @@
 #include "providers/fcm/fcm_provider.h"
 #include "providers/wns/wns_auth.h"
 #include "providers/wns/wns_provider.h"
+#include "registry/installation.h"
 
 namespace pushhub::gateway {
 namespace {
@@ -54,41 +55,35 @@ Result<PlatformSetup> wnsSetup(const HubSettings& hub, const providers::wns::Wns
 
 }  // namespace
 
-Result<SharedCredentials> loadCredentials(const Config& config) {
-  SharedCredentials out;
-  for (const auto& [key, hub] : config.hubs) {
-    auto& platforms = out[hub.name];
-    if (hub.apns) {
-      auto setup = apnsSetup(hub, *hub.apns);
-      if (!setup) return setup.error();
-      platforms[static_cast<size_t>(registry::Platform::kApns)] = std::move(*setup);
-    }
-    if (hub.fcm) {
-      auto setup = fcmSetup(hub, *hub.fcm);
-      if (!setup) return setup.error();
-      platforms[static_cast<size_t>(registry::Platform::kFcm)] = std::move(*setup);
-    }
-    if (hub.wns) {
-      auto setup = wnsSetup(hub, *hub.wns);
-      if (!setup) return setup.error();
-      platforms[static_cast<size_t>(registry::Platform::kWns)] = std::move(*setup);
-    }
+Result<PlatformSetups> loadCredentials(const HubSettings& hub) {
+  PlatformSetups platforms;
+  if (hub.apns) {
+    auto setup = apnsSetup(hub, *hub.apns);
+    if (!setup) return setup.error();
+    platforms[static_cast<size_t>(registry::Platform::kApns)] = std::move(*setup);
   }
-  return out;
+  if (hub.fcm) {
+    auto setup = fcmSetup(hub, *hub.fcm);
+    if (!setup) return setup.error();
+    platforms[static_cast<size_t>(registry::Platform::kFcm)] = std::move(*setup);
+  }
+  if (hub.wns) {
+    auto setup = wnsSetup(hub, *hub.wns);
+    if (!setup) return setup.error();
+    platforms[static_cast<size_t>(registry::Platform::kWns)] = std::move(*setup);
+  }
+  return platforms;
 }
 
-std::unordered_map<std::string, HubClients> makeHubClients(boost::asio::io_context& ioc,
-                                                           const SharedCredentials& credentials) {
-  std::unordered_map<std::string, HubClients> out;
-  for (const auto& [name, platforms] : credentials) {
-    HubClients& clients = out[name];
-    for (size_t p = 0; p < kPlatforms; ++p) {
-      if (!platforms[p]) continue;
-      clients.by_platform[p] = std::make_unique<providers::ProviderClient>(
-          ioc, platforms[p]->make_provider(), platforms[p]->pool);
-    }
+std::shared_ptr<HubClients> makeHubClients(boost::asio::io_context& ioc,
+                                           const PlatformSetups& setups) {
+  auto clients = std::make_shared<HubClients>();
+  for (size_t p = 0; p < kPlatforms; ++p) {
+    if (!setups[p]) continue;
+    clients->by_platform[p] = std::make_unique<providers::ProviderClient>(
+        ioc, setups[p]->make_provider(), setups[p]->pool);
   }
-  return out;
+  return clients;
 }
 
 }  // namespace pushhub::gateway

@@ -1,25 +1,29 @@
 #pragma once
-// Builds the providers of every hub from the config: once per process the parts shared by all
-// workers (TLS client contexts, token sources, which are thread-safe), then per worker the
+// Builds the providers of a hub: once per process (and per change of the hub) the parts shared by
+// all workers (TLS client contexts, token sources, which are thread-safe), then per worker the
 // provider clients that own connections on that worker's io_context.
 
 #include <boost/asio/io_context.hpp>
 
 #include <array>
 #include <functional>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
-#include <unordered_map>
 
 #include "base/result.h"
 #include "gateway/config.h"
-#include "gateway/dispatcher.h"
+#include "gateway/metrics.h"
 #include "providers/common/connection_pool.h"
 #include "providers/common/provider.h"
+#include "providers/common/provider_client.h"
 
 namespace pushhub::gateway {
+
+// The provider clients of one hub on one worker, by platform (null: no credentials configured).
+struct HubClients {
+  std::array<std::unique_ptr<providers::ProviderClient>, kPlatforms> by_platform;
+};
 
 // What a worker needs to build its client for one platform of one hub.
 struct PlatformSetup {
@@ -28,16 +32,15 @@ struct PlatformSetup {
   std::function<std::unique_ptr<providers::Provider>()> make_provider;
 };
 
-// By hub name as configured; by platform (registry::Platform) within a hub.
-using SharedCredentials =
-    std::map<std::string, std::array<std::optional<PlatformSetup>, kPlatforms>>;
+// By platform (registry::Platform); unset where the hub has no credentials.
+using PlatformSetups = std::array<std::optional<PlatformSetup>, kPlatforms>;
 
-// Loads keys and CA files; an error names the hub and the key that failed. Main thread, at start.
-Result<SharedCredentials> loadCredentials(const Config& config);
+// Loads the hub's keys and CA files; an error names the hub and the part that failed. Any
+// thread (token sources are shared by every worker).
+Result<PlatformSetups> loadCredentials(const HubSettings& hub);
 
-// The provider clients of every hub for one worker; call on the main thread before the worker
-// runs, the clients then belong to `ioc`'s thread.
-std::unordered_map<std::string, HubClients> makeHubClients(boost::asio::io_context& ioc,
-                                                           const SharedCredentials& credentials);
+// The provider clients of one hub for one worker; they belong to `ioc`'s thread.
+std::shared_ptr<HubClients> makeHubClients(boost::asio::io_context& ioc,
+                                           const PlatformSetups& setups);
 
 }  // namespace pushhub::gateway

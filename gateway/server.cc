@@ -38,14 +38,26 @@ Server::~Server() { stop(std::chrono::milliseconds(0)); }
 
 Result<void> Server::start() {
   auto logger = log::get("gateway");
-  auto credentials = loadCredentials(config_);
-  if (!credentials) return credentials.error();
-  credentials_ = std::move(*credentials);
+  // The config's hubs are served from the start, before Redis answers; HubSync then writes them
+  // to Redis and serves whatever Redis holds.
+  auto initial = std::make_shared<HubMap>();
+  std::vector<HubSettings> config_hubs;
+  for (const auto& [key, hub] : config_.hubs) {
+    auto runtime = buildRuntime(hub, hubToProto(hub, true).SerializeAsString());
+    if (!runtime) return runtime.error();
+    initial->emplace(key, std::move(*runtime));
+    config_hubs.push_back(hub);
+  }
+  catalog_.replace(std::move(initial));
 
   for (size_t i = 0; i < config_.workers; ++i) {
-    workers_.push_back(std::make_unique<Worker>(i, config_.workers, config_, credentials_));
+    workers_.push_back(std::make_unique<Worker>(i, config_.workers, config_, catalog_));
   }
+  Worker& first = *workers_.front();
+  hub_sync_ =
+      std::make_unique<HubSync>(first.ioc(), first.hubStore(), catalog_, std::move(config_hubs));
   for (auto& worker : workers_) worker->start();
+  boost::asio::post(first.ioc(), [this] { hub_sync_->start(); });
   started_ = true;
 
   std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
@@ -60,10 +72,14 @@ Result<void> Server::start() {
     creds = grpc::SslServerCredentials(ssl);
   }
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  service_ = std::make_unique<ApiService>(config_, workers_);
+  service_ = std::make_unique<ApiService>(config_, catalog_, workers_);
+  admin_service_ = std::make_unique<HubAdminService>(config_, workers_, [this] {
+    boost::asio::post(workers_.front()->ioc(), [this] { hub_sync_->poke(); });
+  });
   grpc::ServerBuilder builder;
   builder.AddListeningPort(config_.grpc_listen, creds, &grpc_port_);
   builder.RegisterService(service_.get());
+  builder.RegisterService(admin_service_.get());
   grpc_ = builder.BuildAndStart();
   if (!grpc_ || grpc_port_ == 0) {
     return Error::unavailable("server.grpc_listen: cannot listen on " + config_.grpc_listen);
@@ -85,7 +101,7 @@ Result<void> Server::start() {
   logger->info("pushhubd listening: grpc {}:{} ({}), admin http://{}:{}, {} workers, {} hubs",
                splitHostPort(config_.grpc_listen).first, grpc_port_,
                config_.tls_cert_file.empty() ? "plaintext" : "TLS", admin_host, admin_->port(),
-               workers_.size(), config_.hubs.size());
+               workers_.size(), catalog_.snapshot()->size());
   return {};
 }
 
@@ -125,6 +141,7 @@ void Server::stop(std::chrono::milliseconds grace) {
   if (!started_) return;
   started_ = false;
   if (grpc_) grpc_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  boost::asio::post(workers_.front()->ioc(), [this] { hub_sync_->stop(); });
   for (auto& worker : workers_) worker->stop(grace);
   if (admin_) admin_->stop();
   admin_ioc_.stop();

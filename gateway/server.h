@@ -1,6 +1,7 @@
 #pragma once
-// pushhubd as a whole: the workers, the gRPC server (with reflection) and the admin endpoint
-// (/metrics in Prometheus text, /healthz). Built and driven from the main thread.
+// pushhubd as a whole: the hub catalog and its sync with Redis, the workers, the gRPC server
+// (PushHub, HubAdmin, reflection) and the admin endpoint (/metrics in Prometheus text,
+// /healthz). Built and driven from the main thread.
 
 #include <grpcpp/server.h>
 
@@ -13,6 +14,9 @@
 #include "base/http_server.h"
 #include "gateway/api_service.h"
 #include "gateway/config.h"
+#include "gateway/hub_admin_service.h"
+#include "gateway/hub_catalog.h"
+#include "gateway/hub_sync.h"
 #include "gateway/provider_factory.h"
 #include "gateway/worker.h"
 
@@ -37,9 +41,11 @@ class Server {
                    std::function<void(http::HttpResponse)> respond);
 
   Config config_;
-  SharedCredentials credentials_;
+  HubCatalog catalog_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  std::unique_ptr<HubSync> hub_sync_;  // on the first worker's thread
   std::unique_ptr<ApiService> service_;
+  std::unique_ptr<HubAdminService> admin_service_;
   std::unique_ptr<grpc::Server> grpc_;
   int grpc_port_ = 0;
   boost::asio::io_context admin_ioc_{1};

@@ -4,21 +4,20 @@
 
 namespace pushhub::gateway {
 
-Sweeper::Sweeper(boost::asio::io_context& ioc, const Config& config, registry::Registry& registry,
-                 WorkerMetrics& metrics, size_t worker_index, size_t workers)
+Sweeper::Sweeper(boost::asio::io_context& ioc, const Config& config, const HubCatalog& catalog,
+                 registry::Registry& registry, WorkerMetrics& metrics, size_t worker_index,
+                 size_t workers)
     : ioc_(ioc),
       config_(config),
+      catalog_(catalog),
       registry_(registry),
       metrics_(metrics),
       step_(std::max<size_t>(1, workers)),
-      timer_(ioc) {
-  for (const auto& [key, hub] : config_.hubs) {
-    next_.push_back(static_cast<uint32_t>(worker_index % hub.buckets));
-  }
-}
+      first_(worker_index),
+      timer_(ioc) {}
 
 void Sweeper::start() {
-  if (config_.sweep_interval_ms == 0 || config_.hubs.empty()) return;
+  if (config_.sweep_interval_ms == 0) return;
   timer_.expires_after(std::chrono::milliseconds(config_.sweep_interval_ms));
   timer_.async_wait([this](boost::system::error_code ec) {
     if (!ec && !stopped_) tick();
@@ -33,11 +32,14 @@ void Sweeper::stop() {
 void Sweeper::tick() {
   // The next tick waits for this one's answers: a slow Redis slows the sweep instead of piling
   // sweeps up.
-  size_t i = 0;
-  for (const auto& [key, hub] : config_.hubs) {
-    uint32_t bucket = next_[i];
-    next_[i] = static_cast<uint32_t>((bucket + step_) % hub.buckets);
-    ++i;
+  auto hubs = catalog_.snapshot();
+  if (hubs->empty()) return start();
+  ++pending_;  // held until every sweep below was sent, so none of them restarts the timer early
+  for (const auto& [key, runtime] : *hubs) {
+    const HubSettings& hub = runtime->settings;
+    auto [it, fresh] = next_.try_emplace(key, static_cast<uint32_t>(first_ % hub.buckets));
+    uint32_t bucket = it->second % hub.buckets;
+    it->second = static_cast<uint32_t>((bucket + step_) % hub.buckets);
     ++pending_;
     registry_.sweep(registry::Hub{hub.name, hub.buckets}, bucket,
                     std::chrono::hours(config_.dead_channel_retention_hours),
@@ -52,6 +54,7 @@ void Sweeper::tick() {
                       if (--pending_ == 0 && !stopped_) start();
                     });
   }
+  if (--pending_ == 0 && !stopped_) start();
 }
 
 }  // namespace pushhub::gateway

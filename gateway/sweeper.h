@@ -12,9 +12,12 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <cstdint>
+#include <map>
+#include <string>
 #include <vector>
 
 #include "gateway/config.h"
+#include "gateway/hub_catalog.h"
 #include "gateway/metrics.h"
 #include "registry/registry.h"
 
@@ -23,8 +26,9 @@ namespace pushhub::gateway {
 class Sweeper {
  public:
   // All references must outlive the sweeper and belong to the same worker.
-  Sweeper(boost::asio::io_context& ioc, const Config& config, registry::Registry& registry,
-          WorkerMetrics& metrics, size_t worker_index, size_t workers);
+  Sweeper(boost::asio::io_context& ioc, const Config& config, const HubCatalog& catalog,
+          registry::Registry& registry, WorkerMetrics& metrics, size_t worker_index,
+          size_t workers);
 
   void start();
   void stop();
@@ -34,11 +38,13 @@ class Sweeper {
 
   boost::asio::io_context& ioc_;
   const Config& config_;
+  const HubCatalog& catalog_;
   registry::Registry& registry_;
   WorkerMetrics& metrics_;
   size_t step_;
-  std::vector<uint32_t> next_;  // per hub, in config order: the next bucket to sweep
-  size_t pending_ = 0;          // sweeps of this tick not answered yet
+  size_t first_;                          // this worker's first bucket of every hub
+  std::map<std::string, uint32_t> next_;  // per hub: the next bucket to sweep
+  size_t pending_ = 0;                    // sweeps of this tick not answered yet
   bool stopped_ = false;
   boost::asio::steady_timer timer_;
 };

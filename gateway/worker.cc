@@ -49,17 +49,16 @@ registry::NotificationQueue::Options queueOptions(const Config& config, size_t i
 
 }  // namespace
 
-Worker::Worker(size_t index, size_t workers, const Config& config,
-               const SharedCredentials& credentials)
+Worker::Worker(size_t index, size_t workers, const Config& config, const HubCatalog& catalog)
     : index_(index),
       work_(boost::asio::make_work_guard(ioc_)),
       commands_(ioc_, redisOptions(config, metrics_, true)),
       readers_(makeReaders(ioc_, config, metrics_)),
       registry_(commands_),
       queue_(commands_, borrow(readers_), queueOptions(config, index)),
-      clients_(makeHubClients(ioc_, credentials)),
-      dispatcher_(ioc_, config, registry_, queue_, clients_, metrics_),
-      sweeper_(ioc_, config, registry_, metrics_, index, workers) {}
+      hub_store_(commands_),
+      dispatcher_(ioc_, config, catalog, registry_, queue_, metrics_),
+      sweeper_(ioc_, config, catalog, registry_, metrics_, index, workers) {}
 
 Worker::~Worker() {
   if (thread_.joinable()) stop(std::chrono::milliseconds(0));

@@ -16,9 +16,11 @@
 
 #include "gateway/config.h"
 #include "gateway/dispatcher.h"
+#include "gateway/hub_catalog.h"
 #include "gateway/metrics.h"
 #include "gateway/provider_factory.h"
 #include "gateway/sweeper.h"
+#include "registry/hub_store.h"
 #include "registry/notification_queue.h"
 #include "registry/redis_client.h"
 #include "registry/registry.h"
@@ -27,9 +29,9 @@ namespace pushhub::gateway {
 
 class Worker {
  public:
-  // Worker `index` of `workers`. `config` and `credentials` must outlive the worker. Construct
-  // and destroy on the main thread.
-  Worker(size_t index, size_t workers, const Config& config, const SharedCredentials& credentials);
+  // Worker `index` of `workers`. `config` and `catalog` must outlive the worker. Construct and
+  // destroy on the main thread.
+  Worker(size_t index, size_t workers, const Config& config, const HubCatalog& catalog);
   ~Worker();
 
   // Starts the thread: connects to Redis and begins claiming jobs.
@@ -44,6 +46,7 @@ class Worker {
   // Worker-thread only.
   registry::Registry& registry() { return registry_; }
   registry::NotificationQueue& queue() { return queue_; }
+  registry::HubStore& hubStore() { return hub_store_; }
   bool redisConnected() const { return commands_.connected(); }
 
  private:
@@ -55,7 +58,7 @@ class Worker {
   std::vector<std::unique_ptr<registry::RedisClient>> readers_;  // one per queue partition
   registry::Registry registry_;
   registry::NotificationQueue queue_;
-  std::unordered_map<std::string, HubClients> clients_;
+  registry::HubStore hub_store_;
   Dispatcher dispatcher_;
   Sweeper sweeper_;
   std::thread thread_;
