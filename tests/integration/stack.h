@@ -35,6 +35,8 @@ inline constexpr char kWnsSecret[] = "wns-secret-for-integration-tests";
 // A second hub with its own APNs key, team and topic and no FCM or WNS credentials.
 inline constexpr char kOtherHub[] = "other";
 inline constexpr char kOtherTopic[] = "com.example.other";
+// The instances' admin key (server.admin_key), for HubAdmin calls signed as "pushhub-admin".
+inline constexpr char kAdminKey[] = "admin-key-for-integration-tests-0123456789";
 
 inline std::string readText(const std::filesystem::path& path) {
   std::ifstream in(path);
@@ -155,8 +157,10 @@ class Stack {
     }
     grpc::SslCredentialsOptions ssl;
     ssl.pem_root_certs = readText(pki_.ca());
-    in.stub = v1::PushHub::NewStub(grpc::CreateChannel("127.0.0.1:" + std::to_string(in.grpc_port),
-                                                       grpc::SslCredentials(ssl)));
+    auto channel =
+        grpc::CreateChannel("127.0.0.1:" + std::to_string(in.grpc_port), grpc::SslCredentials(ssl));
+    in.stub = v1::PushHub::NewStub(channel);
+    in.admin = v1::HubAdmin::NewStub(channel);
   }
   void stopInstance(int i) { instances_.at(i).process.reset(); }
 
@@ -170,11 +174,13 @@ class Stack {
   }
 
   std::string config() const {
-    return "[server]\n"
+    return std::string("[server]\n") +
            "grpc_listen = \"127.0.0.1:0\"\n"
            "admin_listen = \"127.0.0.1:0\"\n"
-           "tls_cert = \"server.pem\"\ntls_key = \"server.key\"\nworkers = 2\n" +
-           redisConfig() + "[dispatch]\nbuckets_per_job = 16\n" + options_.extra_config +
+           "tls_cert = \"server.pem\"\ntls_key = \"server.key\"\nworkers = 2\n"
+           "admin_key = \"" +
+           kAdminKey + "\"\n" + redisConfig() + "[dispatch]\nbuckets_per_job = 16\n" +
+           options_.extra_config +
            "\n"
            "[[hubs]]\nname = \"" +
            kHub +
@@ -239,6 +245,12 @@ class Stack {
   }
 
   v1::PushHub::Stub& stub(int instance = 0) { return *instances_.at(instance).stub; }
+  v1::HubAdmin::Stub& admin(int instance = 0) { return *instances_.at(instance).admin; }
+  std::unique_ptr<grpc::ClientContext> adminContext() const {
+    return context("pushhub-admin", kAdminKey);
+  }
+  const TestPki& pki() const { return pki_; }
+  uint16_t apnsPort() const { return mock_port_; }
   uint16_t grpcPort(int instance = 0) const { return instances_.at(instance).grpc_port; }
   uint16_t controlPort() const { return control_port_; }
   uint16_t adminPort(int instance = 0) const { return instances_.at(instance).admin_port; }
@@ -265,6 +277,7 @@ class Stack {
     std::unique_ptr<Subprocess> process;
     uint16_t grpc_port = 0, admin_port = 0;
     std::unique_ptr<v1::PushHub::Stub> stub;
+    std::unique_ptr<v1::HubAdmin::Stub> admin;
   };
 
   StackOptions options_;
