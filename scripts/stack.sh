@@ -1,6 +1,8 @@
 # Sourced by ./run: a local pushhub stack (redis-server, pns-mock, pushhubd) on free loopback
 # ports, in the background, with everything it makes under .run/.
-#   stack_up     start it (building first only when no build exists) and write .run/stack.env
+#   stack_up     start it (building first only when no build exists) and write .run/stack.env;
+#                with --cluster: a Redis Cluster of three masters with a replica each, and two
+#                pushhubd instances sharing it
 #   stack_down   stop what stack_up started
 #   stack_demo   build, start, register devices, send, show deliveries, stop
 
@@ -12,10 +14,10 @@ FCM_PROJECT=pushhub-demo
 FCM_ACCOUNT=demo-sender@pushhub-demo.iam.gserviceaccount.com
 WNS_SID=ms-app://s-1-15-2-0000000001-demo
 
-free_port() {
-  local port
+free_port() {  # free_port [MAX]
+  local port max=${1:-59999}
   while :; do
-    port=$((20000 + RANDOM % 40000))
+    port=$((20000 + RANDOM % (max - 20000)))
     (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null || { echo "$port"; return; }
   done
 }
@@ -38,9 +40,8 @@ start_bg() {  # start_bg NAME LOG CMD...: starts CMD in the background, records 
 }
 
 stack_down() {
-  local stopped=0
-  for name in pushhubd pns-mock redis; do
-    local pidfile=$RUNDIR/$name.pid
+  local stopped=0 pidfile
+  for pidfile in "$RUNDIR"/pushhubd*.pid "$RUNDIR"/pns-mock.pid "$RUNDIR"/redis*.pid; do
     [[ -f $pidfile ]] || continue
     local pid
     pid=$(cat "$pidfile")
@@ -55,21 +56,65 @@ stack_down() {
   ((stopped)) && say "stack stopped" || true
 }
 
+# Six cluster nodes (a node also binds port + 10000, hence ports up to 45000), made a cluster of
+# three masters with a replica each; prints the ports.
+start_cluster() {
+  local ports=() port i
+  for i in 0 1 2 3 4 5; do
+    port=$(free_port 45000)
+    mkdir -p "$RUNDIR/redis-$i"
+    rm -f "$RUNDIR/redis-$i"/nodes.conf
+    start_bg "redis-$i" "$RUNDIR/redis-$i.log" redis-server --port "$port" --bind 127.0.0.1 \
+      --save "" --appendonly no --dir "$RUNDIR/redis-$i" --cluster-enabled yes \
+      --cluster-config-file nodes.conf --cluster-node-timeout 2000 --repl-diskless-sync-delay 0
+    wait_port "$port" "redis-server (cluster node $i)" "$RUNDIR/redis-$i.log" >&2
+    ports+=("$port")
+  done
+  local nodes=()
+  for port in "${ports[@]}"; do nodes+=("127.0.0.1:$port"); done
+  redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes \
+    >"$RUNDIR/redis-cluster-create.log" 2>&1 || {
+    cat "$RUNDIR/redis-cluster-create.log" >&2
+    return 1
+  }
+  for port in "${ports[@]}"; do
+    for _ in $(seq 1 200); do
+      redis-cli -p "$port" cluster info 2>/dev/null | grep -q '^cluster_state:ok' && break
+      sleep 0.05
+    done
+  done
+  echo "${ports[@]}"
+}
+
 stack_up() {
+  local cluster=0
+  [[ ${1:-} == --cluster ]] && cluster=1
   [[ -x $BUILD/bin/pushhubd && -x $BUILD/bin/pns-mock && -x $BUILD/bin/pushhubctl ]] || build
   stack_down >/dev/null
   mkdir -p "$RUNDIR/certs"
   "$ROOT/scripts/make-certs.sh" "$RUNDIR/certs"
   local certs=$RUNDIR/certs
-  local redis_port mock_port fcm_port wns_port control_port grpc_port admin_port
-  redis_port=$(free_port); mock_port=$(free_port); fcm_port=$(free_port); wns_port=$(free_port)
-  control_port=$(free_port); grpc_port=$(free_port); admin_port=$(free_port)
-  local wns_secret
+  local redis_port mock_port fcm_port wns_port control_port
+  mock_port=$(free_port); fcm_port=$(free_port); wns_port=$(free_port); control_port=$(free_port)
+  local wns_secret admin_key
   wns_secret=$(openssl rand -hex 16)
+  admin_key=$(openssl rand -base64 32)
 
-  start_bg redis "$RUNDIR/redis.log" redis-server --port "$redis_port" --bind 127.0.0.1 \
-    --save "" --appendonly no --dir "$RUNDIR"
-  wait_port "$redis_port" redis-server "$RUNDIR/redis.log"
+  local redis_config redis_url
+  if ((cluster)); then
+    local ports node_list="" port
+    ports=$(start_cluster)
+    for port in $ports; do node_list+="${node_list:+, }\"127.0.0.1:$port\""; done
+    redis_config="nodes = [$node_list]"
+    redis_url="redis://127.0.0.1:${ports%% *} (cluster: ${ports// /,})"
+  else
+    redis_port=$(free_port)
+    start_bg redis "$RUNDIR/redis.log" redis-server --port "$redis_port" --bind 127.0.0.1 \
+      --save "" --appendonly no --dir "$RUNDIR"
+    wait_port "$redis_port" redis-server "$RUNDIR/redis.log"
+    redis_config=$'host = "127.0.0.1"\nport = '"$redis_port"
+    redis_url="redis://127.0.0.1:$redis_port"
+  fi
 
   start_bg pns-mock "$RUNDIR/pns-mock.log" "$BUILD/bin/pns-mock" --listen 127.0.0.1 \
     --apns-port "$mock_port" --control-port "$control_port" \
@@ -91,17 +136,22 @@ stack_up() {
   local full_key listen_key
   full_key=$(openssl rand -base64 32)
   listen_key=$(openssl rand -base64 32)
-  cat >"$RUNDIR/pushhubd.toml" <<TOML
+  local instances=1 i grpc_ports=() admin_ports=()
+  ((cluster)) && instances=2
+  for ((i = 0; i < instances; i++)); do
+    grpc_ports+=("$(free_port)"); admin_ports+=("$(free_port)")
+    # Every instance's config: the same hubs and Redis, its own listeners.
+    cat >"$RUNDIR/pushhubd-$i.toml" <<TOML
 # Written by ./run up: a dev stack whose providers point at pns-mock.
 [server]
-grpc_listen = "127.0.0.1:$grpc_port"
-admin_listen = "127.0.0.1:$admin_port"
+grpc_listen = "127.0.0.1:${grpc_ports[i]}"
+admin_listen = "127.0.0.1:${admin_ports[i]}"
 tls_cert = "certs/server.pem"
 tls_key = "certs/server.key"
+admin_key = "$admin_key"
 
 [redis]
-host = "127.0.0.1"
-port = $redis_port
+$redis_config
 
 [[hubs]]
 name = "demo"
@@ -137,14 +187,28 @@ buckets = 1024
   allowed_hosts = ["127.0.0.1:$wns_port"]
   ca_file = "certs/ca.pem"
 TOML
-  start_bg pushhubd "$RUNDIR/pushhubd.log" "$BUILD/bin/pushhubd" --config "$RUNDIR/pushhubd.toml"
-  wait_port "$grpc_port" pushhubd "$RUNDIR/pushhubd.log"
+  done
+  ln -sf pushhubd-0.toml "$RUNDIR/pushhubd.toml"
+  for ((i = 0; i < instances; i++)); do
+    start_bg "pushhubd-$i" "$RUNDIR/pushhubd-$i.log" "$BUILD/bin/pushhubd" \
+      --config "$RUNDIR/pushhubd-$i.toml"
+  done
+  for ((i = 0; i < instances; i++)); do
+    wait_port "${grpc_ports[i]}" "pushhubd $i" "$RUNDIR/pushhubd-$i.log"
+  done
+  ln -sf pushhubd-0.log "$RUNDIR/pushhubd.log"
 
+  local grpc_port=${grpc_ports[0]} admin_port=${admin_ports[0]} addrs="" metrics="" port
+  for port in "${grpc_ports[@]}"; do addrs+="${addrs:+,}127.0.0.1:$port"; done
+  for port in "${admin_ports[@]}"; do metrics+="${metrics:+,}http://127.0.0.1:$port/metrics"; done
   local endpoint="sb://127.0.0.1:$grpc_port/"
   cat >"$STACK_ENV" <<ENV
 PUSHHUB_HUB=demo
 PUSHHUB_GRPC_ADDR=127.0.0.1:$grpc_port
+PUSHHUB_GRPC_ADDRS=$addrs
 PUSHHUB_METRICS_URL=http://127.0.0.1:$admin_port/metrics
+PUSHHUB_METRICS_URLS=$metrics
+PUSHHUB_ADMIN_KEY='$admin_key'
 PUSHHUB_CA_CERT=$certs/ca.pem
 PUSHHUB_CONNECTION_STRING_FULL='Endpoint=$endpoint;SharedAccessKeyName=DefaultFullSharedAccessSignature;SharedAccessKey=$full_key'
 PUSHHUB_CONNECTION_STRING_LISTEN='Endpoint=$endpoint;SharedAccessKeyName=DefaultListenSharedAccessSignature;SharedAccessKey=$listen_key'
@@ -153,7 +217,7 @@ PNS_MOCK_CONTROL_URL=http://127.0.0.1:$control_port
 PNS_MOCK_APNS_URL=https://127.0.0.1:$mock_port
 PNS_MOCK_FCM_URL=https://127.0.0.1:$fcm_port
 PNS_MOCK_WNS_URL=https://127.0.0.1:$wns_port
-REDIS_URL=redis://127.0.0.1:$redis_port
+REDIS_URL='$redis_url'
 ENV
   say "stack up: source $STACK_ENV (logs in $RUNDIR/*.log; ./run down stops it)"
 }

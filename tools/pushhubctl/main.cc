@@ -44,11 +44,23 @@ commands:
       prints the notification id; --wait polls until every target has an outcome
   notification get ID
 
+hub management (signed with the instance's admin key, not a hub's; prints JSON, no secrets):
+  hub create --file HUB.json [--apns-key-file P8] [--fcm-service-account-file JSON]
+  hub update --file HUB.json [--apns-key-file P8] [--fcm-service-account-file JSON]
+      HUB.json is a pushhub.v1.Hub in JSON (docs/API.md); the file flags fill in
+      apns.key_pem and fcm.service_account_json. On update, empty secrets keep the stored ones
+  hub get NAME | hub list | hub delete NAME
+  key add --hub NAME --name KEY --rights Listen[,Send,Manage] [--secret S]
+  key rotate --hub NAME --name KEY [--secret S] [--grace-seconds 3600]
+  key remove --hub NAME --name KEY
+      add and rotate print the secret when pushhubd made it (the only time it is shown)
+
 connection flags (default from the environment):
   --addr HOST:PORT          PUSHHUB_GRPC_ADDR
   --hub NAME                PUSHHUB_HUB
   --connection-string CS    PUSHHUB_CONNECTION_STRING_FULL
   --ca FILE                 PUSHHUB_CA_CERT (TLS to pushhubd; unset = plaintext)
+  --admin-key KEY           PUSHHUB_ADMIN_KEY (hub and key commands)
 )";
 
 std::string env(const char* name) {
@@ -103,27 +115,31 @@ Args parse(int argc, char** argv) {
   return args;
 }
 
+std::shared_ptr<grpc::Channel> makeChannel(const Args& args) {
+  std::string addr = args.get("--addr", env("PUSHHUB_GRPC_ADDR"));
+  std::string ca = args.get("--ca", env("PUSHHUB_CA_CERT"));
+  if (addr.empty()) die("no address: pass --addr or set PUSHHUB_GRPC_ADDR");
+  std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
+  if (!ca.empty()) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = readFile(ca);
+    if (ssl.pem_root_certs.empty()) die("cannot read CA file " + ca);
+    creds = grpc::SslCredentials(ssl);
+  }
+  return grpc::CreateChannel(addr, creds);
+}
+
 class Client {
  public:
   explicit Client(const Args& args) {
-    std::string addr = args.get("--addr", env("PUSHHUB_GRPC_ADDR"));
     hub_ = args.get("--hub", env("PUSHHUB_HUB"));
     std::string cs_text = args.get("--connection-string", env("PUSHHUB_CONNECTION_STRING_FULL"));
-    std::string ca = args.get("--ca", env("PUSHHUB_CA_CERT"));
-    if (addr.empty()) die("no address: pass --addr or set PUSHHUB_GRPC_ADDR");
     if (hub_.empty()) die("no hub: pass --hub or set PUSHHUB_HUB");
     auto cs = pushhub::sas::parseConnectionString(cs_text);
     if (!cs)
       die(cs.error().message + " (pass --connection-string or set PUSHHUB_CONNECTION_STRING_FULL)");
     cs_ = *cs;
-    std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
-    if (!ca.empty()) {
-      grpc::SslCredentialsOptions ssl;
-      ssl.pem_root_certs = readFile(ca);
-      if (ssl.pem_root_certs.empty()) die("cannot read CA file " + ca);
-      creds = grpc::SslCredentials(ssl);
-    }
-    stub_ = v1::PushHub::NewStub(grpc::CreateChannel(addr, creds));
+    stub_ = v1::PushHub::NewStub(makeChannel(args));
   }
 
   const std::string& hub() const { return hub_; }
@@ -417,12 +433,116 @@ int send(Client& client, const Args& args) {
 
 }  // namespace
 
+// hub ... and key ...: the HubAdmin service, signed with the admin key.
+int manage(const Args& args) {
+  std::string admin_key = args.get("--admin-key", env("PUSHHUB_ADMIN_KEY"));
+  if (admin_key.empty()) die("no admin key: pass --admin-key or set PUSHHUB_ADMIN_KEY");
+  std::string addr = args.get("--addr", env("PUSHHUB_GRPC_ADDR"));
+  auto stub = v1::HubAdmin::NewStub(makeChannel(args));
+  grpc::ClientContext context;
+  context.AddMetadata(
+      "authorization",
+      pushhub::sas::makeToken("https://" + addr + "/", "pushhub-admin", admin_key,
+                              std::chrono::system_clock::now() + std::chrono::hours(1)));
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  const auto& p = args.positional;
+  auto hubFromFile = [&] {
+    v1::Hub hub;
+    std::string file = args.get("--file");
+    if (file.empty()) die("--file HUB.json is required");
+    std::string text = readFile(file);
+    if (text.empty()) die("cannot read " + file);
+    if (auto ok = google::protobuf::util::JsonStringToMessage(text, &hub); !ok.ok()) {
+      die(file + ": not a pushhub.v1.Hub: " + std::string(ok.message()));
+    }
+    if (args.has("--apns-key-file")) {
+      hub.mutable_apns()->set_key_pem(readFile(args.get("--apns-key-file")));
+    }
+    if (args.has("--fcm-service-account-file")) {
+      hub.mutable_fcm()->set_service_account_json(readFile(args.get("--fcm-service-account-file")));
+    }
+    return hub;
+  };
+  auto ref = [&](size_t i) {
+    if (p.size() <= i) die("name the hub");
+    v1::HubRef r;
+    r.set_name(p[i]);
+    return r;
+  };
+  auto need = [&](const char* flag) {
+    std::string v = args.get(flag);
+    if (v.empty()) die(std::string(flag) + " is required");
+    return v;
+  };
+  if (p[0] == "hub" && p.size() >= 2) {
+    v1::Hub hub;
+    if (p[1] == "create" || p[1] == "update") {
+      v1::Hub wanted = hubFromFile();
+      check(p[1] == "create" ? stub->CreateHub(&context, wanted, &hub)
+                             : stub->UpdateHub(&context, wanted, &hub));
+    } else if (p[1] == "get") {
+      check(stub->GetHub(&context, ref(2), &hub));
+    } else if (p[1] == "delete") {
+      v1::DeleteHubResponse response;
+      check(stub->DeleteHub(&context, ref(2), &response));
+      std::cout << "{}\n";
+      return 0;
+    } else if (p[1] == "list") {
+      v1::ListHubsResponse response;
+      check(stub->ListHubs(&context, {}, &response));
+      std::cout << toJson(response) << "\n";
+      return 0;
+    } else {
+      die("unknown hub command " + p[1]);
+    }
+    std::cout << toJson(hub) << "\n";
+    return 0;
+  }
+  if (p[0] == "key" && p.size() >= 2) {
+    v1::KeySecret secret;
+    if (p[1] == "add") {
+      v1::AddKeyRequest request;
+      request.set_hub(need("--hub"));
+      request.mutable_key()->set_name(need("--name"));
+      request.mutable_key()->set_secret(args.get("--secret"));
+      std::stringstream rights(need("--rights"));
+      for (std::string right; std::getline(rights, right, ',');) {
+        request.mutable_key()->add_rights(right);
+      }
+      check(stub->AddKey(&context, request, &secret));
+    } else if (p[1] == "rotate") {
+      v1::RotateKeyRequest request;
+      request.set_hub(need("--hub"));
+      request.set_key_name(need("--name"));
+      request.set_new_secret(args.get("--secret"));
+      request.set_grace_seconds(
+          static_cast<uint32_t>(std::stoul(args.get("--grace-seconds", "0"))));
+      check(stub->RotateKey(&context, request, &secret));
+    } else if (p[1] == "remove") {
+      v1::RemoveKeyRequest request;
+      request.set_hub(need("--hub"));
+      request.set_key_name(need("--name"));
+      v1::Hub hub;
+      check(stub->RemoveKey(&context, request, &hub));
+      std::cout << toJson(hub) << "\n";
+      return 0;
+    } else {
+      die("unknown key command " + p[1]);
+    }
+    std::cout << toJson(secret) << "\n";
+    return 0;
+  }
+  std::cerr << kUsage;
+  return 2;
+}
+
 int main(int argc, char** argv) {
   Args args = parse(argc, argv);
   if (args.has("--help") || args.positional.empty()) {
     std::cout << kUsage;
     return args.positional.empty() && !args.has("--help") ? 2 : 0;
   }
+  if (args.positional[0] == "hub" || args.positional[0] == "key") return manage(args);
   Client client(args);
   const auto& p = args.positional;
   if (p[0] == "install" && p.size() >= 2) {
