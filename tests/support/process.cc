@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -84,6 +85,8 @@ Subprocess::Subprocess(std::vector<std::string> argv, const fs::path& log_file) 
       }
     }
     ::setpgid(0, 0);
+    // Dies with the test, even when the test is killed and never runs its destructors.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     ::execvp(args[0], args.data());
     ::_exit(127);
   }

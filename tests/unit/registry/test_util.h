@@ -75,8 +75,8 @@ class TestRedis {
   TestRedis() {
     const char* mode = std::getenv("PUSHHUB_TEST_REDIS");
     if (mode != nullptr && std::string(mode) == "cluster") {
-      static pushhub::testing::RedisCluster* shared = new pushhub::testing::RedisCluster(3, 0);
-      cluster_ = shared;
+      static pushhub::testing::RedisCluster shared(3, 0);  // stopped when the binary exits
+      cluster_ = &shared;
       cluster_->flushAll();
     } else {
       server_ = std::make_unique<pushhub::testing::RedisServer>();
@@ -110,7 +110,7 @@ class TestRedis {
 
  private:
   std::unique_ptr<pushhub::testing::RedisServer> server_;
-  pushhub::testing::RedisCluster* cluster_ = nullptr;  // leaked on purpose: lives to exit
+  pushhub::testing::RedisCluster* cluster_ = nullptr;  // shared by the binary's tests
 };
 
 // A redis-server this test can stop and start again on the same port (tests/support's
