@@ -55,6 +55,43 @@ TEST(ConfigTest, RegistryUpkeep) {
             std::string::npos);
 }
 
+TEST(ConfigTest, RedisClusterSeedsQueueAndAdminKey) {
+  auto standalone = parseConfig(kMinimal, ".");
+  ASSERT_TRUE(standalone);
+  EXPECT_EQ(standalone->redis_nodes, (std::vector<registry::ClusterNode>{{"127.0.0.1", 6379}}));
+  EXPECT_EQ(standalone->queue_partitions, 8u);
+  EXPECT_EQ(standalone->job_idle_timeout_ms, 30000u);
+  EXPECT_TRUE(standalone->admin_key.empty());
+
+  auto cluster = parseConfig(std::string(kMinimal) + R"(
+[server]
+admin_key = "0123456789abcdef0123456789abcdef"
+[redis]
+nodes = ["10.0.0.1:7000", "10.0.0.2:7001"]
+[dispatch]
+queue_partitions = 16
+job_idle_timeout_ms = 5000
+)",
+                             ".");
+  ASSERT_TRUE(cluster) << cluster.error().message;
+  EXPECT_EQ(cluster->redis_nodes,
+            (std::vector<registry::ClusterNode>{{"10.0.0.1", 7000}, {"10.0.0.2", 7001}}));
+  EXPECT_EQ(cluster->queue_partitions, 16u);
+  EXPECT_EQ(cluster->job_idle_timeout_ms, 5000u);
+  EXPECT_EQ(cluster->admin_key, "0123456789abcdef0123456789abcdef");
+
+  auto error = [](const std::string& extra) { return errorOf(std::string(kMinimal) + extra); };
+  EXPECT_NE(error("[redis]\nnodes = []\n").find("redis.nodes"), std::string::npos);
+  EXPECT_NE(error("[redis]\nnodes = [\"10.0.0.1\"]\n").find("redis.nodes[0]"), std::string::npos);
+  EXPECT_NE(error("[redis]\nnodes = [\"h:1\", \"h:99999\"]\n").find("redis.nodes[1]"),
+            std::string::npos);
+  EXPECT_NE(error("[redis]\nport = 7000\nnodes = [\"h:1\"]\n").find("redis.nodes"),
+            std::string::npos);
+  EXPECT_NE(error("[dispatch]\nqueue_partitions = 0\n").find("dispatch.queue_partitions"),
+            std::string::npos);
+  EXPECT_NE(error("[server]\nadmin_key = \"short\"\n").find("server.admin_key"), std::string::npos);
+}
+
 TEST(ConfigTest, ErrorsNameTheKey) {
   EXPECT_NE(errorOf("[server]\nworkers = \"x\"\n").find("server.workers"), std::string::npos);
   std::string with_buckets = kMinimal;
