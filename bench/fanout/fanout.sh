@@ -14,6 +14,7 @@
 #                          [--h2load-threads T] [--rounds 5]
 #                          [--profile none|perf|callgrind] [--chart FILE.png] [--out DIR]
 #                          [--build DIR] [--hub-env VAR=VALUE]... [--hold SECONDS]
+#                          [--redis-cluster M (a Redis Cluster of M masters, no replicas)]
 # The last line of output is `devices=.. deliveries_per_s=.. ... direct_p99_ms=..`.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -39,6 +40,7 @@ MAX_STREAMS=1000    # pns-mock's --max-concurrent-streams (APNs' own figure)
 HUB_ENV=()          # extra VAR=VALUE for pushhubd only (experiments, e.g. LD_PRELOAD)
 HOLD=0              # seconds to keep the stack up after the run (ports in $OUT/ports.env)
 ROUNDS=5            # broadcast + h2load pairs; the report takes the pair of median ratio
+CLUSTER_MASTERS=0   # 0: one standalone redis-server; M >= 3: a cluster of M masters
 
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 2; }
 while (($#)); do
@@ -59,6 +61,7 @@ while (($#)); do
     --hub-env) HUB_ENV+=("$2"); shift ;;
     --hold) HOLD=$2; shift ;;
     --rounds) ROUNDS=$2; shift ;;
+    --redis-cluster) CLUSTER_MASTERS=$2; shift ;;
     --chart) CHART=$2; shift ;;
     --out) OUT=$2; shift ;;
     --build) BUILD=$2; shift ;;
@@ -126,12 +129,30 @@ cpu_s() {  # utime+stime of PID in seconds
 }
 status_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }  # calc '1.5 - 0.25' (no bc needed)
+# Over every Redis process (one, or the cluster's masters):
 # "calls usec" of every EVALSHA so far (the registry's scripts: resolve, upsert, ...).
 redis_scripts() {
-  redis-cli -p "$REDIS_PORT" info commandstats |
-    awk -F'[:=,]' '/^cmdstat_evalsha:/ {c = $3; u = $5} END {print c + 0, u + 0}'
+  local port
+  for port in "${REDIS_PORTS[@]}"; do redis-cli -p "$port" info commandstats; done |
+    awk -F'[:=,]' '/^cmdstat_evalsha:/ {c += $3; u += $5} END {print c + 0, u + 0}'
 }
-redis_used() { redis-cli -p "$REDIS_PORT" info memory | awk -F: '/^used_memory:/ {print $2+0}'; }
+redis_used() {
+  local port
+  for port in "${REDIS_PORTS[@]}"; do redis-cli -p "$port" info memory; done |
+    awk -F: '/^used_memory:/ {n += $2} END {print n + 0}'
+}
+redis_cpu() {
+  local pid total=0
+  for pid in "${REDIS_PIDS[@]}"; do total=$(calc "$total + $(cpu_s "$pid")"); done
+  echo "$total"
+}
+# Commands each Redis process has served so far, space-separated.
+redis_commands() {
+  local port
+  for port in "${REDIS_PORTS[@]}"; do
+    redis-cli -p "$port" info stats | awk -F: '/^total_commands_processed:/ {printf "%d ", $2}'
+  done
+}
 
 NPROC=$(nproc)
 CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
@@ -169,10 +190,39 @@ printf 'REDIS_PORT=%s\nAPNS_PORT=%s\nCONTROL_PORT=%s\nGRPC_PORT=%s\nADMIN_PORT=%
   "$REDIS_PORT" "$APNS_PORT" "$CONTROL_PORT" "$GRPC_PORT" "$ADMIN_PORT" >"$OUT/ports.env"
 
 say "redis-server, pns-mock and pushhubd ($EFFECTIVE_WORKERS workers, $BUCKETS buckets) in $OUT"
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$OUT" \
-  >"$OUT/redis.log" 2>&1 &
-PIDS+=($!); REDIS_PID=$!
-wait_port "$REDIS_PORT" redis-server "$OUT/redis.log"
+REDIS_PORTS=("$REDIS_PORT"); REDIS_PIDS=()
+if ((CLUSTER_MASTERS > 0)); then
+  ((CLUSTER_MASTERS >= 3)) || { echo "--redis-cluster: at least 3 masters" >&2; exit 2; }
+  for ((i = 1; i < CLUSTER_MASTERS; i++)); do
+    while :; do p=$(free_port); ((p <= 55535)) && break; done  # its bus port is p + 10000
+    REDIS_PORTS+=("$p")
+  done
+  for port in "${REDIS_PORTS[@]}"; do
+    mkdir -p "$OUT/redis-$port"
+    redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+      --dir "$OUT/redis-$port" --cluster-enabled yes --cluster-config-file nodes.conf \
+      --cluster-node-timeout 2000 >"$OUT/redis-$port.log" 2>&1 &
+    PIDS+=($!); REDIS_PIDS+=($!)
+    wait_port "$port" redis-server "$OUT/redis-$port.log"
+  done
+  nodes=(); for port in "${REDIS_PORTS[@]}"; do nodes+=("127.0.0.1:$port"); done
+  redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes \
+    >"$OUT/redis-cluster.log" 2>&1 || { cat "$OUT/redis-cluster.log" >&2; exit 1; }
+  for port in "${REDIS_PORTS[@]}"; do
+    for _ in $(seq 1 200); do
+      redis-cli -p "$port" cluster info | grep -q '^cluster_state:ok' && break
+      sleep 0.05
+    done
+  done
+  REDIS_CONFIG="nodes = [$(printf '"127.0.0.1:%s", ' "${REDIS_PORTS[@]}" | sed 's/, $//')]"
+else
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$OUT" \
+    >"$OUT/redis.log" 2>&1 &
+  PIDS+=($!); REDIS_PIDS+=($!)
+  wait_port "$REDIS_PORT" redis-server "$OUT/redis.log"
+  REDIS_CONFIG=$'host = "127.0.0.1"\nport = '"$REDIS_PORT"
+fi
+REDIS_PID=${REDIS_PIDS[0]}
 
 # --initial-streams 0: no stream gate, for pushhubd and h2load alike (h2load would otherwise see
 # REFUSED_STREAMs on each new connection before its first success; docs/pns-mock.md).
@@ -200,8 +250,7 @@ tls_key = "certs/server.key"
 workers = $WORKERS
 
 [redis]
-host = "127.0.0.1"
-port = $REDIS_PORT
+$REDIS_CONFIG
 
 [dispatch]
 $(printf '%s\n' "${DISPATCH[@]}" | sed 's/=/ = /')
@@ -255,12 +304,13 @@ export PUSHHUB_HUB=bench PUSHHUB_GRPC_ADDR=127.0.0.1:$GRPC_PORT PUSHHUB_CA_CERT=
 export PUSHHUB_CONNECTION_STRING_FULL="Endpoint=sb://127.0.0.1:$GRPC_PORT/;SharedAccessKeyName=DefaultFullSharedAccessSignature;SharedAccessKey=$FULL_KEY"
 PROBE=("$BIN/fanout_probe" --control "$CONTROL")
 PIDARGS=(--pid "pushhubd=$HUB_PID" --pid "pns-mock=$MOCK_PID" --pid "redis=$REDIS_PID")
+for ((i = 1; i < ${#REDIS_PIDS[@]}; i++)); do PIDARGS+=(--pid "redis-$i=${REDIS_PIDS[i]}"); done
 
 # --- load ----------------------------------------------------------------------------------------
 APNS_TEMPLATE='{"aps":{"alert":"$(message)"}}'
 say "loading $DEVICES installations ($MIX; 3 tags each of tag-0..tag-99; one shared template; $DEVICES_PER_USER per user)"
 REDIS_BEFORE=$(redis_used)
-HUB_CPU0=$(cpu_s "$HUB_PID"); REDIS_CPU0=$(cpu_s "$REDIS_PID")
+HUB_CPU0=$(cpu_s "$HUB_PID"); REDIS_CPU0=$(redis_cpu)
 "$BIN/pushhubctl" install bulk --count "$DEVICES" --mix "$MIX" \
   --wns-base "https://127.0.0.1:$WNS_PORT/?token=" --tag-pool 100 --tags-per 3 \
   --threads 4 --batch 500 --devices-per-user "$DEVICES_PER_USER" \
@@ -271,7 +321,7 @@ HUB_CPU0=$(cpu_s "$HUB_PID"); REDIS_CPU0=$(cpu_s "$REDIS_PID")
 REDIS_AFTER=$(redis_used)
 jq -n --slurpfile l "$OUT/load.json" --argjson before "$REDIS_BEFORE" --argjson after "$REDIS_AFTER" \
   --argjson n "$DEVICES" --argjson hub_cpu "$(calc "$(cpu_s "$HUB_PID") - $HUB_CPU0")" \
-  --argjson redis_cpu "$(calc "$(cpu_s "$REDIS_PID") - $REDIS_CPU0")" \
+  --argjson redis_cpu "$(calc "$(redis_cpu) - $REDIS_CPU0")" \
   --argjson hwm "$(status_kb "$HUB_PID" VmHWM)" \
   '{registered: $l[0].registered, failed: $l[0].failed, seconds: $l[0].seconds,
     per_second: $l[0].per_second, redis_used_before: $before, redis_used_after: $after,
@@ -305,18 +355,24 @@ profile_stop() {
 # One broadcast, measured at pns-mock: $OUT/broadcast-K.json and .samples.
 broadcast_round() {  # K
   say "broadcast $1 of $ROUNDS to $EXPECT_ALL installations (template, rendered per device)"
-  local calls0 usec0 calls1 usec1
+  local calls0 usec0 calls1 usec1 commands0 commands1
   read -r calls0 usec0 < <(redis_scripts)
+  commands0=$(redis_commands)
   ((${1} > 1)) || profile_start broadcast
   "${PROBE[@]}" send --broadcast --prop "message=Hello from the pushhub fan-out benchmark ($1)" \
     --expect "$EXPECT_ALL" --samples "$OUT/broadcast-$1.samples" "${PIDARGS[@]}" \
     >"$OUT/broadcast-$1.raw.json"
   ((${1} > 1)) || profile_stop broadcast
   read -r calls1 usec1 < <(redis_scripts)
-  # Redis' own time in the registry's scripts during the broadcast (INFO commandstats).
+  commands1=$(redis_commands)
+  # Redis' own time in the registry's scripts during the broadcast (INFO commandstats), and the
+  # commands each Redis process served (on a cluster: how the work spread over the masters).
   jq --argjson calls "$((calls1 - calls0))" --argjson usec "$((usec1 - usec0))" \
-    '. + {redis_scripts: {calls: $calls, usec: $usec}}' "$OUT/broadcast-$1.raw.json" \
-    >"$OUT/broadcast-$1.json"
+    --argjson c0 "[${commands0// /,}0]" --argjson c1 "[${commands1// /,}0]" \
+    '. + {redis_scripts: {calls: $calls, usec: $usec},
+          redis_commands: [range(0; ($c0 | length) - 1) as $i | $c1[$i] - $c0[$i]],
+          redis_cpu_s_total: ([.cpu_s | to_entries[] | select(.key | startswith("redis")) | .value] | add)}' \
+    "$OUT/broadcast-$1.raw.json" >"$OUT/broadcast-$1.json"
   jq -c '{answered, to_first_ms, to_last_ms, deliveries_per_s: (.deliveries_per_s|floor), cpu_s}' \
     "$OUT/broadcast-$1.json"
 }
@@ -450,6 +506,7 @@ fi
 
 # --- report --------------------------------------------------------------------------------------
 jq -n --argjson devices "$DEVICES" --arg mix "$MIX" --argjson buckets "$BUCKETS" \
+  --argjson masters "${#REDIS_PORTS[@]}" --argjson cluster "$((CLUSTER_MASTERS > 0))" \
   --argjson workers "$EFFECTIVE_WORKERS" --argjson conns "$CONNS" --argjson streams "$MAX_STREAMS" \
   --slurpfile load "$OUT/load-summary.json" --slurpfile b "$OUT/broadcast.json" \
   --slurpfile t "$OUT/tag.json" --slurpfile d "$OUT/direct.json" \
@@ -460,6 +517,7 @@ jq -n --argjson devices "$DEVICES" --arg mix "$MIX" --argjson buckets "$BUCKETS"
   --arg load_start "$LOAD_START" --arg load_end "$(cut -d' ' -f1-3 /proc/loadavg)" \
   '($rounds[0][] | select(.round == $median)) as $m
   | {devices: $devices, mix: $mix, buckets: $buckets, workers: $workers, profile: $profile,
+    redis: {cluster: ($cluster == 1), masters: $masters},
     machine: {nproc: $nproc, cpu: $cpu, mem_gb: $mem, loadavg_start: $load_start, loadavg_end: $load_end},
     load: $load[0], broadcast: $b[0], tag: $t[0], direct: $d[0],
     expression: ($e[0] + {text: $expression}), user: $u[0],
@@ -484,6 +542,10 @@ jq -r '
   "| broadcast: time to first / last delivery | \(.broadcast.to_first_ms | f(1)) ms / \(.broadcast.to_last_ms / 1000 | f(2)) s |",
   "| broadcast: CPU s pushhubd / pns-mock / redis | \(.broadcast.cpu_s.pushhubd | f(2)) / \(.broadcast.cpu_s["pns-mock"] | f(2)) / \(.broadcast.cpu_s.redis | f(2)) |",
   "| broadcast: CPU per delivery pushhubd / pns-mock / redis | \(.broadcast.cpu_s.pushhubd / .broadcast.accepted * 1e6 | f(1)) / \(.broadcast.cpu_s["pns-mock"] / .broadcast.accepted * 1e6 | f(1)) / \(.broadcast.cpu_s.redis / .broadcast.accepted * 1e6 | f(1)) us |",
+  "| Redis | \(if .redis.cluster then "a cluster of \(.redis.masters) masters" else "one redis-server" end) |",
+  "| broadcast: pushhubd CPU per delivery | \(.broadcast.cpu_s.pushhubd / .broadcast.accepted * 1e6 | f(2)) us |",
+  "| broadcast: Redis CPU per delivery, all processes | \(.broadcast.redis_cpu_s_total / .broadcast.accepted * 1e6 | f(2)) us |",
+  "| broadcast: commands each Redis process served | \(.broadcast.redis_commands | map(tostring) | join(" / ")) |",
   "| broadcast: Redis scripts (bucket resolves) | \(.broadcast.redis_scripts.calls) calls, \(.broadcast.redis_scripts.usec / ([.broadcast.redis_scripts.calls, 1] | max) | f(0)) us each |",
   "| tag send (\(.tag.expected) devices): deliveries/s, first / last | \(.tag.deliveries_per_s | f(0)), \(.tag.to_first_ms | f(1)) ms / \(.tag.to_last_ms | f(1)) ms |",
   "| expression send `\(.expression.text)` (\(.expression.answered) devices): deliveries/s, first / last, buckets visited | \(.expression.deliveries_per_s | f(0)), \(.expression.to_first_ms | f(1)) ms / \(.expression.to_last_ms | f(1)) ms, \(.expression.buckets_visited) of \(.buckets) |",
@@ -501,7 +563,7 @@ echo "results: $OUT" >&2
 jq -r '
   def f(d): (. * pow(10; d) | round) as $v | pow(10; d) as $p
     | if d == 0 then "\($v)" else "\(($v / $p) | floor).\((($v % $p) + $p) | tostring | .[1:])" end;
-  "devices=\(.devices) deliveries_per_s=\(.broadcast.deliveries_per_s | f(0)) h2load_per_s=\(.h2load.per_s | f(0)) ratio=\(.ratio | f(3)) peak_rss_mb=\(.pushhubd.vmhwm_kb / 1024 | f(1)) redis_bytes_per_installation=\(.load.redis_bytes_per_installation | f(0)) register_per_s=\(.load.per_second | f(0)) direct_p50_ms=\(.direct.p50_ms | f(2)) direct_p99_ms=\(.direct.p99_ms | f(2)) user_p99_ms=\(.user.p99_ms | f(2)) user_buckets_per_send=\(.user.buckets_per_send | f(2)) expression_buckets=\(.expression.buckets_visited)"' "$OUT/result.json"
+  "devices=\(.devices) redis_masters=\(.redis.masters) pushhubd_us_per_delivery=\(.broadcast.cpu_s.pushhubd / .broadcast.accepted * 1e6 | f(2)) deliveries_per_s=\(.broadcast.deliveries_per_s | f(0)) h2load_per_s=\(.h2load.per_s | f(0)) ratio=\(.ratio | f(3)) peak_rss_mb=\(.pushhubd.vmhwm_kb / 1024 | f(1)) redis_bytes_per_installation=\(.load.redis_bytes_per_installation | f(0)) register_per_s=\(.load.per_second | f(0)) direct_p50_ms=\(.direct.p50_ms | f(2)) direct_p99_ms=\(.direct.p99_ms | f(2)) user_p99_ms=\(.user.p99_ms | f(2)) user_buckets_per_send=\(.user.buckets_per_send | f(2)) expression_buckets=\(.expression.buckets_visited)"' "$OUT/result.json"
 if ((HOLD > 0)); then
   echo "holding the stack for $HOLD s (ports in $OUT/ports.env)" >&2
   sleep "$HOLD"
