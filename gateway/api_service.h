@@ -20,6 +20,18 @@
 
 namespace pushhub::gateway {
 
+// Runs `work(worker, reactor)` on `worker`'s thread and returns the call's reactor, which `work`
+// must finish. For the gRPC services' handlers, which run on gRPC's threads.
+template <typename Work>
+grpc::ServerUnaryReactor* runOnWorker(grpc::CallbackServerContext* context, Worker& worker,
+                                      Work work) {
+  auto* reactor = context->DefaultReactor();
+  boost::asio::post(worker.ioc(), [&worker, reactor, work = std::move(work)]() mutable {
+    work(worker, reactor);
+  });
+  return reactor;
+}
+
 class ApiService final : public v1::PushHub::CallbackService {
  public:
   // `config`, `catalog` and the workers must outlive the service (and the gRPC server).
@@ -63,12 +75,7 @@ class ApiService final : public v1::PushHub::CallbackService {
   // `work` must finish.
   template <typename Work>
   grpc::ServerUnaryReactor* onWorker(grpc::CallbackServerContext* context, Work work) {
-    auto* reactor = context->DefaultReactor();
-    Worker& worker = nextWorker();
-    boost::asio::post(worker.ioc(), [&worker, reactor, work = std::move(work)]() mutable {
-      work(worker, reactor);
-    });
-    return reactor;
+    return runOnWorker(context, nextWorker(), std::move(work));
   }
 
   const Config& config_;

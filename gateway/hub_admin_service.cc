@@ -53,16 +53,6 @@ Result<std::string> checkedDocument(const HubSettings& hub) {
   return document;
 }
 
-template <typename Work>
-grpc::ServerUnaryReactor* onWorker(grpc::CallbackServerContext* context, Worker& worker,
-                                   Work work) {
-  auto* reactor = context->DefaultReactor();
-  boost::asio::post(worker.ioc(), [&worker, reactor, work = std::move(work)]() mutable {
-    work(worker, reactor);
-  });
-  return reactor;
-}
-
 }  // namespace
 
 HubAdminService::HubAdminService(const Config& config,
@@ -135,18 +125,19 @@ grpc::ServerUnaryReactor* HubAdminService::CreateHub(grpc::CallbackServerContext
   if (!hub) return finish(context, hub.error());
   auto document = checkedDocument(*hub);
   if (!document) return finish(context, document.error());
-  return onWorker(context, nextWorker(),
-                  [this, response, hub = std::move(*hub), document = std::move(*document)](
-                      Worker& worker, grpc::ServerUnaryReactor* reactor) {
-                    worker.hubStore().put(hub.name, document, registry::HubStore::Mode::kCreate,
-                                          [this, reactor, response, hub](Result<void> ok) {
-                                            if (!ok) return reactor->Finish(toStatus(ok.error()));
-                                            log::get("hubs")->info("hub '{}' created", hub.name);
-                                            on_change_();
-                                            *response = hubToProto(hub, false);
-                                            reactor->Finish(grpc::Status::OK);
-                                          });
-                  });
+  return runOnWorker(context, nextWorker(),
+                     [this, response, hub = std::move(*hub), document = std::move(*document)](
+                         Worker& worker, grpc::ServerUnaryReactor* reactor) {
+                       worker.hubStore().put(hub.name, document, registry::HubStore::Mode::kCreate,
+                                             [this, reactor, response, hub](Result<void> ok) {
+                                               if (!ok)
+                                                 return reactor->Finish(toStatus(ok.error()));
+                                               log::get("hubs")->info("hub '{}' created", hub.name);
+                                               on_change_();
+                                               *response = hubToProto(hub, false);
+                                               reactor->Finish(grpc::Status::OK);
+                                             });
+                     });
 }
 
 grpc::ServerUnaryReactor* HubAdminService::UpdateHub(grpc::CallbackServerContext* context,
@@ -156,7 +147,7 @@ grpc::ServerUnaryReactor* HubAdminService::UpdateHub(grpc::CallbackServerContext
     return finish(context,
                   Error::invalidArgument("name: must be 1 to 50 characters of [A-Za-z0-9._-]"));
   }
-  return onWorker(
+  return runOnWorker(
       context, nextWorker(),
       [this, response, wanted = *request](Worker& worker, grpc::ServerUnaryReactor* reactor) {
         modify(
@@ -175,7 +166,7 @@ grpc::ServerUnaryReactor* HubAdminService::DeleteHub(grpc::CallbackServerContext
                                                      const v1::HubRef* request,
                                                      v1::DeleteHubResponse* /*response*/) {
   if (auto ok = authorize(context); !ok) return finish(context, ok.error());
-  return onWorker(
+  return runOnWorker(
       context, nextWorker(),
       [this, name = request->name()](Worker& worker, grpc::ServerUnaryReactor* reactor) {
         worker.hubStore().remove(name, [this, reactor, name](Result<void> ok) {
@@ -190,7 +181,7 @@ grpc::ServerUnaryReactor* HubAdminService::DeleteHub(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* HubAdminService::GetHub(grpc::CallbackServerContext* context,
                                                   const v1::HubRef* request, v1::Hub* response) {
   if (auto ok = authorize(context); !ok) return finish(context, ok.error());
-  return onWorker(
+  return runOnWorker(
       context, nextWorker(),
       [response, name = request->name()](Worker& worker, grpc::ServerUnaryReactor* reactor) {
         worker.hubStore().get(name, [reactor, response](Result<std::string> stored) {
@@ -207,7 +198,7 @@ grpc::ServerUnaryReactor* HubAdminService::ListHubs(grpc::CallbackServerContext*
                                                     const v1::ListHubsRequest* /*request*/,
                                                     v1::ListHubsResponse* response) {
   if (auto ok = authorize(context); !ok) return finish(context, ok.error());
-  return onWorker(
+  return runOnWorker(
       context, nextWorker(), [response](Worker& worker, grpc::ServerUnaryReactor* reactor) {
         worker.hubStore().load([reactor, response](Result<registry::HubStore::Snapshot> snapshot) {
           if (!snapshot) return reactor->Finish(toStatus(snapshot.error()));
@@ -227,27 +218,28 @@ grpc::ServerUnaryReactor* HubAdminService::AddKey(grpc::CallbackServerContext* c
   v1::AccessKey key = request->key();
   bool made = key.secret().empty();
   if (made) key.set_secret(newSecret());
-  return onWorker(context, nextWorker(),
-                  [this, response, hub = request->hub(), key, made](
-                      Worker& worker, grpc::ServerUnaryReactor* reactor) {
-                    modify(
-                        worker, hub,
-                        [key](const HubSettings& current) -> Result<HubSettings> {
-                          if (current.findKey(key.name())) {
-                            return Error::invalidArgument("key.name: '" + key.name() + "' exists");
-                          }
-                          v1::Hub proto = hubToProto(current, true);
-                          *proto.add_keys() = key;
-                          return hubFromProto(proto, &current);
-                        },
-                        [reactor, response, key, made](Result<HubSettings> stored) {
-                          if (!stored) return reactor->Finish(toStatus(stored.error()));
-                          response->set_key_name(key.name());
-                          if (made) response->set_secret(key.secret());
-                          response->set_fingerprint(fingerprint(key.secret()));
-                          reactor->Finish(grpc::Status::OK);
-                        });
-                  });
+  return runOnWorker(
+      context, nextWorker(),
+      [this, response, hub = request->hub(), key, made](Worker& worker,
+                                                        grpc::ServerUnaryReactor* reactor) {
+        modify(
+            worker, hub,
+            [key](const HubSettings& current) -> Result<HubSettings> {
+              if (current.findKey(key.name())) {
+                return Error::invalidArgument("key.name: '" + key.name() + "' exists");
+              }
+              v1::Hub proto = hubToProto(current, true);
+              *proto.add_keys() = key;
+              return hubFromProto(proto, &current);
+            },
+            [reactor, response, key, made](Result<HubSettings> stored) {
+              if (!stored) return reactor->Finish(toStatus(stored.error()));
+              response->set_key_name(key.name());
+              if (made) response->set_secret(key.secret());
+              response->set_fingerprint(fingerprint(key.secret()));
+              reactor->Finish(grpc::Status::OK);
+            });
+      });
 }
 
 grpc::ServerUnaryReactor* HubAdminService::RotateKey(grpc::CallbackServerContext* context,
@@ -260,42 +252,43 @@ grpc::ServerUnaryReactor* HubAdminService::RotateKey(grpc::CallbackServerContext
   }
   bool made = request->new_secret().empty();
   std::string secret = made ? newSecret() : request->new_secret();
-  return onWorker(context, nextWorker(),
-                  [this, response, hub = request->hub(), name = request->key_name(), secret, made,
-                   grace](Worker& worker, grpc::ServerUnaryReactor* reactor) {
-                    modify(
-                        worker, hub,
-                        [name, secret, grace](const HubSettings& current) -> Result<HubSettings> {
-                          HubSettings next = current;
-                          for (auto& key : next.keys) {
-                            if (key.name != name) continue;
-                            if (secret == key.secret) {
-                              return Error::invalidArgument("new_secret: is the current secret");
-                            }
-                            key.previous_secret = key.secret;
-                            key.previous_valid_until = unixNow() + grace;
-                            key.secret = secret;
-                            v1::Hub proto = hubToProto(next, true);
-                            return hubFromProto(proto, nullptr);  // checks the new secret's rules
-                          }
-                          return Error::notFound("key_name: no key named '" + name + "'");
-                        },
-                        [reactor, response, name, secret, made](Result<HubSettings> stored) {
-                          if (!stored) return reactor->Finish(toStatus(stored.error()));
-                          log::get("hubs")->info("hub '{}': key '{}' rotated", stored->name, name);
-                          response->set_key_name(name);
-                          if (made) response->set_secret(secret);
-                          response->set_fingerprint(fingerprint(secret));
-                          reactor->Finish(grpc::Status::OK);
-                        });
-                  });
+  return runOnWorker(
+      context, nextWorker(),
+      [this, response, hub = request->hub(), name = request->key_name(), secret, made, grace](
+          Worker& worker, grpc::ServerUnaryReactor* reactor) {
+        modify(
+            worker, hub,
+            [name, secret, grace](const HubSettings& current) -> Result<HubSettings> {
+              HubSettings next = current;
+              for (auto& key : next.keys) {
+                if (key.name != name) continue;
+                if (secret == key.secret) {
+                  return Error::invalidArgument("new_secret: is the current secret");
+                }
+                key.previous_secret = key.secret;
+                key.previous_valid_until = unixNow() + grace;
+                key.secret = secret;
+                v1::Hub proto = hubToProto(next, true);
+                return hubFromProto(proto, nullptr);  // checks the new secret's rules
+              }
+              return Error::notFound("key_name: no key named '" + name + "'");
+            },
+            [reactor, response, name, secret, made](Result<HubSettings> stored) {
+              if (!stored) return reactor->Finish(toStatus(stored.error()));
+              log::get("hubs")->info("hub '{}': key '{}' rotated", stored->name, name);
+              response->set_key_name(name);
+              if (made) response->set_secret(secret);
+              response->set_fingerprint(fingerprint(secret));
+              reactor->Finish(grpc::Status::OK);
+            });
+      });
 }
 
 grpc::ServerUnaryReactor* HubAdminService::RemoveKey(grpc::CallbackServerContext* context,
                                                      const v1::RemoveKeyRequest* request,
                                                      v1::Hub* response) {
   if (auto ok = authorize(context); !ok) return finish(context, ok.error());
-  return onWorker(
+  return runOnWorker(
       context, nextWorker(),
       [this, response, hub = request->hub(), name = request->key_name()](
           Worker& worker, grpc::ServerUnaryReactor* reactor) {
