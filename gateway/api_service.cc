@@ -348,6 +348,10 @@ grpc::ServerUnaryReactor* ApiService::SendNotification(grpc::CallbackServerConte
   // Store the hub's canonical name, so jobs find it whatever case the caller used.
   auto stored = std::make_shared<v1::SendNotificationRequest>(*request);
   stored->set_hub((*hub)->settings.name);
+  auto deadline = request->has_deadline() ? TimeUtil::DurationToMilliseconds(request->deadline())
+                                          : int64_t{config_.default_deadline_s} * 1000;
+  *stored->mutable_deliver_by() = TimeUtil::MillisecondsToTimestamp(
+      TimeUtil::TimestampToMilliseconds(TimeUtil::GetCurrentTime()) + deadline);
   return onWorker(context, [this, response, hub = hubOf((*hub)->settings), stored](
                                Worker& worker, grpc::ServerUnaryReactor* reactor) {
     auto enqueue = [this, &worker, reactor, response, hub,
@@ -377,6 +381,59 @@ grpc::ServerUnaryReactor* ApiService::SendNotification(grpc::CallbackServerConte
   });
 }
 
+namespace {
+
+void toStatusProto(const std::string& id, const registry::NotificationState& s,
+                   v1::NotificationStatus& out) {
+  using Status = v1::NotificationStatus;
+  static const std::map<std::string, Status::State, std::less<>> kStates{
+      {"enqueued", Status::STATE_ENQUEUED},
+      {"running", Status::STATE_PROCESSING},
+      {"completed", Status::STATE_COMPLETED},
+      {"abandoned", Status::STATE_ABANDONED},
+      {"notargetfound", Status::STATE_NO_TARGET_FOUND}};
+  out.set_notification_id(id);
+  auto state = kStates.find(s.state);
+  out.set_state(state != kStates.end() ? state->second : Status::STATE_UNSPECIFIED);
+  *out.mutable_enqueue_time() = TimeUtil::MillisecondsToTimestamp(s.created_ms);
+  if (s.start_ms > 0) *out.mutable_start_time() = TimeUtil::MillisecondsToTimestamp(s.start_ms);
+  if (s.end_ms > 0) *out.mutable_end_time() = TimeUtil::MillisecondsToTimestamp(s.end_ms);
+  out.set_jobs_total(s.jobs_total);
+  out.set_jobs_done(s.jobs_done);
+  out.set_abandoned_reason(s.abandoned);
+  for (const auto& [key, count] : s.outcome_counts) {
+    auto colon = key.find(':');
+    auto platform = registry::parsePlatform(key.substr(0, colon));
+    if (!platform || colon == std::string::npos) continue;
+    auto* outcome = out.add_outcomes();
+    outcome->set_platform(gateway::toProto(*platform));
+    outcome->set_outcome(key.substr(colon + 1));
+    outcome->set_count(count);
+  }
+  v1::SendNotificationRequest request;
+  if (request.ParseFromString(s.body)) {
+    if (request.template_properties_size() > 0) {
+      for (auto p : {v1::PLATFORM_APNS, v1::PLATFORM_FCM, v1::PLATFORM_WNS}) {
+        out.add_target_platforms(p);
+      }
+    }
+    for (const auto& native : request.native()) out.add_target_platforms(native.platform());
+  }
+  for (const auto& f : s.failures) {
+    auto* failure = out.add_failures();
+    if (auto platform = registry::parsePlatform(f.platform)) {
+      failure->set_platform(gateway::toProto(*platform));
+    }
+    failure->set_installation_id(f.installation_id);
+    failure->set_push_handle(f.handle);
+    failure->set_http_status(f.http_status);
+    failure->set_outcome(f.outcome);
+    failure->set_reason(f.reason);
+  }
+}
+
+}  // namespace
+
 grpc::ServerUnaryReactor* ApiService::GetNotification(grpc::CallbackServerContext* context,
                                                       const v1::GetNotificationRequest* request,
                                                       v1::NotificationStatus* response) {
@@ -396,23 +453,7 @@ grpc::ServerUnaryReactor* ApiService::GetNotification(grpc::CallbackServerContex
       if (!*state || (*state)->hub != hub) {
         return reactor->Finish(toStatus(Error::notFound("notification '" + id + "' not found")));
       }
-      const auto& s = **state;
-      response->set_notification_id(id);
-      response->set_state(s.jobs_done >= s.jobs_total ? v1::NotificationStatus::STATE_COMPLETED
-                          : s.jobs_done > 0           ? v1::NotificationStatus::STATE_PROCESSING
-                                                      : v1::NotificationStatus::STATE_ENQUEUED);
-      *response->mutable_enqueue_time() = TimeUtil::MillisecondsToTimestamp(s.created_ms);
-      response->set_jobs_total(s.jobs_total);
-      response->set_jobs_done(s.jobs_done);
-      for (const auto& [key, count] : s.outcome_counts) {
-        auto colon = key.find(':');
-        auto platform = registry::parsePlatform(key.substr(0, colon));
-        if (!platform || colon == std::string::npos) continue;
-        auto* outcome = response->add_outcomes();
-        outcome->set_platform(gateway::toProto(*platform));
-        outcome->set_outcome(key.substr(colon + 1));
-        outcome->set_count(count);
-      }
+      toStatusProto(id, **state, *response);
       reactor->Finish(grpc::Status::OK);
     });
   });

@@ -294,10 +294,11 @@ Result<Config> parseConfig(std::string_view toml_text, const std::filesystem::pa
   r.onlyKnown(root["server"].as_table(), "server",
               {"grpc_listen", "admin_listen", "tls_cert", "tls_key", "workers", "admin_key"});
   r.onlyKnown(root["redis"].as_table(), "redis", {"host", "port", "nodes", "password"});
-  r.onlyKnown(
-      root["dispatch"].as_table(), "dispatch",
-      {"buckets_per_job", "max_jobs_per_worker", "max_in_flight_per_job",
-       "resolves_in_flight_per_job", "max_attempts", "queue_partitions", "job_idle_timeout_ms"});
+  r.onlyKnown(root["dispatch"].as_table(), "dispatch",
+              {"buckets_per_job", "max_jobs_per_worker", "max_in_flight_per_job",
+               "resolves_in_flight_per_job", "max_attempts", "queue_partitions",
+               "job_idle_timeout_ms", "max_retry_delay_ms", "default_deadline_s",
+               "failures_per_notification", "outcome_retention_hours", "shutdown_grace_ms"});
   auto server = root["server"];
   r.get(server["grpc_listen"], "server.grpc_listen", config.grpc_listen);
   r.get(server["admin_listen"], "server.admin_listen", config.admin_listen);
@@ -363,6 +364,19 @@ Result<Config> parseConfig(std::string_view toml_text, const std::filesystem::pa
            256);
   r.getInt(dispatch["job_idle_timeout_ms"], "dispatch.job_idle_timeout_ms",
            config.job_idle_timeout_ms, 300, 3600 * 1000);
+  r.getInt(dispatch["max_retry_delay_ms"], "dispatch.max_retry_delay_ms", config.max_retry_delay_ms,
+           1000, 3600 * 1000);
+  r.getInt(dispatch["default_deadline_s"], "dispatch.default_deadline_s", config.default_deadline_s,
+           1, 7 * 24 * 3600);
+  r.getInt(dispatch["failures_per_notification"], "dispatch.failures_per_notification",
+           config.failures_per_notification, 0, 100000);
+  r.getInt(dispatch["outcome_retention_hours"], "dispatch.outcome_retention_hours",
+           config.outcome_retention_hours, 1, 90 * 24);
+  r.getInt(dispatch["shutdown_grace_ms"], "dispatch.shutdown_grace_ms", config.shutdown_grace_ms, 0,
+           600 * 1000);
+  if (config.default_deadline_s > config.outcome_retention_hours * 3600u) {
+    r.fail("dispatch.default_deadline_s", "must not exceed dispatch.outcome_retention_hours");
+  }
 
   auto upkeep = root["registry"];
   r.getInt(upkeep["sweep_interval_ms"], "registry.sweep_interval_ms", config.sweep_interval_ms, 0,

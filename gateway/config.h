@@ -67,8 +67,14 @@ struct Config {
   uint32_t resolves_in_flight_per_job = 8;  // bucket resolves one job keeps in flight
   uint32_t max_attempts = 3;                // per target, for retryable outcomes
   uint32_t queue_partitions = 8;
-  uint32_t job_idle_timeout_ms = 30000;  // a pending job untouched this long is reclaimed // job
-                                         // streams ph:jobs:{0..n-1}, spread over the slots
+  uint32_t job_idle_timeout_ms = 30000;  // a pending job untouched this long is reclaimed
+  uint32_t max_retry_delay_ms = 300000;  // a provider's Retry-After is honoured up to this
+  // A send not handed to its provider within this long after it was accepted counts Expired
+  // (Azure's 30 minutes); a send's own deadline overrides it.
+  uint32_t default_deadline_s = 1800;
+  uint32_t failures_per_notification = 1000;  // per-handle failures kept for outcome details
+  uint32_t outcome_retention_hours = 7 * 24;  // how long a notification's record is kept
+  uint32_t shutdown_grace_ms = 10000;  // SIGTERM: in-flight sends answer within this, or are left
 
   // Registry upkeep: each worker sweeps one bucket of each hub per interval (0: never), deleting
   // expired installations and dead handles older than the retention.

@@ -13,36 +13,78 @@ using namespace std::chrono_literals;
 using providers::OutcomeKind;
 
 constexpr auto kClaimBlock = 1000ms;
+constexpr auto kClaimRoundBlock = 100ms;
 constexpr auto kRedisRetryDelay = 500ms;
 constexpr size_t kRecentNotifications = 8;
 // Distinct templates a job keeps rendered; past this, further ones are rendered per target.
 constexpr size_t kRenderedPerJob = 16;
 
-std::chrono::milliseconds backoff(uint32_t attempt, std::chrono::seconds retry_after) {
-  if (retry_after.count() > 0) return retry_after;
-  // Exponential with full jitter: 0..(500 ms * 2^attempt), so a burst of failures spreads out.
+// Exponential with full jitter: 100 ms .. 500 ms * 2^attempt (at most 32 s), so a burst of
+// failures spreads out.
+std::chrono::milliseconds backoff(uint32_t attempt) {
   thread_local std::mt19937 rng{std::random_device{}()};
   auto cap = 500ms * (1u << std::min(attempt, 6u));
   return std::chrono::milliseconds(std::uniform_int_distribution<int64_t>(100, cap.count())(rng));
 }
 
+using Counts = std::array<std::array<int64_t, kOutcomeNames.size()>, kPlatforms>;
+
+// What Redis records: "<platform>:<outcome>" -> n, only for outcomes that happened.
+std::map<std::string, int64_t> toRecord(const Counts& counts) {
+  std::map<std::string, int64_t> out;
+  for (size_t p = 0; p < kPlatforms; ++p) {
+    for (size_t o = 0; o < kOutcomeNames.size(); ++o) {
+      if (counts[p][o] == 0) continue;
+      std::string key(registry::toString(static_cast<registry::Platform>(p)));
+      key += ':';
+      key += kOutcomeNames[o];
+      out.emplace(std::move(key), counts[p][o]);
+    }
+  }
+  return out;
+}
+
+void addTo(Counts& into, const Counts& from) {
+  for (size_t p = 0; p < kPlatforms; ++p) {
+    for (size_t o = 0; o < kOutcomeNames.size(); ++o) into[p][o] += from[p][o];
+  }
+}
+
 }  // namespace
+
+// One unit (bucket) of a job between its resolve and the moment every target of it is final.
+struct Dispatcher::Unit {
+  uint32_t outstanding = 1;  // targets without a final outcome, plus 1 while resolving
+  Counts counts{};
+  std::vector<registry::DeliveryFailure> failures;
+};
 
 struct Dispatcher::Run {
   registry::Job job;
   std::shared_ptr<const PreparedNotification> notification;
+  std::shared_ptr<const HubRuntime> runtime;
   registry::Hub hub;
   std::shared_ptr<HubClients> clients;  // kept alive by the job if the hub changes meanwhile
-  JobBuckets buckets;
-  size_t next_run = 0;       // buckets[next_run] holds the next bucket to resolve
-  uint32_t next_bucket = 0;  // within it
+  std::vector<uint32_t> units;          // the bucket of each unit, in the job's order
+  uint32_t next_unit = 0;               // the next unit to resolve
+  // Every target of the units before `settled` is final; `window` holds units
+  // [settled, next_unit). Units before `recorded` are counted in Redis (the job's progress);
+  // `unrecorded` holds the counts of [recorded, settled) and of a write that failed.
+  uint32_t settled = 0;
+  uint32_t recorded = 0;
+  std::deque<Unit> window;
+  Counts unrecorded{};
+  std::vector<registry::DeliveryFailure> unrecorded_failures;
+  size_t failures_kept = 0;  // failures this run listed; at most failures_per_notification
+  bool recording = false;    // a progress write is in flight
   uint32_t resolving = 0;    // bucket resolves in flight
+  size_t in_flight = 0;      // sends handed to providers or waiting for a retry
   bool finishing = false;
-  size_t in_flight = 0;
-  // Outcomes by [platform][outcomeIndex]: counted on every delivery, so a plain array rather
-  // than a string-keyed map; finish() turns it into the "apns:Success" -> n map Redis takes.
-  static_assert(static_cast<size_t>(registry::Platform::kWns) + 1 == kPlatforms);
-  std::array<std::array<int64_t, kOutcomeNames.size()>, kPlatforms> counts{};
+  bool releasing = false;  // stop(): no new work; released once in-flight sends answered
+  bool lost = false;       // another run recorded progress for this job: it owns it now
+  // Retries waiting for their time, cancelled when the job is released.
+  std::map<uint64_t, std::shared_ptr<boost::asio::steady_timer>> retries;
+  uint64_t next_retry = 0;
   // Templates this job has rendered. Rendering depends only on the notification and the
   // template, and a hub's installations mostly share a few templates: rendering once per job
   // instead of once per target saved ~5% of a templated broadcast's instructions.
@@ -52,17 +94,22 @@ struct Dispatcher::Run {
     PreparedNotification::Rendered result;
   };
   std::vector<Rendered> rendered;
+
+  Unit& unit(uint32_t u) { return window[u - settled]; }
+  bool winding_down() const { return releasing || lost; }
 };
 
 Dispatcher::Dispatcher(boost::asio::io_context& ioc, const Config& config,
                        const HubCatalog& catalog, registry::Registry& registry,
-                       registry::NotificationQueue& queue, WorkerMetrics& metrics)
+                       registry::NotificationQueue& queue, WorkerMetrics& metrics,
+                       std::vector<uint32_t> home)
     : ioc_(ioc),
       config_(config),
       registry_(registry),
       queue_(queue),
       catalog_(catalog),
       metrics_(metrics),
+      home_(std::move(home)),
       upkeep_timer_(ioc) {}
 
 void Dispatcher::start() {
@@ -82,6 +129,14 @@ void Dispatcher::start() {
 void Dispatcher::stop() {
   stopping_ = true;
   upkeep_timer_.cancel();
+  // pump() of a releasing job may erase it from active_.
+  std::vector<RunPtr> runs;
+  for (const auto& [key, run] : active_) runs.push_back(run);
+  for (const auto& run : runs) {
+    run->releasing = true;
+    for (auto& [id, timer] : run->retries) timer->cancel();
+    if (run->notification && !run->finishing) pump(run);  // else it is still loading or ending
+  }
 }
 
 void Dispatcher::retryLater(std::chrono::milliseconds delay, std::function<void()> action) {
@@ -89,25 +144,36 @@ void Dispatcher::retryLater(std::chrono::milliseconds delay, std::function<void(
   timer->async_wait([timer, action = std::move(action)](boost::system::error_code) { action(); });
 }
 
-// Every partition has its own blocked read, one job at a time, so a job in any partition starts
-// at once; a worker may therefore hold up to one job per partition beyond max_jobs_per_worker
-// when reads return together. The next round starts after the partition that last had work.
+// A blocked read (one job each) on as many home partitions as there are free job slots, so a
+// job in any of them starts at once and a worker never holds more than max_jobs_per_worker.
+// When slots are fewer than home partitions, reads go round them, each blocking only briefly so
+// no partition waits long for this worker.
 void Dispatcher::claimMore() {
   if (stopping_ || starting_) return;
-  const uint32_t partitions = queue_.partitions();
-  for (uint32_t i = 0; i < partitions; ++i) {
-    uint32_t p = (next_partition_ + i) % partitions;
-    if (active_.size() >= config_.max_jobs_per_worker) return;
+  size_t slots =
+      config_.max_jobs_per_worker - std::min(active_.size(), config_.max_jobs_per_worker);
+  auto block = slots >= home_.size() ? kClaimBlock : kClaimRoundBlock;
+  for (size_t i = 0; i < home_.size(); ++i) {
+    if (active_.size() + claims_waiting_ >= config_.max_jobs_per_worker) return;
+    uint32_t p = home_[next_home_];
+    next_home_ = (next_home_ + 1) % home_.size();
     if (claiming_[p]) continue;
     claiming_[p] = true;
-    queue_.claim(p, 1, kClaimBlock, [this, p](Result<std::vector<registry::Job>> jobs) {
+    ++claims_waiting_;
+    queue_.claim(p, 1, block, [this, p](Result<std::vector<registry::Job>> jobs) {
       claiming_[p] = false;
+      --claims_waiting_;
       if (!jobs) {
         WorkerMetrics::add(metrics_.redis_errors);
         return retryLater(kRedisRetryDelay, [this] { claimMore(); });
       }
-      if (!jobs->empty()) next_partition_ = p + 1;
-      for (auto& job : *jobs) startJob(std::move(job));
+      for (auto& job : *jobs) {
+        if (!stopping_) {
+          startJob(std::move(job));
+        } else {
+          queue_.release(job, [](Result<void>) {});  // claimed as we stopped: someone else's
+        }
+      }
       claimMore();
     });
   }
@@ -121,17 +187,26 @@ void Dispatcher::armUpkeep() {
   upkeep_timer_.async_wait([this](boost::system::error_code ec) {
     if (ec || stopping_) return;
     for (const auto& [key, run] : active_) {
+      if (run->lost) continue;  // touching would take it back from its new owner
       queue_.touch(run->job, [this](Result<void> ok) {
         if (!ok) WorkerMetrics::add(metrics_.redis_errors);
       });
     }
-    for (uint32_t p = 0; p < queue_.partitions(); ++p) {
-      if (active_.size() >= config_.max_jobs_per_worker) break;
-      queue_.reclaim(p, std::chrono::milliseconds(config_.job_idle_timeout_ms), 1,
+    // Up to the free slots from every partition; what arrives beyond them (replies cross) is
+    // released at once for the next round, here or elsewhere.
+    size_t room =
+        config_.max_jobs_per_worker - std::min(active_.size(), config_.max_jobs_per_worker);
+    for (uint32_t p = 0; p < queue_.partitions() && room > 0; ++p) {
+      queue_.reclaim(p, std::chrono::milliseconds(config_.job_idle_timeout_ms), room,
                      [this](Result<std::vector<registry::Job>> jobs) {
                        if (!jobs) return WorkerMetrics::add(metrics_.redis_errors);
                        for (auto& job : *jobs) {
-                         if (active_.count(jobKey(job)) != 0) continue;  // our own, running
+                         if (active_.count(registry::NotificationQueue::jobMark(job)) != 0)
+                           continue;  // ours
+                         if (stopping_ || active_.size() >= config_.max_jobs_per_worker) {
+                           queue_.release(job, [](Result<void>) {});
+                           continue;
+                         }
                          WorkerMetrics::add(metrics_.jobs_reclaimed);
                          log::get("dispatch")
                              ->info("job {} of notification {}: reclaimed", job.stream_id,
@@ -144,14 +219,7 @@ void Dispatcher::armUpkeep() {
   });
 }
 
-bool Dispatcher::idle() const {
-  return active_.empty() && !starting_ &&
-         std::none_of(claiming_.begin(), claiming_.end(), [](bool c) { return c; });
-}
-
-std::string Dispatcher::jobKey(const registry::Job& job) {
-  return job.stream + "/" + job.stream_id;
-}
+bool Dispatcher::idle() const { return active_.empty() && !starting_ && claims_waiting_ == 0; }
 
 std::shared_ptr<const PreparedNotification> Dispatcher::cached(const std::string& id) {
   for (const auto& n : recent_) {
@@ -169,48 +237,52 @@ void Dispatcher::startJob(registry::Job job) {
   WorkerMetrics::add(metrics_.jobs_started);
   auto run = std::make_shared<Run>();
   run->job = std::move(job);
-  active_.emplace(jobKey(run->job), run);
-  if (auto n = cached(run->job.notification_id)) {
-    run->notification = std::move(n);
-    return begin(run);
-  }
+  active_.emplace(registry::NotificationQueue::jobMark(run->job), run);
+  run->notification = cached(run->job.notification_id);
   load(run);
 }
 
 void Dispatcher::load(const RunPtr& run) {
-  queue_.loadBody(run->job.notification_id, [this, run](Result<std::string> body) {
-    if (!body && body.error().code != Error::Code::kNotFound) {
+  bool want_body = run->notification == nullptr;
+  queue_.startJob(run->job, want_body, [this, run](Result<registry::JobStart> start) {
+    if (!start && start.error().code != Error::Code::kNotFound) {
       WorkerMetrics::add(metrics_.redis_errors);
       log::get("dispatch")
           ->warn("notification {}: cannot load yet: {}", run->job.notification_id,
-                 body.error().message);
+                 start.error().message);
+      if (run->releasing) return release(run);
       return retryLater(kRedisRetryDelay, [this, run] { load(run); });
     }
-    if (!body) {
-      log::get("dispatch")->warn("job {}: {}", run->job.stream_id, body.error().message);
-      return finish(run);  // the record expired: nothing to deliver
+    if (!start || start->done) return finish(run);  // record expired, or a redelivery: ack it
+    run->recorded = run->settled = run->next_unit = start->progress;
+    if (run->releasing) return release(run);
+    if (!run->notification) {
+      auto prepared = prepareNotification(run->job.notification_id, start->body);
+      if (!prepared) {
+        log::get("dispatch")->error("{}", prepared.error().message);
+        // Nothing can ever deliver it: give it up so it is not retried forever.
+        return finish(run, "the stored notification cannot be read");
+      }
+      remember(*prepared);
+      run->notification = std::move(*prepared);
     }
-    auto prepared = prepareNotification(run->job.notification_id, *body);
-    if (!prepared) {
-      log::get("dispatch")->error("{}", prepared.error().message);
-      return finish(run);  // nothing can ever deliver it: acknowledge so it is not retried forever
-    }
-    remember(*prepared);
-    run->notification = std::move(*prepared);
     begin(run);
   });
 }
 
 void Dispatcher::begin(const RunPtr& run) {
-  auto runtime = catalog_.find(run->notification->hub);
   auto range = decodeJob(run->job.payload);
-  if (!runtime || !range) {
+  if (!range) {
     log::get("dispatch")
-        ->error("notification {}: unknown hub '{}' or bad job '{}'; dropping",
-                run->notification->id, run->notification->hub, run->job.payload);
-    return finish(run);
+        ->error("notification {}: bad job '{}'", run->job.notification_id, run->job.payload);
+    return finish(run, "bad job");
+  }
+  auto runtime = catalog_.find(run->notification->hub);
+  if (!runtime) {
+    return setAside(run, "hub '" + run->notification->hub + "' is not served here");
   }
   const HubSettings* hub = &runtime->settings;
+  run->runtime = runtime;
   run->hub = registry::Hub{hub->name, hub->buckets};
   ClientsOf& entry = clients_[lowerName(hub->name)];
   if (entry.runtime != runtime) {  // first use, or the hub changed: new credentials
@@ -218,58 +290,81 @@ void Dispatcher::begin(const RunPtr& run) {
     entry.clients = makeHubClients(ioc_, runtime->platforms);
   }
   run->clients = entry.clients;
-  for (auto r : *range) {
-    r.last = std::min(r.last, hub->buckets);
-    if (r.first < r.last) run->buckets.push_back(r);
+  for (const auto& r : *range) {
+    for (uint32_t b = r.first; b < std::min(r.last, hub->buckets); ++b) run->units.push_back(b);
   }
-  if (!run->buckets.empty()) run->next_bucket = run->buckets.front().first;
+  auto start = static_cast<uint32_t>(std::min<size_t>(run->settled, run->units.size()));
+  run->recorded = run->settled = run->next_unit = start;
   pump(run);
+}
+
+void Dispatcher::setAside(const RunPtr& run, std::string why) {
+  if (run->notification->expired(std::chrono::system_clock::now())) {
+    log::get("dispatch")
+        ->warn("notification {}: {} and its deadline has passed; abandoned",
+               run->job.notification_id, why);
+    return finish(run, std::move(why));
+  }
+  log::get("dispatch")
+      ->warn("notification {}: {}; job {} released for another instance", run->job.notification_id,
+             why, run->job.stream_id);
+  release(run);
 }
 
 void Dispatcher::pump(const RunPtr& run) {
   if (run->finishing) return;
+  if (run->winding_down()) {
+    if (run->resolving != 0 || run->in_flight != 0 || run->recording) return;
+    if (run->lost) {
+      active_.erase(registry::NotificationQueue::jobMark(run->job));
+      return claimMore();
+    }
+    if (run->settled > run->recorded) return record(run);
+    return release(run);
+  }
   // Several buckets resolve at once: a broadcast is one Redis round trip per bucket, and waiting
   // for each in turn would leave the providers idle between them.
+  // The window past the recorded progress is what a reclaim may redo: it stays within
+  // windowUnits() buckets, whatever one slow target holds up.
   while (run->resolving < config_.resolves_in_flight_per_job &&
-         run->next_run < run->buckets.size() && run->in_flight < config_.max_in_flight_per_job) {
-    resolveBucket(run, run->next_bucket++);
-    if (run->next_bucket >= run->buckets[run->next_run].last &&
-        ++run->next_run < run->buckets.size()) {
-      run->next_bucket = run->buckets[run->next_run].first;
-    }
+         run->next_unit < run->units.size() && run->in_flight < config_.max_in_flight_per_job &&
+         run->window.size() < windowUnits()) {
+    run->window.emplace_back();
+    uint32_t unit = run->next_unit++;
+    resolveBucket(run, unit, run->units[unit]);
   }
-  if (run->resolving == 0 && run->next_run >= run->buckets.size() && run->in_flight == 0) {
-    finish(run);
-  }
+  if (run->settled == run->units.size() && !run->recording) finish(run);
 }
 
-void Dispatcher::resolveBucket(const RunPtr& run, uint32_t bucket) {
+void Dispatcher::resolveBucket(const RunPtr& run, uint32_t unit, uint32_t bucket) {
   ++run->resolving;
-  registry_.resolve(run->hub, bucket, run->notification->selector,
-                    [this, run, bucket](Result<std::vector<registry::ResolvedTarget>> targets) {
-                      if (!targets) {
-                        // Still counted as resolving while it waits, so the job cannot finish.
-                        WorkerMetrics::add(metrics_.redis_errors);
-                        return retryLater(kRedisRetryDelay, [this, run, bucket] {
-                          --run->resolving;
-                          resolveBucket(run, bucket);
-                        });
-                      }
-                      --run->resolving;
-                      WorkerMetrics::add(metrics_.buckets_resolved);
-                      WorkerMetrics::add(metrics_.targets_resolved, targets->size());
-                      // The targets are ours: deliver() takes their strings instead of copying.
-                      for (auto& target : *targets) deliver(run, std::move(target));
-                      pump(run);
-                    });
+  registry_.resolve(
+      run->hub, bucket, run->notification->selector,
+      [this, run, unit, bucket](Result<std::vector<registry::ResolvedTarget>> targets) {
+        if (!targets) {
+          // Still counted as resolving while it waits, so the job cannot finish.
+          WorkerMetrics::add(metrics_.redis_errors);
+          return retryLater(kRedisRetryDelay, [this, run, unit, bucket] {
+            --run->resolving;
+            if (run->winding_down()) return pump(run);
+            resolveBucket(run, unit, bucket);
+          });
+        }
+        --run->resolving;
+        WorkerMetrics::add(metrics_.buckets_resolved);
+        WorkerMetrics::add(metrics_.targets_resolved, targets->size());
+        // The targets are ours: deliver() takes their strings instead of copying.
+        for (auto& target : *targets) deliver(run, unit, std::move(target));
+        settle(run, unit);  // the resolve's own part
+      });
 }
 
-void Dispatcher::deliver(const RunPtr& run, registry::ResolvedTarget&& target) {
+void Dispatcher::deliver(const RunPtr& run, uint32_t unit, registry::ResolvedTarget&& target) {
   const auto& n = *run->notification;
   providers::Target to{std::move(target.installation_id), std::move(target.push_channel)};
   if (!n.uses_templates) {
     if (auto payload = n.native[static_cast<size_t>(target.platform)]) {
-      sendOne(run, target.platform, std::move(to), std::move(payload), 1);
+      sendOne(run, unit, target.platform, std::move(to), std::move(payload), 1);
     }
     return;
   }
@@ -280,11 +375,11 @@ void Dispatcher::deliver(const RunPtr& run, registry::ResolvedTarget&& target) {
     if (!result.notification) {
       // Over the platform's limit once rendered (or no longer valid): this device's outcome,
       // not the notification's failure.
-      count(run, target.platform, result.failure);
+      count(run, unit, target.platform, to, result.failure);
     } else if (i + 1 < templates.size()) {
-      sendOne(run, target.platform, to, std::move(result.notification), 1);
+      sendOne(run, unit, target.platform, to, std::move(result.notification), 1);
     } else {
-      sendOne(run, target.platform, std::move(to), std::move(result.notification), 1);
+      sendOne(run, unit, target.platform, std::move(to), std::move(result.notification), 1);
     }
   }
 }
@@ -306,13 +401,19 @@ PreparedNotification::Rendered Dispatcher::rendered(
   return result;
 }
 
-void Dispatcher::sendOne(const RunPtr& run, registry::Platform platform, providers::Target target,
+void Dispatcher::sendOne(const RunPtr& run, uint32_t unit, registry::Platform platform,
+                         providers::Target target,
                          std::shared_ptr<const providers::Notification> notification,
                          uint32_t attempt) {
+  if (attempt == 1) ++run->unit(unit).outstanding;  // settled once final, whatever the attempts
   auto& client = run->clients->by_platform[static_cast<size_t>(platform)];
-  if (!client) return count(run, platform, "InvalidCredentials");
+  if (!client) {
+    count(run, unit, platform, target, "InvalidCredentials");
+    return settle(run, unit);
+  }
   if (run->notification->expired(std::chrono::system_clock::now())) {
-    return count(run, platform, "Expired");
+    count(run, unit, platform, target, "Expired");
+    return settle(run, unit);
   }
   ++run->in_flight;
   metrics_.in_flight.fetch_add(1, std::memory_order_relaxed);
@@ -321,81 +422,177 @@ void Dispatcher::sendOne(const RunPtr& run, registry::Platform platform, provide
   // never copied.
   providers::Target sent = target;
   client->send(std::move(sent), notification,
-               [this, run, platform, target = std::move(target), notification,
+               [this, run, unit, platform, target = std::move(target), notification,
                 attempt](providers::Outcome outcome) mutable {
                  // The client calls this exactly once: what it holds can be handed on.
-                 onOutcome(run, platform, std::move(target), std::move(notification), attempt,
+                 onOutcome(run, unit, platform, std::move(target), std::move(notification), attempt,
                            std::move(outcome));
                });
 }
 
-void Dispatcher::onOutcome(const RunPtr& run, registry::Platform platform, providers::Target target,
+void Dispatcher::onOutcome(const RunPtr& run, uint32_t unit, registry::Platform platform,
+                           providers::Target target,
                            std::shared_ptr<const providers::Notification> notification,
                            uint32_t attempt, providers::Outcome outcome) {
   --run->in_flight;
   metrics_.in_flight.fetch_sub(1, std::memory_order_relaxed);
   bool retryable =
       outcome.kind == OutcomeKind::kRetryAfter || outcome.kind == OutcomeKind::kRetryBackoff;
-  if (retryable && attempt < config_.max_attempts && !stopping_) {
+  if (retryable && run->winding_down()) {
+    return pump(run);  // not final: the unit stays open, so whoever takes the job redoes it
+  }
+  if (retryable && attempt < config_.max_attempts) {
+    // The provider's Retry-After when it gave one (capped), else exponential backoff.
+    auto delay =
+        outcome.retry_after.count() > 0
+            ? std::min<std::chrono::milliseconds>(
+                  outcome.retry_after, std::chrono::milliseconds(config_.max_retry_delay_ms))
+            : backoff(attempt);
+    if (run->notification->expired(std::chrono::system_clock::now() + delay)) {
+      count(run, unit, platform, target, "Expired", outcome.http_status, outcome.reason);
+      settle(run, unit);
+      return pump(run);
+    }
     WorkerMetrics::add(metrics_.retries);
     ++run->in_flight;  // still ours until the retry answers
-    return retryLater(backoff(attempt, outcome.retry_after),
-                      [this, run, platform, target = std::move(target),
-                       notification = std::move(notification), attempt]() mutable {
-                        --run->in_flight;
-                        sendOne(run, platform, std::move(target), std::move(notification),
-                                attempt + 1);
-                        pump(run);
-                      });
+    uint64_t id = run->next_retry++;
+    auto timer = std::make_shared<boost::asio::steady_timer>(ioc_, delay);
+    run->retries.emplace(id, timer);
+    timer->async_wait([this, run, id, unit, platform, target = std::move(target),
+                       notification = std::move(notification),
+                       attempt](boost::system::error_code ec) mutable {
+      run->retries.erase(id);
+      --run->in_flight;
+      if (!ec && !run->winding_down()) {
+        sendOne(run, unit, platform, std::move(target), std::move(notification), attempt + 1);
+      }
+      pump(run);
+    });
+    return;
   }
-  count(run, platform, outcome.azure_outcome);
+  count(run, unit, platform, target, outcome.azure_outcome, outcome.http_status, outcome.reason);
   if (outcome.kind == OutcomeKind::kDropToken) {
-    // The job stays open until the handle is marked, so a completed notification means its dead
+    // The unit stays open until the handle is marked, so a completed notification means its dead
     // handles are no longer targeted.
     ++run->in_flight;
     return registry_.expireChannel(run->hub, target.installation_id, target.push_channel,
-                                   [this, run](Result<bool> marked) {
+                                   [this, run, unit](Result<bool> marked) {
                                      --run->in_flight;
                                      if (marked && *marked) {
                                        WorkerMetrics::add(metrics_.handles_expired);
                                      }
                                      if (!marked) WorkerMetrics::add(metrics_.redis_errors);
-                                     pump(run);
+                                     settle(run, unit);
                                    });
   }
-  pump(run);
+  settle(run, unit);
 }
 
-void Dispatcher::count(const RunPtr& run, registry::Platform platform, std::string_view outcome) {
+void Dispatcher::count(const RunPtr& run, uint32_t unit, registry::Platform platform,
+                       const providers::Target& target, std::string_view outcome, int http_status,
+                       std::string_view reason) {
   size_t p = static_cast<size_t>(platform);
   size_t index = outcomeIndex(outcome);
   WorkerMetrics::add(metrics_.outcomes[p][index]);
-  ++run->counts[p][index];
+  Unit& u = run->unit(unit);
+  ++u.counts[p][index];
+  if (index != 0 && run->failures_kept < config_.failures_per_notification) {
+    ++run->failures_kept;
+    u.failures.push_back({std::string(registry::toString(platform)), target.installation_id,
+                          target.push_channel, http_status, std::string(kOutcomeNames[index]),
+                          std::string(reason)});
+  }
 }
 
-void Dispatcher::finish(const RunPtr& run) {
-  run->finishing = true;
-  // What Redis records: "<platform>:<outcome>" -> n, only for outcomes that happened.
-  std::map<std::string, int64_t> counts;
-  for (size_t p = 0; p < kPlatforms; ++p) {
-    for (size_t o = 0; o < kOutcomeNames.size(); ++o) {
-      if (run->counts[p][o] != 0) {
-        std::string key(registry::toString(static_cast<registry::Platform>(p)));
-        key += ':';
-        key += kOutcomeNames[o];
-        counts.emplace(std::move(key), run->counts[p][o]);
-      }
-    }
+void Dispatcher::settle(const RunPtr& run, uint32_t unit) {
+  --run->unit(unit).outstanding;
+  advance(run);
+  pump(run);
+}
+
+void Dispatcher::advance(const RunPtr& run) {
+  bool moved = false;
+  while (!run->window.empty() && run->window.front().outstanding == 0) {
+    Unit& done = run->window.front();
+    addTo(run->unrecorded, done.counts);
+    std::move(done.failures.begin(), done.failures.end(),
+              std::back_inserter(run->unrecorded_failures));
+    run->window.pop_front();
+    ++run->settled;
+    moved = true;
   }
-  queue_.complete(run->job, counts, [this, run](Result<void> ok) {
-    if (!ok) {
-      WorkerMetrics::add(metrics_.redis_errors);
-      log::get("dispatch")
-          ->warn("job {}: cannot acknowledge yet: {}", run->job.stream_id, ok.error().message);
-      return retryLater(kRedisRetryDelay, [this, run] { finish(run); });
-    }
-    WorkerMetrics::add(metrics_.jobs_completed);
-    active_.erase(jobKey(run->job));
+  // The last unit's counts go with complete(): one write instead of two for a small send.
+  if (moved && !run->recording && !run->finishing && run->settled < run->units.size()) {
+    record(run);
+  }
+}
+
+void Dispatcher::record(const RunPtr& run) {
+  run->recording = true;
+  auto write = std::make_shared<ProgressWrite>();
+  write->from = run->recorded;
+  write->to = run->settled;
+  write->counts = toRecord(std::exchange(run->unrecorded, Counts{}));
+  write->failures = std::move(run->unrecorded_failures);
+  run->unrecorded_failures.clear();
+  writeProgress(run, std::move(write));
+}
+
+void Dispatcher::writeProgress(const RunPtr& run, std::shared_ptr<ProgressWrite> write) {
+  queue_.progress(
+      run->job, write->from, write->to, write->counts, write->failures,
+      [this, run, write](Result<bool> ok) {
+        if (!ok) {
+          // Unknown whether it was written: the same write again is recognised if it was.
+          WorkerMetrics::add(metrics_.redis_errors);
+          return retryLater(kRedisRetryDelay, [this, run, write] { writeProgress(run, write); });
+        }
+        run->recording = false;
+        if (!*ok) {
+          log::get("dispatch")
+              ->warn("job {} of notification {}: taken over by another instance; leaving it",
+                     run->job.stream_id, run->job.notification_id);
+          run->lost = true;
+          for (auto& [id, timer] : run->retries) timer->cancel();
+          return pump(run);
+        }
+        run->recorded = write->to;
+        if (run->settled > run->recorded && run->settled < run->units.size() &&
+            !run->winding_down()) {
+          return record(run);
+        }
+        pump(run);
+      });
+}
+
+void Dispatcher::finish(const RunPtr& run, std::string abandoned_because) {
+  run->finishing = true;
+  queue_.complete(
+      run->job, toRecord(run->unrecorded), run->unrecorded_failures, run->recorded,
+      abandoned_because, [this, run, abandoned_because](Result<void> ok) {
+        if (!ok) {
+          WorkerMetrics::add(metrics_.redis_errors);
+          log::get("dispatch")
+              ->warn("job {}: cannot acknowledge yet: {}", run->job.stream_id, ok.error().message);
+          return retryLater(kRedisRetryDelay,
+                            [this, run, abandoned_because] { finish(run, abandoned_because); });
+        }
+        WorkerMetrics::add(metrics_.jobs_completed);
+        active_.erase(registry::NotificationQueue::jobMark(run->job));
+        claimMore();
+      });
+}
+
+void Dispatcher::release(const RunPtr& run) {
+  run->finishing = true;
+  log::get("dispatch")
+      ->info("job {} of notification {}: released after {} of {} buckets", run->job.stream_id,
+             run->job.notification_id, run->recorded, run->units.size());
+  queue_.release(run->job, [this, run](Result<void> ok) {
+    // If the release is lost, the job waits for job_idle_timeout_ms instead.
+    if (!ok) WorkerMetrics::add(metrics_.redis_errors);
+    WorkerMetrics::add(metrics_.jobs_released);
+    active_.erase(registry::NotificationQueue::jobMark(run->job));
     claimMore();
   });
 }

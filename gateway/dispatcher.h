@@ -1,11 +1,20 @@
 #pragma once
 // The delivery loop of one worker: claims jobs from the Redis Stream, resolves each job's buckets
 // to targets, renders and hands every target to its provider, retries retryable outcomes with
-// backoff within the notification's expiry, removes handles providers call dead, and
+// backoff within the notification's deadline, removes handles providers call dead, and
 // acknowledges a job (with its outcome counts) only when every target has a final outcome.
-// Running jobs are touched in Redis so they never look abandoned; jobs pending longer than
-// job_idle_timeout_ms (a dead worker's, or one whose claim reply was lost with a Redis master)
-// are reclaimed.
+//
+// Crash safety. Running jobs are touched in Redis so they never look abandoned; jobs pending
+// longer than job_idle_timeout_ms (a dead instance's, or one whose claim reply was lost with a
+// Redis master) are reclaimed. A job records its progress: once every target of its first k
+// buckets has a final outcome, k and those buckets' counts are written to the notification's
+// record (one write in flight per job), and a reclaimed job starts after bucket k. What a
+// reclaim can deliver twice is therefore bounded by one job's window: the buckets past the last
+// recorded k, at most windowUnits() = 4 x resolves_in_flight_per_job of them. At stop() a job
+// stops resolving, lets what is in flight answer, drops its pending retries, records its
+// progress and is released to the group for another instance, not counted as failed. A job for
+// a hub this instance does not know (yet) is released the same way, and given up (state
+// abandoned) only once the notification's deadline has passed.
 //
 // Memory stays bounded whatever the audience: a job resolves at most resolves_in_flight_per_job
 // buckets at a time, and only while fewer than max_in_flight_per_job targets are outstanding, and a
@@ -36,44 +45,69 @@ namespace pushhub::gateway {
 
 class Dispatcher {
  public:
-  // All references must outlive the dispatcher and belong to the same worker.
+  // All references must outlive the dispatcher and belong to the same worker. `home`: the queue
+  // partitions this worker waits on for new jobs (reclaim looks at all of them).
   Dispatcher(boost::asio::io_context& ioc, const Config& config, const HubCatalog& catalog,
              registry::Registry& registry, registry::NotificationQueue& queue,
-             WorkerMetrics& metrics);
+             WorkerMetrics& metrics, std::vector<uint32_t> home);
 
   // Creates the consumer group if needed and starts claiming jobs.
   void start();
-  // Stops claiming; running jobs go on. `idle()` tells when they are done.
+  // Stops claiming and releases every running job once its in-flight sends have answered (see
+  // above). `idle()` tells when every job is released or done.
   void stop();
   bool idle() const;
 
  private:
   struct Run;
+  struct Unit;
   using RunPtr = std::shared_ptr<Run>;
 
+  uint32_t windowUnits() const { return 4 * config_.resolves_in_flight_per_job; }
   void claimMore();
-  static std::string jobKey(const registry::Job& job);  // stream ids repeat across partitions
   void startJob(registry::Job job);
   void load(const RunPtr& run);
   void armUpkeep();
   void begin(const RunPtr& run);
+  // A job this instance cannot serve now (hub unknown here): released for another instance, or
+  // given up once the notification's deadline has passed.
+  void setAside(const RunPtr& run, std::string why);
   void pump(const RunPtr& run);
-  void resolveBucket(const RunPtr& run, uint32_t bucket);
+  void resolveBucket(const RunPtr& run, uint32_t unit, uint32_t bucket);
   // Takes the target's strings (the resolve's vector is not used afterwards).
-  void deliver(const RunPtr& run, registry::ResolvedTarget&& target);
+  void deliver(const RunPtr& run, uint32_t unit, registry::ResolvedTarget&& target);
   // `tpl` compiled and rendered for this job's notification, from the job's cache when an equal
   // template was rendered before: a template is parsed and rendered once per job, not per device.
   PreparedNotification::Rendered rendered(
       const RunPtr& run, registry::Platform platform,
       const std::shared_ptr<const registry::InstallationTemplate>& tpl);
-  void sendOne(const RunPtr& run, registry::Platform platform, providers::Target target,
+  // `unit`: the job's unit (bucket ordinal) the target came from.
+  void sendOne(const RunPtr& run, uint32_t unit, registry::Platform platform,
+               providers::Target target,
                std::shared_ptr<const providers::Notification> notification, uint32_t attempt);
   // The provider's final word on one send: retry it later, count it, drop a dead handle.
-  void onOutcome(const RunPtr& run, registry::Platform platform, providers::Target target,
+  void onOutcome(const RunPtr& run, uint32_t unit, registry::Platform platform,
+                 providers::Target target,
                  std::shared_ptr<const providers::Notification> notification, uint32_t attempt,
                  providers::Outcome outcome);
-  void count(const RunPtr& run, registry::Platform platform, std::string_view outcome);
-  void finish(const RunPtr& run);
+  // A final outcome for one target of `unit`; a failure is listed with the target's handle.
+  // The unit is settled separately (a dead handle's stays open until it is marked).
+  void count(const RunPtr& run, uint32_t unit, registry::Platform platform,
+             const providers::Target& target, std::string_view outcome, int http_status = 0,
+             std::string_view reason = {});
+  void settle(const RunPtr& run, uint32_t unit);
+  // Moves the job's progress past the units whose every target is final, and records it.
+  void advance(const RunPtr& run);
+  void record(const RunPtr& run);
+  struct ProgressWrite {
+    uint32_t from = 0;
+    uint32_t to = 0;
+    std::map<std::string, int64_t> counts;
+    std::vector<registry::DeliveryFailure> failures;
+  };
+  void writeProgress(const RunPtr& run, std::shared_ptr<ProgressWrite> write);
+  void finish(const RunPtr& run, std::string abandoned_because = {});
+  void release(const RunPtr& run);
   void retryLater(std::chrono::milliseconds delay, std::function<void()> action);
   std::shared_ptr<const PreparedNotification> cached(const std::string& id);
   void remember(const std::shared_ptr<const PreparedNotification>& notification);
@@ -94,10 +128,12 @@ class Dispatcher {
 
   bool stopping_ = false;
   bool starting_ = false;
+  std::vector<uint32_t> home_;
   std::vector<bool> claiming_;  // per queue partition: a read is waiting
-  uint32_t next_partition_ = 0;
+  size_t claims_waiting_ = 0;
+  size_t next_home_ = 0;  // where the next round of reads starts in home_
   boost::asio::steady_timer upkeep_timer_;
-  std::map<std::string, RunPtr> active_;  // by jobKey()
+  std::map<std::string, RunPtr> active_;  // by NotificationQueue::jobMark()
   // Jobs of one notification usually follow each other; keep the last few parsed.
   std::deque<std::shared_ptr<const PreparedNotification>> recent_;
 };

@@ -40,6 +40,7 @@ struct WorkerMetrics {
   Counter jobs_started{0};
   Counter jobs_completed{0};
   Counter jobs_reclaimed{0};  // taken over after job_idle_timeout_ms without progress
+  Counter jobs_released{0};   // given back to the group unfinished (stop, or a hub not served)
   Counter targets_resolved{0};
   Counter buckets_resolved{0};  // bucket resolves of sends: how selective the tag index made them
   Counter retries{0};

@@ -172,6 +172,13 @@ Result<void> validateSendRequest(const v1::SendNotificationRequest& request,
   if (request.has_expiry() && toTimePoint(request.expiry()) <= now) {
     return Error::invalidArgument("expiry: is in the past");
   }
+  if (request.has_deadline()) {
+    const auto& d = request.deadline();
+    if (d.seconds() < 1 || d.seconds() > kMaxDeadline.count() ||
+        (d.seconds() == kMaxDeadline.count() && d.nanos() != 0) || d.nanos() < 0) {
+      return Error::invalidArgument("deadline: must be 1 second to 7 days");
+    }
+  }
   return {};
 }
 
@@ -340,6 +347,7 @@ Result<std::shared_ptr<const PreparedNotification>> prepareNotification(std::str
   prepared->hub = request.hub();
   prepared->selector = selectorOf(request);
   if (request.has_expiry()) prepared->expiry = toTimePoint(request.expiry());
+  if (request.has_deliver_by()) prepared->deliver_by = toTimePoint(request.deliver_by());
   for (const auto& native : request.native()) {
     auto platform = fromProto(native.platform(), "platform");
     if (!platform) continue;

@@ -28,8 +28,11 @@ inline constexpr size_t kMaxTemplatePropertyValueBytes = 4096;
 Result<registry::Platform> fromProto(v1::Platform platform, std::string_view field);
 v1::Platform toProto(registry::Platform platform);
 
+inline constexpr std::chrono::seconds kMaxDeadline{7 * 24 * 3600};
+
 // Checks everything a send can be refused for before it is stored: audience, payloads and their
-// platform limits and headers, template properties, expiry. Errors name the field and the limit.
+// platform limits and headers, template properties, expiry, deadline. Errors name the field and
+// the limit.
 Result<void> validateSendRequest(const v1::SendNotificationRequest& request,
                                  std::chrono::system_clock::time_point now);
 
@@ -70,8 +73,12 @@ struct PreparedNotification {
   bool uses_templates = false;
   expr::Properties properties;
   std::optional<std::chrono::system_clock::time_point> expiry;
+  // The send's deadline: after it nothing more is handed to a provider.
+  std::optional<std::chrono::system_clock::time_point> deliver_by;
 
-  bool expired(std::chrono::system_clock::time_point now) const { return expiry && now >= *expiry; }
+  bool expired(std::chrono::system_clock::time_point now) const {
+    return (expiry && now >= *expiry) || (deliver_by && now >= *deliver_by);
+  }
 
   // One template rendered for this notification: the provider notification, or the Azure outcome
   // every device with this template gets instead (InvalidNotificationSize when the rendered body

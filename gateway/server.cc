@@ -137,12 +137,17 @@ void Server::handleAdmin(const http::HttpRequest& request,
   respond({404, "application/json", R"({"error":"unknown path; try /metrics or /healthz"})"});
 }
 
-void Server::stop(std::chrono::milliseconds grace) {
+void Server::stop(std::optional<std::chrono::milliseconds> grace) {
   if (!started_) return;
   started_ = false;
+  auto deadline = std::chrono::steady_clock::now() +
+                  grace.value_or(std::chrono::milliseconds(config_.shutdown_grace_ms));
+  // Jobs stop first (their release should not wait for gRPC calls to drain); the workers keep
+  // running until the deadline, so calls still in progress are answered.
+  for (auto& worker : workers_) worker->beginStop();
   if (grpc_) grpc_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   boost::asio::post(workers_.front()->ioc(), [this] { hub_sync_->stop(); });
-  for (auto& worker : workers_) worker->stop(grace);
+  for (auto& worker : workers_) worker->stop(deadline);
   if (admin_) admin_->stop();
   admin_ioc_.stop();
   if (admin_thread_.joinable()) admin_thread_.join();

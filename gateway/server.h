@@ -8,6 +8,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -29,8 +30,10 @@ class Server {
 
   // Loads credentials, starts workers, binds the listeners. Errors name what failed.
   Result<void> start();
-  // Stops accepting calls, lets running jobs finish for up to `grace`, stops everything.
-  void stop(std::chrono::milliseconds grace = std::chrono::seconds(5));
+  // Stops accepting calls and claiming jobs; running jobs let their in-flight sends answer for up
+  // to `grace` (default dispatch.shutdown_grace_ms) and are released to other instances with
+  // their progress recorded; then stops everything.
+  void stop(std::optional<std::chrono::milliseconds> grace = std::nullopt);
 
   // The bound ports (useful when the config asked for port 0).
   int grpcPort() const { return grpc_port_; }

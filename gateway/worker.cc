@@ -37,9 +37,26 @@ std::vector<registry::RedisClient*> borrow(
   return out;
 }
 
+// The queue partitions worker `index` of `workers` waits on: each partition has a worker of
+// every instance, and a worker waits on no more partitions than it has free job slots (so it
+// never claims more jobs than max_jobs_per_worker).
+std::vector<uint32_t> homePartitions(uint32_t partitions, size_t index, size_t workers) {
+  std::vector<uint32_t> home;
+  if (workers >= partitions) {
+    home.push_back(static_cast<uint32_t>(index % partitions));
+    return home;
+  }
+  for (uint32_t p = 0; p < partitions; ++p) {
+    if (p % workers == index) home.push_back(p);
+  }
+  return home;
+}
+
 registry::NotificationQueue::Options queueOptions(const Config& config, size_t index) {
   registry::NotificationQueue::Options options;
   options.partitions = config.queue_partitions;
+  options.record_ttl = std::chrono::hours(config.outcome_retention_hours);
+  options.failures_per_notification = config.failures_per_notification;
   // Unique per process and worker, so a restarted daemon's pending jobs are visible as another
   // consumer's (and can be reclaimed) rather than silently re-read as its own.
   options.consumer = "w" + std::to_string(index) + "-" + std::to_string(::getpid()) + "-" +
@@ -57,11 +74,12 @@ Worker::Worker(size_t index, size_t workers, const Config& config, const HubCata
       registry_(commands_),
       queue_(commands_, borrow(readers_), queueOptions(config, index)),
       hub_store_(commands_),
-      dispatcher_(ioc_, config, catalog, registry_, queue_, metrics_),
+      dispatcher_(ioc_, config, catalog, registry_, queue_, metrics_,
+                  homePartitions(config.queue_partitions, index, workers)),
       sweeper_(ioc_, config, catalog, registry_, metrics_, index, workers) {}
 
 Worker::~Worker() {
-  if (thread_.joinable()) stop(std::chrono::milliseconds(0));
+  if (thread_.joinable()) stop(std::chrono::steady_clock::now());
 }
 
 void Worker::start() {
@@ -82,13 +100,18 @@ void Worker::start() {
   });
 }
 
-void Worker::stop(std::chrono::milliseconds grace) {
-  if (!thread_.joinable()) return;
-  auto deadline = std::chrono::steady_clock::now() + grace;
+void Worker::beginStop() {
+  if (!thread_.joinable() || stopping_) return;
+  stopping_ = true;
   boost::asio::post(ioc_, [this] {
     dispatcher_.stop();
     sweeper_.stop();
   });
+}
+
+void Worker::stop(std::chrono::steady_clock::time_point deadline) {
+  if (!thread_.joinable()) return;
+  beginStop();
   while (std::chrono::steady_clock::now() < deadline) {
     std::promise<bool> idle;
     auto answer = idle.get_future();

@@ -36,8 +36,11 @@ class Worker {
 
   // Starts the thread: connects to Redis and begins claiming jobs.
   void start();
-  // Stops claiming new jobs, waits up to `grace` for running ones, then stops the thread.
-  void stop(std::chrono::milliseconds grace);
+  // Stops claiming new jobs and releases running ones (Dispatcher::stop), waits until `deadline`
+  // for their in-flight sends to answer, then stops the thread. Workers stopping together call
+  // beginStop() on each first, so they wind down at the same time.
+  void beginStop();
+  void stop(std::chrono::steady_clock::time_point deadline);
 
   boost::asio::io_context& ioc() { return ioc_; }
   const WorkerMetrics& metrics() const { return metrics_; }
@@ -62,6 +65,7 @@ class Worker {
   Dispatcher dispatcher_;
   Sweeper sweeper_;
   std::thread thread_;
+  bool stopping_ = false;  // beginStop() was called (by the thread that stops the worker)
 };
 
 }  // namespace pushhub::gateway

@@ -24,33 +24,94 @@ return 1
   return s;
 }
 
-// KEYS: record. Returns the body (false when missing) and moves enqueued -> running.
-const Script& loadBodyScript() {
+// KEYS: record. ARGV: job mark, 1 to return the body, now ms.
+// false: record gone; {1}: the job was already counted; {0, progress, body}: start it (the
+// notification becomes running, its start time is set once).
+const Script& startJobScript() {
   static const Script s(R"lua(
-local body = redis.call('HGET', KEYS[1], 'body')
-if not body then return false end
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+if redis.call('HEXISTS', KEYS[1], 'j:' .. ARGV[1]) == 1 then return {1} end
 if redis.call('HGET', KEYS[1], 'state') == 'enqueued' then
   redis.call('HSET', KEYS[1], 'state', 'running')
 end
-return body
+redis.call('HSETNX', KEYS[1], 'start_ms', ARGV[3])
+local progress = redis.call('HGET', KEYS[1], 'p:' .. ARGV[1]) or '0'
+local body = ''
+if ARGV[2] == '1' then body = redis.call('HGET', KEYS[1], 'body') end
+return {0, tonumber(progress), body}
 )lua");
   return s;
 }
 
-// KEYS: record. ARGV: stream id, then (outcome key, count) pairs.
-// -1: record gone; 0: this job was already counted; 1: counted.
-const Script& completeScript() {
-  static const Script s(R"lua(
+// Shared by the progress and complete scripts: adds the outcome counts (ARGV[first..] pairs up
+// to the failures) and the failures (at most ARGV[2] kept in KEYS[2]).
+// ARGV: job mark, failure limit, number of count pairs, pairs..., failures...
+constexpr std::string_view kAddOutcomes = R"lua(
+local function add_outcomes(first)
+  local npairs = tonumber(ARGV[3])
+  local targets = 0
+  for i = first, first + 2 * npairs - 1, 2 do
+    redis.call('HINCRBY', KEYS[1], 'o:' .. ARGV[i], ARGV[i + 1])
+    targets = targets + tonumber(ARGV[i + 1])
+  end
+  if targets > 0 then redis.call('HINCRBY', KEYS[1], 'targets', targets) end
+  local room = tonumber(ARGV[2]) - redis.call('LLEN', KEYS[2])
+  local kept = 0
+  for i = first + 2 * npairs, #ARGV do
+    if kept >= room then break end
+    redis.call('RPUSH', KEYS[2], ARGV[i])
+    kept = kept + 1
+  end
+  local ttl = redis.call('TTL', KEYS[1])
+  if kept > 0 and ttl > 0 then redis.call('EXPIRE', KEYS[2], ttl) end
+end
+)lua";
+
+// KEYS: record, failures. ARGV: job mark, failure limit, pairs, from, to, pairs..., failures...
+// 1: recorded (progress moved from `from` to `to`); 2: already recorded (a retry of a write whose
+// reply was lost); 0: the progress is neither or the job was completed: another run owns it;
+// -1: record gone.
+const Script& progressScript() {
+  static const Script s(std::string(kAddOutcomes) + R"lua(
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if redis.call('HEXISTS', KEYS[1], 'j:' .. ARGV[1]) == 1 then return 0 end
+local mark = 'p:' .. ARGV[1]
+local now = redis.call('HGET', KEYS[1], mark) or '0'
+if now == ARGV[5] then return 2 end
+if now ~= ARGV[4] then return 0 end
+redis.call('HSET', KEYS[1], mark, ARGV[5])
+add_outcomes(6)
+return 1
+)lua");
+  return s;
+}
+
+// KEYS: record, failures. ARGV: job mark, failure limit, pairs, now ms, why abandoned or '',
+// progress the caller counted from, pairs..., failures...
+// -1: record gone; 0: this job was already counted, or another run recorded progress: 1: counted.
+// The last job sets the end time and the final state: the one given (abandoned), else completed, or
+// notargetfound when no target had an outcome.
+const Script& completeScript() {
+  static const Script s(std::string(kAddOutcomes) + R"lua(
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if (redis.call('HGET', KEYS[1], 'p:' .. ARGV[1]) or '0') ~= ARGV[6] then return 0 end
 if redis.call('HSETNX', KEYS[1], 'j:' .. ARGV[1], 1) == 0 then return 0 end
-for i = 2, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], 'o:' .. ARGV[i], ARGV[i + 1]) end
+redis.call('HDEL', KEYS[1], 'p:' .. ARGV[1])
+add_outcomes(7)
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'abandoned', ARGV[5]) end
 local done = redis.call('HINCRBY', KEYS[1], 'jobs_done', 1)
 local total = tonumber(redis.call('HGET', KEYS[1], 'jobs_total'))
-if done >= total then
-  redis.call('HSET', KEYS[1], 'state', 'completed')
-else
+if done < total then
   redis.call('HSET', KEYS[1], 'state', 'running')
+  return 1
 end
+local state = 'completed'
+if redis.call('HEXISTS', KEYS[1], 'abandoned') == 1 then
+  state = 'abandoned'
+elseif tonumber(redis.call('HGET', KEYS[1], 'targets') or '0') == 0 then
+  state = 'notargetfound'
+end
+redis.call('HSET', KEYS[1], 'state', state, 'end_ms', ARGV[4])
 return 1
 )lua");
   return s;
@@ -159,7 +220,7 @@ void NotificationQueue::enqueue(const std::string& id, const std::string& hub, s
                                 hub,
                                 std::to_string(nowMs()),
                                 std::to_string(total),
-                                total == 0 ? "completed" : "enqueued",
+                                total == 0 ? "notargetfound" : "enqueued",
                                 std::to_string(options_.record_ttl.count())};
   // Jobs go round the partitions from one picked by the id, so a send's jobs spread over every
   // stream (and so over the masters of a cluster) and one-job sends spread by their ids.
@@ -247,32 +308,75 @@ void NotificationQueue::touch(const Job& job, std::function<void(Result<void>)> 
       });
 }
 
-void NotificationQueue::loadBody(const std::string& id,
-                                 std::function<void(Result<std::string>)> cb) {
-  commands_.evalScript(loadBodyScript(), {recordKey(id)}, {},
-                       [id, cb = std::move(cb)](Result<RedisReply> r) {
-                         if (!r) {
-                           return cb(r.error());
-                         }
-                         if (r->isNil()) {
+std::string NotificationQueue::jobMark(const Job& job) {
+  return job.stream + "/" + job.stream_id;  // stream ids repeat across partitions
+}
+
+std::string NotificationQueue::encodeFailure(const DeliveryFailure& f) {
+  return fmt::format("{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}", f.platform, f.installation_id, f.handle,
+                     f.http_status, f.outcome, f.reason);
+}
+
+void NotificationQueue::startJob(const Job& job, bool want_body,
+                                 std::function<void(Result<JobStart>)> cb) {
+  commands_.evalScript(startJobScript(), {recordKey(job.notification_id)},
+                       {jobMark(job), want_body ? "1" : "0", std::to_string(nowMs())},
+                       [id = job.notification_id, cb = std::move(cb)](Result<RedisReply> r) {
+                         if (!r) return cb(r.error());
+                         if (r->isNil())
                            return cb(Error::notFound("notification " + id + " not found"));
+                         JobStart start;
+                         if (r->elements.empty())
+                           return cb(Error::internal("startJob: unexpected reply"));
+                         start.done = r->elements[0].integer == 1;
+                         if (!start.done && r->elements.size() == 3) {
+                           start.progress =
+                               static_cast<uint32_t>(std::max<int64_t>(0, r->elements[1].integer));
+                           start.body = std::move(r->elements[2].str);
                          }
-                         cb(std::move(r->str));
+                         cb(std::move(start));
+                       });
+}
+
+std::vector<std::string> NotificationQueue::outcomeArgs(
+    std::vector<std::string> head, const std::map<std::string, int64_t>& outcome_counts,
+    const std::vector<DeliveryFailure>& failures) const {
+  head.insert(head.begin() + 1, {std::to_string(options_.failures_per_notification),
+                                 std::to_string(outcome_counts.size())});
+  for (const auto& [key, count] : outcome_counts) {
+    head.push_back(key);
+    head.push_back(std::to_string(count));
+  }
+  for (const auto& f : failures) head.push_back(encodeFailure(f));
+  return head;
+}
+
+void NotificationQueue::progress(const Job& job, uint32_t from, uint32_t to,
+                                 const std::map<std::string, int64_t>& outcome_counts,
+                                 const std::vector<DeliveryFailure>& failures,
+                                 std::function<void(Result<bool>)> cb) {
+  auto args = outcomeArgs({jobMark(job), std::to_string(from), std::to_string(to)}, outcome_counts,
+                          failures);
+  commands_.evalScript(progressScript(),
+                       {recordKey(job.notification_id), failuresKey(job.notification_id)},
+                       std::move(args), [cb = std::move(cb)](Result<RedisReply> r) {
+                         if (!r) return cb(r.error());
+                         cb(r->integer == 1 || r->integer == 2);
                        });
 }
 
 void NotificationQueue::complete(const Job& job,
                                  const std::map<std::string, int64_t>& outcome_counts,
+                                 const std::vector<DeliveryFailure>& failures, uint32_t from,
+                                 std::string_view abandoned_because,
                                  std::function<void(Result<void>)> cb) {
-  // Stream ids repeat across partitions: the mark names both.
-  std::vector<std::string> args{job.stream + "/" + job.stream_id};
-  for (const auto& [key, count] : outcome_counts) {
-    args.push_back(key);
-    args.push_back(std::to_string(count));
-  }
+  auto args = outcomeArgs(
+      {jobMark(job), std::to_string(nowMs()), std::string(abandoned_because), std::to_string(from)},
+      outcome_counts, failures);
   RedisClient* redis = &commands_;
   commands_.evalScript(
-      completeScript(), {recordKey(job.notification_id)}, std::move(args),
+      completeScript(), {recordKey(job.notification_id), failuresKey(job.notification_id)},
+      std::move(args),
       [redis, stream = job.stream, group = options_.group, sid = job.stream_id,
        cb = std::move(cb)](Result<RedisReply> r) mutable {
         if (!r) {
@@ -288,43 +392,90 @@ void NotificationQueue::complete(const Job& job,
       });
 }
 
+void NotificationQueue::release(const Job& job, std::function<void(Result<void>)> cb) {
+  // IDLE far in the past: the next reclaim() anywhere takes it without waiting for the timeout.
+  commands_.command(
+      {"XCLAIM", job.stream, options_.group, options_.consumer, "0", job.stream_id, "IDLE",
+       std::to_string(std::chrono::milliseconds(kReleasedIdle).count()), "JUSTID"},
+      [cb = std::move(cb)](Result<RedisReply> r) {
+        if (!r) return cb(r.error());
+        cb(Result<void>());
+      });
+}
+
+namespace {
+
+std::optional<DeliveryFailure> decodeFailure(std::string_view encoded) {
+  std::vector<std::string_view> parts;
+  size_t start = 0;
+  for (size_t i = 0; i <= encoded.size(); ++i) {
+    if (i == encoded.size() || encoded[i] == '\x1f') {
+      parts.push_back(encoded.substr(start, i - start));
+      start = i + 1;
+    }
+  }
+  if (parts.size() != 6) return std::nullopt;
+  DeliveryFailure f{std::string(parts[0]), std::string(parts[1]), std::string(parts[2]), 0,
+                    std::string(parts[4]), std::string(parts[5])};
+  std::from_chars(parts[3].data(), parts[3].data() + parts[3].size(), f.http_status);
+  return f;
+}
+
+}  // namespace
+
 void NotificationQueue::state(const std::string& id,
                               std::function<void(Result<std::optional<NotificationState>>)> cb) {
-  commands_.command({"HGETALL", recordKey(id)}, [cb = std::move(cb)](Result<RedisReply> r) {
-    if (!r) {
-      return cb(r.error());
-    }
-    if (r->elements.empty()) {
-      return cb(std::optional<NotificationState>());
-    }
-    NotificationState s;
-    auto num = [](const std::string& v) -> int64_t {
-      int64_t n = 0;
-      std::from_chars(v.data(), v.data() + v.size(), n);
-      return n;
-    };
-    const auto& e = r->elements;
-    for (size_t i = 0; i + 1 < e.size(); i += 2) {
-      const std::string& k = e[i].str;
-      const std::string& v = e[i + 1].str;
-      if (k == "body") {
-        s.body = v;
-      } else if (k == "hub") {
-        s.hub = v;
-      } else if (k == "created_ms") {
-        s.created_ms = num(v);
-      } else if (k == "jobs_total") {
-        s.jobs_total = num(v);
-      } else if (k == "jobs_done") {
-        s.jobs_done = num(v);
-      } else if (k == "state") {
-        s.state = v;
-      } else if (k.rfind("o:", 0) == 0) {
-        s.outcome_counts[k.substr(2)] = num(v);
-      }
-    }
-    cb(std::optional<NotificationState>(std::move(s)));
-  });
+  RedisClient* redis = &commands_;
+  commands_.command(
+      {"HGETALL", recordKey(id)}, [redis, id, cb = std::move(cb)](Result<RedisReply> r) mutable {
+        if (!r) {
+          return cb(r.error());
+        }
+        if (r->elements.empty()) {
+          return cb(std::optional<NotificationState>());
+        }
+        NotificationState s;
+        auto num = [](const std::string& v) -> int64_t {
+          int64_t n = 0;
+          std::from_chars(v.data(), v.data() + v.size(), n);
+          return n;
+        };
+        const auto& e = r->elements;
+        for (size_t i = 0; i + 1 < e.size(); i += 2) {
+          const std::string& k = e[i].str;
+          const std::string& v = e[i + 1].str;
+          if (k == "body") {
+            s.body = v;
+          } else if (k == "hub") {
+            s.hub = v;
+          } else if (k == "created_ms") {
+            s.created_ms = num(v);
+          } else if (k == "start_ms") {
+            s.start_ms = num(v);
+          } else if (k == "end_ms") {
+            s.end_ms = num(v);
+          } else if (k == "jobs_total") {
+            s.jobs_total = num(v);
+          } else if (k == "jobs_done") {
+            s.jobs_done = num(v);
+          } else if (k == "state") {
+            s.state = v;
+          } else if (k == "abandoned") {
+            s.abandoned = v;
+          } else if (k.rfind("o:", 0) == 0) {
+            s.outcome_counts[k.substr(2)] = num(v);
+          }
+        }
+        redis->command({"LRANGE", failuresKey(id), "0", "-1"},
+                       [s = std::move(s), cb = std::move(cb)](Result<RedisReply> list) mutable {
+                         if (!list) return cb(list.error());
+                         for (const auto& item : list->elements) {
+                           if (auto f = decodeFailure(item.str))
+                             s.failures.push_back(std::move(*f));
+                         }
+                         cb(std::optional<NotificationState>(std::move(s)));
+                       });
+      });
 }
 
 }  // namespace pushhub::registry

@@ -5,10 +5,15 @@
 //
 // Redis layout:
 //   ph:n:{<id>}   hash, TTL Options::record_ttl (refreshed by nothing: it is the retention)
-//       body, hub, created_ms, jobs_total, jobs_done, state (enqueued | running | completed),
-//       o:<platform>:<AzureOutcome> outcome counters (HINCRBY),
-//       j:<stream>/<stream id> = 1 for every job already counted (makes complete() idempotent when
-//       a reclaimed job is completed twice).
+//       body, hub, created_ms, start_ms, end_ms, jobs_total, jobs_done,
+//       state (enqueued | running | completed | notargetfound | abandoned),
+//       o:<platform>:<AzureOutcome> outcome counters (HINCRBY), targets = their sum,
+//       p:<job mark> = units (buckets) of a running job already counted, in the job's order,
+//       j:<job mark> = 1 for every job already counted (makes complete() idempotent when a
+//       reclaimed job is completed twice), abandoned = why, when a job was given up.
+//       The job mark is <stream>/<stream id>.
+//   ph:n:{<id>}:f list of per-handle failures (at most Options::failures_per_notification, the
+//       first ones), same TTL.
 //   <stream>:{<p>} for p in 0..partitions-1 (default ph:jobs:{0} .. ph:jobs:{7}), each a Stream
 //       with consumer group <group> (default dispatch); entry fields n = notification id,
 //       j = opaque job payload. Each partition has its own hash tag, so on a Redis Cluster the
@@ -28,6 +33,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/result.h"
@@ -42,14 +48,37 @@ struct Job {
   std::string payload;
 };
 
+// One target's final outcome other than Success (or any outcome, for a test send), as the
+// notification's outcome details list it.
+struct DeliveryFailure {
+  std::string platform;  // registry::toString(platform)
+  std::string installation_id;
+  std::string handle;
+  int http_status = 0;  // 0: no provider response
+  std::string outcome;  // Azure's name
+  std::string reason;   // the provider's reason or the transport error
+};
+
 struct NotificationState {
   std::string body;
   std::string hub;
   int64_t created_ms = 0;
+  int64_t start_ms = 0;  // 0: not started
+  int64_t end_ms = 0;    // 0: not ended
   int64_t jobs_total = 0;
   int64_t jobs_done = 0;
-  std::string state;                              // enqueued | running | completed
+  // enqueued | running | completed | notargetfound | abandoned
+  std::string state;
+  std::string abandoned;                          // why, when abandoned
   std::map<std::string, int64_t> outcome_counts;  // "apns:Success" -> n
+  std::vector<DeliveryFailure> failures;
+};
+
+// What startJob() finds in the record for one job.
+struct JobStart {
+  bool done = false;      // already counted (a redelivery): acknowledge it and do nothing else
+  uint32_t progress = 0;  // units of the job an earlier run already counted: skip them
+  std::string body;       // when asked for
 };
 
 class NotificationQueue {
@@ -60,7 +89,10 @@ class NotificationQueue {
     std::string group = "dispatch";
     std::string consumer;  // empty: "<hostname>-<pid>-<n>"
     std::chrono::seconds record_ttl{7 * 24 * 3600};
+    uint32_t failures_per_notification = 1000;
   };
+  // The idle time release() gives a job: older than any reclaim timeout.
+  static constexpr std::chrono::hours kReleasedIdle{24};
 
   // `commands` serves normal commands; `readers` only XREADGROUP BLOCK (a blocked connection
   // cannot serve others): partition p is read through readers[p % readers.size()], so one
@@ -97,23 +129,49 @@ class NotificationQueue {
   // consumer is working on, so reclaim() elsewhere leaves it alone.
   void touch(const Job& job, std::function<void(Result<void>)> cb);
 
-  // The opaque body; marks the notification running. kNotFound when the record is gone.
-  void loadBody(const std::string& id, std::function<void(Result<std::string>)> cb);
+  // Before working on a job: marks the notification running (and its start time), and tells
+  // whether the job was already counted and how far an earlier run of it got. With `want_body`
+  // the opaque body comes too. kNotFound when the record is gone.
+  void startJob(const Job& job, bool want_body, std::function<void(Result<JobStart>)> cb);
 
-  // Adds the job's outcome counts ("apns:Success" -> n) to the record, increments jobs_done
-  // (state completed when it reaches jobs_total, else running), then XACKs and XDELs the job
-  // in its partition.
-  // A job already counted (redelivered) or whose record expired is just acknowledged.
+  // Records that the job's first `to` units are done, adding their outcome counts ("apns:Success"
+  // -> n) and failures, only if the recorded progress is still `from` (a run that lost its job to
+  // a reclaim must not count twice). True when recorded; false when another run owns the job.
+  void progress(const Job& job, uint32_t from, uint32_t to,
+                const std::map<std::string, int64_t>& outcome_counts,
+                const std::vector<DeliveryFailure>& failures, std::function<void(Result<bool>)> cb);
+
+  // Adds the outcome counts and failures of the units after `from` (the progress the caller
+  // recorded or started from; if the record says otherwise another run owns the job, and nothing
+  // is counted) to the record, increments
+  // jobs_done (the last job sets the end time and the final state: completed, notargetfound
+  // when no target had an outcome, or abandoned when this or another job was given up with a
+  // reason), then XACKs and XDELs the job in its partition. A job already counted (redelivered)
+  // or whose record expired is just acknowledged.
   void complete(const Job& job, const std::map<std::string, int64_t>& outcome_counts,
-                std::function<void(Result<void>)> cb);
+                const std::vector<DeliveryFailure>& failures, uint32_t from,
+                std::string_view abandoned_because, std::function<void(Result<void>)> cb);
+
+  // Gives a job this consumer holds back to the group, idle as if abandoned long ago, so the
+  // next reclaim() of any instance takes it (at shutdown, or a hub this instance lacks).
+  void release(const Job& job, std::function<void(Result<void>)> cb);
 
   // nullopt when the record does not exist (never enqueued or expired).
   void state(const std::string& id,
              std::function<void(Result<std::optional<NotificationState>>)> cb);
 
   static std::string recordKey(const std::string& id) { return "ph:n:{" + id + "}"; }
+  static std::string failuresKey(const std::string& id) { return recordKey(id) + ":f"; }
+  static std::string jobMark(const Job& job);
+  static std::string encodeFailure(const DeliveryFailure& failure);
 
  private:
+  // ARGV of the progress and complete scripts: the job mark, the failure limit, the number of
+  // count pairs, then `head`'s other values, the pairs and the failures.
+  std::vector<std::string> outcomeArgs(std::vector<std::string> head,
+                                       const std::map<std::string, int64_t>& outcome_counts,
+                                       const std::vector<DeliveryFailure>& failures) const;
+
   RedisClient& commands_;
   std::vector<RedisClient*> readers_;
   Options options_;

@@ -373,7 +373,7 @@ int sendCommand(Hub& hub, Control& control, const Args& args) {
         now - last_change > std::chrono::seconds(20)) {
       break;
     }
-    if (expect <= 0 && hub.get(id).state() == v1::NotificationStatus::STATE_COMPLETED) {
+    if (expect <= 0 && hub.get(id).state() >= v1::NotificationStatus::STATE_COMPLETED) {
       t = totals(control.call(http::verb::get, "/_mock/stats?tokens=0"));
       break;
     }
@@ -387,7 +387,7 @@ int sendCommand(Hub& hub, Control& control, const Args& args) {
   v1::NotificationStatus state;
   for (int i = 0; i < 100; ++i) {
     state = hub.get(id);
-    if (state.state() == v1::NotificationStatus::STATE_COMPLETED) {
+    if (state.state() >= v1::NotificationStatus::STATE_COMPLETED) {  // or another final state
       break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));

@@ -8,6 +8,7 @@
 
 #include <boost/json.hpp>
 
+#include <csignal>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -163,6 +164,15 @@ class Stack {
     in.admin = v1::HubAdmin::NewStub(channel);
   }
   void stopInstance(int i) { instances_.at(i).process.reset(); }
+  // SIGKILL, as a crash or a power loss.
+  void killInstance(int i) {
+    ::kill(instances_.at(i).process->pid(), SIGKILL);
+    instances_.at(i).process->stop(std::chrono::seconds(5));
+  }
+  // SIGTERM; the exit status (-1 if it had to be killed after `timeout`).
+  int terminateInstance(int i, std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+    return instances_.at(i).process->stop(timeout);
+  }
 
   std::string redisConfig() const {
     if (!cluster_) return "[redis]\nport = " + std::to_string(redis_->port()) + "\n";

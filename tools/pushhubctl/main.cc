@@ -425,10 +425,14 @@ int send(Client& client, const Args& args) {
   do {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     status = getNotification(client, response.notification_id());
-  } while (status.state() != v1::NotificationStatus::STATE_COMPLETED &&
+  } while ((status.state() == v1::NotificationStatus::STATE_ENQUEUED ||
+            status.state() == v1::NotificationStatus::STATE_PROCESSING) &&
            std::chrono::steady_clock::now() < deadline);
   std::cout << toJson(status) << "\n";
-  return status.state() == v1::NotificationStatus::STATE_COMPLETED ? 0 : 1;
+  return status.state() == v1::NotificationStatus::STATE_COMPLETED ||
+                 status.state() == v1::NotificationStatus::STATE_NO_TARGET_FOUND
+             ? 0
+             : 1;
 }
 
 }  // namespace

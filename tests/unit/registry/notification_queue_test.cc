@@ -77,9 +77,20 @@ class NotificationQueueTest : public ::testing::Test {
     }
     return total;
   }
-  Result<void> complete(NotificationQueue& q, const Job& job,
-                        std::map<std::string, int64_t> counts) {
-    return await<Result<void>>(io_, [&](auto cb) { q.complete(job, counts, cb); });
+  Result<void> complete(NotificationQueue& q, const Job& job, std::map<std::string, int64_t> counts,
+                        std::vector<DeliveryFailure> failures = {}, uint32_t from = 0,
+                        std::string abandoned = {}) {
+    return await<Result<void>>(
+        io_, [&](auto cb) { q.complete(job, counts, failures, from, abandoned, cb); });
+  }
+  Result<JobStart> start(NotificationQueue& q, const Job& job) {
+    return await<Result<JobStart>>(io_, [&](auto cb) { q.startJob(job, true, cb); });
+  }
+  Result<bool> progress(NotificationQueue& q, const Job& job, uint32_t from, uint32_t to,
+                        std::map<std::string, int64_t> counts,
+                        std::vector<DeliveryFailure> failures = {}) {
+    return await<Result<bool>>(io_,
+                               [&](auto cb) { q.progress(job, from, to, counts, failures, cb); });
   }
   std::optional<NotificationState> state(const std::string& id) {
     auto r = await<Result<std::optional<NotificationState>>>(
@@ -158,10 +169,14 @@ TEST_F(NotificationQueueTest, EnqueueClaimCompleteAndState) {
   }
   EXPECT_EQ(pendingCount(), 3);
 
-  auto loaded = await<Result<std::string>>(io_, [&](auto cb) { queue_.loadBody("n1", cb); });
+  auto loaded = start(queue_, (*jobs)[0]);
   ASSERT_TRUE(loaded);
-  EXPECT_EQ(*loaded, body);
+  EXPECT_EQ(loaded->body, body);
+  EXPECT_FALSE(loaded->done);
+  EXPECT_EQ(loaded->progress, 0u);
   EXPECT_EQ(state("n1")->state, "running");
+  EXPECT_GT(state("n1")->start_ms, 0);
+  EXPECT_EQ(state("n1")->end_ms, 0);
 
   ASSERT_TRUE(complete(queue_, (*jobs)[0], {{"apns:Success", 10}, {"apns:WrongToken", 1}}));
   ASSERT_TRUE(complete(queue_, (*jobs)[1], {{"apns:Success", 5}, {"fcmv1:Success", 7}}));
@@ -174,7 +189,11 @@ TEST_F(NotificationQueueTest, EnqueueClaimCompleteAndState) {
   st = state("n1");
   ASSERT_TRUE(st);
   EXPECT_EQ(st->state, "completed");
+  EXPECT_GE(st->end_ms, st->start_ms);
   EXPECT_EQ(st->jobs_done, 3);
+  auto again = start(queue_, (*jobs)[2]);
+  ASSERT_TRUE(again);
+  EXPECT_TRUE(again->done);  // a redelivered job is recognised as counted
   EXPECT_EQ(st->outcome_counts, (std::map<std::string, int64_t>{{"apns:Success", 15},
                                                                 {"apns:WrongToken", 1},
                                                                 {"fcmv1:Success", 7},
@@ -264,11 +283,103 @@ TEST_F(NotificationQueueTest, TouchedJobsAreNotReclaimed) {
   EXPECT_EQ(taken->front().payload, "idle");
 }
 
-TEST_F(NotificationQueueTest, NoJobsMeansCompletedAndUnknownIdsAreReported) {
+TEST_F(NotificationQueueTest, ProgressIsRecordedOnceAndARunThatLostItsJobCountsNothing) {
+  ASSERT_TRUE(enqueue(queue_, "p1", "b", {"0-64"}));
+  auto jobs = claim(queue_, 1);
+  ASSERT_TRUE(jobs && jobs->size() == 1u);
+  const Job job = jobs->front();
+  DeliveryFailure gone{"apns", "i1", "tok1", 410, "ExpiredChannel", "Unregistered"};
+  auto first =
+      progress(queue_, job, 0, 5, {{"apns:Success", 40}, {"apns:ExpiredChannel", 1}}, {gone});
+  ASSERT_TRUE(first && *first);
+  // The same write again (its reply was lost) is recognised, not counted twice.
+  auto retried = progress(queue_, job, 0, 5, {{"apns:Success", 40}});
+  ASSERT_TRUE(retried && *retried);
+  EXPECT_EQ(state("p1")->outcome_counts.at("apns:Success"), 40);
+
+  // Another run reclaims it and starts after unit 5.
+  runFor(io_, 30ms);
+  auto taken = reclaim(queue_b_, 20ms);
+  ASSERT_TRUE(taken && taken->size() == 1u);
+  auto resumed = start(queue_b_, taken->front());
+  ASSERT_TRUE(resumed);
+  EXPECT_EQ(resumed->progress, 5u);
+  auto b_moves = progress(queue_b_, taken->front(), 5, 9, {{"apns:Success", 30}});
+  ASSERT_TRUE(b_moves && *b_moves);
+  // The first run, still alive, has lost the job: its write and its completion count nothing.
+  auto a_moves = progress(queue_, job, 5, 8, {{"apns:Success", 99}});
+  ASSERT_TRUE(a_moves);
+  EXPECT_FALSE(*a_moves);
+  ASSERT_TRUE(complete(queue_, job, {{"apns:Success", 99}}, {}, 5));
+  EXPECT_EQ(state("p1")->outcome_counts.at("apns:Success"), 70);
+  EXPECT_EQ(state("p1")->jobs_done, 0);
+
+  ASSERT_TRUE(complete(queue_b_, taken->front(), {{"apns:Success", 1}}, {}, 9));
+  auto st = state("p1");
+  EXPECT_EQ(st->state, "completed");
+  EXPECT_EQ(st->outcome_counts.at("apns:Success"), 71);
+  ASSERT_EQ(st->failures.size(), 1u);
+  EXPECT_EQ(st->failures[0].installation_id, "i1");
+  EXPECT_EQ(st->failures[0].handle, "tok1");
+  EXPECT_EQ(st->failures[0].http_status, 410);
+  EXPECT_EQ(st->failures[0].outcome, "ExpiredChannel");
+  EXPECT_EQ(st->failures[0].reason, "Unregistered");
+}
+
+TEST_F(NotificationQueueTest, FailuresAreBoundedAndKeptAsLongAsTheRecord) {
+  auto options = queueOptions("worker-c");
+  options.failures_per_notification = 3;
+  options.record_ttl = std::chrono::seconds(600);
+  NotificationQueue small{commands_, {&blocking_}, options};
+  ASSERT_TRUE(enqueue(small, "f1", "b", {"0-1"}));
+  auto jobs = claim(small, 1);
+  ASSERT_TRUE(jobs && jobs->size() == 1u);
+  std::vector<DeliveryFailure> many;
+  for (int i = 0; i < 5; ++i) {
+    many.push_back({"fcmv1", "i" + std::to_string(i), "t", 429, "Throttled", "QUOTA_EXCEEDED"});
+  }
+  ASSERT_TRUE(complete(small, jobs->front(), {{"fcmv1:Throttled", 5}}, many));
+  auto st = state("f1");
+  ASSERT_EQ(st->failures.size(), 3u);
+  EXPECT_EQ(st->failures[2].installation_id, "i2");  // the first ones are kept
+  auto ttl = cmd(io_, commands_, {"TTL", NotificationQueue::failuresKey("f1")});
+  ASSERT_TRUE(ttl);
+  EXPECT_GT(ttl->integer, 500);
+  EXPECT_LE(ttl->integer, 600);
+}
+
+TEST_F(NotificationQueueTest, AReleasedJobIsReclaimedAtOnceAndAnAbandonedOneEndsTheNotification) {
+  ASSERT_TRUE(enqueue(queue_, "r1", "b", {"a", "b"}));
+  auto jobs = claim(queue_, 10);
+  ASSERT_TRUE(jobs && jobs->size() == 2u);
+  // Not idle yet: nobody may take them.
+  auto early = reclaim(queue_b_, std::chrono::minutes(10));
+  ASSERT_TRUE(early && early->empty());
+  ASSERT_TRUE(await<Result<void>>(io_, [&](auto cb) { queue_.release((*jobs)[0], cb); }));
+  auto taken = reclaim(queue_b_, std::chrono::minutes(10));
+  ASSERT_TRUE(taken);
+  ASSERT_EQ(taken->size(), 1u);
+  EXPECT_EQ(taken->front().payload, "a");
+
+  ASSERT_TRUE(complete(queue_b_, taken->front(), {}, {}, 0, "hub 'h' is not served here"));
+  EXPECT_EQ(state("r1")->state, "running");
+  ASSERT_TRUE(complete(queue_, (*jobs)[1], {{"wns:Success", 2}}));
+  auto st = state("r1");
+  EXPECT_EQ(st->state, "abandoned");  // one job given up: the notification says so
+  EXPECT_EQ(st->abandoned, "hub 'h' is not served here");
+  EXPECT_GT(st->end_ms, 0);
+}
+
+TEST_F(NotificationQueueTest, NoTargetAndUnknownIdsAreReported) {
   ASSERT_TRUE(enqueue(queue_, "empty", "b", {}));
-  EXPECT_EQ(state("empty")->state, "completed");
+  EXPECT_EQ(state("empty")->state, "notargetfound");
+  ASSERT_TRUE(enqueue(queue_, "nobody", "b", {"0-1"}));
+  auto jobs = claim(queue_, 10);
+  ASSERT_TRUE(jobs && jobs->size() == 1u);
+  ASSERT_TRUE(complete(queue_, jobs->front(), {}));
+  EXPECT_EQ(state("nobody")->state, "notargetfound");
   EXPECT_FALSE(state("never-enqueued").has_value());
-  auto body = await<Result<std::string>>(io_, [&](auto cb) { queue_.loadBody("nope", cb); });
+  auto body = start(queue_, Job{queue_.streamKey(0), "1-1", "nope", "0-1"});
   ASSERT_FALSE(body);
   EXPECT_EQ(body.error().code, Error::Code::kNotFound);
   auto bad = enqueue(queue_, "a{b}", "b", {"j"});
