@@ -46,8 +46,7 @@ RedisClient::RedisClient(asio::io_context& io, Options options)
       options_(std::move(options)),
       stats_(options_.stats != nullptr ? options_.stats : &own_stats_),
       refresh_timer_(io),
-      periodic_timer_(io),
-      owner_(std::this_thread::get_id()) {
+      periodic_timer_(io) {
   assert(!options_.seeds.empty());
   map_ = SlotMap::standalone(options_.seeds.front());
 }
@@ -58,7 +57,7 @@ RedisClient::~RedisClient() {
 }
 
 void RedisClient::checkThread() const {
-  assert(std::this_thread::get_id() == owner_ && "RedisClient used from a foreign thread");
+  assert(thread_.onOwner() && "RedisClient used from a foreign thread");
 }
 
 RedisConnection& RedisClient::link(const ClusterNode& node) {

@@ -25,9 +25,9 @@
 #include <map>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
+#include "base/thread_checker.h"
 #include "registry/cluster_slots.h"
 #include "registry/redis_connection.h"
 
@@ -128,7 +128,7 @@ class RedisClient {
   boost::asio::steady_timer refresh_timer_;
   boost::asio::steady_timer periodic_timer_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // guards posted handlers
-  std::thread::id owner_;
+  ThreadChecker thread_;
 };
 
 }  // namespace pushhub::registry

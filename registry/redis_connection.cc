@@ -134,8 +134,7 @@ RedisConnection::RedisConnection(asio::io_context& io, Options options)
       connect_timer_(io),
       reconnect_timer_(io),
       command_timer_(io),
-      backoff_(kMinBackoff),
-      owner_(std::this_thread::get_id()) {}
+      backoff_(kMinBackoff) {}
 
 RedisConnection::~RedisConnection() {
   close();
@@ -143,7 +142,7 @@ RedisConnection::~RedisConnection() {
 }
 
 void RedisConnection::checkThread() const {
-  assert(std::this_thread::get_id() == owner_ && "RedisConnection used from a foreign thread");
+  assert(thread_.onOwner() && "RedisConnection used from a foreign thread");
 }
 
 std::string RedisConnection::endpoint() const {

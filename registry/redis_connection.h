@@ -17,10 +17,10 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "base/result.h"
+#include "base/thread_checker.h"
 
 struct redisAsyncContext;
 
@@ -130,7 +130,7 @@ class RedisConnection {
   int failed_attempts_ = 0;
   std::string fail_reason_;  // set while dropConnection() fails the pending commands
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // guards posted handlers
-  std::thread::id owner_;
+  ThreadChecker thread_;
 };
 
 }  // namespace pushhub::registry
