@@ -354,29 +354,46 @@ grpc::ServerUnaryReactor* ApiService::SendNotification(grpc::CallbackServerConte
       TimeUtil::TimestampToMilliseconds(TimeUtil::GetCurrentTime()) + deadline);
   return onWorker(context, [this, response, hub = hubOf((*hub)->settings), stored](
                                Worker& worker, grpc::ServerUnaryReactor* reactor) {
-    auto enqueue = [this, &worker, reactor, response, hub,
-                    stored](const std::optional<std::vector<uint32_t>>& candidates) {
+    const std::string id = newNotificationId();
+    const std::string& key = stored->idempotency_key();
+    // Refuses the send, freeing its idempotency key for a retry.
+    auto fail = [&worker, reactor, hub, key](const Error& error) {
+      if (!key.empty()) worker.queue().releaseIdempotencyKey(lowerName(hub.name), key);
+      reactor->Finish(toStatus(error));
+    };
+    auto enqueue = [this, &worker, reactor, response, hub, stored, id,
+                    fail](const std::optional<std::vector<uint32_t>>& candidates) {
       std::vector<std::string> jobs;
       for (const auto& job : planJobs(*stored, hub.buckets, config_.buckets_per_job, candidates)) {
         jobs.push_back(encodeJob(job));
       }
-      std::string id = newNotificationId();
       worker.queue().enqueue(id, hub.name, stored->SerializeAsString(), std::move(jobs),
-                             [&worker, reactor, response, id](Result<void> ok) {
-                               if (!ok) return reactor->Finish(toStatus(ok.error()));
+                             [&worker, reactor, response, id, fail](Result<void> ok) {
+                               if (!ok) return fail(ok.error());
                                WorkerMetrics::add(worker.metrics().notifications_accepted);
                                response->set_notification_id(id);
                                reactor->Finish(grpc::Status::OK);
                              });
     };
-    auto expression = expressionOf(*stored);
-    if (!expression) return enqueue(std::nullopt);
-    // The tag index names the buckets that may hold the audience; only those get jobs.
-    worker.registry().candidateBuckets(
-        hub, *expression,
-        [reactor, enqueue](Result<std::optional<std::vector<uint32_t>>> candidates) {
-          if (!candidates) return reactor->Finish(toStatus(candidates.error()));
-          enqueue(*candidates);
+    auto plan = [&worker, hub, stored, enqueue, fail] {
+      auto expression = expressionOf(*stored);
+      if (!expression) return enqueue(std::nullopt);
+      // The tag index names the buckets that may hold the audience; only those get jobs.
+      worker.registry().candidateBuckets(
+          hub, *expression,
+          [enqueue, fail](Result<std::optional<std::vector<uint32_t>>> candidates) {
+            if (!candidates) return fail(candidates.error());
+            enqueue(*candidates);
+          });
+    };
+    if (key.empty()) return plan();
+    worker.queue().reserveIdempotencyKey(
+        lowerName(hub.name), key, id, std::chrono::hours(config_.idempotency_window_hours),
+        [reactor, response, plan](Result<std::string> tied) {
+          if (!tied) return reactor->Finish(toStatus(tied.error()));
+          if (tied->empty()) return plan();
+          response->set_notification_id(*tied);  // a retry: the first send's id, nothing sent
+          reactor->Finish(grpc::Status::OK);
         });
   });
 }

@@ -172,6 +172,12 @@ Result<void> validateSendRequest(const v1::SendNotificationRequest& request,
   if (request.has_expiry() && toTimePoint(request.expiry()) <= now) {
     return Error::invalidArgument("expiry: is in the past");
   }
+  const std::string& key = request.idempotency_key();
+  if (key.size() > kMaxIdempotencyKeyLength ||
+      std::any_of(key.begin(), key.end(), [](char c) { return c < 0x21 || c > 0x7e; })) {
+    return Error::invalidArgument(
+        "idempotency_key: must be 1 to 128 printable ASCII characters (no spaces)");
+  }
   if (request.has_deadline()) {
     const auto& d = request.deadline();
     if (d.seconds() < 1 || d.seconds() > kMaxDeadline.count() ||

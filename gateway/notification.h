@@ -29,6 +29,7 @@ Result<registry::Platform> fromProto(v1::Platform platform, std::string_view fie
 v1::Platform toProto(registry::Platform platform);
 
 inline constexpr std::chrono::seconds kMaxDeadline{7 * 24 * 3600};
+inline constexpr size_t kMaxIdempotencyKeyLength = 128;
 
 // Checks everything a send can be refused for before it is stored: audience, payloads and their
 // platform limits and headers, template properties, expiry, deadline. Errors name the field and

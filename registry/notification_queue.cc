@@ -117,6 +117,16 @@ return 1
   return s;
 }
 
+// KEYS: the idempotency key. ARGV: id, window ms. '' when reserved for the id, else the id it
+// is tied to.
+const Script& reserveKeyScript() {
+  static const Script s(R"lua(
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return '' end
+return redis.call('GET', KEYS[1]) or ''
+)lua");
+  return s;
+}
+
 // Calls `cb` once `left` parts are done, with the first error if any.
 struct Join {
   Join(size_t parts, std::function<void(Result<void>)> callback)
@@ -251,6 +261,22 @@ void NotificationQueue::enqueue(const std::string& id, const std::string& hub, s
                                });
                          }
                        });
+}
+
+void NotificationQueue::reserveIdempotencyKey(const std::string& hub, const std::string& key,
+                                              const std::string& id,
+                                              std::chrono::milliseconds window,
+                                              std::function<void(Result<std::string>)> cb) {
+  commands_.evalScript(reserveKeyScript(), {idempotencyKey(hub, key)},
+                       {id, std::to_string(window.count())},
+                       [cb = std::move(cb)](Result<RedisReply> r) {
+                         if (!r) return cb(r.error());
+                         cb(std::move(r->str));
+                       });
+}
+
+void NotificationQueue::releaseIdempotencyKey(const std::string& hub, const std::string& key) {
+  commands_.command({"DEL", idempotencyKey(hub, key)}, [](Result<RedisReply>) {});
 }
 
 void NotificationQueue::claim(uint32_t partition, size_t max, std::chrono::milliseconds block,

@@ -12,6 +12,8 @@
 //       j:<job mark> = 1 for every job already counted (makes complete() idempotent when a
 //       reclaimed job is completed twice), abandoned = why, when a job was given up.
 //       The job mark is <stream>/<stream id>.
+//   ph:idem:{<hub>:<key>} string, the notification id a send's idempotency key is tied to, TTL
+//       the idempotency window.
 //   ph:n:{<id>}:f list of per-handle failures (at most Options::failures_per_notification, the
 //       first ones), same TTL.
 //   <stream>:{<p>} for p in 0..partitions-1 (default ph:jobs:{0} .. ph:jobs:{7}), each a Stream
@@ -113,6 +115,17 @@ class NotificationQueue {
   // record is written as completed. On error some jobs may have been added; the record expires.
   void enqueue(const std::string& id, const std::string& hub, std::string body,
                std::vector<std::string> job_payloads, std::function<void(Result<void>)> cb);
+
+  // Ties an idempotency key of `hub` to `id` for `window`, unless it is tied already: then the
+  // callback gets the id it is tied to (empty when the key was free and is now `id`'s).
+  void reserveIdempotencyKey(const std::string& hub, const std::string& key, const std::string& id,
+                             std::chrono::milliseconds window,
+                             std::function<void(Result<std::string>)> cb);
+  // Frees a key reserved for a send that could not be stored.
+  void releaseIdempotencyKey(const std::string& hub, const std::string& key);
+  static std::string idempotencyKey(const std::string& hub, const std::string& key) {
+    return "ph:idem:{" + hub + ":" + key + "}";
+  }
 
   // XREADGROUP GROUP <group> <consumer> COUNT max BLOCK block STREAMS <partition's stream> >,
   // on the partition's reader. An empty vector when nothing arrived within `block`.

@@ -1,5 +1,6 @@
 // End to end: registrations over gRPC into a real Redis, a tag send through the durable queue,
 // delivery over TLS HTTP/2 to pns-mock acting as APNs, outcome counts, and dead-token cleanup.
+#include <google/protobuf/util/time_util.h>
 #include <gtest/gtest.h>
 #include <boost/json.hpp>
 
@@ -17,6 +18,7 @@ namespace pushhub::testing {
 namespace {
 
 namespace json = boost::json;
+using google::protobuf::util::TimeUtil;
 
 std::string randomToken(std::mt19937_64& rng, const std::string& prefix = "") {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -103,6 +105,7 @@ TEST(SendIntegrationTest, TagSendReachesExactlyTheTaggedInstallationsOnceAndDrop
   native->set_platform(v1::PLATFORM_APNS);
   native->set_body(R"({"aps":{"alert":"Goal!"}})");
   (*native->mutable_headers())["apns-push-type"] = "alert";
+  send.set_idempotency_key("goal-2026-12-05T18:03");
   v1::SendNotificationResponse accepted;
   auto rpc = stack.stub().SendNotification(stack.context().get(), send, &accepted);
   ASSERT_TRUE(rpc.ok()) << rpc.error_message();
@@ -112,6 +115,40 @@ TEST(SendIntegrationTest, TagSendReachesExactlyTheTaggedInstallationsOnceAndDrop
   ASSERT_EQ(status.state(), v1::NotificationStatus::STATE_COMPLETED) << stack.daemonLog();
   EXPECT_EQ(outcomeCount(status, "Success"), static_cast<int64_t>(tagged.size() - dead_ids.size()));
   EXPECT_EQ(outcomeCount(status, "ExpiredChannel"), static_cast<int64_t>(dead_ids.size()));
+  // The outcome details: times, platforms, and each dead handle with pns-mock's answer.
+  EXPECT_TRUE(status.has_start_time() && status.has_end_time());
+  EXPECT_LE(TimeUtil::TimestampToMilliseconds(status.enqueue_time()),
+            TimeUtil::TimestampToMilliseconds(status.start_time()));
+  EXPECT_LE(TimeUtil::TimestampToMilliseconds(status.start_time()),
+            TimeUtil::TimestampToMilliseconds(status.end_time()));
+  ASSERT_EQ(status.target_platforms_size(), 1);
+  EXPECT_EQ(status.target_platforms(0), v1::PLATFORM_APNS);
+  ASSERT_EQ(status.failures_size(), static_cast<int>(dead_ids.size()));
+  for (const auto& failure : status.failures()) {
+    EXPECT_TRUE(dead_ids.count(failure.installation_id())) << failure.installation_id();
+    EXPECT_EQ(tagged.at(failure.push_handle()), failure.installation_id());
+    EXPECT_EQ(failure.http_status(), 410);
+    EXPECT_EQ(failure.outcome(), "ExpiredChannel");
+    EXPECT_EQ(failure.reason(), "Unregistered");
+  }
+
+  // The same send again with the same idempotency key (a client retrying): the first id, and
+  // nothing sent.
+  int64_t accepted_before =
+      json::parse(httpRequest("GET", stack.controlPort(), "/_mock/stats").body)
+          .at("apns")
+          .at("accepted")
+          .to_number<int64_t>();
+  v1::SendNotificationResponse retried;
+  ASSERT_TRUE(stack.stub().SendNotification(stack.context().get(), send, &retried).ok());
+  EXPECT_EQ(retried.notification_id(), accepted.notification_id());
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(json::parse(httpRequest("GET", stack.controlPort(), "/_mock/stats").body)
+                .at("apns")
+                .at("accepted")
+                .to_number<int64_t>(),
+            accepted_before);
+  send.clear_idempotency_key();
 
   std::map<std::string, int> seen;
   for (const auto& entry : received(stack)) {
@@ -403,8 +440,29 @@ TEST(SendIntegrationTest, BadInputIsRefusedWithTheFieldAndNothingIsStored) {
   auto bad_priority = stack.stub().SendNotification(stack.context().get(), send, &accepted);
   EXPECT_EQ(bad_priority.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(bad_priority.error_message().find("apns-priority"), std::string::npos);
+  (*native->mutable_headers()).erase("apns-priority");
+  send.set_idempotency_key(std::string(129, 'k'));
+  auto long_key = stack.stub().SendNotification(stack.context().get(), send, &accepted);
+  EXPECT_EQ(long_key.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(long_key.error_message().find("idempotency_key"), std::string::npos);
+  send.clear_idempotency_key();
+  send.mutable_deadline()->set_seconds(8 * 24 * 3600);
+  auto long_deadline = stack.stub().SendNotification(stack.context().get(), send, &accepted);
+  EXPECT_EQ(long_deadline.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(long_deadline.error_message().find("deadline"), std::string::npos);
+  send.clear_deadline();
+  auto past = TimeUtil::GetCurrentTime();
+  past.set_seconds(past.seconds() - 10);
+  *send.mutable_expiry() = past;
+  auto expired = stack.stub().SendNotification(stack.context().get(), send, &accepted);
+  EXPECT_EQ(expired.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(expired.error_message().find("expiry"), std::string::npos);
   auto stats = httpRequest("GET", stack.controlPort(), "/_mock/stats");
   EXPECT_EQ(json::parse(stats.body).at("apns").at("accepted").to_number<int64_t>(), 0);
+  // Nothing was stored: no notification record and no idempotency key in Redis.
+  auto keys = redisCli(stack.redisPort(), {"KEYS", "ph:*"});
+  EXPECT_EQ(keys.find("ph:n:"), std::string::npos) << keys;
+  EXPECT_EQ(keys.find("ph:idem:"), std::string::npos) << keys;
 }
 
 TEST(SendIntegrationTest, ConfigErrorsNameTheKeyAndExitNonZero) {

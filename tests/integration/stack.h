@@ -265,6 +265,7 @@ class Stack {
   uint16_t controlPort() const { return control_port_; }
   uint16_t adminPort(int instance = 0) const { return instances_.at(instance).admin_port; }
   RedisCluster* cluster() { return cluster_.get(); }
+  uint16_t redisPort() const { return cluster_ ? cluster_->ports().front() : redis_->port(); }
   // The service-account key file as Google hands it out, its token_uri pointing at pns-mock.
   void writeServiceAccount() const {
     boost::json::object account{

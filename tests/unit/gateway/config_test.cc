@@ -92,6 +92,44 @@ job_idle_timeout_ms = 5000
   EXPECT_NE(error("[server]\nadmin_key = \"short\"\n").find("server.admin_key"), std::string::npos);
 }
 
+TEST(ConfigTest, DeliveryGuarantees) {
+  auto defaults = parseConfig(kMinimal, ".");
+  ASSERT_TRUE(defaults);
+  EXPECT_EQ(defaults->default_deadline_s, 1800u);  // Azure's 30 minutes
+  EXPECT_EQ(defaults->max_retry_delay_ms, 300000u);
+  EXPECT_EQ(defaults->failures_per_notification, 1000u);
+  EXPECT_EQ(defaults->outcome_retention_hours, 168u);
+  EXPECT_EQ(defaults->idempotency_window_hours, 24u);
+  EXPECT_EQ(defaults->shutdown_grace_ms, 10000u);
+
+  auto set = parseConfig(std::string(kMinimal) + R"(
+[dispatch]
+default_deadline_s = 60
+max_retry_delay_ms = 5000
+failures_per_notification = 0
+outcome_retention_hours = 2
+idempotency_window_hours = 1
+shutdown_grace_ms = 0
+)",
+                         ".");
+  ASSERT_TRUE(set) << set.error().message;
+  EXPECT_EQ(set->default_deadline_s, 60u);
+  EXPECT_EQ(set->max_retry_delay_ms, 5000u);
+  EXPECT_EQ(set->failures_per_notification, 0u);
+  EXPECT_EQ(set->outcome_retention_hours, 2u);
+  EXPECT_EQ(set->idempotency_window_hours, 1u);
+  EXPECT_EQ(set->shutdown_grace_ms, 0u);
+
+  auto error = [](const std::string& extra) { return errorOf(std::string(kMinimal) + extra); };
+  EXPECT_NE(error("[dispatch]\ndefault_deadline_s = 0\n").find("dispatch.default_deadline_s"),
+            std::string::npos);
+  EXPECT_NE(error("[dispatch]\noutcome_retention_hours = 1\ndefault_deadline_s = 7200\n")
+                .find("dispatch.default_deadline_s: must not exceed"),
+            std::string::npos);
+  EXPECT_NE(error("[dispatch]\nmax_retry_delay_ms = 10\n").find("dispatch.max_retry_delay_ms"),
+            std::string::npos);
+}
+
 TEST(ConfigTest, ErrorsNameTheKey) {
   EXPECT_NE(errorOf("[server]\nworkers = \"x\"\n").find("server.workers"), std::string::npos);
   std::string with_buckets = kMinimal;
