@@ -2,6 +2,7 @@
 
 #include <google/protobuf/util/time_util.h>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <unordered_set>
 
@@ -337,6 +338,47 @@ grpc::ServerUnaryReactor* ApiService::DeleteInstallation(
                   });
 }
 
+namespace {
+
+void toDeviceOutcome(const registry::DeliveryFailure& f,
+                     v1::NotificationStatus::DeviceOutcome& out) {
+  if (auto platform = registry::parsePlatform(f.platform)) {
+    out.set_platform(gateway::toProto(*platform));
+  }
+  out.set_installation_id(f.installation_id);
+  out.set_push_handle(f.handle);
+  out.set_http_status(f.http_status);
+  out.set_outcome(f.outcome);
+  out.set_reason(f.reason);
+}
+
+constexpr auto kTestSendWait = std::chrono::seconds(30);
+constexpr auto kTestSendPoll = std::chrono::milliseconds(20);
+
+// Answers a test send once its record is final, or with what finished when `until` comes.
+void answerTestSend(Worker& worker, grpc::ServerUnaryReactor* reactor,
+                    v1::SendNotificationResponse* response, std::string id,
+                    std::chrono::steady_clock::time_point until) {
+  worker.queue().state(id, [&worker, reactor, response, id,
+                            until](Result<std::optional<registry::NotificationState>> state) {
+    bool final = state && *state && (*state)->state != "enqueued" && (*state)->state != "running";
+    if (!final && std::chrono::steady_clock::now() < until) {
+      auto timer = std::make_shared<boost::asio::steady_timer>(worker.ioc(), kTestSendPoll);
+      timer->async_wait([&worker, reactor, response, id, until, timer](boost::system::error_code) {
+        answerTestSend(worker, reactor, response, id, until);
+      });
+      return;
+    }
+    response->set_test_completed(final);
+    if (state && *state) {
+      for (const auto& f : (*state)->failures) toDeviceOutcome(f, *response->add_test_results());
+    }
+    reactor->Finish(grpc::Status::OK);
+  });
+}
+
+}  // namespace
+
 grpc::ServerUnaryReactor* ApiService::SendNotification(grpc::CallbackServerContext* context,
                                                        const v1::SendNotificationRequest* request,
                                                        v1::SendNotificationResponse* response) {
@@ -367,13 +409,18 @@ grpc::ServerUnaryReactor* ApiService::SendNotification(grpc::CallbackServerConte
       for (const auto& job : planJobs(*stored, hub.buckets, config_.buckets_per_job, candidates)) {
         jobs.push_back(encodeJob(job));
       }
-      worker.queue().enqueue(id, hub.name, stored->SerializeAsString(), std::move(jobs),
-                             [&worker, reactor, response, id, fail](Result<void> ok) {
-                               if (!ok) return fail(ok.error());
-                               WorkerMetrics::add(worker.metrics().notifications_accepted);
-                               response->set_notification_id(id);
-                               reactor->Finish(grpc::Status::OK);
-                             });
+      worker.queue().enqueue(
+          id, hub.name, stored->SerializeAsString(), std::move(jobs),
+          [&worker, reactor, response, id, fail, test = stored->test()](Result<void> ok) {
+            if (!ok) return fail(ok.error());
+            WorkerMetrics::add(worker.metrics().notifications_accepted);
+            response->set_notification_id(id);
+            if (test) {
+              return answerTestSend(worker, reactor, response, id,
+                                    std::chrono::steady_clock::now() + kTestSendWait);
+            }
+            reactor->Finish(grpc::Status::OK);
+          });
     };
     auto plan = [&worker, hub, stored, enqueue, fail] {
       auto expression = expressionOf(*stored);
@@ -436,17 +483,7 @@ void toStatusProto(const std::string& id, const registry::NotificationState& s,
     }
     for (const auto& native : request.native()) out.add_target_platforms(native.platform());
   }
-  for (const auto& f : s.failures) {
-    auto* failure = out.add_failures();
-    if (auto platform = registry::parsePlatform(f.platform)) {
-      failure->set_platform(gateway::toProto(*platform));
-    }
-    failure->set_installation_id(f.installation_id);
-    failure->set_push_handle(f.handle);
-    failure->set_http_status(f.http_status);
-    failure->set_outcome(f.outcome);
-    failure->set_reason(f.reason);
-  }
+  for (const auto& f : s.failures) toDeviceOutcome(f, *out.add_failures());
 }
 
 }  // namespace

@@ -76,6 +76,7 @@ struct Dispatcher::Run {
   Counts unrecorded{};
   std::vector<registry::DeliveryFailure> unrecorded_failures;
   size_t failures_kept = 0;  // failures this run listed; at most failures_per_notification
+  size_t test_targets = 0;   // a test send: targets delivered so far
   bool recording = false;    // a progress write is in flight
   uint32_t resolving = 0;    // bucket resolves in flight
   size_t in_flight = 0;      // sends handed to providers or waiting for a retry
@@ -361,6 +362,7 @@ void Dispatcher::resolveBucket(const RunPtr& run, uint32_t unit, uint32_t bucket
 
 void Dispatcher::deliver(const RunPtr& run, uint32_t unit, registry::ResolvedTarget&& target) {
   const auto& n = *run->notification;
+  if (n.test && run->test_targets++ >= kMaxTestTargets) return;
   providers::Target to{std::move(target.installation_id), std::move(target.push_channel)};
   if (!n.uses_templates) {
     if (auto payload = n.native[static_cast<size_t>(target.platform)]) {
@@ -496,7 +498,9 @@ void Dispatcher::count(const RunPtr& run, uint32_t unit, registry::Platform plat
   WorkerMetrics::add(metrics_.outcomes[p][index]);
   Unit& u = run->unit(unit);
   ++u.counts[p][index];
-  if (index != 0 && run->failures_kept < config_.failures_per_notification) {
+  // A test send lists every outcome (at most kMaxTestTargets), others what was not Success.
+  if ((index != 0 || run->notification->test) &&
+      run->failures_kept < std::max<size_t>(config_.failures_per_notification, kMaxTestTargets)) {
     ++run->failures_kept;
     u.failures.push_back({std::string(registry::toString(platform)), target.installation_id,
                           target.push_channel, http_status, std::string(kOutcomeNames[index]),

@@ -250,6 +250,7 @@ std::vector<JobBuckets> planJobs(const v1::SendNotificationRequest& request, uin
     uint32_t bucket = registry::Registry::bucketOf(request.installation_id(), buckets);
     return {{BucketRange{bucket, bucket + 1}}};
   }
+  if (request.test()) buckets_per_job = buckets;
   std::vector<JobBuckets> jobs;
   if (!candidates) {
     for (uint32_t first = 0; first < buckets; first += buckets_per_job) {
@@ -352,6 +353,7 @@ Result<std::shared_ptr<const PreparedNotification>> prepareNotification(std::str
   prepared->id = std::move(id);
   prepared->hub = request.hub();
   prepared->selector = selectorOf(request);
+  prepared->test = request.test();
   if (request.has_expiry()) prepared->expiry = toTimePoint(request.expiry());
   if (request.has_deliver_by()) prepared->deliver_by = toTimePoint(request.deliver_by());
   for (const auto& native : request.native()) {

@@ -30,6 +30,7 @@ v1::Platform toProto(registry::Platform platform);
 
 inline constexpr std::chrono::seconds kMaxDeadline{7 * 24 * 3600};
 inline constexpr size_t kMaxIdempotencyKeyLength = 128;
+inline constexpr size_t kMaxTestTargets = 10;  // a test send reaches at most this many, as Azure
 
 // Checks everything a send can be refused for before it is stored: audience, payloads and their
 // platform limits and headers, template properties, expiry, deadline. Errors name the field and
@@ -57,7 +58,8 @@ std::shared_ptr<const expr::TagExpression> expressionOf(const v1::SendNotificati
 
 // Splits a send into jobs of at most `buckets_per_job` buckets each: every bucket of the hub,
 // or only `candidates` (sorted) when the tag index narrowed them; a send to one installation is
-// one job for its bucket. No candidate: no job.
+// one job for its bucket; a test send is one job (it stops at kMaxTestTargets). No candidate: no
+// job.
 std::vector<JobBuckets> planJobs(const v1::SendNotificationRequest& request, uint32_t buckets,
                                  uint32_t buckets_per_job,
                                  const std::optional<std::vector<uint32_t>>& candidates);
@@ -72,6 +74,7 @@ struct PreparedNotification {
   // Native payloads by platform (index = registry::Platform); empty where none was given.
   std::array<std::shared_ptr<const providers::Notification>, 3> native;
   bool uses_templates = false;
+  bool test = false;  // a test send: at most kMaxTestTargets targets, every outcome listed
   expr::Properties properties;
   std::optional<std::chrono::system_clock::time_point> expiry;
   // The send's deadline: after it nothing more is handed to a provider.

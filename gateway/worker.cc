@@ -2,6 +2,7 @@
 
 #include <boost/asio/post.hpp>
 
+#include <algorithm>
 #include <future>
 
 #include "base/log.h"
@@ -56,7 +57,9 @@ registry::NotificationQueue::Options queueOptions(const Config& config, size_t i
   registry::NotificationQueue::Options options;
   options.partitions = config.queue_partitions;
   options.record_ttl = std::chrono::hours(config.outcome_retention_hours);
-  options.failures_per_notification = config.failures_per_notification;
+  // A test send lists every device's outcome, whatever the limit for failures.
+  options.failures_per_notification =
+      std::max<uint32_t>(config.failures_per_notification, kMaxTestTargets);
   // Unique per process and worker, so a restarted daemon's pending jobs are visible as another
   // consumer's (and can be reclaimed) rather than silently re-read as its own.
   options.consumer = "w" + std::to_string(index) + "-" + std::to_string(::getpid()) + "-" +

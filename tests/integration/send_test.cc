@@ -190,6 +190,27 @@ TEST(SendIntegrationTest, TagSendReachesExactlyTheTaggedInstallationsOnceAndDrop
   EXPECT_EQ(outcomeCount(status, "Success"), static_cast<int64_t>(tagged.size() - dead_ids.size()));
   EXPECT_EQ(outcomeCount(status, "ExpiredChannel"), 0);
 
+  // A test send: at most 10 devices, and the answer lists each one's outcome.
+  httpRequest("POST", stack.controlPort(), "/_mock/reset");
+  send.set_test(true);
+  v1::SendNotificationResponse test;
+  ASSERT_TRUE(stack.stub().SendNotification(stack.context().get(), send, &test).ok());
+  EXPECT_TRUE(test.test_completed());
+  ASSERT_EQ(test.test_results_size(), 10);
+  std::set<std::string> tested;
+  for (const auto& result : test.test_results()) {
+    EXPECT_EQ(tagged.at(result.push_handle()), result.installation_id());
+    EXPECT_EQ(result.outcome(), "Success");
+    EXPECT_EQ(result.http_status(), 200);
+    tested.insert(result.push_handle());
+  }
+  EXPECT_EQ(tested.size(), 10u);
+  std::set<std::string> got;
+  for (const auto& entry : received(stack)) {
+    got.insert(json::value_to<std::string>(entry.as_object().at("token")));
+  }
+  EXPECT_EQ(got, tested);
+
   auto metrics = httpRequest("GET", stack.adminPort(), "/metrics");
   EXPECT_EQ(metrics.status, 200);
   EXPECT_NE(metrics.body.find("pushhub_deliveries_total{platform=\"apns\",outcome=\"Success\"}"),
