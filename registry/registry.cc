@@ -274,6 +274,16 @@ if slot then
   if old then
     oldlen = #old
     had = unlink(prefix, slot, old, KEYS[2], KEYS[3], keep)
+    -- The last update is the token update() compares, so it must move even when two writes
+    -- fall in the same millisecond: never at or before the one replaced.
+    local _, _, _, _, _, _, op = parse(old)
+    local _, before = times(old, op)
+    local _, _, _, _, _, _, np = parse(rec)
+    local _, q = rdvar(rec, np)
+    local stamp, r = rdvar(rec, q)
+    if stamp <= before then
+      rec = string.sub(rec, 1, q - 1) .. wrvar(before + 1) .. string.sub(rec, r)
+    end
   end
 else
   slot = alloc(prefix)

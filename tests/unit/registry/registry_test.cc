@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "tests/unit/registry/test_util.h"
 
@@ -355,6 +356,7 @@ TEST_F(RegistryTest, LongRecordsSpanSeveralPartsAndShrinkBack) {
   EXPECT_EQ(cmd(io_, client_, {"EXISTS", prefix + "r2", prefix + "r5"})->integer, 0);
   got = get("droid");
   ASSERT_TRUE(got && got->has_value());
+  ++in.last_update_ms;  // a write never keeps the last update it replaces
   EXPECT_EQ(**got, in);
 }
 
@@ -561,6 +563,19 @@ TEST_F(RegistryTest, SweepDeletesExpiredInstallationsAndDeadHandlesPastTheRetent
   EXPECT_TRUE(isMember("live", "t"));
 }
 
+TEST_F(RegistryTest, EveryWriteMovesTheLastUpdateEvenWithinAMillisecond) {
+  Installation in = makeInstallation("phone", {"a"}, 1);
+  in.last_update_ms = 0;
+  int64_t previous = 0;
+  for (int i = 0; i < 20; ++i) {  // far more writes than milliseconds go by
+    ASSERT_TRUE(upsert(in));
+    auto got = get("phone");
+    ASSERT_TRUE(got && got->has_value());
+    EXPECT_GT((*got)->last_update_ms, previous) << "write " << i;
+    previous = (*got)->last_update_ms;
+  }
+}
+
 TEST_F(RegistryTest, UpdateAppliesAChangeAndLosesNoConcurrentWrite) {
   Installation in = makeInstallation("tablet", {"a"}, 1);
   ASSERT_TRUE(upsert(in));
@@ -568,15 +583,24 @@ TEST_F(RegistryTest, UpdateAppliesAChangeAndLosesNoConcurrentWrite) {
     return await<Result<Installation>>(
         io_, [&](auto cb) { registry_.update(hub_, "tablet", change, cb); });
   };
-  // A writer that slips in between this update's read and its write: the write is refused and
-  // the update starts over from what the writer stored.
+  // A writer that slips in between this update's read and its write (another instance, with its
+  // own connections, done before this update writes): the write is refused and the update starts
+  // over from what the writer stored.
   int calls = 0;
   auto r = update([&](const Installation& current) -> Result<Installation> {
     if (++calls == 1) {
       Installation other = current;
       other.tags.push_back("theirs");
       other.last_update_ms = 0;
-      registry_.upsert(hub_, other, [](Result<void> ok) { EXPECT_TRUE(ok); });
+      std::thread([&] {
+        boost::asio::io_context io;
+        RedisClient client{io, redis_.options()};
+        Registry registry{client};
+        client.connect();
+        ASSERT_TRUE(runUntil(io, [&] { return client.connected(); }));
+        auto ok = await<Result<void>>(io, [&](auto cb) { registry.upsert(hub_, other, cb); });
+        EXPECT_TRUE(ok) << ok.error().message;
+      }).join();
     }
     Installation mine = current;
     mine.tags.push_back("mine");
