@@ -17,9 +17,10 @@ struct Error {
     kNotFound,
     kUnauthenticated,
     kPermissionDenied,
-    kUnavailable,    // a dependency (Redis, a provider) cannot be reached right now; retryable
-    kAlreadyExists,  // a create named something that exists; nothing was changed
-    kAborted,        // a conditional write found the data changed meanwhile; read and retry
+    kUnavailable,         // a dependency (Redis, a provider) cannot be reached right now; retryable
+    kAlreadyExists,       // a create named something that exists; nothing was changed
+    kAborted,             // a conditional write found the data changed meanwhile; read and retry
+    kFailedPrecondition,  // not possible in the state the thing is in (e.g. cancel a sent send)
     kInternal,
   };
   Code code = Code::kInternal;
@@ -29,6 +30,9 @@ struct Error {
   static Error notFound(std::string m) { return {Code::kNotFound, std::move(m)}; }
   static Error unavailable(std::string m) { return {Code::kUnavailable, std::move(m)}; }
   static Error internal(std::string m) { return {Code::kInternal, std::move(m)}; }
+  static Error failedPrecondition(std::string m) {
+    return {Code::kFailedPrecondition, std::move(m)};
+  }
 };
 
 template <typename T>

@@ -103,6 +103,8 @@ grpc::Status toStatus(const Error& error) {
       return {grpc::StatusCode::ALREADY_EXISTS, error.message};
     case Error::Code::kAborted:
       return {grpc::StatusCode::ABORTED, error.message};
+    case Error::Code::kFailedPrecondition:
+      return {grpc::StatusCode::FAILED_PRECONDITION, error.message};
     case Error::Code::kInternal:
       break;
   }
@@ -379,22 +381,61 @@ void answerTestSend(Worker& worker, grpc::ServerUnaryReactor* reactor,
 
 }  // namespace
 
+namespace {
+
+// What only the hub can check of a send: a direct send's WNS channel URIs come from devices, so
+// their hosts must be ones the hub allows before pushhub ever connects to them.
+Result<void> validateSendForHub(const HubSettings& hub,
+                                const v1::SendNotificationRequest& request) {
+  const auto& targets = request.direct().targets();
+  for (int i = 0; i < targets.size(); ++i) {
+    if (targets[i].platform() != v1::PLATFORM_WNS) continue;
+    static const providers::wns::WnsConfig kDefaults;
+    const auto& allowed = hub.wns ? hub.wns->allowed_hosts : kDefaults.allowed_hosts;
+    auto channel = providers::wns::WnsProvider::parseChannelUri(targets[i].push_handle(), allowed);
+    if (!channel) {
+      return Error::invalidArgument("direct.targets[" + std::to_string(i) +
+                                    "].push_handle: " + channel.error().message);
+    }
+  }
+  return {};
+}
+
+Result<void> validateNotificationId(const std::string& id) {
+  if (id.size() != 32 || id.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    return Error::invalidArgument("notification_id: must be 32 lower-case hex characters");
+  }
+  return {};
+}
+
+}  // namespace
+
 grpc::ServerUnaryReactor* ApiService::SendNotification(grpc::CallbackServerContext* context,
                                                        const v1::SendNotificationRequest* request,
                                                        v1::SendNotificationResponse* response) {
   auto hub = authorize(context, request->hub(), kSend);
   if (!hub) return finish(context, toStatus(hub.error()));
-  if (auto ok = validateSendRequest(*request, std::chrono::system_clock::now()); !ok) {
+  if (auto ok = validateSendRequest(*request, std::chrono::system_clock::now(),
+                                    std::chrono::hours(config_.max_schedule_ahead_hours));
+      !ok) {
+    return finish(context, toStatus(ok.error()));
+  }
+  if (auto ok = validateSendForHub((*hub)->settings, *request); !ok) {
     return finish(context, toStatus(ok.error()));
   }
   // Store the hub's canonical name, so jobs find it whatever case the caller used.
   auto stored = std::make_shared<v1::SendNotificationRequest>(*request);
   stored->set_hub((*hub)->settings.name);
+  // The deadline counts from when the send goes out: now, or its scheduled time.
+  int64_t now_ms = TimeUtil::TimestampToMilliseconds(TimeUtil::GetCurrentTime());
+  int64_t at_ms =
+      request->has_scheduled_time()
+          ? std::max(now_ms, TimeUtil::TimestampToMilliseconds(request->scheduled_time()))
+          : now_ms;
   auto deadline = request->has_deadline() ? TimeUtil::DurationToMilliseconds(request->deadline())
                                           : int64_t{config_.default_deadline_s} * 1000;
-  *stored->mutable_deliver_by() = TimeUtil::MillisecondsToTimestamp(
-      TimeUtil::TimestampToMilliseconds(TimeUtil::GetCurrentTime()) + deadline);
-  return onWorker(context, [this, response, hub = hubOf((*hub)->settings), stored](
+  *stored->mutable_deliver_by() = TimeUtil::MillisecondsToTimestamp(at_ms + deadline);
+  return onWorker(context, [this, response, hub = hubOf((*hub)->settings), stored, at_ms](
                                Worker& worker, grpc::ServerUnaryReactor* reactor) {
     const std::string id = newNotificationId();
     const std::string& key = stored->idempotency_key();
@@ -403,45 +444,54 @@ grpc::ServerUnaryReactor* ApiService::SendNotification(grpc::CallbackServerConte
       if (!key.empty()) worker.queue().releaseIdempotencyKey(lowerName(hub.name), key);
       reactor->Finish(toStatus(error));
     };
-    auto enqueue = [this, &worker, reactor, response, hub, stored, id,
-                    fail](const std::optional<std::vector<uint32_t>>& candidates) {
-      std::vector<std::string> jobs;
-      for (const auto& job : planJobs(*stored, hub.buckets, config_.buckets_per_job, candidates)) {
-        jobs.push_back(encodeJob(job));
+    auto accepted = [&worker, reactor, response, id, fail, test = stored->test()](Result<void> ok) {
+      if (!ok) return fail(ok.error());
+      WorkerMetrics::add(worker.metrics().notifications_accepted);
+      response->set_notification_id(id);
+      if (test) {
+        return answerTestSend(worker, reactor, response, id,
+                              std::chrono::steady_clock::now() + kTestSendWait);
       }
-      worker.queue().enqueue(
-          id, hub.name, stored->SerializeAsString(), std::move(jobs),
-          [&worker, reactor, response, id, fail, test = stored->test()](Result<void> ok) {
-            if (!ok) return fail(ok.error());
-            WorkerMetrics::add(worker.metrics().notifications_accepted);
-            response->set_notification_id(id);
-            if (test) {
-              return answerTestSend(worker, reactor, response, id,
-                                    std::chrono::steady_clock::now() + kTestSendWait);
-            }
-            reactor->Finish(grpc::Status::OK);
-          });
+      reactor->Finish(grpc::Status::OK);
     };
-    auto plan = [&worker, hub, stored, enqueue, fail] {
-      auto expression = expressionOf(*stored);
-      if (!expression) return enqueue(std::nullopt);
-      // The tag index names the buckets that may hold the audience; only those get jobs.
-      worker.registry().candidateBuckets(
-          hub, *expression,
-          [enqueue, fail](Result<std::optional<std::vector<uint32_t>>> candidates) {
-            if (!candidates) return fail(candidates.error());
-            enqueue(*candidates);
-          });
+    auto store = [this, &worker, hub, stored, id, at_ms, fail, accepted] {
+      if (stored->has_scheduled_time()) {
+        // Planned when it fires, against the registry as it is then.
+        return worker.queue().schedule(id, hub.name, stored->SerializeAsString(), at_ms, accepted);
+      }
+      planSend(worker.registry(), hub, stored, config_.buckets_per_job,
+               [&worker, hub, stored, id, fail, accepted](Result<std::vector<std::string>> jobs) {
+                 if (!jobs) return fail(jobs.error());
+                 worker.queue().enqueue(id, hub.name, stored->SerializeAsString(), std::move(*jobs),
+                                        accepted);
+               });
     };
-    if (key.empty()) return plan();
+    if (key.empty()) return store();
     worker.queue().reserveIdempotencyKey(
         lowerName(hub.name), key, id, std::chrono::hours(config_.idempotency_window_hours),
-        [reactor, response, plan](Result<std::string> tied) {
+        [reactor, response, store](Result<std::string> tied) {
           if (!tied) return reactor->Finish(toStatus(tied.error()));
-          if (tied->empty()) return plan();
+          if (tied->empty()) return store();
           response->set_notification_id(*tied);  // a retry: the first send's id, nothing sent
           reactor->Finish(grpc::Status::OK);
         });
+  });
+}
+
+grpc::ServerUnaryReactor* ApiService::CancelNotification(
+    grpc::CallbackServerContext* context, const v1::CancelNotificationRequest* request,
+    v1::CancelNotificationResponse* /*response*/) {
+  auto hub = authorize(context, request->hub(), kSend);
+  if (!hub) return finish(context, toStatus(hub.error()));
+  if (auto ok = validateNotificationId(request->notification_id()); !ok) {
+    return finish(context, toStatus(ok.error()));
+  }
+  return onWorker(context, [name = (*hub)->settings.name, id = request->notification_id()](
+                               Worker& worker, grpc::ServerUnaryReactor* reactor) {
+    worker.queue().cancel(name, id, [&worker, reactor](Result<void> ok) {
+      if (ok) WorkerMetrics::add(worker.metrics().notifications_cancelled);
+      reactor->Finish(ok ? grpc::Status::OK : toStatus(ok.error()));
+    });
   });
 }
 
@@ -455,7 +505,9 @@ void toStatusProto(const std::string& id, const registry::NotificationState& s,
       {"running", Status::STATE_PROCESSING},
       {"completed", Status::STATE_COMPLETED},
       {"abandoned", Status::STATE_ABANDONED},
-      {"notargetfound", Status::STATE_NO_TARGET_FOUND}};
+      {"notargetfound", Status::STATE_NO_TARGET_FOUND},
+      {"scheduled", Status::STATE_SCHEDULED},
+      {"cancelled", Status::STATE_CANCELLED}};
   out.set_notification_id(id);
   auto state = kStates.find(s.state);
   out.set_state(state != kStates.end() ? state->second : Status::STATE_UNSPECIFIED);
@@ -465,6 +517,9 @@ void toStatusProto(const std::string& id, const registry::NotificationState& s,
   out.set_jobs_total(s.jobs_total);
   out.set_jobs_done(s.jobs_done);
   out.set_abandoned_reason(s.abandoned);
+  if (s.scheduled_ms > 0) {
+    *out.mutable_scheduled_time() = TimeUtil::MillisecondsToTimestamp(s.scheduled_ms);
+  }
   for (const auto& [key, count] : s.outcome_counts) {
     auto colon = key.find(':');
     auto platform = registry::parsePlatform(key.substr(0, colon));
@@ -494,11 +549,7 @@ grpc::ServerUnaryReactor* ApiService::GetNotification(grpc::CallbackServerContex
   auto hub = authorize(context, request->hub(), kSend);
   if (!hub) return finish(context, toStatus(hub.error()));
   const std::string& id = request->notification_id();
-  if (id.size() != 32 || id.find_first_not_of("0123456789abcdef") != std::string::npos) {
-    return finish(
-        context,
-        toStatus(Error::invalidArgument("notification_id: must be 32 lower-case hex characters")));
-  }
+  if (auto ok = validateNotificationId(id); !ok) return finish(context, toStatus(ok.error()));
   return onWorker(context, [response, id, hub = (*hub)->settings.name](
                                Worker& worker, grpc::ServerUnaryReactor* reactor) {
     worker.queue().state(id, [reactor, response, id,

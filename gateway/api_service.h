@@ -58,6 +58,9 @@ class ApiService final : public v1::PushHub::CallbackService {
   grpc::ServerUnaryReactor* SendNotification(grpc::CallbackServerContext* context,
                                              const v1::SendNotificationRequest* request,
                                              v1::SendNotificationResponse* response) override;
+  grpc::ServerUnaryReactor* CancelNotification(grpc::CallbackServerContext* context,
+                                               const v1::CancelNotificationRequest* request,
+                                               v1::CancelNotificationResponse* response) override;
   grpc::ServerUnaryReactor* GetNotification(grpc::CallbackServerContext* context,
                                             const v1::GetNotificationRequest* request,
                                             v1::NotificationStatus* response) override;

@@ -294,12 +294,12 @@ Result<Config> parseConfig(std::string_view toml_text, const std::filesystem::pa
   r.onlyKnown(root["server"].as_table(), "server",
               {"grpc_listen", "admin_listen", "tls_cert", "tls_key", "workers", "admin_key"});
   r.onlyKnown(root["redis"].as_table(), "redis", {"host", "port", "nodes", "password"});
-  r.onlyKnown(
-      root["dispatch"].as_table(), "dispatch",
-      {"buckets_per_job", "max_jobs_per_worker", "max_in_flight_per_job",
-       "resolves_in_flight_per_job", "max_attempts", "queue_partitions", "job_idle_timeout_ms",
-       "max_retry_delay_ms", "default_deadline_s", "failures_per_notification",
-       "outcome_retention_hours", "shutdown_grace_ms", "idempotency_window_hours"});
+  r.onlyKnown(root["dispatch"].as_table(), "dispatch",
+              {"buckets_per_job", "max_jobs_per_worker", "max_in_flight_per_job",
+               "resolves_in_flight_per_job", "max_attempts", "queue_partitions",
+               "job_idle_timeout_ms", "max_retry_delay_ms", "default_deadline_s",
+               "failures_per_notification", "outcome_retention_hours", "shutdown_grace_ms",
+               "idempotency_window_hours", "max_schedule_ahead_hours"});
   auto server = root["server"];
   r.get(server["grpc_listen"], "server.grpc_listen", config.grpc_listen);
   r.get(server["admin_listen"], "server.admin_listen", config.admin_listen);
@@ -375,6 +375,8 @@ Result<Config> parseConfig(std::string_view toml_text, const std::filesystem::pa
            config.outcome_retention_hours, 1, 90 * 24);
   r.getInt(dispatch["idempotency_window_hours"], "dispatch.idempotency_window_hours",
            config.idempotency_window_hours, 1, 30 * 24);
+  r.getInt(dispatch["max_schedule_ahead_hours"], "dispatch.max_schedule_ahead_hours",
+           config.max_schedule_ahead_hours, 1, 90 * 24);
   r.getInt(dispatch["shutdown_grace_ms"], "dispatch.shutdown_grace_ms", config.shutdown_grace_ms, 0,
            600 * 1000);
   if (config.default_deadline_s > config.outcome_retention_hours * 3600u) {

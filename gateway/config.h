@@ -72,9 +72,10 @@ struct Config {
   // A send not handed to its provider within this long after it was accepted counts Expired
   // (Azure's 30 minutes); a send's own deadline overrides it.
   uint32_t default_deadline_s = 1800;
-  uint32_t failures_per_notification = 1000;  // per-handle failures kept for outcome details
-  uint32_t outcome_retention_hours = 7 * 24;  // how long a notification's record is kept
-  uint32_t idempotency_window_hours = 24;     // how long a send's idempotency key is remembered
+  uint32_t failures_per_notification = 1000;   // per-handle failures kept for outcome details
+  uint32_t outcome_retention_hours = 7 * 24;   // how long a notification's record is kept
+  uint32_t idempotency_window_hours = 24;      // how long a send's idempotency key is remembered
+  uint32_t max_schedule_ahead_hours = 7 * 24;  // how far ahead a send may be scheduled
   uint32_t shutdown_grace_ms = 10000;  // SIGTERM: in-flight sends answer within this, or are left
 
   // Registry upkeep: each worker sweeps one bucket of each hub per interval (0: never), deleting

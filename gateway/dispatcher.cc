@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <random>
 
+#include <boost/asio/post.hpp>
+
 #include "base/log.h"
 #include "gateway/provider_factory.h"
 
@@ -15,6 +17,8 @@ using providers::OutcomeKind;
 constexpr auto kClaimBlock = 1000ms;
 constexpr auto kClaimRoundBlock = 100ms;
 constexpr auto kRedisRetryDelay = 500ms;
+constexpr auto kSchedulePoll = 250ms;
+constexpr size_t kDueSendsPerPoll = 100;
 constexpr size_t kRecentNotifications = 8;
 // Distinct templates a job keeps rendered; past this, further ones are rendered per target.
 constexpr size_t kRenderedPerJob = 16;
@@ -80,6 +84,7 @@ struct Dispatcher::Run {
   bool recording = false;    // a progress write is in flight
   uint32_t resolving = 0;    // bucket resolves in flight
   size_t in_flight = 0;      // sends handed to providers or waiting for a retry
+  bool begun = false;        // loaded and started: pump() may run
   bool finishing = false;
   bool releasing = false;  // stop(): no new work; released once in-flight sends answered
   bool lost = false;       // another run recorded progress for this job: it owns it now
@@ -111,10 +116,12 @@ Dispatcher::Dispatcher(boost::asio::io_context& ioc, const Config& config,
       catalog_(catalog),
       metrics_(metrics),
       home_(std::move(home)),
-      upkeep_timer_(ioc) {}
+      upkeep_timer_(ioc),
+      schedule_timer_(ioc) {}
 
 void Dispatcher::start() {
   armUpkeep();
+  armScheduler();
   starting_ = true;
   claiming_.assign(queue_.partitions(), false);
   queue_.init([this](Result<void> ok) {
@@ -130,13 +137,14 @@ void Dispatcher::start() {
 void Dispatcher::stop() {
   stopping_ = true;
   upkeep_timer_.cancel();
+  schedule_timer_.cancel();
   // pump() of a releasing job may erase it from active_.
   std::vector<RunPtr> runs;
   for (const auto& [key, run] : active_) runs.push_back(run);
   for (const auto& run : runs) {
     run->releasing = true;
     for (auto& [id, timer] : run->retries) timer->cancel();
-    if (run->notification && !run->finishing) pump(run);  // else it is still loading or ending
+    if (run->begun && !run->finishing) pump(run);  // else load() or finish() sees `releasing`
   }
 }
 
@@ -220,6 +228,20 @@ void Dispatcher::armUpkeep() {
   });
 }
 
+void Dispatcher::armScheduler() {
+  schedule_timer_.expires_after(kSchedulePoll);
+  schedule_timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec || stopping_) return;
+    for (uint32_t p : home_) {
+      queue_.moveDue(p, kDueSendsPerPoll, [this](Result<size_t> moved) {
+        if (!moved) return WorkerMetrics::add(metrics_.redis_errors);
+        WorkerMetrics::add(metrics_.scheduled_fired, *moved);
+      });
+    }
+    armScheduler();
+  });
+}
+
 bool Dispatcher::idle() const { return active_.empty() && !starting_ && claims_waiting_ == 0; }
 
 std::shared_ptr<const PreparedNotification> Dispatcher::cached(const std::string& id) {
@@ -239,8 +261,49 @@ void Dispatcher::startJob(registry::Job job) {
   auto run = std::make_shared<Run>();
   run->job = std::move(job);
   active_.emplace(registry::NotificationQueue::jobMark(run->job), run);
+  if (run->job.payload == registry::NotificationQueue::kFireJob) return fireScheduled(run);
   run->notification = cached(run->job.notification_id);
   load(run);
+}
+
+void Dispatcher::fireScheduled(const RunPtr& run) {
+  auto done = [this, run](Result<bool> fired) {
+    if (!fired) {
+      WorkerMetrics::add(metrics_.redis_errors);
+      log::get("dispatch")
+          ->warn("scheduled notification {}: cannot fire yet: {}", run->job.notification_id,
+                 fired.error().message);
+      if (run->releasing) return release(run);
+      return retryLater(kRedisRetryDelay, [this, run] { fireScheduled(run); });
+    }
+    active_.erase(registry::NotificationQueue::jobMark(run->job));
+    claimMore();
+  };
+  queue_.state(run->job.notification_id, [this, run, done](auto state) {
+    if (!state) return done(state.error());
+    // Gone, cancelled, or fired by an earlier run of this job (its plan is stored): fire() knows.
+    if (!*state || (*state)->state != "scheduled") return queue_.fire(run->job, std::nullopt, done);
+    auto request = std::make_shared<v1::SendNotificationRequest>();
+    if (!request->ParseFromString((*state)->body)) {
+      log::get("dispatch")
+          ->error("scheduled notification {}: stored body does not parse; dropped",
+                  run->job.notification_id);
+      return queue_.fire(run->job, std::vector<std::string>{}, done);
+    }
+    auto runtime = catalog_.find(request->hub());
+    if (!runtime) {
+      log::get("dispatch")
+          ->warn("scheduled notification {}: hub '{}' is not served here; released",
+                 run->job.notification_id, request->hub());
+      return release(run);
+    }
+    registry::Hub hub{runtime->settings.name, runtime->settings.buckets};
+    planSend(registry_, hub, request, config_.buckets_per_job,
+             [this, run, done](Result<std::vector<std::string>> plan) {
+               if (!plan) return done(plan.error());
+               queue_.fire(run->job, std::move(*plan), done);
+             });
+  });
 }
 
 void Dispatcher::load(const RunPtr& run) {
@@ -283,6 +346,7 @@ void Dispatcher::begin(const RunPtr& run) {
     return setAside(run, "hub '" + run->notification->hub + "' is not served here");
   }
   const HubSettings* hub = &runtime->settings;
+  run->begun = true;
   run->runtime = runtime;
   run->hub = registry::Hub{hub->name, hub->buckets};
   ClientsOf& entry = clients_[lowerName(hub->name)];
@@ -291,8 +355,11 @@ void Dispatcher::begin(const RunPtr& run) {
     entry.clients = makeHubClients(ioc_, runtime->platforms);
   }
   run->clients = entry.clients;
+  // A direct send's units are runs of its handles; everyone else's are buckets.
+  const auto& direct = run->notification->direct;
+  uint32_t units = direct.empty() ? hub->buckets : directUnits(direct.size());
   for (const auto& r : *range) {
-    for (uint32_t b = r.first; b < std::min(r.last, hub->buckets); ++b) run->units.push_back(b);
+    for (uint32_t b = r.first; b < std::min(r.last, units); ++b) run->units.push_back(b);
   }
   auto start = static_cast<uint32_t>(std::min<size_t>(run->settled, run->units.size()));
   run->recorded = run->settled = run->next_unit = start;
@@ -337,7 +404,26 @@ void Dispatcher::pump(const RunPtr& run) {
   if (run->settled == run->units.size() && !run->recording) finish(run);
 }
 
+void Dispatcher::resolveDirect(const RunPtr& run, uint32_t unit) {
+  ++run->resolving;
+  // Posted, as a resolve's answer would be: pump() must not run inside its own loop.
+  boost::asio::post(ioc_, [this, run, unit] {
+    --run->resolving;
+    if (run->winding_down()) return pump(run);  // the unit stays open for whoever takes the job
+    const auto& direct = run->notification->direct;
+    size_t first = size_t{run->units[unit]} * kDirectTargetsPerUnit;
+    for (size_t i = first; i < std::min(direct.size(), first + kDirectTargetsPerUnit); ++i) {
+      registry::ResolvedTarget target;
+      target.platform = direct[i].platform;
+      target.push_channel = direct[i].handle;
+      deliver(run, unit, std::move(target));
+    }
+    settle(run, unit);
+  });
+}
+
 void Dispatcher::resolveBucket(const RunPtr& run, uint32_t unit, uint32_t bucket) {
+  if (!run->notification->direct.empty()) return resolveDirect(run, unit);
   ++run->resolving;
   registry_.resolve(
       run->hub, bucket, run->notification->selector,
@@ -473,7 +559,8 @@ void Dispatcher::onOutcome(const RunPtr& run, uint32_t unit, registry::Platform 
     return;
   }
   count(run, unit, platform, target, outcome.azure_outcome, outcome.http_status, outcome.reason);
-  if (outcome.kind == OutcomeKind::kDropToken) {
+  // A direct send's handle belongs to no installation: there is nothing to mark.
+  if (outcome.kind == OutcomeKind::kDropToken && !target.installation_id.empty()) {
     // The unit stays open until the handle is marked, so a completed notification means its dead
     // handles are no longer targeted.
     ++run->in_flight;
@@ -526,7 +613,8 @@ void Dispatcher::advance(const RunPtr& run) {
     moved = true;
   }
   // The last unit's counts go with complete(): one write instead of two for a small send.
-  if (moved && !run->recording && !run->finishing && run->settled < run->units.size()) {
+  if (moved && !run->recording && !run->finishing && !run->winding_down() &&
+      run->settled < run->units.size()) {
     record(run);
   }
 }

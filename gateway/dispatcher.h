@@ -1,8 +1,9 @@
 #pragma once
 // The delivery loop of one worker: claims jobs from the Redis Stream, resolves each job's buckets
-// to targets, renders and hands every target to its provider, retries retryable outcomes with
-// backoff within the notification's deadline, removes handles providers call dead, and
-// acknowledges a job (with its outcome counts) only when every target has a final outcome.
+// (or a direct send's handles) to targets, renders and hands every target to its provider, retries
+// retryable outcomes with backoff within the notification's deadline, removes handles providers
+// call dead, and acknowledges a job (with its outcome counts) only when every target has a final
+// outcome.
 //
 // Crash safety. Running jobs are touched in Redis so they never look abandoned; jobs pending
 // longer than job_idle_timeout_ms (a dead instance's, or one whose claim reply was lost with a
@@ -19,6 +20,10 @@
 // Memory stays bounded whatever the audience: a job resolves at most resolves_in_flight_per_job
 // buckets at a time, and only while fewer than max_in_flight_per_job targets are outstanding, and a
 // worker runs at most max_jobs_per_worker jobs.
+//
+// Scheduled sends: every worker moves the due sends of its home partitions into the queue each
+// kSchedulePoll (250 ms), so a send fires within about a second of its time while any instance
+// runs; the fire job that arrives plans the send and adds its jobs.
 //
 // Thread: everything runs on the owning worker's io_context.
 
@@ -74,6 +79,14 @@ class Dispatcher {
   void setAside(const RunPtr& run, std::string why);
   void pump(const RunPtr& run);
   void resolveBucket(const RunPtr& run, uint32_t unit, uint32_t bucket);
+  // A direct send's unit: its handles, from the notification itself (no Redis).
+  void resolveDirect(const RunPtr& run, uint32_t unit);
+  // A fire job (a scheduled send whose time came): plans the send against the registry as it is
+  // now and adds its jobs (NotificationQueue::fire), or releases it when the hub is not served
+  // here. Takes a job slot while it runs.
+  void fireScheduled(const RunPtr& run);
+  // Every kSchedulePoll, moves the due scheduled sends of the home partitions into the queue.
+  void armScheduler();
   // Takes the target's strings (the resolve's vector is not used afterwards).
   void deliver(const RunPtr& run, uint32_t unit, registry::ResolvedTarget&& target);
   // `tpl` compiled and rendered for this job's notification, from the job's cache when an equal
@@ -133,6 +146,7 @@ class Dispatcher {
   size_t claims_waiting_ = 0;
   size_t next_home_ = 0;  // where the next round of reads starts in home_
   boost::asio::steady_timer upkeep_timer_;
+  boost::asio::steady_timer schedule_timer_;
   std::map<std::string, RunPtr> active_;  // by NotificationQueue::jobMark()
   // Jobs of one notification usually follow each other; keep the last few parsed.
   std::deque<std::shared_ptr<const PreparedNotification>> recent_;

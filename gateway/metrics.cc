@@ -33,6 +33,13 @@ std::string renderPrometheus(const std::vector<const WorkerMetrics*>& workers) {
           [](const WorkerMetrics& m) -> const WorkerMetrics::Counter& {
             return m.notifications_accepted;
           });
+  counter("pushhub_notifications_cancelled_total", "Scheduled sends called off before their time.",
+          [](const WorkerMetrics& m) -> const WorkerMetrics::Counter& {
+            return m.notifications_cancelled;
+          });
+  counter(
+      "pushhub_scheduled_fired_total", "Scheduled sends moved to the queue at their time.",
+      [](const WorkerMetrics& m) -> const WorkerMetrics::Counter& { return m.scheduled_fired; });
   counter("pushhub_jobs_started_total", "Jobs claimed from the queue.",
           [](const WorkerMetrics& m) -> const WorkerMetrics::Counter& { return m.jobs_started; });
   counter("pushhub_jobs_completed_total", "Jobs whose every target has a final outcome.",

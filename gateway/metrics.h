@@ -37,6 +37,8 @@ size_t outcomeIndex(std::string_view azure_name);  // unknown names count as Unk
 struct WorkerMetrics {
   using Counter = std::atomic<uint64_t>;
   Counter notifications_accepted{0};
+  Counter notifications_cancelled{0};  // scheduled sends called off
+  Counter scheduled_fired{0};          // scheduled sends moved to the queue at their time
   Counter jobs_started{0};
   Counter jobs_completed{0};
   Counter jobs_reclaimed{0};  // taken over after job_idle_timeout_ms without progress

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <charconv>
 #include <random>
+#include <set>
 
 namespace pushhub::gateway {
 namespace {
@@ -75,6 +76,44 @@ Result<void> validateNativePayload(registry::Platform platform, const v1::Native
   return {};
 }
 
+// A direct send names its handles: each valid for its platform, none twice, and a native
+// payload for every platform among them (there are no templates without installations).
+Result<void> validateDirectTargets(const v1::SendNotificationRequest& request) {
+  const auto& targets = request.direct().targets();
+  if (targets.empty() || targets.size() > static_cast<int>(kMaxDirectTargets)) {
+    return Error::invalidArgument("direct.targets: 1 to " + std::to_string(kMaxDirectTargets) +
+                                  " handles");
+  }
+  if (request.template_properties_size() > 0) {
+    return Error::invalidArgument(
+        "template_properties: a direct send has no installations, so no templates; give native "
+        "payloads");
+  }
+  std::set<std::pair<int, std::string_view>> seen;
+  for (int i = 0; i < targets.size(); ++i) {
+    std::string field = "direct.targets[" + std::to_string(i) + "]";
+    auto platform = fromProto(targets[i].platform(), field + ".platform");
+    if (!platform) return platform.error();
+    if (auto ok = registry::validatePushChannel(*platform, targets[i].push_handle()); !ok) {
+      // The registry's rule, named by this request's field.
+      std::string_view rule = ok.error().message;
+      if (rule.rfind("pushChannel: ", 0) == 0) rule.remove_prefix(13);
+      return Error::invalidArgument(field + ".push_handle: " + std::string(rule));
+    }
+    if (!seen.insert({targets[i].platform(), targets[i].push_handle()}).second) {
+      return Error::invalidArgument(field + ": listed twice");
+    }
+    bool has_payload =
+        std::any_of(request.native().begin(), request.native().end(),
+                    [&](const auto& n) { return n.platform() == targets[i].platform(); });
+    if (!has_payload) {
+      return Error::invalidArgument(field + ": no native payload with platform " +
+                                    v1::Platform_Name(targets[i].platform()).substr(9));
+    }
+  }
+  return {};
+}
+
 Result<expr::Properties> propertiesOf(const v1::SendNotificationRequest& request) {
   return expr::Properties::make(
       {request.template_properties().begin(), request.template_properties().end()});
@@ -108,7 +147,8 @@ v1::Platform toProto(registry::Platform platform) {
 }
 
 Result<void> validateSendRequest(const v1::SendNotificationRequest& request,
-                                 std::chrono::system_clock::time_point now) {
+                                 std::chrono::system_clock::time_point now,
+                                 std::chrono::seconds max_schedule_ahead) {
   switch (request.audience_case()) {
     case v1::SendNotificationRequest::kTag:
       if (auto ok = registry::validateTag(request.tag(), "tag"); !ok) return ok;
@@ -127,9 +167,12 @@ Result<void> validateSendRequest(const v1::SendNotificationRequest& request,
     case v1::SendNotificationRequest::kBroadcast:
       if (!request.broadcast()) return Error::invalidArgument("broadcast: must be true when set");
       break;
+    case v1::SendNotificationRequest::kDirect:
+      if (auto ok = validateDirectTargets(request); !ok) return ok;
+      break;
     default:
       return Error::invalidArgument(
-          "audience: set one of tag, tag_expression, installation_id or broadcast");
+          "audience: set one of tag, tag_expression, installation_id, broadcast or direct");
   }
 
   bool has_native = request.native_size() > 0;
@@ -177,6 +220,21 @@ Result<void> validateSendRequest(const v1::SendNotificationRequest& request,
       std::any_of(key.begin(), key.end(), [](char c) { return c < 0x21 || c > 0x7e; })) {
     return Error::invalidArgument(
         "idempotency_key: must be 1 to 128 printable ASCII characters (no spaces)");
+  }
+  if (request.has_scheduled_time()) {
+    if (request.test()) return Error::invalidArgument("scheduled_time: a test send is sent now");
+    auto at = toTimePoint(request.scheduled_time());
+    if (at < now - kScheduleSlack) return Error::invalidArgument("scheduled_time: is in the past");
+    if (at > now + max_schedule_ahead) {
+      return Error::invalidArgument(
+          "scheduled_time: at most " +
+          std::to_string(
+              std::chrono::duration_cast<std::chrono::hours>(max_schedule_ahead).count()) +
+          " hours ahead");
+    }
+    if (request.has_expiry() && toTimePoint(request.expiry()) <= at) {
+      return Error::invalidArgument("expiry: is before scheduled_time");
+    }
   }
   if (request.has_deadline()) {
     const auto& d = request.deadline();
@@ -250,6 +308,9 @@ std::vector<JobBuckets> planJobs(const v1::SendNotificationRequest& request, uin
     uint32_t bucket = registry::Registry::bucketOf(request.installation_id(), buckets);
     return {{BucketRange{bucket, bucket + 1}}};
   }
+  if (request.audience_case() == v1::SendNotificationRequest::kDirect) {
+    buckets = directUnits(static_cast<size_t>(request.direct().targets_size()));
+  }
   if (request.test()) buckets_per_job = buckets;
   std::vector<JobBuckets> jobs;
   if (!candidates) {
@@ -275,6 +336,27 @@ std::vector<JobBuckets> planJobs(const v1::SendNotificationRequest& request, uin
     ++in_job;
   }
   return jobs;
+}
+
+void planSend(registry::Registry& registry, const registry::Hub& hub,
+              std::shared_ptr<const v1::SendNotificationRequest> request, uint32_t buckets_per_job,
+              std::function<void(Result<std::vector<std::string>>)> cb) {
+  auto encode = [buckets = hub.buckets, buckets_per_job, request,
+                 cb](const std::optional<std::vector<uint32_t>>& candidates) {
+    std::vector<std::string> jobs;
+    for (const auto& job : planJobs(*request, buckets, buckets_per_job, candidates)) {
+      jobs.push_back(encodeJob(job));
+    }
+    cb(std::move(jobs));
+  };
+  auto expression = expressionOf(*request);
+  if (!expression) return encode(std::nullopt);
+  // The tag index names the buckets that may hold the audience; only those get jobs.
+  registry.candidateBuckets(hub, *expression,
+                            [encode, cb](Result<std::optional<std::vector<uint32_t>>> candidates) {
+                              if (!candidates) return cb(candidates.error());
+                              encode(*candidates);
+                            });
 }
 
 registry::Selector selectorOf(const v1::SendNotificationRequest& request) {
@@ -354,6 +436,10 @@ Result<std::shared_ptr<const PreparedNotification>> prepareNotification(std::str
   prepared->hub = request.hub();
   prepared->selector = selectorOf(request);
   prepared->test = request.test();
+  for (const auto& target : request.direct().targets()) {
+    auto platform = fromProto(target.platform(), "platform");
+    if (platform) prepared->direct.push_back({*platform, target.push_handle()});
+  }
   if (request.has_expiry()) prepared->expiry = toTimePoint(request.expiry());
   if (request.has_deliver_by()) prepared->deliver_by = toTimePoint(request.deliver_by());
   for (const auto& native : request.native()) {

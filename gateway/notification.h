@@ -31,12 +31,23 @@ v1::Platform toProto(registry::Platform platform);
 inline constexpr std::chrono::seconds kMaxDeadline{7 * 24 * 3600};
 inline constexpr size_t kMaxIdempotencyKeyLength = 128;
 inline constexpr size_t kMaxTestTargets = 10;  // a test send reaches at most this many, as Azure
+// A batch direct send names at most this many handles, as Azure; a job handles them in units of
+// kDirectTargetsPerUnit, as it handles buckets.
+inline constexpr size_t kMaxDirectTargets = 1000;
+inline constexpr size_t kDirectTargetsPerUnit = 100;
+inline uint32_t directUnits(size_t targets) {
+  return static_cast<uint32_t>((targets + kDirectTargetsPerUnit - 1) / kDirectTargetsPerUnit);
+}
+// A scheduled time this close to the past still counts as now (clocks of callers drift).
+inline constexpr std::chrono::seconds kScheduleSlack{60};
 
-// Checks everything a send can be refused for before it is stored: audience, payloads and their
-// platform limits and headers, template properties, expiry, deadline. Errors name the field and
-// the limit.
+// Checks everything a send can be refused for before it is stored: audience (direct handles by
+// their platform's rules; a WNS channel's host is the hub's to check), payloads and their
+// platform limits and headers, template properties, expiry, scheduled time (at most
+// `max_schedule_ahead` ahead), deadline. Errors name the field and the limit.
 Result<void> validateSendRequest(const v1::SendNotificationRequest& request,
-                                 std::chrono::system_clock::time_point now);
+                                 std::chrono::system_clock::time_point now,
+                                 std::chrono::seconds max_schedule_ahead);
 
 // A random id of 32 lower-case hex characters.
 std::string newNotificationId();
@@ -59,10 +70,16 @@ std::shared_ptr<const expr::TagExpression> expressionOf(const v1::SendNotificati
 // Splits a send into jobs of at most `buckets_per_job` buckets each: every bucket of the hub,
 // or only `candidates` (sorted) when the tag index narrowed them; a send to one installation is
 // one job for its bucket; a test send is one job (it stops at kMaxTestTargets). No candidate: no
-// job.
+// job. A direct send's "buckets" are its units of kDirectTargetsPerUnit handles.
 std::vector<JobBuckets> planJobs(const v1::SendNotificationRequest& request, uint32_t buckets,
                                  uint32_t buckets_per_job,
                                  const std::optional<std::vector<uint32_t>>& candidates);
+
+// The job payloads of a send to `hub`, planned now: planJobs over the buckets the tag index
+// gives its expression (every bucket without one). Calls back on the registry's thread.
+void planSend(registry::Registry& registry, const registry::Hub& hub,
+              std::shared_ptr<const v1::SendNotificationRequest> request, uint32_t buckets_per_job,
+              std::function<void(Result<std::vector<std::string>>)> cb);
 
 registry::Selector selectorOf(const v1::SendNotificationRequest& request);
 
@@ -75,6 +92,12 @@ struct PreparedNotification {
   std::array<std::shared_ptr<const providers::Notification>, 3> native;
   bool uses_templates = false;
   bool test = false;  // a test send: at most kMaxTestTargets targets, every outcome listed
+  // A direct send's handles, in order; empty otherwise.
+  struct DirectTarget {
+    registry::Platform platform;
+    std::string handle;
+  };
+  std::vector<DirectTarget> direct;
   expr::Properties properties;
   std::optional<std::chrono::system_clock::time_point> expiry;
   // The send's deadline: after it nothing more is handed to a provider.

@@ -127,6 +127,69 @@ return redis.call('GET', KEYS[1]) or ''
   return s;
 }
 
+// KEYS: schedule (zset of partition p), stream p (same slot). ARGV: now ms, max.
+// Moves the sends whose time has come from the schedule into the stream as fire jobs, each
+// exactly once whoever runs it. Returns how many moved.
+const Script& moveDueScript() {
+  static const Script s(R"lua(
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+for _, id in ipairs(due) do
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('XADD', KEYS[2], '*', 'n', id, 'j', 'fire')
+end
+return #due
+)lua");
+  return s;
+}
+
+// KEYS: record. ARGV: plan ('\n'-joined job payloads) or '' with ARGV[2] = 0, number of jobs,
+// now ms, 1 when ARGV[1] is a plan to store, ttl seconds.
+// false: record gone or the send cancelled; 0: still scheduled and no plan given. Otherwise the
+// plan to add: the one given if the send
+// was still scheduled (it becomes enqueued, or notargetfound with no job), else the one stored
+// by the run that fired it first.
+const Script& fireScript() {
+  static const Script s(R"lua(
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state or state == 'cancelled' then return false end
+if state == 'scheduled' then
+  if ARGV[4] ~= '1' then return 0 end
+  local jobs = tonumber(ARGV[2])
+  redis.call('HSET', KEYS[1], 'plan', ARGV[1], 'jobs_total', jobs, 'created_ms', ARGV[3],
+             'state', jobs == 0 and 'notargetfound' or 'enqueued')
+  if jobs == 0 then redis.call('HSET', KEYS[1], 'end_ms', ARGV[3]) end
+  redis.call('EXPIRE', KEYS[1], ARGV[5])
+end
+return redis.call('HGET', KEYS[1], 'plan') or ''
+)lua");
+  return s;
+}
+
+// KEYS: stream, its once-mark for this job (same slot). ARGV: id, payload, ttl seconds.
+// XADDs the job unless its mark says it was added before (a fire job run twice).
+const Script& addOnceScript() {
+  static const Script s(R"lua(
+if redis.call('SET', KEYS[2], 1, 'NX', 'EX', ARGV[3]) then
+  redis.call('XADD', KEYS[1], '*', 'n', ARGV[1], 'j', ARGV[2])
+end
+return 1
+)lua");
+  return s;
+}
+
+// KEYS: record. ARGV: hub, now ms. false: no such notification of this hub; 1: cancelled; else
+// the state it is in.
+const Script& cancelScript() {
+  static const Script s(R"lua(
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state or redis.call('HGET', KEYS[1], 'hub') ~= ARGV[1] then return false end
+if state ~= 'scheduled' then return state end
+redis.call('HSET', KEYS[1], 'state', 'cancelled', 'end_ms', ARGV[2])
+return 1
+)lua");
+  return s;
+}
+
 // Calls `cb` once `left` parts are done, with the first error if any.
 struct Join {
   Join(size_t parts, std::function<void(Result<void>)> callback)
@@ -236,7 +299,7 @@ void NotificationQueue::enqueue(const std::string& id, const std::string& hub, s
   // stream (and so over the masters of a cluster) and one-job sends spread by their ids.
   std::vector<std::string> streams;
   streams.reserve(job_payloads.size());
-  uint32_t first = crc16Xmodem(id) % options_.partitions;
+  uint32_t first = partitionOf(id);
   for (size_t i = 0; i < job_payloads.size(); ++i) {
     streams.push_back(streamKey(static_cast<uint32_t>((first + i) % options_.partitions)));
   }
@@ -261,6 +324,146 @@ void NotificationQueue::enqueue(const std::string& id, const std::string& hub, s
                                });
                          }
                        });
+}
+
+std::string NotificationQueue::scheduleKey(uint32_t partition) const {
+  return "ph:sched:{" + std::to_string(partition) + "}";
+}
+
+uint32_t NotificationQueue::partitionOf(const std::string& id) const {
+  return crc16Xmodem(id) % options_.partitions;
+}
+
+void NotificationQueue::schedule(const std::string& id, const std::string& hub, std::string body,
+                                 int64_t at_ms, std::function<void(Result<void>)> cb) {
+  if (auto r = validateId(id); !r) {
+    boost::asio::post(commands_.ioContext(), [cb = std::move(cb), e = r.error()] { cb(e); });
+    return;
+  }
+  int64_t now = nowMs();
+  // Kept until its time and for the retention after it.
+  int64_t ttl_s = std::max<int64_t>(0, at_ms - now) / 1000 + 1 + options_.record_ttl.count();
+  std::vector<std::string> args{std::move(body),      hub, std::to_string(now), "0", "scheduled",
+                                std::to_string(ttl_s)};
+  RedisClient* redis = &commands_;
+  commands_.evalScript(writeRecordScript(), {recordKey(id)}, std::move(args),
+                       [redis, id, at_ms, key = scheduleKey(partitionOf(id)),
+                        cb = std::move(cb)](Result<RedisReply> r) mutable {
+                         if (!r) return cb(r.error());
+                         redis->command(
+                             {"HSET", recordKey(id), "scheduled_ms", std::to_string(at_ms)},
+                             [](Result<RedisReply>) {});
+                         redis->command({"ZADD", key, std::to_string(at_ms), id},
+                                        [cb = std::move(cb)](Result<RedisReply> z) {
+                                          if (!z) return cb(z.error());
+                                          cb(Result<void>());
+                                        });
+                       });
+}
+
+void NotificationQueue::moveDue(uint32_t partition, size_t max,
+                                std::function<void(Result<size_t>)> cb) {
+  commands_.evalScript(moveDueScript(), {scheduleKey(partition), streamKey(partition)},
+                       {std::to_string(nowMs()), std::to_string(max)},
+                       [cb = std::move(cb)](Result<RedisReply> r) {
+                         if (!r) return cb(r.error());
+                         cb(static_cast<size_t>(r->integer));
+                       });
+}
+
+void NotificationQueue::fire(const Job& fire_job, std::optional<std::vector<std::string>> plan,
+                             std::function<void(Result<bool>)> cb) {
+  std::string joined;
+  size_t jobs = plan ? plan->size() : 0;
+  if (plan) {
+    for (const auto& payload : *plan) {
+      if (!joined.empty()) joined += '\n';
+      joined += payload;
+    }
+  }
+  int64_t ttl_s = options_.record_ttl.count();
+  RedisClient* redis = &commands_;
+  auto added = [this, fire_job, cb](Result<void> ok) mutable {
+    if (!ok) return cb(ok.error());  // not acknowledged: the fire job is redone
+    acknowledge(fire_job, [cb = std::move(cb)](Result<void> acked) {
+      if (!acked) return cb(acked.error());
+      cb(true);
+    });
+  };
+  commands_.evalScript(
+      fireScript(), {recordKey(fire_job.notification_id)},
+      {std::move(joined), std::to_string(jobs), std::to_string(nowMs()), plan ? "1" : "0",
+       std::to_string(ttl_s)},
+      [this, redis, fire_job, ttl_s, added = std::move(added),
+       cb = std::move(cb)](Result<RedisReply> r) mutable {
+        if (!r) return cb(r.error());
+        if (r->type == RedisReply::Type::kInteger) {
+          return cb(Error::internal("notification " + fire_job.notification_id +
+                                    ": still scheduled, and no plan given"));
+        }
+        if (r->type == RedisReply::Type::kNil) {
+          // Gone or cancelled: nothing to add.
+          return acknowledge(fire_job, [cb = std::move(cb)](Result<void> acked) {
+            if (!acked) return cb(acked.error());
+            cb(false);
+          });
+        }
+        std::vector<std::string> payloads;
+        std::string_view stored = r->str;
+        while (!stored.empty()) {
+          auto nl = stored.find('\n');
+          payloads.emplace_back(stored.substr(0, nl));
+          stored = nl == std::string_view::npos ? std::string_view() : stored.substr(nl + 1);
+        }
+        if (payloads.empty()) return added(Result<void>());
+        const std::string& id = fire_job.notification_id;
+        auto join = std::make_shared<Join>(payloads.size(), std::move(added));
+        uint32_t first = partitionOf(id);
+        for (size_t i = 0; i < payloads.size(); ++i) {
+          uint32_t p = static_cast<uint32_t>((first + i) % options_.partitions);
+          // The mark shares the stream's hash tag, so both are in one slot.
+          std::string mark = "ph:once:{" + std::to_string(p) + "}:" + id + ":" + std::to_string(i);
+          redis->evalScript(addOnceScript(), {streamKey(p), std::move(mark)},
+                            {id, std::move(payloads[i]), std::to_string(ttl_s)},
+                            [join](Result<RedisReply> x) {
+                              join->done(x ? Result<void>() : Result<void>(x.error()));
+                            });
+        }
+      });
+}
+
+void NotificationQueue::cancel(const std::string& hub, const std::string& id,
+                               std::function<void(Result<void>)> cb) {
+  if (auto r = validateId(id); !r) {
+    boost::asio::post(commands_.ioContext(), [cb = std::move(cb), e = r.error()] { cb(e); });
+    return;
+  }
+  RedisClient* redis = &commands_;
+  commands_.evalScript(
+      cancelScript(), {recordKey(id)}, {hub, std::to_string(nowMs())},
+      [redis, id, key = scheduleKey(partitionOf(id)), cb = std::move(cb)](Result<RedisReply> r) {
+        if (!r) return cb(r.error());
+        if (r->type == RedisReply::Type::kNil) {
+          return cb(Error::notFound("notification '" + id + "' not found"));
+        }
+        if (r->type != RedisReply::Type::kInteger) {
+          return cb(Error::failedPrecondition("notification '" + id + "' is " + r->str +
+                                              ": only a scheduled send can be cancelled"));
+        }
+        // Should this fail, the send still moves to the queue at its time, and its fire job
+        // finds it cancelled.
+        redis->command({"ZREM", key, id}, [](Result<RedisReply>) {});
+        cb(Result<void>());
+      });
+}
+
+void NotificationQueue::acknowledge(const Job& job, std::function<void(Result<void>)> cb) {
+  commands_.command({"XACK", job.stream, options_.group, job.stream_id}, [](Result<RedisReply>) {});
+  commands_.command({"XDEL", job.stream, job.stream_id},
+                    [cb = std::move(cb)](Result<RedisReply> d) {
+                      if (!d) return cb(d.error());
+                      cb(Result<void>());
+                    });
 }
 
 void NotificationQueue::reserveIdempotencyKey(const std::string& hub, const std::string& key,
@@ -399,22 +602,13 @@ void NotificationQueue::complete(const Job& job,
   auto args = outcomeArgs(
       {jobMark(job), std::to_string(nowMs()), std::string(abandoned_because), std::to_string(from)},
       outcome_counts, failures);
-  RedisClient* redis = &commands_;
   commands_.evalScript(
       completeScript(), {recordKey(job.notification_id), failuresKey(job.notification_id)},
-      std::move(args),
-      [redis, stream = job.stream, group = options_.group, sid = job.stream_id,
-       cb = std::move(cb)](Result<RedisReply> r) mutable {
+      std::move(args), [this, job, cb = std::move(cb)](Result<RedisReply> r) mutable {
         if (!r) {
           return cb(r.error());  // not acknowledged: the job stays pending and is redone
         }
-        redis->command({"XACK", stream, group, sid}, [](Result<RedisReply>) {});
-        redis->command({"XDEL", stream, sid}, [cb = std::move(cb)](Result<RedisReply> d) {
-          if (!d) {
-            return cb(d.error());
-          }
-          cb(Result<void>());
-        });
+        acknowledge(job, std::move(cb));
       });
 }
 
@@ -488,6 +682,8 @@ void NotificationQueue::state(const std::string& id,
             s.state = v;
           } else if (k == "abandoned") {
             s.abandoned = v;
+          } else if (k == "scheduled_ms") {
+            s.scheduled_ms = num(v);
           } else if (k.rfind("o:", 0) == 0) {
             s.outcome_counts[k.substr(2)] = num(v);
           }

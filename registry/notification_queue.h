@@ -6,7 +6,8 @@
 // Redis layout:
 //   ph:n:{<id>}   hash, TTL Options::record_ttl (refreshed by nothing: it is the retention)
 //       body, hub, created_ms, start_ms, end_ms, jobs_total, jobs_done,
-//       state (enqueued | running | completed | notargetfound | abandoned),
+//       state (scheduled | enqueued | running | completed | notargetfound | abandoned |
+//       cancelled), scheduled_ms and plan (the jobs a scheduled send became) for a scheduled send,
 //       o:<platform>:<AzureOutcome> outcome counters (HINCRBY), targets = their sum,
 //       p:<job mark> = units (buckets) of a running job already counted, in the job's order,
 //       j:<job mark> = 1 for every job already counted (makes complete() idempotent when a
@@ -14,6 +15,9 @@
 //       The job mark is <stream>/<stream id>.
 //   ph:idem:{<hub>:<key>} string, the notification id a send's idempotency key is tied to, TTL
 //       the idempotency window.
+//   ph:sched:{<p>} sorted set: scheduled sends of partition p by their time (ms); same slot as
+//       the partition's stream. ph:once:{<p>}:<id>:<n> marks that a fired send's job n was added
+//       to stream p (TTL the retention).
 //   ph:n:{<id>}:f list of per-handle failures (at most Options::failures_per_notification, the
 //       first ones), same TTL.
 //   <stream>:{<p>} for p in 0..partitions-1 (default ph:jobs:{0} .. ph:jobs:{7}), each a Stream
@@ -69,9 +73,10 @@ struct NotificationState {
   int64_t end_ms = 0;    // 0: not ended
   int64_t jobs_total = 0;
   int64_t jobs_done = 0;
-  // enqueued | running | completed | notargetfound | abandoned
+  // scheduled | enqueued | running | completed | notargetfound | abandoned | cancelled
   std::string state;
   std::string abandoned;                          // why, when abandoned
+  int64_t scheduled_ms = 0;                       // a scheduled send's time; 0: sent at once
   std::map<std::string, int64_t> outcome_counts;  // "apns:Success" -> n
   std::vector<DeliveryFailure> failures;
 };
@@ -115,6 +120,29 @@ class NotificationQueue {
   // record is written as completed. On error some jobs may have been added; the record expires.
   void enqueue(const std::string& id, const std::string& hub, std::string body,
                std::vector<std::string> job_payloads, std::function<void(Result<void>)> cb);
+
+  // Scheduled sends. schedule() writes the record (state scheduled, kept until `at_ms` plus the
+  // retention), then adds the id to its partition's schedule (scheduleKey, a sorted set by time
+  // in the same Cluster slot as the partition's stream). moveDue() moves the sends whose time has
+  // come into their stream as fire jobs (payload kFireJob), atomically, so each moves exactly
+  // once whichever instances call it. A fire job is handled by fire(): the first run stores
+  // `plan` (the job payloads, from planning the send then) and the send becomes enqueued; a run
+  // of a reclaimed fire job adds the stored plan instead (nullopt: the plan is not known yet and
+  // the send is still scheduled, so nothing happens). Each job is XADDed at most once (a mark
+  // ph:once:{p}:<id>:<n> in its stream's slot), then the fire job is acknowledged. False when the
+  // send was cancelled or its record is gone (the fire job is acknowledged, nothing added).
+  static constexpr std::string_view kFireJob = "fire";
+  std::string scheduleKey(uint32_t partition) const;
+  void schedule(const std::string& id, const std::string& hub, std::string body, int64_t at_ms,
+                std::function<void(Result<void>)> cb);
+  void moveDue(uint32_t partition, size_t max, std::function<void(Result<size_t>)> cb);
+  void fire(const Job& fire_job, std::optional<std::vector<std::string>> plan,
+            std::function<void(Result<bool>)> cb);
+  // Calls off a scheduled send of `hub` (its stored, canonical name): kNotFound when there is no
+  // such notification of this hub, kFailedPrecondition when it is no longer scheduled.
+  void cancel(const std::string& hub, const std::string& id, std::function<void(Result<void>)> cb);
+  // XACK + XDEL: the job is done and leaves the stream.
+  void acknowledge(const Job& job, std::function<void(Result<void>)> cb);
 
   // Ties an idempotency key of `hub` to `id` for `window`, unless it is tied already: then the
   // callback gets the id it is tied to (empty when the key was free and is now `id`'s).
@@ -184,6 +212,9 @@ class NotificationQueue {
   std::vector<std::string> outcomeArgs(std::vector<std::string> head,
                                        const std::map<std::string, int64_t>& outcome_counts,
                                        const std::vector<DeliveryFailure>& failures) const;
+
+  // The partition a notification's first job (and its schedule entry) goes to.
+  uint32_t partitionOf(const std::string& id) const;
 
   RedisClient& commands_;
   std::vector<RedisClient*> readers_;

@@ -217,6 +217,112 @@ TEST(SendIntegrationTest, TagSendReachesExactlyTheTaggedInstallationsOnceAndDrop
             std::string::npos);
 }
 
+TEST(SendIntegrationTest, DirectSendsReachTheirHandlesAndScheduledSendsFireOnceOrNever) {
+  Stack stack;
+  std::mt19937_64 rng(7);
+  // A batch direct send: 250 handles (three units), every 50th one pns-mock calls dead.
+  v1::SendNotificationRequest direct;
+  direct.set_hub(kHub);
+  std::set<std::string> live, dead;
+  for (int i = 0; i < 250; ++i) {
+    std::string token = randomToken(rng, i % 50 == 0 ? "dead" : "");
+    (i % 50 == 0 ? dead : live).insert(token);
+    auto* target = direct.mutable_direct()->add_targets();
+    target->set_platform(v1::PLATFORM_APNS);
+    target->set_push_handle(token);
+  }
+  auto* native = direct.add_native();
+  native->set_platform(v1::PLATFORM_APNS);
+  native->set_body(R"({"aps":{"alert":"direct"}})");
+  v1::SendNotificationResponse accepted;
+  auto rpc = stack.stub().SendNotification(stack.context().get(), direct, &accepted);
+  ASSERT_TRUE(rpc.ok()) << rpc.error_message();
+  auto status = waitCompleted(stack, accepted.notification_id());
+  ASSERT_EQ(status.state(), v1::NotificationStatus::STATE_COMPLETED) << stack.daemonLog();
+  EXPECT_EQ(outcomeCount(status, "Success"), static_cast<int64_t>(live.size()));
+  EXPECT_EQ(outcomeCount(status, "ExpiredChannel"), static_cast<int64_t>(dead.size()));
+  ASSERT_EQ(status.failures_size(), static_cast<int>(dead.size()));
+  for (const auto& f : status.failures()) {
+    EXPECT_TRUE(dead.count(f.push_handle())) << f.push_handle();
+    EXPECT_EQ(f.installation_id(), "");
+  }
+  std::map<std::string, int> got;
+  for (const auto& r : received(stack)) got[json::value_to<std::string>(r.at("token"))]++;
+  for (const auto& token : live) EXPECT_EQ(got[token], 1) << token;
+  EXPECT_EQ(got.size(), live.size() + dead.size());
+
+  // A WNS channel outside the hub's allowed hosts is refused, and nothing is stored.
+  v1::SendNotificationRequest evil = direct;
+  auto* wns_target = evil.mutable_direct()->add_targets();
+  wns_target->set_platform(v1::PLATFORM_WNS);
+  wns_target->set_push_handle("https://evil.example.com/?token=secret");
+  auto* wns = evil.add_native();
+  wns->set_platform(v1::PLATFORM_WNS);
+  wns->set_body("<badge value=\"1\"/>");
+  (*wns->mutable_headers())["X-WNS-Type"] = "wns/badge";
+  rpc = stack.stub().SendNotification(stack.context().get(), evil, &accepted);
+  EXPECT_EQ(rpc.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(rpc.error_message().find("direct.targets[250].push_handle"), std::string::npos)
+      << rpc.error_message();
+  EXPECT_EQ(rpc.error_message().find("secret"), std::string::npos);
+
+  // Two scheduled sends to one installation, 2 s ahead; one is cancelled before its time.
+  std::string token = randomToken(rng);
+  ASSERT_TRUE(put(stack, "scheduled-one", token, {"later"}).ok());
+  auto schedule = [&](const std::string& alert) {
+    v1::SendNotificationRequest send;
+    send.set_hub(kHub);
+    send.set_tag("later");
+    auto* n = send.add_native();
+    n->set_platform(v1::PLATFORM_APNS);
+    n->set_body(R"({"aps":{"alert":")" + alert + R"("}})");
+    *send.mutable_scheduled_time() = TimeUtil::MillisecondsToTimestamp(
+        TimeUtil::TimestampToMilliseconds(TimeUtil::GetCurrentTime()) + 2000);
+    v1::SendNotificationResponse response;
+    auto r = stack.stub().SendNotification(stack.context().get(), send, &response);
+    EXPECT_TRUE(r.ok()) << r.error_message();
+    return response.notification_id();
+  };
+  auto get = [&](const std::string& id) {
+    v1::GetNotificationRequest request;
+    request.set_hub(kHub);
+    request.set_notification_id(id);
+    v1::NotificationStatus s;
+    EXPECT_TRUE(stack.stub().GetNotification(stack.context().get(), request, &s).ok());
+    return s;
+  };
+  auto cancel = [&](const std::string& id) {
+    v1::CancelNotificationRequest request;
+    request.set_hub(kHub);
+    request.set_notification_id(id);
+    v1::CancelNotificationResponse response;
+    return stack.stub().CancelNotification(stack.context().get(), request, &response);
+  };
+  std::string fires = schedule("fires"), cancelled = schedule("cancelled");
+  auto waiting = get(fires);
+  EXPECT_EQ(waiting.state(), v1::NotificationStatus::STATE_SCHEDULED);
+  ASSERT_TRUE(waiting.has_scheduled_time());
+  ASSERT_TRUE(cancel(cancelled).ok());
+  EXPECT_EQ(get(cancelled).state(), v1::NotificationStatus::STATE_CANCELLED);
+  status = waitCompleted(stack, fires);
+  ASSERT_EQ(status.state(), v1::NotificationStatus::STATE_COMPLETED) << stack.daemonLog();
+  EXPECT_EQ(outcomeCount(status, "Success"), 1);
+  EXPECT_GE(TimeUtil::TimestampToMilliseconds(status.start_time()),
+            TimeUtil::TimestampToMilliseconds(status.scheduled_time()));
+  EXPECT_EQ(cancel(fires).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // past the cancelled one's time
+  EXPECT_EQ(get(cancelled).state(), v1::NotificationStatus::STATE_CANCELLED);
+  std::vector<std::string> alerts;
+  for (const auto& r : received(stack)) {
+    if (json::value_to<std::string>(r.at("token")) == token) {
+      alerts.push_back(json::value_to<std::string>(r.at("body")));
+    }
+  }
+  EXPECT_EQ(alerts, (std::vector<std::string>{R"({"aps":{"alert":"fires"}})"}));
+  EXPECT_EQ(cancel("0123456789abcdef0123456789abcdef").error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(cancel("nope").error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
 TEST(SendIntegrationTest, TemplateSendRendersPropertiesAndBroadcastReachesEveryone) {
   Stack stack;
   std::mt19937_64 rng(7);

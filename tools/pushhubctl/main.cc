@@ -38,11 +38,13 @@ commands:
       spread by --mix, each with --tags-per tags drawn from tag-0..tag-(K-1); D of them get
       handles pns-mock calls dead (spread evenly); WNS channels are --wns-base + a token; with
       U, device i belongs to user user-(i / U); prints the rate and per-tag counts as JSON
-  send (--tag T | --expression E | --installation ID | --broadcast)
+  send (--tag T | --expression E | --installation ID | --broadcast | --handle PLATFORM:HANDLE...)
        ([--apns BODY] [--fcm BODY] [--wns BODY] [--header NAME=VALUE]... | --prop NAME=VALUE...)
-       [--expiry-seconds S] [--wait]
-      prints the notification id; --wait polls until every target has an outcome
+       [--expiry-seconds S] [--in SECONDS] [--wait]
+      prints the notification id; --wait polls until every target has an outcome; --handle
+      (apns|fcm|wns:HANDLE, up to 1000) sends to handles directly; --in schedules it
   notification get ID
+  notification cancel ID      calls off a scheduled send
 
 hub management (signed with the instance's admin key, not a hub's; prints JSON, no secrets):
   hub create --file HUB.json [--apns-key-file P8] [--fcm-service-account-file JSON]
@@ -383,6 +385,21 @@ int send(Client& client, const Args& args) {
     request.set_installation_id(args.get("--installation"));
   else if (args.has("--broadcast"))
     request.set_broadcast(true);
+  for (const auto& h : args.all("--handle")) {
+    auto [platform, handle] = splitPair(h, ':', "--handle");
+    auto* target = request.mutable_direct()->add_targets();
+    target->set_platform(platform == "apns"  ? v1::PLATFORM_APNS
+                         : platform == "fcm" ? v1::PLATFORM_FCM
+                         : platform == "wns" ? v1::PLATFORM_WNS
+                                             : v1::PLATFORM_UNSPECIFIED);
+    target->set_push_handle(handle);
+  }
+  if (args.has("--in")) {
+    auto when =
+        std::chrono::system_clock::now() + std::chrono::seconds(std::stoi(args.get("--in")));
+    request.mutable_scheduled_time()->set_seconds(
+        std::chrono::duration_cast<std::chrono::seconds>(when.time_since_epoch()).count());
+  }
   // One native payload per platform given; --header NAME=VALUE goes to the payload whose
   // platform the name belongs to (apns-* to APNs, X-WNS-* to WNS).
   for (const auto& [flag, platform] :
@@ -425,7 +442,8 @@ int send(Client& client, const Args& args) {
   do {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     status = getNotification(client, response.notification_id());
-  } while ((status.state() == v1::NotificationStatus::STATE_ENQUEUED ||
+  } while ((status.state() == v1::NotificationStatus::STATE_SCHEDULED ||
+            status.state() == v1::NotificationStatus::STATE_ENQUEUED ||
             status.state() == v1::NotificationStatus::STATE_PROCESSING) &&
            std::chrono::steady_clock::now() < deadline);
   std::cout << toJson(status) << "\n";
@@ -576,6 +594,17 @@ int main(int argc, char** argv) {
   if (p[0] == "send") return send(client, args);
   if (p[0] == "notification" && p.size() == 3 && p[1] == "get") {
     std::cout << toJson(getNotification(client, p[2])) << "\n";
+    return 0;
+  }
+  if (p[0] == "notification" && p.size() == 3 && p[1] == "cancel") {
+    v1::CancelNotificationRequest request;
+    request.set_hub(client.hub());
+    request.set_notification_id(p[2]);
+    grpc::ClientContext context;
+    client.prepare(context);
+    v1::CancelNotificationResponse response;
+    check(client.stub().CancelNotification(&context, request, &response));
+    std::cout << "cancelled " << p[2] << "\n";
     return 0;
   }
   std::cerr << kUsage;

@@ -20,7 +20,7 @@ v1::SendNotificationRequest apnsToTag(const std::string& tag, const std::string&
 }
 
 std::string errorOf(const v1::SendNotificationRequest& r) {
-  auto ok = validateSendRequest(r, system_clock::now());
+  auto ok = validateSendRequest(r, system_clock::now(), std::chrono::hours(168));
   return ok ? "" : ok.error().message;
 }
 
@@ -52,6 +52,82 @@ TEST(NotificationTest, RefusalsNameTheField) {
   EXPECT_NE(errorOf(past).find("expiry"), std::string::npos);
   auto empty_body = apnsToTag("t", "");
   EXPECT_NE(errorOf(empty_body).find("native[0].body"), std::string::npos);
+}
+
+v1::SendNotificationRequest direct(std::vector<std::pair<v1::Platform, std::string>> targets) {
+  v1::SendNotificationRequest r;
+  r.set_hub("h");
+  auto* list = r.mutable_direct();
+  for (auto& [platform, handle] : targets) {
+    auto* t = list->add_targets();
+    t->set_platform(platform);
+    t->set_push_handle(handle);
+  }
+  auto* n = r.add_native();
+  n->set_platform(v1::PLATFORM_APNS);
+  n->set_body("{}");
+  return r;
+}
+
+TEST(NotificationTest, DirectSendsNameValidHandlesOnceWithAPayloadForEachPlatform) {
+  const std::string token(64, 'a');
+  EXPECT_EQ(errorOf(direct({{v1::PLATFORM_APNS, token}})), "");
+  EXPECT_EQ(errorOf(direct({})), "direct.targets: 1 to 1000 handles");
+  std::vector<std::pair<v1::Platform, std::string>> many;
+  for (int i = 0; i < 1001; ++i) {
+    char buf[65];
+    std::snprintf(buf, sizeof buf, "%064x", i);
+    many.push_back({v1::PLATFORM_APNS, buf});
+  }
+  EXPECT_EQ(errorOf(direct(many)), "direct.targets: 1 to 1000 handles");
+  many.pop_back();
+  EXPECT_EQ(errorOf(direct(many)), "");
+  EXPECT_EQ(errorOf(direct({{v1::PLATFORM_APNS, token}, {v1::PLATFORM_APNS, token}})),
+            "direct.targets[1]: listed twice");
+  EXPECT_NE(errorOf(direct({{v1::PLATFORM_APNS, "xyz"}})).find("direct.targets[0].push_handle"),
+            std::string::npos);
+  EXPECT_EQ(errorOf(direct({{v1::PLATFORM_APNS, token}, {v1::PLATFORM_FCM, "f1"}})),
+            "direct.targets[1]: no native payload with platform FCM");
+  EXPECT_NE(errorOf(direct({{v1::PLATFORM_UNSPECIFIED, token}})).find("direct.targets[0].platform"),
+            std::string::npos);
+  auto templated = direct({{v1::PLATFORM_APNS, token}});
+  templated.clear_native();
+  (*templated.mutable_template_properties())["m"] = "x";
+  EXPECT_NE(errorOf(templated).find("template_properties"), std::string::npos);
+
+  // 250 handles are three units of 100; the prepared notification keeps them in order.
+  many.resize(250);
+  auto jobs = planJobs(direct(many), 1024, 64, std::nullopt);
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(jobs[0], (JobBuckets{{0, 3}}));
+  auto prepared = prepareNotification("id", direct(many).SerializeAsString());
+  ASSERT_TRUE(prepared);
+  ASSERT_EQ((*prepared)->direct.size(), 250u);
+  EXPECT_EQ((*prepared)->direct[249].handle, many[249].second);
+  EXPECT_EQ((*prepared)->direct[0].platform, registry::Platform::kApns);
+}
+
+TEST(NotificationTest, ScheduledTimesAreWithinTheWindowAndNotForTestSends) {
+  auto at = [](std::chrono::seconds from_now) {
+    auto r = apnsToTag("news", "{}");
+    auto when = system_clock::now() + from_now;
+    r.mutable_scheduled_time()->set_seconds(
+        std::chrono::duration_cast<std::chrono::seconds>(when.time_since_epoch()).count());
+    return r;
+  };
+  EXPECT_EQ(errorOf(at(std::chrono::hours(1))), "");
+  EXPECT_EQ(errorOf(at(std::chrono::hours(167))), "");
+  EXPECT_EQ(errorOf(at(std::chrono::hours(169))), "scheduled_time: at most 168 hours ahead");
+  EXPECT_EQ(errorOf(at(-std::chrono::hours(1))), "scheduled_time: is in the past");
+  auto test = at(std::chrono::hours(1));
+  test.set_test(true);
+  EXPECT_EQ(errorOf(test), "scheduled_time: a test send is sent now");
+  auto expires_first = at(std::chrono::hours(2));
+  expires_first.mutable_expiry()->set_seconds(
+      std::chrono::duration_cast<std::chrono::seconds>(
+          (system_clock::now() + std::chrono::hours(1)).time_since_epoch())
+          .count());
+  EXPECT_EQ(errorOf(expires_first), "expiry: is before scheduled_time");
 }
 
 TEST(NotificationTest, JobsCoverEveryBucketOnceAndOneInstallationIsOneJob) {

@@ -388,5 +388,93 @@ TEST_F(NotificationQueueTest, NoTargetAndUnknownIdsAreReported) {
   EXPECT_EQ(streamLength(), 0);
 }
 
+TEST_F(NotificationQueueTest, AScheduledSendFiresOnceAtItsTimeAndACancelledOneNever) {
+  auto nowMs = [] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  auto schedule = [&](const std::string& id, int64_t at_ms) {
+    return await<Result<void>>(
+        io_, [&](auto cb) { queue_.schedule(id, "myhub", "body-" + id, at_ms, cb); });
+  };
+  auto moveDue = [&](NotificationQueue& q) {
+    size_t moved = 0;
+    for (uint32_t p = 0; p < kPartitions; ++p) {
+      auto r = await<Result<size_t>>(io_, [&](auto cb) { q.moveDue(p, 100, cb); });
+      EXPECT_TRUE(r);
+      if (r) moved += *r;
+    }
+    return moved;
+  };
+  auto fire = [&](const Job& job, std::optional<std::vector<std::string>> plan) {
+    return await<Result<bool>>(io_, [&](auto cb) { queue_.fire(job, std::move(plan), cb); });
+  };
+  auto cancel = [&](const std::string& hub, const std::string& id) {
+    return await<Result<void>>(io_, [&](auto cb) { queue_.cancel(hub, id, cb); });
+  };
+
+  ASSERT_TRUE(schedule("due", nowMs() - 1));
+  ASSERT_TRUE(schedule("later", nowMs() + 3'600'000));
+  ASSERT_TRUE(schedule("called-off", nowMs() - 1));
+  EXPECT_EQ(state("due")->state, "scheduled");
+  EXPECT_GT(state("later")->scheduled_ms, nowMs());
+  EXPECT_EQ(streamLength(), 0);
+
+  // Cancelling: only by its own hub, only while scheduled.
+  EXPECT_EQ(cancel("otherhub", "called-off").error().code, Error::Code::kNotFound);
+  EXPECT_EQ(cancel("myhub", "never-sent").error().code, Error::Code::kNotFound);
+  ASSERT_TRUE(cancel("myhub", "called-off"));
+  EXPECT_EQ(state("called-off")->state, "cancelled");
+  auto again = cancel("myhub", "called-off");
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, Error::Code::kFailedPrecondition);
+  EXPECT_NE(again.error().message.find("is cancelled"), std::string::npos);
+
+  // Two instances move due sends at once: each moves exactly once, the later one not at all.
+  EXPECT_EQ(moveDue(queue_) + moveDue(queue_b_), 1u);
+  EXPECT_EQ(moveDue(queue_), 0u);
+  auto fires = claim(queue_, 10);
+  ASSERT_TRUE(fires);
+  ASSERT_EQ(fires->size(), 1u);
+  const Job fire_job = fires->front();
+  EXPECT_EQ(fire_job.notification_id, "due");
+  EXPECT_EQ(fire_job.payload, NotificationQueue::kFireJob);
+
+  // Without a plan a still-scheduled send is left alone (the job stays pending).
+  EXPECT_FALSE(fire(fire_job, std::nullopt));
+  // The first run stores its plan; a rerun (say the job was reclaimed after a crash) adds the
+  // same jobs, none twice, even when it planned differently.
+  ASSERT_EQ(*fire(fire_job, std::vector<std::string>{"0-8", "8-16", "16-20"}), true);
+  EXPECT_EQ(state("due")->state, "enqueued");
+  EXPECT_EQ(state("due")->jobs_total, 3);
+  Job rerun = fire_job;
+  ASSERT_TRUE(fire(rerun, std::vector<std::string>{"0-20"}));
+  ASSERT_TRUE(fire(rerun, std::nullopt));
+  auto jobs = claim(queue_, 10);
+  ASSERT_TRUE(jobs);
+  std::vector<std::string> payloads;
+  for (const auto& j : *jobs) payloads.push_back(j.payload);
+  EXPECT_EQ(payloads, (std::vector<std::string>{"0-8", "16-20", "8-16"}));
+  EXPECT_EQ(streamLength(), 3);  // the fire job was acknowledged and deleted
+  for (const auto& j : *jobs) ASSERT_TRUE(complete(queue_, j, {{"apns:Success", 1}}));
+  EXPECT_EQ(state("due")->state, "completed");
+  EXPECT_EQ(state("due")->outcome_counts["apns:Success"], 3);
+  EXPECT_FALSE(cancel("myhub", "due"));
+
+  // A cancelled send whose entry still reached the queue (the ZREM was lost) adds nothing.
+  Job stale{queue_.streamKey(0), "0-1", "called-off", std::string(NotificationQueue::kFireJob)};
+  ASSERT_EQ(*fire(stale, std::vector<std::string>{"0-4"}), false);
+  EXPECT_EQ(state("called-off")->jobs_total, 0);
+  // No plan means no target.
+  ASSERT_TRUE(schedule("nobody", nowMs() - 1));
+  EXPECT_EQ(moveDue(queue_), 1u);
+  fires = claim(queue_, 10);
+  ASSERT_TRUE(fires && fires->size() == 1u);
+  ASSERT_TRUE(fire(fires->front(), std::vector<std::string>{}));
+  EXPECT_EQ(state("nobody")->state, "notargetfound");
+  EXPECT_EQ(streamLength(), 0);  // every job completed or acknowledged
+}
+
 }  // namespace
 }  // namespace pushhub::registry
