@@ -150,6 +150,14 @@ void RedisCluster::waitConsistent(std::chrono::milliseconds timeout) {
         }
         std::string view;
         for (const auto& [range, port] : owners) view += range + "=" + std::to_string(port) + ";";
+        // And who replicates whom: a replica's role reaches the other nodes by gossip, after its
+        // replication link is up, so a master can still list its new replica as a master.
+        std::set<std::string> roles;
+        for (const auto& line : clusterNodes(n->port())) {
+          if (line.flags.find("fail") == std::string::npos)
+            roles.insert(line.id + ">" + line.master_id);
+        }
+        for (const auto& role : roles) view += role + ";";
         views.insert(view);
       } catch (const std::exception& e) {
         ok = false;
