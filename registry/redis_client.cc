@@ -52,6 +52,10 @@ RedisClient::RedisClient(asio::io_context& io, Options options)
 }
 
 RedisClient::~RedisClient() {
+  // Destruction may happen on another thread once the owner's io_context no longer runs (a
+  // worker's clients are destroyed by main after the worker thread has joined).
+  thread_.detach();
+  links_.clear();  // each connection's destructor closes it, from this thread too
   close();
   *alive_ = false;
 }

@@ -16,7 +16,8 @@
 //
 // Threading: the client, its connections and every callback live on the io_context given to the
 // constructor; only the thread running it may call (asserted in debug builds). Callbacks are
-// always posted, never run inside a call.
+// always posted, never run inside a call. Any thread may destroy it once that io_context has
+// stopped running.
 
 #include <atomic>
 #include <boost/asio/io_context.hpp>

@@ -137,6 +137,9 @@ RedisConnection::RedisConnection(asio::io_context& io, Options options)
       backoff_(kMinBackoff) {}
 
 RedisConnection::~RedisConnection() {
+  // Destruction may happen on another thread once the owner's io_context no longer runs (a
+  // worker's clients are destroyed by main after the worker thread has joined).
+  thread_.detach();
   close();
   *alive_ = false;
 }
