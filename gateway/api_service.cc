@@ -495,6 +495,34 @@ grpc::ServerUnaryReactor* ApiService::CancelNotification(
   });
 }
 
+grpc::ServerUnaryReactor* ApiService::ListScheduledNotifications(
+    grpc::CallbackServerContext* context, const v1::ListScheduledNotificationsRequest* request,
+    v1::ListScheduledNotificationsResponse* response) {
+  auto hub = authorize(context, request->hub(), kManage);
+  if (!hub) return finish(context, toStatus(hub.error()));
+  if (request->max() < 0 || request->max() > kMaxScheduledListed) {
+    return finish(
+        context,
+        toStatus(Error::invalidArgument("max: must be 1.." + std::to_string(kMaxScheduledListed) +
+                                        " (0 = 100); got " + std::to_string(request->max()))));
+  }
+  size_t max = request->max() == 0 ? 100 : static_cast<size_t>(request->max());
+  return onWorker(context, [name = (*hub)->settings.name, max, response](
+                               Worker& worker, grpc::ServerUnaryReactor* reactor) {
+    worker.queue().listScheduled(
+        name, max, [reactor, response](Result<std::vector<registry::ScheduledSend>> sends) {
+          if (!sends) return reactor->Finish(toStatus(sends.error()));
+          for (const auto& send : *sends) {
+            auto* out = response->add_notifications();
+            out->set_notification_id(send.id);
+            *out->mutable_scheduled_time() = TimeUtil::MillisecondsToTimestamp(send.at_ms);
+            *out->mutable_enqueue_time() = TimeUtil::MillisecondsToTimestamp(send.created_ms);
+          }
+          reactor->Finish(grpc::Status::OK);
+        });
+  });
+}
+
 namespace {
 
 void toStatusProto(const std::string& id, const registry::NotificationState& s,

@@ -61,6 +61,10 @@ class ApiService final : public v1::PushHub::CallbackService {
   grpc::ServerUnaryReactor* CancelNotification(grpc::CallbackServerContext* context,
                                                const v1::CancelNotificationRequest* request,
                                                v1::CancelNotificationResponse* response) override;
+  grpc::ServerUnaryReactor* ListScheduledNotifications(
+      grpc::CallbackServerContext* context, const v1::ListScheduledNotificationsRequest* request,
+      v1::ListScheduledNotificationsResponse* response) override;
+  static constexpr int kMaxScheduledListed = 1000;
   grpc::ServerUnaryReactor* GetNotification(grpc::CallbackServerContext* context,
                                             const v1::GetNotificationRequest* request,
                                             v1::NotificationStatus* response) override;

@@ -69,6 +69,7 @@ struct Dispatcher::Run {
   std::shared_ptr<const HubRuntime> runtime;
   registry::Hub hub;
   std::shared_ptr<HubClients> clients;  // kept alive by the job if the hub changes meanwhile
+  HubCounters* counters = nullptr;      // the worker's counters of the hub (set by begin())
   std::vector<uint32_t> units;          // the bucket of each unit, in the job's order
   uint32_t next_unit = 0;               // the next unit to resolve
   // Every target of the units before `settled` is final; `window` holds units
@@ -242,6 +243,17 @@ void Dispatcher::armScheduler() {
   });
 }
 
+void Dispatcher::countConnections(std::unordered_map<std::string, HubCounters>& hubs) const {
+  for (const auto& [key, entry] : clients_) {
+    auto& counters = hubs[entry.runtime->settings.name];
+    for (size_t p = 0; p < kPlatforms; ++p) {
+      if (const auto& client = entry.clients->by_platform[p]) {
+        counters[p].connections += client->openConnections();
+      }
+    }
+  }
+}
+
 bool Dispatcher::idle() const { return active_.empty() && !starting_ && claims_waiting_ == 0; }
 
 std::shared_ptr<const PreparedNotification> Dispatcher::cached(const std::string& id) {
@@ -355,6 +367,7 @@ void Dispatcher::begin(const RunPtr& run) {
     entry.clients = makeHubClients(ioc_, runtime->platforms);
   }
   run->clients = entry.clients;
+  run->counters = &metrics_.hubs[hub->name];
   // A direct send's units are runs of its handles; everyone else's are buckets.
   const auto& direct = run->notification->direct;
   uint32_t units = direct.empty() ? hub->buckets : directUnits(direct.size());
@@ -504,14 +517,16 @@ void Dispatcher::sendOne(const RunPtr& run, uint32_t unit, registry::Platform pl
     return settle(run, unit);
   }
   ++run->in_flight;
-  metrics_.in_flight.fetch_add(1, std::memory_order_relaxed);
+  ++(*run->counters)[static_cast<size_t>(platform)].in_flight;
   // The client keeps its own target until the outcome; the callback keeps this one for a retry
   // or expireChannel. The notification is shared by both (and by every other target of the job),
   // never copied.
   providers::Target sent = target;
   client->send(std::move(sent), notification,
-               [this, run, unit, platform, target = std::move(target), notification,
-                attempt](providers::Outcome outcome) mutable {
+               [this, run, unit, platform, target = std::move(target), notification, attempt,
+                sent_at = std::chrono::steady_clock::now()](providers::Outcome outcome) mutable {
+                 metrics_.latency[static_cast<size_t>(platform)].observe(
+                     std::chrono::steady_clock::now() - sent_at);
                  // The client calls this exactly once: what it holds can be handed on.
                  onOutcome(run, unit, platform, std::move(target), std::move(notification), attempt,
                            std::move(outcome));
@@ -523,7 +538,8 @@ void Dispatcher::onOutcome(const RunPtr& run, uint32_t unit, registry::Platform 
                            std::shared_ptr<const providers::Notification> notification,
                            uint32_t attempt, providers::Outcome outcome) {
   --run->in_flight;
-  metrics_.in_flight.fetch_sub(1, std::memory_order_relaxed);
+  RouteCounters& route = (*run->counters)[static_cast<size_t>(platform)];
+  --route.in_flight;
   bool retryable =
       outcome.kind == OutcomeKind::kRetryAfter || outcome.kind == OutcomeKind::kRetryBackoff;
   if (retryable && run->winding_down()) {
@@ -541,7 +557,7 @@ void Dispatcher::onOutcome(const RunPtr& run, uint32_t unit, registry::Platform 
       settle(run, unit);
       return pump(run);
     }
-    WorkerMetrics::add(metrics_.retries);
+    ++route.retries[outcomeIndex(outcome.azure_outcome)];
     ++run->in_flight;  // still ours until the retry answers
     uint64_t id = run->next_retry++;
     auto timer = std::make_shared<boost::asio::steady_timer>(ioc_, delay);
@@ -582,7 +598,7 @@ void Dispatcher::count(const RunPtr& run, uint32_t unit, registry::Platform plat
                        std::string_view reason) {
   size_t p = static_cast<size_t>(platform);
   size_t index = outcomeIndex(outcome);
-  WorkerMetrics::add(metrics_.outcomes[p][index]);
+  if (run->counters) ++(*run->counters)[p].deliveries[index];
   Unit& u = run->unit(unit);
   ++u.counts[p][index];
   // A test send lists every outcome (at most kMaxTestTargets), others what was not Success.

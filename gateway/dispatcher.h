@@ -62,6 +62,8 @@ class Dispatcher {
   // above). `idle()` tells when every job is released or done.
   void stop();
   bool idle() const;
+  // Adds the open provider connections of each hub's clients to `hubs` (by hub name).
+  void countConnections(std::unordered_map<std::string, HubCounters>& hubs) const;
 
  private:
   struct Run;

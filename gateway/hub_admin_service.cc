@@ -57,8 +57,8 @@ Result<std::string> checkedDocument(const HubSettings& hub) {
 
 HubAdminService::HubAdminService(const Config& config,
                                  std::vector<std::unique_ptr<Worker>>& workers,
-                                 std::function<void()> on_change)
-    : config_(config), workers_(workers), on_change_(std::move(on_change)) {}
+                                 StatsCollector& stats, std::function<void()> on_change)
+    : config_(config), workers_(workers), stats_(stats), on_change_(std::move(on_change)) {}
 
 Worker& HubAdminService::nextWorker() {
   return *workers_[next_worker_.fetch_add(1, std::memory_order_relaxed) % workers_.size()];
@@ -209,6 +209,18 @@ grpc::ServerUnaryReactor* HubAdminService::ListHubs(grpc::CallbackServerContext*
           reactor->Finish(grpc::Status::OK);
         });
       });
+}
+
+grpc::ServerUnaryReactor* HubAdminService::GetStats(grpc::CallbackServerContext* context,
+                                                    const v1::GetStatsRequest* request,
+                                                    v1::Stats* response) {
+  if (auto ok = authorize(context); !ok) return finish(context, ok.error());
+  auto* reactor = context->DefaultReactor();
+  stats_.collect(true, [reactor, response, hub = request->hub()](auto snapshot) {
+    *response = toProto(*snapshot, hub);
+    reactor->Finish(grpc::Status::OK);
+  });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* HubAdminService::AddKey(grpc::CallbackServerContext* context,

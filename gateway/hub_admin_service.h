@@ -15,6 +15,7 @@
 
 #include "gateway/config.h"
 #include "gateway/hub_catalog.h"
+#include "gateway/stats_collector.h"
 #include "gateway/worker.h"
 #include "pushhub/v1/pushhub.grpc.pb.h"
 
@@ -25,7 +26,7 @@ class HubAdminService final : public v1::HubAdmin::CallbackService {
   // `on_change` runs on a worker after every successful write (it pokes HubSync). Everything
   // must outlive the service.
   HubAdminService(const Config& config, std::vector<std::unique_ptr<Worker>>& workers,
-                  std::function<void()> on_change);
+                  StatsCollector& stats, std::function<void()> on_change);
 
   grpc::ServerUnaryReactor* CreateHub(grpc::CallbackServerContext* context, const v1::Hub* request,
                                       v1::Hub* response) override;
@@ -48,6 +49,9 @@ class HubAdminService final : public v1::HubAdmin::CallbackService {
   grpc::ServerUnaryReactor* RemoveKey(grpc::CallbackServerContext* context,
                                       const v1::RemoveKeyRequest* request,
                                       v1::Hub* response) override;
+  grpc::ServerUnaryReactor* GetStats(grpc::CallbackServerContext* context,
+                                     const v1::GetStatsRequest* request,
+                                     v1::Stats* response) override;
 
  private:
   // A change of one stored hub: given its current settings, the new settings (or an error to
@@ -63,6 +67,7 @@ class HubAdminService final : public v1::HubAdmin::CallbackService {
 
   const Config& config_;
   std::vector<std::unique_ptr<Worker>>& workers_;
+  StatsCollector& stats_;
   std::function<void()> on_change_;
   std::atomic<size_t> next_worker_{0};
 };

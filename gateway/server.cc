@@ -9,6 +9,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <fmt/format.h>
+
 #include "base/log.h"
 
 namespace pushhub::gateway {
@@ -72,8 +74,9 @@ Result<void> Server::start() {
     creds = grpc::SslServerCredentials(ssl);
   }
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  stats_ = std::make_unique<StatsCollector>(admin_ioc_, workers_);
   service_ = std::make_unique<ApiService>(config_, catalog_, workers_);
-  admin_service_ = std::make_unique<HubAdminService>(config_, workers_, [this] {
+  admin_service_ = std::make_unique<HubAdminService>(config_, workers_, *stats_, [this] {
     boost::asio::post(workers_.front()->ioc(), [this] { hub_sync_->poke(); });
   });
   grpc::ServerBuilder builder;
@@ -107,39 +110,42 @@ Result<void> Server::start() {
 
 void Server::handleAdmin(const http::HttpRequest& request,
                          std::function<void(http::HttpResponse)> respond) {
-  if (request.method == "GET" && request.path == "/metrics") {
-    std::vector<const WorkerMetrics*> metrics;
-    for (const auto& worker : workers_) metrics.push_back(&worker->metrics());
-    return respond({200, "text/plain; version=0.0.4", renderPrometheus(metrics)});
+  if (request.method != "GET") {
+    return respond({405, "application/json", R"({"error":"GET only"})"});
   }
-  if (request.method == "GET" && request.path == "/healthz") {
-    // Worker state is read on each worker's own thread; answer when all have replied.
-    struct Gather {
-      std::atomic<size_t> left;
-      std::atomic<bool> healthy{true};
-      std::function<void(http::HttpResponse)> respond;
-    };
-    auto gather = std::make_shared<Gather>();
-    gather->left = workers_.size();
-    gather->respond = std::move(respond);
-    for (auto& worker : workers_) {
-      boost::asio::post(worker->ioc(), [gather, w = worker.get()] {
-        if (!w->redisConnected()) gather->healthy = false;
-        if (--gather->left == 0) {
-          bool ok = gather->healthy;
-          gather->respond({ok ? 200 : 503, "application/json",
-                           ok ? R"({"status":"ok"})" : R"({"status":"redis unavailable"})"});
-        }
-      });
-    }
-    return;
+  if (request.path == "/metrics") {
+    return stats_->collect(true, [respond = std::move(respond)](auto snapshot) {
+      respond({200, "text/plain; version=0.0.4", renderPrometheus(*snapshot)});
+    });
   }
-  respond({404, "application/json", R"({"error":"unknown path; try /metrics or /healthz"})"});
+  // Live: every worker answers and reaches Redis. Ready: live, and not stopping (a load
+  // balancer stops sending calls while a stopping instance drains).
+  bool ready = request.path == "/readyz";
+  if (request.path == "/healthz" || ready) {
+    return stats_->collect(false, [this, ready, respond = std::move(respond)](auto snapshot) {
+      std::string status = "ok";
+      if (snapshot->workers_answered < snapshot->workers) {
+        status = "workers not answering";
+      } else if (!snapshot->healthy()) {
+        status = "redis unavailable";
+      } else if (ready && stopping_) {
+        status = "stopping";
+      }
+      respond({status == "ok" ? 200 : 503, "application/json",
+               fmt::format(R"({{"status":"{}","workers":{},"workers_answered":{},)"
+                           R"("workers_with_redis":{}}})",
+                           status, snapshot->workers, snapshot->workers_answered,
+                           snapshot->workers_connected)});
+    });
+  }
+  respond(
+      {404, "application/json", R"({"error":"unknown path; try /metrics, /healthz or /readyz"})"});
 }
 
 void Server::stop(std::optional<std::chrono::milliseconds> grace) {
   if (!started_) return;
   started_ = false;
+  stopping_ = true;
   auto deadline = std::chrono::steady_clock::now() +
                   grace.value_or(std::chrono::milliseconds(config_.shutdown_grace_ms));
   // Jobs stop first (their release should not wait for gRPC calls to drain); the workers keep

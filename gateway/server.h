@@ -1,12 +1,13 @@
 #pragma once
 // pushhubd as a whole: the hub catalog and its sync with Redis, the workers, the gRPC server
 // (PushHub, HubAdmin, reflection) and the admin endpoint (/metrics in Prometheus text,
-// /healthz). Built and driven from the main thread.
+// /healthz, /readyz). Built and driven from the main thread.
 
 #include <grpcpp/server.h>
 
 #include <boost/asio/io_context.hpp>
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -19,6 +20,7 @@
 #include "gateway/hub_catalog.h"
 #include "gateway/hub_sync.h"
 #include "gateway/provider_factory.h"
+#include "gateway/stats_collector.h"
 #include "gateway/worker.h"
 
 namespace pushhub::gateway {
@@ -46,7 +48,8 @@ class Server {
   Config config_;
   HubCatalog catalog_;
   std::vector<std::unique_ptr<Worker>> workers_;
-  std::unique_ptr<HubSync> hub_sync_;  // on the first worker's thread
+  std::unique_ptr<HubSync> hub_sync_;      // on the first worker's thread
+  std::unique_ptr<StatsCollector> stats_;  // merges on the admin thread
   std::unique_ptr<ApiService> service_;
   std::unique_ptr<HubAdminService> admin_service_;
   std::unique_ptr<grpc::Server> grpc_;
@@ -55,6 +58,7 @@ class Server {
   std::unique_ptr<http::HttpServer> admin_;
   std::thread admin_thread_;
   bool started_ = false;
+  std::atomic<bool> stopping_{false};  // read by /readyz on the admin thread
 };
 
 }  // namespace pushhub::gateway

@@ -3,6 +3,7 @@
 #include <boost/asio/post.hpp>
 
 #include <algorithm>
+#include <cassert>
 #include <future>
 
 #include "base/log.h"
@@ -129,6 +130,16 @@ void Worker::stop(std::chrono::steady_clock::time_point deadline) {
     ioc_.stop();
   });
   thread_.join();
+}
+
+WorkerView Worker::view() const {
+  assert(std::this_thread::get_id() == thread_.get_id());
+  WorkerView view;
+  view.redis_connected = commands_.connected();
+  view.hubs = metrics_.hubs;
+  view.latency = metrics_.latency;
+  dispatcher_.countConnections(view.hubs);
+  return view;
 }
 
 }  // namespace pushhub::gateway

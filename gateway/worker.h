@@ -51,6 +51,9 @@ class Worker {
   registry::NotificationQueue& queue() { return queue_; }
   registry::HubStore& hubStore() { return hub_store_; }
   bool redisConnected() const { return commands_.connected(); }
+  // A copy of the counters only this worker's thread writes (metrics.h), with its open provider
+  // connections.
+  WorkerView view() const;
 
  private:
   size_t index_;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/post.hpp>
 #include <cassert>
@@ -144,10 +145,9 @@ return #due
 
 // KEYS: record. ARGV: plan ('\n'-joined job payloads) or '' with ARGV[2] = 0, number of jobs,
 // now ms, 1 when ARGV[1] is a plan to store, ttl seconds.
-// false: record gone or the send cancelled; 0: still scheduled and no plan given. Otherwise the
-// plan to add: the one given if the send
-// was still scheduled (it becomes enqueued, or notargetfound with no job), else the one stored
-// by the run that fired it first.
+// false: record gone or the send cancelled; 0: still scheduled and no plan given. Otherwise
+// {plan, hub}: the plan to add is the one given if the send was still scheduled (it becomes
+// enqueued, or notargetfound with no job), else the one stored by the run that fired it first.
 const Script& fireScript() {
   static const Script s(R"lua(
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -160,17 +160,17 @@ if state == 'scheduled' then
   if jobs == 0 then redis.call('HSET', KEYS[1], 'end_ms', ARGV[3]) end
   redis.call('EXPIRE', KEYS[1], ARGV[5])
 end
-return redis.call('HGET', KEYS[1], 'plan') or ''
+return {redis.call('HGET', KEYS[1], 'plan') or '', redis.call('HGET', KEYS[1], 'hub') or ''}
 )lua");
   return s;
 }
 
-// KEYS: stream, its once-mark for this job (same slot). ARGV: id, payload, ttl seconds.
+// KEYS: stream, its once-mark for this job (same slot). ARGV: id, payload, ttl seconds, hub.
 // XADDs the job unless its mark says it was added before (a fire job run twice).
 const Script& addOnceScript() {
   static const Script s(R"lua(
 if redis.call('SET', KEYS[2], 1, 'NX', 'EX', ARGV[3]) then
-  redis.call('XADD', KEYS[1], '*', 'n', ARGV[1], 'j', ARGV[2])
+  redis.call('XADD', KEYS[1], '*', 'n', ARGV[1], 'h', ARGV[4], 'j', ARGV[2])
 end
 return 1
 )lua");
@@ -245,6 +245,8 @@ std::vector<Job> parseEntries(const std::string& stream, const RedisReply& entri
         job.notification_id = fields[i + 1].str;
       } else if (fields[i].str == "j") {
         job.payload = fields[i + 1].str;
+      } else if (fields[i].str == "h") {
+        job.hub = fields[i + 1].str;
       }
     }
     jobs.push_back(std::move(job));
@@ -304,26 +306,26 @@ void NotificationQueue::enqueue(const std::string& id, const std::string& hub, s
     streams.push_back(streamKey(static_cast<uint32_t>((first + i) % options_.partitions)));
   }
   RedisClient* redis = &commands_;
-  commands_.evalScript(writeRecordScript(), {recordKey(id)}, std::move(args),
-                       [redis, streams = std::move(streams), id, payloads = std::move(job_payloads),
-                        cb = std::move(cb)](Result<RedisReply> r) mutable {
-                         if (!r) {
-                           return cb(r.error());
-                         }
-                         if (payloads.empty()) {
-                           return cb(Result<void>());
-                         }
-                         // Every XADD is written at once (pipelined per master); the callback waits
-                         // for all.
-                         auto join = std::make_shared<Join>(payloads.size(), std::move(cb));
-                         for (size_t i = 0; i < payloads.size(); ++i) {
-                           redis->command(
-                               {"XADD", streams[i], "*", "n", id, "j", std::move(payloads[i])},
-                               [join](Result<RedisReply> x) {
-                                 join->done(x ? Result<void>() : Result<void>(x.error()));
-                               });
-                         }
-                       });
+  commands_.evalScript(
+      writeRecordScript(), {recordKey(id)}, std::move(args),
+      [redis, streams = std::move(streams), id, hub, payloads = std::move(job_payloads),
+       cb = std::move(cb)](Result<RedisReply> r) mutable {
+        if (!r) {
+          return cb(r.error());
+        }
+        if (payloads.empty()) {
+          return cb(Result<void>());
+        }
+        // Every XADD is written at once (pipelined per master); the callback waits
+        // for all.
+        auto join = std::make_shared<Join>(payloads.size(), std::move(cb));
+        for (size_t i = 0; i < payloads.size(); ++i) {
+          redis->command({"XADD", streams[i], "*", "n", id, "h", hub, "j", std::move(payloads[i])},
+                         [join](Result<RedisReply> x) {
+                           join->done(x ? Result<void>() : Result<void>(x.error()));
+                         });
+        }
+      });
 }
 
 std::string NotificationQueue::scheduleKey(uint32_t partition) const {
@@ -401,7 +403,7 @@ void NotificationQueue::fire(const Job& fire_job, std::optional<std::vector<std:
           return cb(Error::internal("notification " + fire_job.notification_id +
                                     ": still scheduled, and no plan given"));
         }
-        if (r->type == RedisReply::Type::kNil) {
+        if (r->type != RedisReply::Type::kArray || r->elements.size() != 2) {
           // Gone or cancelled: nothing to add.
           return acknowledge(fire_job, [cb = std::move(cb)](Result<void> acked) {
             if (!acked) return cb(acked.error());
@@ -409,7 +411,8 @@ void NotificationQueue::fire(const Job& fire_job, std::optional<std::vector<std:
           });
         }
         std::vector<std::string> payloads;
-        std::string_view stored = r->str;
+        std::string_view stored = r->elements[0].str;
+        const std::string& hub = r->elements[1].str;
         while (!stored.empty()) {
           auto nl = stored.find('\n');
           payloads.emplace_back(stored.substr(0, nl));
@@ -424,7 +427,7 @@ void NotificationQueue::fire(const Job& fire_job, std::optional<std::vector<std:
           // The mark shares the stream's hash tag, so both are in one slot.
           std::string mark = "ph:once:{" + std::to_string(p) + "}:" + id + ":" + std::to_string(i);
           redis->evalScript(addOnceScript(), {streamKey(p), std::move(mark)},
-                            {id, std::move(payloads[i]), std::to_string(ttl_s)},
+                            {id, std::move(payloads[i]), std::to_string(ttl_s), hub},
                             [join](Result<RedisReply> x) {
                               join->done(x ? Result<void>() : Result<void>(x.error()));
                             });
@@ -455,6 +458,117 @@ void NotificationQueue::cancel(const std::string& hub, const std::string& id,
         redis->command({"ZREM", key, id}, [](Result<RedisReply>) {});
         cb(Result<void>());
       });
+}
+
+namespace {
+
+// The time part of a stream entry id ("<ms>-<seq>").
+int64_t entryMs(const std::string& stream_id) {
+  int64_t ms = 0;
+  std::from_chars(stream_id.data(), stream_id.data() + stream_id.size(), ms);
+  return ms;
+}
+
+void keepOldest(int64_t& oldest, int64_t ms) {
+  if (ms > 0 && (oldest == 0 || ms < oldest)) oldest = ms;
+}
+
+// Calls `done` with `value` (or the first error) once every command started through it answered.
+template <typename T>
+struct Gather {
+  Gather(T initial, std::function<void(Result<T>)> callback)
+      : value(std::move(initial)), cb(std::move(callback)) {}
+  // Wraps a reply handler: the handler runs only on success.
+  template <typename F>
+  std::function<void(Result<RedisReply>)> step(std::shared_ptr<Gather> self, F on_reply) {
+    ++left;
+    return [self = std::move(self), on_reply = std::move(on_reply)](Result<RedisReply> r) mutable {
+      if (!r) {
+        if (!self->error) self->error = r.error();
+      } else if (!self->error) {
+        on_reply(*r);
+      }
+      if (--self->left == 0)
+        self->error ? self->cb(*self->error) : self->cb(std::move(self->value));
+    };
+  }
+  T value;
+  size_t left = 0;
+  std::optional<Error> error;
+  std::function<void(Result<T>)> cb;
+};
+
+}  // namespace
+
+void NotificationQueue::inspect(size_t scan, std::function<void(Result<QueueStats>)> cb) {
+  auto gather = std::make_shared<Gather<QueueStats>>(QueueStats{}, std::move(cb));
+  for (uint32_t p = 0; p < options_.partitions; ++p) {
+    std::string stream = streamKey(p);
+    commands_.command({"XLEN", stream},
+                      gather->step(gather, [g = gather.get()](const RedisReply& r) {
+                        g->value.jobs += static_cast<uint64_t>(r.integer);
+                      }));
+    commands_.command({"XPENDING", stream, options_.group},
+                      gather->step(gather, [g = gather.get()](const RedisReply& r) {
+                        if (!r.elements.empty()) g->value.running += r.elements[0].integer;
+                      }));
+    commands_.command({"XRANGE", stream, "-", "+", "COUNT", std::to_string(scan)},
+                      gather->step(gather, [g = gather.get(), stream, scan](const RedisReply& r) {
+                        auto& stats = g->value;
+                        if (r.elements.size() >= scan) stats.partial = true;
+                        for (const auto& job : parseEntries(stream, r)) {
+                          int64_t ms = entryMs(job.stream_id);
+                          keepOldest(stats.oldest_ms, ms);
+                          if (job.hub.empty()) continue;
+                          auto& hub = stats.hubs[job.hub];
+                          ++hub.jobs;
+                          keepOldest(hub.oldest_ms, ms);
+                        }
+                      }));
+    std::string schedule = scheduleKey(p);
+    commands_.command({"ZCARD", schedule},
+                      gather->step(gather, [g = gather.get()](const RedisReply& r) {
+                        g->value.scheduled += static_cast<uint64_t>(r.integer);
+                      }));
+    commands_.command({"ZRANGE", schedule, "0", "0", "WITHSCORES"},
+                      gather->step(gather, [g = gather.get()](const RedisReply& r) {
+                        if (r.elements.size() == 2) {
+                          keepOldest(g->value.next_scheduled_ms, entryMs(r.elements[1].str));
+                        }
+                      }));
+  }
+}
+
+void NotificationQueue::listScheduled(const std::string& hub, size_t max,
+                                      std::function<void(Result<std::vector<ScheduledSend>>)> cb) {
+  auto done = [max, cb = std::move(cb)](Result<std::vector<ScheduledSend>> sends) {
+    if (!sends) return cb(sends.error());
+    std::sort(sends->begin(), sends->end(), [](const ScheduledSend& a, const ScheduledSend& b) {
+      return a.at_ms != b.at_ms ? a.at_ms < b.at_ms : a.id < b.id;
+    });
+    if (sends->size() > max) sends->resize(max);
+    cb(std::move(sends));
+  };
+  using Sends = std::vector<ScheduledSend>;
+  auto gather = std::make_shared<Gather<Sends>>(Sends{}, std::move(done));
+  // Each partition's earliest entries, then whose each one is (the records are in other slots).
+  for (uint32_t p = 0; p < options_.partitions; ++p) {
+    commands_.command(
+        {"ZRANGE", scheduleKey(p), "0", std::to_string(kScheduleScan - 1), "WITHSCORES"},
+        gather->step(gather, [this, gather, hub](const RedisReply& r) {
+          for (size_t i = 0; i + 1 < r.elements.size(); i += 2) {
+            ScheduledSend send{r.elements[i].str, entryMs(r.elements[i + 1].str), 0};
+            commands_.command({"HMGET", recordKey(send.id), "hub", "created_ms"},
+                              gather->step(gather, [g = gather.get(), hub,
+                                                    send](const RedisReply& record) mutable {
+                                if (record.elements.size() != 2 || record.elements[0].str != hub)
+                                  return;
+                                send.created_ms = entryMs(record.elements[1].str);
+                                g->value.push_back(std::move(send));
+                              }));
+          }
+        }));
+  }
 }
 
 void NotificationQueue::acknowledge(const Job& job, std::function<void(Result<void>)> cb) {

@@ -51,7 +51,33 @@ struct Job {
   std::string stream;  // the partition's stream key
   std::string stream_id;
   std::string notification_id;
+  std::string hub;  // the notification's hub; empty for a fire job
   std::string payload;
+};
+
+// What the queue holds now (NotificationQueue::inspect): for operators.
+struct QueueStats {
+  struct Hub {
+    uint64_t jobs = 0;      // queued or running
+    int64_t oldest_ms = 0;  // when the oldest of them was queued
+  };
+  uint64_t jobs = 0;       // queued or running, over every partition (done jobs leave the stream)
+  uint64_t running = 0;    // of those, claimed by an instance
+  int64_t oldest_ms = 0;   // when the oldest job was queued; 0: none
+  uint64_t scheduled = 0;  // scheduled sends not yet due
+  int64_t next_scheduled_ms = 0;  // 0: none
+  // By the hub of each job read; a fire job (a scheduled send being planned) has no hub and is
+  // not listed here.
+  std::map<std::string, Hub> hubs;
+  // Some partition held more jobs than were read: `hubs` counts only its oldest ones.
+  bool partial = false;
+};
+
+// One scheduled send, as NotificationQueue::listScheduled lists it.
+struct ScheduledSend {
+  std::string id;
+  int64_t at_ms = 0;
+  int64_t created_ms = 0;
 };
 
 // One target's final outcome other than Success (or any outcome, for a test send), as the
@@ -141,6 +167,16 @@ class NotificationQueue {
   // Calls off a scheduled send of `hub` (its stored, canonical name): kNotFound when there is no
   // such notification of this hub, kFailedPrecondition when it is no longer scheduled.
   void cancel(const std::string& hub, const std::string& id, std::function<void(Result<void>)> cb);
+  // Lists the scheduled sends of `hub` (stored name), earliest first, at most `max`; reads at
+  // most kScheduleScan of each partition's earliest entries.
+  static constexpr size_t kScheduleScan = 10000;
+  void listScheduled(const std::string& hub, size_t max,
+                     std::function<void(Result<std::vector<ScheduledSend>>)> cb);
+
+  // Depth, age and spread of the queue, reading at most `scan` jobs of each partition to tell
+  // their hubs (XLEN, XPENDING, XRANGE, ZCARD and ZRANGE per partition, all at once).
+  void inspect(size_t scan, std::function<void(Result<QueueStats>)> cb);
+
   // XACK + XDEL: the job is done and leaves the stream.
   void acknowledge(const Job& job, std::function<void(Result<void>)> cb);
 

@@ -63,6 +63,12 @@ void ProviderClient::send(Target target, std::shared_ptr<const Notification> not
       Send{std::move(target), std::move(notification), std::move(done), false, false, 0}));
 }
 
+size_t ProviderClient::openConnections() const {
+  size_t open = pool_.readyConnections();
+  for (const auto& [key, host] : host_pools_) open += host.pool->readyConnections();
+  return open;
+}
+
 ConnectionPool* ProviderClient::hostPool(const std::string& host, uint16_t port) {
   auto it = host_pools_.find(host + ":" + std::to_string(port == 0 ? kDefaultHttpsPort : port));
   return it == host_pools_.end() ? nullptr : it->second.pool.get();

@@ -71,6 +71,8 @@ class ProviderClient {
   // The open pool of another endpoint (port 0 = 443), or nullptr. For tests and metrics.
   ConnectionPool* hostPool(const std::string& host, uint16_t port);
   size_t hostPoolCount() const { return host_pools_.size(); }
+  // Ready connections over the default pool and every host pool.
+  size_t openConnections() const;
   // Sends waiting for Provider::whenReady().
   size_t waitingForProvider() const { return waiting_.size(); }
 

@@ -7,7 +7,6 @@
 
 #include <atomic>
 #include <map>
-#include <regex>
 #include <set>
 #include <thread>
 
@@ -135,13 +134,7 @@ class ClusterTest : public ::testing::Test {
 
   uint64_t metric(const std::string& name) {
     uint64_t total = 0;
-    for (int i = 0; i < 2; ++i) {
-      auto body = httpRequest("GET", stack_.adminPort(i), "/metrics").body;
-      std::smatch m;
-      if (std::regex_search(body, m, std::regex("\n" + name + " ([0-9]+)"))) {
-        total += std::stoull(m[1]);
-      }
-    }
+    for (int i = 0; i < 2; ++i) total += metricSum(stack_.adminPort(i), name);
     return total;
   }
 

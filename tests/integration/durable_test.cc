@@ -6,7 +6,6 @@
 #include <gtest/gtest.h>
 #include <boost/json.hpp>
 
-#include <regex>
 #include <thread>
 
 #include "tests/integration/stack.h"
@@ -107,10 +106,7 @@ class DurableTest : public ::testing::Test {
   }
 
   uint64_t metric(int instance, const std::string& name) {
-    auto body = httpRequest("GET", stack_.adminPort(instance), "/metrics").body;
-    std::smatch m;
-    if (std::regex_search(body, m, std::regex("\n" + name + " ([0-9]+)"))) return std::stoull(m[1]);
-    return 0;
+    return static_cast<uint64_t>(metricSum(stack_.adminPort(instance), name));
   }
 
   // Checks the broadcast reached everyone and reports the duplicates; returns them.

@@ -11,6 +11,7 @@
 #include <csignal>
 #include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -38,6 +39,21 @@ inline constexpr char kOtherHub[] = "other";
 inline constexpr char kOtherTopic[] = "com.example.other";
 // The instances' admin key (server.admin_key), for HubAdmin calls signed as "pushhub-admin".
 inline constexpr char kAdminKey[] = "admin-key-for-integration-tests-0123456789";
+
+// A metric of pushhubd's /metrics at `admin_port`, summed over its label sets (0 when absent).
+inline int64_t metricSum(uint16_t admin_port, const std::string& name) {
+  auto metrics = httpRequest("GET", admin_port, "/metrics");
+  if (metrics.status != 200) throw std::runtime_error("GET /metrics: " + metrics.body);
+  int64_t total = 0;
+  std::istringstream lines(metrics.body);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(name, 0) == 0 && line.size() > name.size() &&
+        (line[name.size()] == ' ' || line[name.size()] == '{')) {
+      total += std::stoll(line.substr(line.rfind(' ') + 1));
+    }
+  }
+  return total;
+}
 
 inline std::string readText(const std::filesystem::path& path) {
   std::ifstream in(path);

@@ -379,7 +379,7 @@ TEST_F(NotificationQueueTest, NoTargetAndUnknownIdsAreReported) {
   ASSERT_TRUE(complete(queue_, jobs->front(), {}));
   EXPECT_EQ(state("nobody")->state, "notargetfound");
   EXPECT_FALSE(state("never-enqueued").has_value());
-  auto body = start(queue_, Job{queue_.streamKey(0), "1-1", "nope", "0-1"});
+  auto body = start(queue_, Job{queue_.streamKey(0), "1-1", "nope", "", "0-1"});
   ASSERT_FALSE(body);
   EXPECT_EQ(body.error().code, Error::Code::kNotFound);
   auto bad = enqueue(queue_, "a{b}", "b", {"j"});
@@ -456,6 +456,8 @@ TEST_F(NotificationQueueTest, AScheduledSendFiresOnceAtItsTimeAndACancelledOneNe
   std::vector<std::string> payloads;
   for (const auto& j : *jobs) payloads.push_back(j.payload);
   EXPECT_EQ(payloads, (std::vector<std::string>{"0-8", "16-20", "8-16"}));
+  for (const auto& j : *jobs) EXPECT_EQ(j.hub, "myhub");  // told by the record, for operators
+  EXPECT_EQ(fire_job.hub, "");   // moved by a script that cannot read the record's slot
   EXPECT_EQ(streamLength(), 3);  // the fire job was acknowledged and deleted
   for (const auto& j : *jobs) ASSERT_TRUE(complete(queue_, j, {{"apns:Success", 1}}));
   EXPECT_EQ(state("due")->state, "completed");
@@ -463,7 +465,7 @@ TEST_F(NotificationQueueTest, AScheduledSendFiresOnceAtItsTimeAndACancelledOneNe
   EXPECT_FALSE(cancel("myhub", "due"));
 
   // A cancelled send whose entry still reached the queue (the ZREM was lost) adds nothing.
-  Job stale{queue_.streamKey(0), "0-1", "called-off", std::string(NotificationQueue::kFireJob)};
+  Job stale{queue_.streamKey(0), "0-1", "called-off", "", std::string(NotificationQueue::kFireJob)};
   ASSERT_EQ(*fire(stale, std::vector<std::string>{"0-4"}), false);
   EXPECT_EQ(state("called-off")->jobs_total, 0);
   // No plan means no target.
@@ -474,6 +476,81 @@ TEST_F(NotificationQueueTest, AScheduledSendFiresOnceAtItsTimeAndACancelledOneNe
   ASSERT_TRUE(fire(fires->front(), std::vector<std::string>{}));
   EXPECT_EQ(state("nobody")->state, "notargetfound");
   EXPECT_EQ(streamLength(), 0);  // every job completed or acknowledged
+}
+
+TEST_F(NotificationQueueTest, InspectTellsDepthAgeAndHubsAndListScheduledFiltersByHub) {
+  auto inspect = [&](size_t scan) {
+    auto r = await<Result<QueueStats>>(io_, [&](auto cb) { queue_.inspect(scan, cb); });
+    EXPECT_TRUE(r);
+    return r ? *r : QueueStats{};
+  };
+  auto nowMs = [] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  QueueStats empty = inspect(100);
+  EXPECT_EQ(empty.jobs, 0u);
+  EXPECT_EQ(empty.oldest_ms, 0);
+  EXPECT_TRUE(empty.hubs.empty());
+  EXPECT_EQ(empty.next_scheduled_ms, 0);
+
+  int64_t before = nowMs();
+  ASSERT_TRUE(enqueue(queue_, "n-a", "body", {"0-1", "1-2", "2-3"}));  // hub myhub
+  ASSERT_TRUE(await<Result<void>>(
+      io_, [&](auto cb) { queue_.enqueue("n-b", "hub-b", "body", {"0-1"}, cb); }));
+  auto claimed = claim(queue_, 1);
+  ASSERT_TRUE(claimed && claimed->size() == 1u);
+
+  QueueStats stats = inspect(100);
+  EXPECT_EQ(stats.jobs, 4u);
+  EXPECT_EQ(stats.running, 1u);
+  EXPECT_GE(stats.oldest_ms, before);
+  EXPECT_LE(stats.oldest_ms, nowMs());
+  EXPECT_FALSE(stats.partial);
+  ASSERT_EQ(stats.hubs.size(), 2u);
+  EXPECT_EQ(stats.hubs["myhub"].jobs, 3u);
+  EXPECT_EQ(stats.hubs["hub-b"].jobs, 1u);
+  EXPECT_GE(stats.hubs["hub-b"].oldest_ms, stats.hubs["myhub"].oldest_ms);
+  // Reading one job per partition: the totals stay exact, the spread over hubs is marked partial.
+  QueueStats one = inspect(1);
+  EXPECT_EQ(one.jobs, 4u);
+  EXPECT_TRUE(one.partial);
+
+  // Done jobs leave the queue.
+  ASSERT_TRUE(complete(queue_, claimed->front(), {{"apns:Success", 1}}));
+  EXPECT_EQ(inspect(100).jobs, 3u);
+
+  // Scheduled sends: counted, the next one's time, and listed per hub, earliest first.
+  int64_t soon = nowMs() + 60'000;
+  auto schedule = [&](const std::string& id, const std::string& hub, int64_t at_ms) {
+    return await<Result<void>>(io_, [&](auto cb) { queue_.schedule(id, hub, "b", at_ms, cb); });
+  };
+  ASSERT_TRUE(schedule("s-late", "myhub", soon + 2000));
+  ASSERT_TRUE(schedule("s-early", "myhub", soon));
+  ASSERT_TRUE(schedule("s-other", "hub-b", soon - 1000));
+  stats = inspect(100);
+  EXPECT_EQ(stats.scheduled, 3u);
+  EXPECT_EQ(stats.next_scheduled_ms, soon - 1000);
+  auto list = [&](const std::string& hub, size_t max) {
+    auto r = await<Result<std::vector<ScheduledSend>>>(
+        io_, [&](auto cb) { queue_.listScheduled(hub, max, cb); });
+    EXPECT_TRUE(r);
+    std::vector<std::string> ids;
+    if (r) {
+      for (const auto& send : *r) {
+        ids.push_back(send.id);
+        EXPECT_GE(send.created_ms, before);
+      }
+    }
+    return ids;
+  };
+  EXPECT_EQ(list("myhub", 10), (std::vector<std::string>{"s-early", "s-late"}));
+  EXPECT_EQ(list("myhub", 1), (std::vector<std::string>{"s-early"}));
+  EXPECT_EQ(list("hub-b", 10), (std::vector<std::string>{"s-other"}));
+  EXPECT_TRUE(list("nohub", 10).empty());
+  ASSERT_TRUE(await<Result<void>>(io_, [&](auto cb) { queue_.cancel("myhub", "s-early", cb); }));
+  EXPECT_EQ(list("myhub", 10), (std::vector<std::string>{"s-late"}));
 }
 
 }  // namespace
