@@ -122,6 +122,14 @@ void RouteCounters::add(const RouteCounters& other) {
   }
 }
 
+bool RouteCounters::active() const {
+  if (in_flight != 0 || connections != 0) return true;
+  for (size_t o = 0; o < kOutcomeNames.size(); ++o) {
+    if (deliveries[o] != 0 || retries[o] != 0) return true;
+  }
+  return false;
+}
+
 void InstanceSnapshot::add(WorkerView view) {
   ++workers_answered;
   if (view.redis_connected) ++workers_connected;
@@ -147,12 +155,13 @@ std::string renderPrometheus(const InstanceSnapshot& s) {
     out += fmt::format("{} {}\n", row.name, total);
   }
 
-  // Per route: only hubs and platforms that saw traffic or hold connections.
+  // Per route: the routes that saw traffic or hold connections.
   auto per_route = [&](std::string_view name, std::string_view type, std::string_view help,
                        auto value) {
     header(out, name, type, help);
     for (const auto& [hub, routes] : s.hubs) {
       for (size_t p = 0; p < kPlatforms; ++p) {
+        if (!routes[p].active()) continue;
         value(fmt::format("hub=\"{}\",platform=\"{}\"", escapeLabel(hub), kPlatformNames[p]),
               routes[p]);
       }
@@ -161,14 +170,11 @@ std::string renderPrometheus(const InstanceSnapshot& s) {
   per_route("pushhub_deliveries_in_flight", "gauge",
             "Deliveries handed to a provider and not yet answered, by route.",
             [&](const std::string& labels, const RouteCounters& r) {
-              if (r.in_flight != 0)
-                out += fmt::format("pushhub_deliveries_in_flight{{{}}} {}\n", labels, r.in_flight);
+              out += fmt::format("pushhub_deliveries_in_flight{{{}}} {}\n", labels, r.in_flight);
             });
   per_route("pushhub_provider_connections", "gauge", "Open connections to a provider, by route.",
             [&](const std::string& labels, const RouteCounters& r) {
-              if (r.connections != 0)
-                out +=
-                    fmt::format("pushhub_provider_connections{{{}}} {}\n", labels, r.connections);
+              out += fmt::format("pushhub_provider_connections{{{}}} {}\n", labels, r.connections);
             });
   per_route("pushhub_deliveries_total", "counter",
             "Final delivery outcomes by hub, platform and Azure outcome name.",

@@ -69,6 +69,8 @@ struct RouteCounters {
   size_t connections = 0;                                   // open, filled in by Worker::view
 
   void add(const RouteCounters& other);
+  // Anything happened on the route, or it holds connections: operators see it.
+  bool active() const;
 };
 using HubCounters = std::array<RouteCounters, kPlatforms>;
 

@@ -113,10 +113,7 @@ v1::Stats toProto(const InstanceSnapshot& snapshot, const std::string& hub) {
     h.set_hub(name);
     for (size_t p = 0; p < kPlatforms; ++p) {
       const RouteCounters& r = routes[p];
-      bool any = r.in_flight != 0 || r.connections != 0;
-      for (size_t o = 0; o < kOutcomeNames.size() && !any; ++o)
-        any = r.deliveries[o] || r.retries[o];
-      if (!any) continue;
+      if (!r.active()) continue;
       auto* route = h.add_routes();
       route->set_platform(std::string(kPlatformNames[p]));
       route->set_in_flight(r.in_flight);

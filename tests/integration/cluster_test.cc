@@ -77,29 +77,22 @@ class ClusterTest : public ::testing::Test {
 
   // Waits (bounded) until the notification completed, asking `instance`; its Success count.
   int64_t waitCompleted(int instance, const std::string& id, int seconds = 60) {
-    for (int i = 0; i < seconds * 10; ++i) {
-      v1::GetNotificationRequest request;
-      request.set_hub(kHub);
-      request.set_notification_id(id);
-      v1::NotificationStatus status;
-      auto rpc = stack_.stub(instance).GetNotification(stack_.context().get(), request, &status);
-      if (rpc.ok() && status.state() == v1::NotificationStatus::STATE_COMPLETED) {
-        int64_t success = 0;
-        std::string others;
-        for (const auto& o : status.outcomes()) {
-          if (o.outcome() == "Success") {
-            success += o.count();
-          } else {
-            others += " " + o.outcome() + "=" + std::to_string(o.count());
-          }
-        }
-        EXPECT_EQ(others, "") << "notification " << id;
-        return success;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    auto status = stack_.waitFinal(id, instance, seconds);
+    if (status.state() != v1::NotificationStatus::STATE_COMPLETED) {
+      ADD_FAILURE() << "notification " << id << " did not complete\n" << stack_.daemonLog(0);
+      return -1;
     }
-    ADD_FAILURE() << "notification " << id << " did not complete\n" << stack_.daemonLog(0);
-    return -1;
+    int64_t success = 0;
+    std::string others;
+    for (const auto& o : status.outcomes()) {
+      if (o.outcome() == "Success") {
+        success += o.count();
+      } else {
+        others += " " + o.outcome() + "=" + std::to_string(o.count());
+      }
+    }
+    EXPECT_EQ(others, "") << "notification " << id;
+    return success;
   }
 
   // How often pns-mock received each token since the last reset.

@@ -90,21 +90,6 @@ class DurableTest : public ::testing::Test {
     FAIL() << "instance " << instance << " never took a job\n" << stack_.daemonLog(instance);
   }
 
-  v1::NotificationStatus waitFinal(int instance, const std::string& id) {
-    v1::NotificationStatus status;
-    for (int i = 0; i < 1200; ++i) {  // bounded: 120 s
-      v1::GetNotificationRequest request;
-      request.set_hub(kHub);
-      request.set_notification_id(id);
-      status.Clear();
-      auto rpc = stack_.stub(instance).GetNotification(stack_.context().get(), request, &status);
-      EXPECT_TRUE(rpc.ok()) << rpc.error_message();
-      if (status.state() >= v1::NotificationStatus::STATE_COMPLETED) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    return status;
-  }
-
   uint64_t metric(int instance, const std::string& name) {
     return static_cast<uint64_t>(metricSum(stack_.adminPort(instance), name));
   }
@@ -141,7 +126,7 @@ TEST_F(DurableTest, ABroadcastSurvivesAKilledInstanceAndAStoppedOne) {
   auto id = broadcast(0);
   waitWorking(1);
   stack_.killInstance(1);
-  auto status = waitFinal(0, id);
+  auto status = stack_.waitFinal(id, 0, 120);
   int64_t duplicates = expectEveryoneReached(status, "killed");
   uint64_t reclaimed = metric(0, "pushhub_jobs_reclaimed_total");
   EXPECT_GT(reclaimed, 0u) << "the killed instance held no job: the test proved nothing";
@@ -155,7 +140,7 @@ TEST_F(DurableTest, ABroadcastSurvivesAKilledInstanceAndAStoppedOne) {
   id = broadcast(1);
   waitWorking(1);
   EXPECT_EQ(stack_.terminateInstance(1), 0) << stack_.daemonLog(1);
-  status = waitFinal(0, id);
+  status = stack_.waitFinal(id, 0, 120);
   EXPECT_GT(metric(0, "pushhub_jobs_reclaimed_total"), reclaimed)
       << "the stopped instance released no job: the test proved nothing\n"
       << stack_.daemonLog(1);

@@ -81,16 +81,7 @@ v1::NotificationStatus send(Stack& stack, v1::SendNotificationRequest request,
   v1::SendNotificationResponse accepted;
   auto rpc = stack.stub().SendNotification(stack.context().get(), request, &accepted);
   EXPECT_TRUE(rpc.ok()) << rpc.error_message();
-  v1::NotificationStatus status;
-  for (int i = 0; i < 600; ++i) {  // bounded: 60 s
-    v1::GetNotificationRequest get;
-    get.set_hub(hub);
-    get.set_notification_id(accepted.notification_id());
-    status.Clear();
-    EXPECT_TRUE(stack.stub().GetNotification(stack.context().get(), get, &status).ok());
-    if (status.state() == v1::NotificationStatus::STATE_COMPLETED) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  auto status = stack.waitFinal(accepted.notification_id(), 0, 60, hub);
   EXPECT_EQ(status.state(), v1::NotificationStatus::STATE_COMPLETED) << stack.daemonLog();
   return status;
 }

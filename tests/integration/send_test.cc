@@ -42,24 +42,6 @@ grpc::Status put(Stack& stack, const std::string& id, const std::string& token,
   return stack.stub().CreateOrUpdateInstallation(stack.context().get(), request, &response);
 }
 
-v1::NotificationStatus waitCompleted(Stack& stack, const std::string& id) {
-  v1::NotificationStatus status;
-  for (int i = 0; i < 600; ++i) {  // bounded: 60 s at most
-    v1::GetNotificationRequest request;
-    request.set_hub(kHub);
-    request.set_notification_id(id);
-    status.Clear();
-    auto rpc = stack.stub().GetNotification(stack.context().get(), request, &status);
-    EXPECT_TRUE(rpc.ok()) << rpc.error_message();
-    if (status.state() == v1::NotificationStatus::STATE_COMPLETED ||
-        status.state() == v1::NotificationStatus::STATE_NO_TARGET_FOUND) {
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return status;
-}
-
 int64_t outcomeCount(const v1::NotificationStatus& status, const std::string& outcome) {
   int64_t total = 0;
   for (const auto& o : status.outcomes()) {
@@ -111,7 +93,7 @@ TEST(SendIntegrationTest, TagSendReachesExactlyTheTaggedInstallationsOnceAndDrop
   ASSERT_TRUE(rpc.ok()) << rpc.error_message();
   ASSERT_EQ(accepted.notification_id().size(), 32u);
 
-  auto status = waitCompleted(stack, accepted.notification_id());
+  auto status = stack.waitFinal(accepted.notification_id());
   ASSERT_EQ(status.state(), v1::NotificationStatus::STATE_COMPLETED) << stack.daemonLog();
   EXPECT_EQ(outcomeCount(status, "Success"), static_cast<int64_t>(tagged.size() - dead_ids.size()));
   EXPECT_EQ(outcomeCount(status, "ExpiredChannel"), static_cast<int64_t>(dead_ids.size()));
@@ -186,7 +168,7 @@ TEST(SendIntegrationTest, TagSendReachesExactlyTheTaggedInstallationsOnceAndDrop
   // A second send to the same tag no longer targets the dead handles.
   httpRequest("POST", stack.controlPort(), "/_mock/reset");
   ASSERT_TRUE(stack.stub().SendNotification(stack.context().get(), send, &accepted).ok());
-  status = waitCompleted(stack, accepted.notification_id());
+  status = stack.waitFinal(accepted.notification_id());
   EXPECT_EQ(outcomeCount(status, "Success"), static_cast<int64_t>(tagged.size() - dead_ids.size()));
   EXPECT_EQ(outcomeCount(status, "ExpiredChannel"), 0);
 
@@ -238,7 +220,7 @@ TEST(SendIntegrationTest, DirectSendsReachTheirHandlesAndScheduledSendsFireOnceO
   v1::SendNotificationResponse accepted;
   auto rpc = stack.stub().SendNotification(stack.context().get(), direct, &accepted);
   ASSERT_TRUE(rpc.ok()) << rpc.error_message();
-  auto status = waitCompleted(stack, accepted.notification_id());
+  auto status = stack.waitFinal(accepted.notification_id());
   ASSERT_EQ(status.state(), v1::NotificationStatus::STATE_COMPLETED) << stack.daemonLog();
   EXPECT_EQ(outcomeCount(status, "Success"), static_cast<int64_t>(live.size()));
   EXPECT_EQ(outcomeCount(status, "ExpiredChannel"), static_cast<int64_t>(dead.size()));
@@ -284,14 +266,7 @@ TEST(SendIntegrationTest, DirectSendsReachTheirHandlesAndScheduledSendsFireOnceO
     EXPECT_TRUE(r.ok()) << r.error_message();
     return response.notification_id();
   };
-  auto get = [&](const std::string& id) {
-    v1::GetNotificationRequest request;
-    request.set_hub(kHub);
-    request.set_notification_id(id);
-    v1::NotificationStatus s;
-    EXPECT_TRUE(stack.stub().GetNotification(stack.context().get(), request, &s).ok());
-    return s;
-  };
+  auto get = [&](const std::string& id) { return stack.notification(id); };
   auto cancel = [&](const std::string& id) {
     v1::CancelNotificationRequest request;
     request.set_hub(kHub);
@@ -305,7 +280,7 @@ TEST(SendIntegrationTest, DirectSendsReachTheirHandlesAndScheduledSendsFireOnceO
   ASSERT_TRUE(waiting.has_scheduled_time());
   ASSERT_TRUE(cancel(cancelled).ok());
   EXPECT_EQ(get(cancelled).state(), v1::NotificationStatus::STATE_CANCELLED);
-  status = waitCompleted(stack, fires);
+  status = stack.waitFinal(fires);
   ASSERT_EQ(status.state(), v1::NotificationStatus::STATE_COMPLETED) << stack.daemonLog();
   EXPECT_EQ(outcomeCount(status, "Success"), 1);
   EXPECT_GE(TimeUtil::TimestampToMilliseconds(status.start_time()),
@@ -341,7 +316,7 @@ TEST(SendIntegrationTest, TemplateSendRendersPropertiesAndBroadcastReachesEveryo
   (*send.mutable_template_properties())["message"] = "Hi \"there\"";
   v1::SendNotificationResponse accepted;
   ASSERT_TRUE(stack.stub().SendNotification(stack.context().get(), send, &accepted).ok());
-  auto status = waitCompleted(stack, accepted.notification_id());
+  auto status = stack.waitFinal(accepted.notification_id());
   ASSERT_EQ(status.state(), v1::NotificationStatus::STATE_COMPLETED);
   EXPECT_EQ(outcomeCount(status, "Success"), 50);
   std::set<std::string> seen;
@@ -396,7 +371,7 @@ TEST(SendIntegrationTest, ExpressionAndUserSendsReachExactlyTheirAudienceAndVisi
     v1::SendNotificationResponse accepted;
     auto rpc = stack.stub().SendNotification(stack.context().get(), send, &accepted);
     EXPECT_TRUE(rpc.ok()) << rpc.error_message();
-    auto status = waitCompleted(stack, accepted.notification_id());
+    auto status = stack.waitFinal(accepted.notification_id());
     std::set<std::string> tokens;
     for (const auto& entry : received(stack)) {
       tokens.insert(json::value_to<std::string>(entry.as_object().at("token")));
@@ -492,7 +467,7 @@ TEST(SendIntegrationTest, PatchInstallationChangesPartsAllOrNothing) {
     native->set_body(R"({"aps":{"alert":"p"}})");
     v1::SendNotificationResponse accepted;
     ASSERT_TRUE(stack.stub().SendNotification(stack.context().get(), send, &accepted).ok());
-    auto status = waitCompleted(stack, accepted.notification_id());
+    auto status = stack.waitFinal(accepted.notification_id());
     EXPECT_EQ(outcomeCount(status, "Success"), std::string(expression) == "news" ? 0 : 1)
         << expression;
   }
@@ -648,7 +623,7 @@ TEST(SendIntegrationTest, BatchRegistrationIsAllOrNothingOnBadInputAndNeedsManag
   native->set_body(R"({"aps":{"alert":"bulk"}})");
   v1::SendNotificationResponse accepted;
   ASSERT_TRUE(stack.stub().SendNotification(stack.context().get(), send, &accepted).ok());
-  EXPECT_EQ(outcomeCount(waitCompleted(stack, accepted.notification_id()), "Success"), 300);
+  EXPECT_EQ(outcomeCount(stack.waitFinal(accepted.notification_id()), "Success"), 300);
 }
 
 }  // namespace

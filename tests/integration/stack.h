@@ -21,6 +21,7 @@
 #include "tests/support/http_client.h"
 #include "tests/support/process.h"
 #include "tests/support/redis_cluster.h"
+#include "tests/unit/tools/pns_mock_process.h"
 
 namespace pushhub::testing {
 
@@ -92,18 +93,14 @@ class Stack {
                         .c_str()) != 0) {
       throw std::runtime_error("cannot make the second APNs key");
     }
-    mock_port_ = freePort();
-    fcm_port_ = freePort();
-    wns_port_ = freePort();
-    control_port_ = freePort();
+    // pns-mock binds port 0 for each listener and reports what it got.
     std::vector<std::string> mock{
-        binaryPath("pns-mock").string(),
         "--listen",
         "127.0.0.1",
         "--apns-port",
-        std::to_string(mock_port_),
+        "0",
         "--control-port",
-        std::to_string(control_port_),
+        "0",
         "--cert",
         pki_.cert().string(),
         "--key",
@@ -117,13 +114,13 @@ class Stack {
         "--apns-topic",
         kTopic,
         "--fcm-port",
-        std::to_string(fcm_port_),
+        "0",
         "--fcm-account",
         std::string(kFcmAccount) + ":" + pki_.fcmPublicKey().string(),
         "--fcm-project",
         kFcmProject,
         "--wns-port",
-        std::to_string(wns_port_),
+        "0",
         "--wns-sid",
         kWnsSid,
         "--wns-secret",
@@ -133,8 +130,12 @@ class Stack {
         "--apns-topic",
         kOtherTopic};
     mock.insert(mock.end(), extra_mock_flags.begin(), extra_mock_flags.end());
-    mock_ = std::make_unique<Subprocess>(mock, dir_.path() / "pns-mock.log");
-    if (!waitForPort(control_port_)) throw std::runtime_error("pns-mock did not start");
+    mock_ = std::make_unique<mock::PnsMockProcess>(dir_.path(), std::move(mock));
+    if (!mock_->started()) throw std::runtime_error("pns-mock did not start: " + mock_->log());
+    mock_port_ = mock_->port("apns");
+    fcm_port_ = mock_->port("fcm");
+    wns_port_ = mock_->port("wns");
+    control_port_ = mock_->port("control");
 
     writeServiceAccount();
     std::ofstream(dir_.path() / "pushhubd.toml") << config();
@@ -271,6 +272,34 @@ class Stack {
   }
 
   v1::PushHub::Stub& stub(int instance = 0) { return *instances_.at(instance).stub; }
+  // GetNotification through `instance`: the notification's status (empty when the call failed,
+  // which is reported as a test failure).
+  v1::NotificationStatus notification(const std::string& id, int instance = 0,
+                                      const std::string& hub = kHub) {
+    v1::GetNotificationRequest request;
+    request.set_hub(hub);
+    request.set_notification_id(id);
+    v1::NotificationStatus status;
+    auto rpc = stub(instance).GetNotification(context().get(), request, &status);
+    EXPECT_TRUE(rpc.ok()) << rpc.error_message();
+    return status;
+  }
+  // Polls every 100 ms, for at most `seconds`, until the notification has a final state
+  // (completed, no target found, abandoned or cancelled); the last status seen.
+  v1::NotificationStatus waitFinal(const std::string& id, int instance = 0, int seconds = 60,
+                                   const std::string& hub = kHub) {
+    using S = v1::NotificationStatus;
+    v1::NotificationStatus status;
+    for (int i = 0; i < seconds * 10; ++i) {
+      status = notification(id, instance, hub);
+      if (status.state() == S::STATE_COMPLETED || status.state() == S::STATE_NO_TARGET_FOUND ||
+          status.state() == S::STATE_ABANDONED || status.state() == S::STATE_CANCELLED) {
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return status;
+  }
   v1::HubAdmin::Stub& admin(int instance = 0) { return *instances_.at(instance).admin; }
   std::unique_ptr<grpc::ClientContext> adminContext() const {
     return context("pushhub-admin", kAdminKey);
@@ -281,6 +310,8 @@ class Stack {
   uint16_t controlPort() const { return control_port_; }
   uint16_t adminPort(int instance = 0) const { return instances_.at(instance).admin_port; }
   RedisCluster* cluster() { return cluster_.get(); }
+  // SIGKILL to the standalone Redis, as a crash.
+  void killRedis() { redis_->kill(); }
   uint16_t redisPort() const { return cluster_ ? cluster_->ports().front() : redis_->port(); }
   // The service-account key file as Google hands it out, its token_uri pointing at pns-mock.
   void writeServiceAccount() const {
@@ -313,7 +344,7 @@ class Stack {
   std::unique_ptr<RedisServer> redis_;
   std::unique_ptr<RedisCluster> cluster_;
   uint16_t mock_port_ = 0, fcm_port_ = 0, wns_port_ = 0, control_port_ = 0;
-  std::unique_ptr<Subprocess> mock_;
+  std::unique_ptr<mock::PnsMockProcess> mock_;
   std::vector<Instance> instances_;
 };
 

@@ -4,7 +4,6 @@
 // .run/stack.env): --addr / PUSHHUB_GRPC_ADDR, --hub / PUSHHUB_HUB, --connection-string /
 // PUSHHUB_CONNECTION_STRING_FULL (the SAS key), --ca / PUSHHUB_CA_CERT (TLS; omit for plaintext).
 #include <google/protobuf/util/json_util.h>
-#include <grpcpp/grpcpp.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -16,12 +15,10 @@
 #include <sstream>
 #include <thread>
 
-#include "base/sas.h"
-#include "pushhub/v1/pushhub.grpc.pb.h"
+#include "tools/pushhubctl/cli.h"
 
+namespace pushhubctl {
 namespace {
-
-namespace v1 = pushhub::v1;
 
 constexpr const char* kUsage = R"(usage: pushhubctl [connection flags] COMMAND [flags]
 
@@ -43,8 +40,20 @@ commands:
        [--expiry-seconds S] [--in SECONDS] [--wait]
       prints the notification id; --wait polls until every target has an outcome; --handle
       (apns|fcm|wns:HANDLE, up to 1000) sends to handles directly; --in schedules it
-  notification get ID
+  notification get ID         the notification as JSON
   notification cancel ID      calls off a scheduled send
+
+operators (output for people; --json prints the answer as JSON):
+  notification ID             state, times, outcomes and per-handle failures of a send
+  schedule list [--max 100]   the hub's scheduled sends, earliest first (a Manage key)
+  schedule cancel ID          calls off a scheduled send
+  queues                      jobs queued and running per hub, oldest job's age, scheduled
+  stats [--hub NAME] [--watch SECONDS [--count N]]
+      this instance's deliveries, retries, in flight and connections per route, provider
+      latency, and the queue; --watch refreshes every SECONDS (N times; default until ^C)
+      and shows rates per second
+  hubs                        every hub: platforms with credentials, keys, queued jobs
+  (queues, stats and hubs are signed with the admin key)
 
 hub management (signed with the instance's admin key, not a hub's; prints JSON, no secrets):
   hub create --file HUB.json [--apns-key-file P8] [--fcm-service-account-file JSON]
@@ -64,119 +73,6 @@ connection flags (default from the environment):
   --ca FILE                 PUSHHUB_CA_CERT (TLS to pushhubd; unset = plaintext)
   --admin-key KEY           PUSHHUB_ADMIN_KEY (hub and key commands)
 )";
-
-std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
-}
-
-std::string readFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-[[noreturn]] void die(const std::string& message) {
-  std::cerr << "pushhubctl: " << message << "\n";
-  std::exit(2);
-}
-
-struct Args {
-  std::vector<std::string> positional;
-  std::multimap<std::string, std::string> flags;
-  std::string get(const std::string& name, const std::string& fallback = "") const {
-    auto it = flags.find(name);
-    return it == flags.end() ? fallback : it->second;
-  }
-  bool has(const std::string& name) const { return flags.count(name) > 0; }
-  std::vector<std::string> all(const std::string& name) const {
-    std::vector<std::string> out;
-    for (auto [it, end] = flags.equal_range(name); it != end; ++it) out.push_back(it->second);
-    return out;
-  }
-};
-
-Args parse(int argc, char** argv) {
-  static const std::set<std::string> kSwitches{"--broadcast", "--wait", "--help"};
-  Args args;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a.rfind("--", 0) == 0) {
-      if (kSwitches.count(a)) {
-        args.flags.emplace(a, "1");
-      } else if (i + 1 < argc) {
-        args.flags.emplace(a, argv[++i]);
-      } else {
-        die(a + " needs a value");
-      }
-    } else {
-      args.positional.push_back(a);
-    }
-  }
-  return args;
-}
-
-std::shared_ptr<grpc::Channel> makeChannel(const Args& args) {
-  std::string addr = args.get("--addr", env("PUSHHUB_GRPC_ADDR"));
-  std::string ca = args.get("--ca", env("PUSHHUB_CA_CERT"));
-  if (addr.empty()) die("no address: pass --addr or set PUSHHUB_GRPC_ADDR");
-  std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
-  if (!ca.empty()) {
-    grpc::SslCredentialsOptions ssl;
-    ssl.pem_root_certs = readFile(ca);
-    if (ssl.pem_root_certs.empty()) die("cannot read CA file " + ca);
-    creds = grpc::SslCredentials(ssl);
-  }
-  return grpc::CreateChannel(addr, creds);
-}
-
-class Client {
- public:
-  explicit Client(const Args& args) {
-    hub_ = args.get("--hub", env("PUSHHUB_HUB"));
-    std::string cs_text = args.get("--connection-string", env("PUSHHUB_CONNECTION_STRING_FULL"));
-    if (hub_.empty()) die("no hub: pass --hub or set PUSHHUB_HUB");
-    auto cs = pushhub::sas::parseConnectionString(cs_text);
-    if (!cs)
-      die(cs.error().message + " (pass --connection-string or set PUSHHUB_CONNECTION_STRING_FULL)");
-    cs_ = *cs;
-    stub_ = v1::PushHub::NewStub(makeChannel(args));
-  }
-
-  const std::string& hub() const { return hub_; }
-  v1::PushHub::Stub& stub() { return *stub_; }
-
-  void prepare(grpc::ClientContext& context) const {
-    context.AddMetadata(
-        "authorization",
-        pushhub::sas::makeToken(cs_.httpsEndpoint(), cs_.key_name, cs_.key,
-                                std::chrono::system_clock::now() + std::chrono::hours(1)));
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-  }
-
- private:
-  std::string hub_;
-  pushhub::sas::ConnectionString cs_;
-  std::unique_ptr<v1::PushHub::Stub> stub_;
-};
-
-void check(const grpc::Status& status) {
-  if (!status.ok()) {
-    std::cerr << "pushhubctl: " << static_cast<int>(status.error_code()) << " "
-              << status.error_message() << "\n";
-    std::exit(1);
-  }
-}
-
-std::string toJson(const google::protobuf::Message& message) {
-  std::string out;
-  google::protobuf::util::JsonPrintOptions options;
-  options.add_whitespace = false;
-  options.preserve_proto_field_names = true;
-  (void)google::protobuf::util::MessageToJsonString(message, &out, options);
-  return out;
-}
 
 v1::Platform platformOf(const std::string& name) {
   if (name == "apns") return v1::PLATFORM_APNS;
@@ -363,17 +259,6 @@ int installBulk(Client& client, const Args& args) {
   return failed ? 1 : 0;
 }
 
-v1::NotificationStatus getNotification(Client& client, const std::string& id) {
-  v1::GetNotificationRequest request;
-  request.set_hub(client.hub());
-  request.set_notification_id(id);
-  grpc::ClientContext context;
-  client.prepare(context);
-  v1::NotificationStatus status;
-  check(client.stub().GetNotification(&context, request, &status));
-  return status;
-}
-
 int send(Client& client, const Args& args) {
   v1::SendNotificationRequest request;
   request.set_hub(client.hub());
@@ -453,20 +338,12 @@ int send(Client& client, const Args& args) {
              : 1;
 }
 
-}  // namespace
-
 // hub ... and key ...: the HubAdmin service, signed with the admin key.
 int manage(const Args& args) {
-  std::string admin_key = args.get("--admin-key", env("PUSHHUB_ADMIN_KEY"));
-  if (admin_key.empty()) die("no admin key: pass --admin-key or set PUSHHUB_ADMIN_KEY");
-  std::string addr = args.get("--addr", env("PUSHHUB_GRPC_ADDR"));
-  auto stub = v1::HubAdmin::NewStub(makeChannel(args));
+  AdminClient admin(args);
+  auto* stub = &admin.stub();
   grpc::ClientContext context;
-  context.AddMetadata(
-      "authorization",
-      pushhub::sas::makeToken("https://" + addr + "/", "pushhub-admin", admin_key,
-                              std::chrono::system_clock::now() + std::chrono::hours(1)));
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  admin.prepare(context);
   const auto& p = args.positional;
   auto hubFromFile = [&] {
     v1::Hub hub;
@@ -558,13 +435,17 @@ int manage(const Args& args) {
   return 2;
 }
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   Args args = parse(argc, argv);
   if (args.has("--help") || args.positional.empty()) {
     std::cout << kUsage;
     return args.positional.empty() && !args.has("--help") ? 2 : 0;
   }
-  if (args.positional[0] == "hub" || args.positional[0] == "key") return manage(args);
+  const std::string& command = args.positional[0];
+  if (command == "hub" || command == "key") return manage(args);
+  if (command == "queues") return queuesCommand(args);
+  if (command == "stats") return statsCommand(args);
+  if (command == "hubs") return hubsCommand(args);
   Client client(args);
   const auto& p = args.positional;
   if (p[0] == "install" && p.size() >= 2) {
@@ -597,16 +478,15 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (p[0] == "notification" && p.size() == 3 && p[1] == "cancel") {
-    v1::CancelNotificationRequest request;
-    request.set_hub(client.hub());
-    request.set_notification_id(p[2]);
-    grpc::ClientContext context;
-    client.prepare(context);
-    v1::CancelNotificationResponse response;
-    check(client.stub().CancelNotification(&context, request, &response));
-    std::cout << "cancelled " << p[2] << "\n";
-    return 0;
+    return cancelCommand(client, p[2]);
   }
+  if (p[0] == "notification" && p.size() == 2) return notificationCommand(client, args, p[1]);
+  if (p[0] == "schedule") return scheduleCommand(client, args);
   std::cerr << kUsage;
   return 2;
 }
+
+}  // namespace
+}  // namespace pushhubctl
+
+int main(int argc, char** argv) { return pushhubctl::run(argc, argv); }
