@@ -43,6 +43,9 @@ inline constexpr std::string_view kBadPath = "BadPath";
 inline constexpr std::string_view kMethodNotAllowed = "MethodNotAllowed";
 inline constexpr std::string_view kUnregistered = "Unregistered";
 inline constexpr std::string_view kPayloadTooLarge = "PayloadTooLarge";
+inline constexpr std::string_view kTooManyRequests = "TooManyRequests";
+inline constexpr std::string_view kServiceUnavailable = "ServiceUnavailable";
+inline constexpr std::string_view kInternalServerError = "InternalServerError";
 // Not a reason APNs sends: how stats count connections closed by the drop prefix.
 inline constexpr std::string_view kDropped = "DroppedConnection";
 }  // namespace apns_reason

@@ -29,6 +29,30 @@ void randomUuid(std::mt19937_64& rng, char out[36]) {
   }
 }
 
+// What a fault makes of a request that would have succeeded.
+void applyFault(const Fault& fault, ApnsVerdict& v) {
+  switch (fault.kind) {
+    case FaultKind::kThrottle:
+      v.status = 429;
+      v.reason = apns_reason::kTooManyRequests;
+      break;
+    case FaultKind::kUnavailable:
+      v.status = 503;
+      v.reason = apns_reason::kServiceUnavailable;
+      break;
+    case FaultKind::kInternalError:
+      v.status = 500;
+      v.reason = apns_reason::kInternalServerError;
+      break;
+    case FaultKind::kDrop:
+      v.drop_connection = true;
+      break;
+    case FaultKind::kSlow:
+    case FaultKind::kRefuse:
+      break;
+  }
+}
+
 class ApnsConnectionHandler : public H2Handler {
  public:
   explicit ApnsConnectionHandler(WorkerPtr worker) : w_(std::move(worker)) {
@@ -43,6 +67,12 @@ class ApnsConnectionHandler : public H2Handler {
     int64_t now_us = wallUs();
     int64_t now = now_us / 1000;
     ApnsVerdict v = validateApnsRequest(req, w_->rules, state_, now);
+    const Fault* fault = nullptr;
+    if (v.status == 200) {
+      const std::string* topic = req.header("apns-topic");
+      fault = w_->faultFor(topic ? std::string_view(*topic) : std::string_view(), now);
+      if (fault) applyFault(*fault, v);
+    }
     ProviderStats& st = w_->stats;
     st.max_concurrent_seen = std::max(st.max_concurrent_seen, conn.openStreams());
     if (!v.device_token.empty()) {
@@ -68,6 +98,10 @@ class ApnsConnectionHandler : public H2Handler {
     }
     buildApnsResponse(v, apns_id, resp);
     resp.delay_ms = w_->settings.delay_ms;
+    if (fault && fault->kind == FaultKind::kSlow) resp.delay_ms = fault->delay_ms;
+    if (fault && fault->retry_after_s > 0 && (v.status == 429 || v.status == 503)) {
+      resp.headers.emplace_back("retry-after", std::to_string(fault->retry_after_s));
+    }
 
     const ApnsSettings& s = w_->settings;
     if (v.status == 200) {

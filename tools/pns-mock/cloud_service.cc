@@ -30,8 +30,15 @@ class CloudConnectionHandler : public H2Handler {
       // One lookup: insert() hashes once and allocates only for a token not seen yet.
       st.tokens.insert(token_);
     }
+    if (r.fault && r.fault->kind == FaultKind::kDrop) {
+      ++st.dropped_connections;
+      st.record(req, token_, 0, r.reason, now_us);
+      resp.drop_connection = true;
+      return;
+    }
     st.record(req, token_, r.status, r.reason, now_us);
-    resp.delay_ms = w_->settings.delay_ms;
+    resp.delay_ms =
+        r.fault && r.fault->kind == FaultKind::kSlow ? r.fault->delay_ms : w_->settings.delay_ms;
     if (r.status == 200) {
       st.countAccepted(now_us);
     } else {

@@ -32,6 +32,7 @@ struct CloudSettings {
 struct CloudSendResult {
   int status = 200;
   std::string_view reason;  // what stats count a rejection as; static storage; empty on success
+  const Fault* fault = nullptr;  // the fault the send got (slow and drop are the caller's to do)
 };
 
 // Everything one worker thread owns for one OAuth provider; the provider's worker adds its rules

@@ -1,5 +1,7 @@
 #include "tools/pns-mock/control.h"
 
+#include "tools/pns-mock/stats.h"
+
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <charconv>
@@ -130,9 +132,11 @@ class Control {
       tokens(req, std::move(respond));
     } else if (p == "/_mock/expire-tokens" && post) {
       expireTokens(req, std::move(respond));
+    } else if (p == "/_mock/faults" && post) {
+      faults(req, std::move(respond));
     } else if (p == "/_mock/stats" || p == "/_mock/received" || p == "/_mock/reset" ||
                p == "/_mock/config" || p == "/_mock/goaway" || p == "/_mock/tokens" ||
-               p == "/_mock/expire-tokens") {
+               p == "/_mock/expire-tokens" || p == "/_mock/faults") {
       respond(errorResponse(405, req.method + " not allowed on " + p));
     } else {
       respond(errorResponse(404, "unknown path " + p));
@@ -218,6 +222,28 @@ class Control {
     std::optional<uint32_t> d = *delay;
     forAll([m, d](MockProvider* p, std::function<void()> done) { p->configure(m, d, done); },
            std::move(respond));
+  }
+
+  void faults(const HttpRequest& req, Respond respond) {
+    auto body = parseBody(req.body);
+    if (!body) {
+      respond(errorResponse(400, body.error().message));
+      return;
+    }
+    const auto* p = body->if_contains("provider");
+    MockProvider* m = p && p->is_string() ? find(std::string_view(p->as_string())) : nullptr;
+    if (m == nullptr) {
+      respond(errorResponse(400,
+                            "provider: expected the name of a served provider (apns, fcm, "
+                            "wns)"));
+      return;
+    }
+    auto fault = parseFault(*body, wallUs() / 1000);
+    if (!fault) {
+      respond(errorResponse(400, fault.error().message));
+      return;
+    }
+    m->setFault(std::move(*fault), [respond = std::move(respond)] { respond(okResponse()); });
   }
 
   void goaway(const HttpRequest& req, Respond respond) {

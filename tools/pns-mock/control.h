@@ -7,6 +7,7 @@
 //   POST /_mock/goaway   {"reason":"Shutdown"} (body optional)
 //   POST /_mock/tokens   {"dead":[...],"bad":[...]} (optional "provider", default apns)
 //   POST /_mock/expire-tokens {"provider":"fcm"|"wns"} (no provider: every provider with tokens)
+//   POST /_mock/faults   {"provider":"fcm","fault":"throttle","count":N|"duration_ms":T,...}
 // Every operation fans out to the worker threads and answers once all of them have applied it.
 
 #include <boost/json/array.hpp>
@@ -20,6 +21,7 @@
 
 #include "base/http_server.h"
 #include "base/result.h"
+#include "tools/pns-mock/faults.h"
 
 namespace pushhub::mock {
 
@@ -41,6 +43,8 @@ class MockProvider {
   // Adds explicit dead / bad tokens (already passed through normalizeToken).
   virtual void addTokens(std::vector<std::string> dead, std::vector<std::string> bad,
                          std::function<void()> done) = 0;
+  // Replaces the provider's fault (faults.h); an expired one turns faults off.
+  virtual void setFault(std::shared_ptr<Fault> fault, std::function<void()> done) = 0;
   // Checks a token given to /_mock/tokens and returns its stored form. The default (APNs):
   // even-length hex, lowercased. The error message says what is expected.
   virtual Result<std::string> normalizeToken(std::string_view token) const;

@@ -778,6 +778,16 @@ void throttleFcm(FcmVerdict& v) {
        "service 'fcm.googleapis.com'.");
 }
 
+void faultFcm(const Fault& fault, FcmVerdict& v) {
+  if (fault.kind == FaultKind::kThrottle) {
+    throttleFcm(v);
+  } else if (fault.kind == FaultKind::kUnavailable) {
+    fail(v, 503, code::kUnavailable, code::kUnavailable, "The service is currently unavailable.");
+  } else if (fault.kind == FaultKind::kInternalError) {
+    fail(v, 500, code::kInternal, code::kInternal, "Internal error encountered.");
+  }
+}
+
 void buildFcmResponse(const FcmVerdict& v, std::string_view message_id, uint32_t retry_after_s,
                       H2Response& response) {
   response.status = v.status;
@@ -796,7 +806,7 @@ void buildFcmResponse(const FcmVerdict& v, std::string_view message_id, uint32_t
         "www-authenticate",
         R"(Bearer realm="https://accounts.google.com/", error="invalid_token")");
   }
-  if (v.status == 429) {
+  if (retry_after_s > 0 && (v.status == 429 || v.status == 503)) {
     response.headers.emplace_back("retry-after", std::to_string(retry_after_s));
   }
   body.assign("{\"error\":{\"code\":");

@@ -34,6 +34,8 @@ inline constexpr std::string_view kUnauthenticated = "UNAUTHENTICATED";
 inline constexpr std::string_view kPermissionDenied = "PERMISSION_DENIED";
 inline constexpr std::string_view kQuotaExceeded = "QUOTA_EXCEEDED";
 inline constexpr std::string_view kResourceExhausted = "RESOURCE_EXHAUSTED";
+inline constexpr std::string_view kUnavailable = "UNAVAILABLE";
+inline constexpr std::string_view kInternal = "INTERNAL";
 }  // namespace fcm_code
 
 inline constexpr size_t kFcmMaxPayload = 4096;       // data + notification keys and values
@@ -111,6 +113,9 @@ void applyFcmTokenRules(FcmVerdict& verdict, const FcmRules& rules);
 
 // Turns `verdict` into the throttled answer (429 QUOTA_EXCEEDED).
 void throttleFcm(FcmVerdict& verdict);
+// Turns a send that would have succeeded into `fault`'s answer (throttle, unavailable, internal;
+// the others leave it alone).
+void faultFcm(const Fault& fault, FcmVerdict& verdict);
 
 // Fills `response`: success {"name":"projects/P/messages/<message_id>"}, errors the
 // google.rpc.Status envelope (+ FcmError / BadRequest details, WWW-Authenticate on 401,

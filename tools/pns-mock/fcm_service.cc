@@ -36,7 +36,10 @@ struct FcmWorker final : CloudWorker {
                              std::string& token, H2Response& response) override {
     FcmVerdict& v = verdict;
     checkFcmSend(request, rules, bearer, revoked_below, now_ms, v);
-    if (v.status == 200 && throttleThisSend()) {
+    const Fault* fault = v.status == 200 ? faultFor(v.project, now_ms) : nullptr;
+    if (fault) {
+      faultFcm(*fault, v);
+    } else if (v.status == 200 && throttleThisSend()) {
       throttleFcm(v);
     } else {
       applyFcmTokenRules(v, rules);
@@ -46,8 +49,9 @@ struct FcmWorker final : CloudWorker {
     std::string_view message_id = v.validate_only
                                       ? std::string_view("fake_message_id")
                                       : std::string_view(id, messageId(rng, now_ms, id));
-    buildFcmResponse(v, message_id, settings.retry_after_s, response);
-    return {v.status, v.reason()};
+    buildFcmResponse(v, message_id, fault ? fault->retry_after_s : settings.retry_after_s,
+                     response);
+    return {v.status, v.reason(), fault};
   }
 
   void addTokens(const std::vector<std::string>& dead,

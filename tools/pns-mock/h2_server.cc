@@ -1,5 +1,7 @@
 #include "tools/pns-mock/h2_server.h"
 
+#include "tools/pns-mock/stats.h"
+
 #include <openssl/ssl.h>
 
 #include <array>
@@ -1120,6 +1122,9 @@ void H2Listener::accept() {
         }
         if (ec) {
           logger()->warn("accept failed: {}", ec.message());
+        } else if (refusing_ && refusing_->take({}, wallUs() / 1000)) {
+          boost::system::error_code ignored;
+          socket.close(ignored);  // a provider that is down: the client sees the close at once
         } else {
           uint64_t id = next_id_++;
           asio::post(workers_.context(worker), [this, worker, id,
@@ -1134,6 +1139,11 @@ void H2Listener::accept() {
         }
         accept();
       });
+}
+
+void H2Listener::refuse(std::shared_ptr<Fault> fault) {
+  asio::post(acceptor_.get_executor(),
+             [this, fault = std::move(fault)]() mutable { refusing_ = std::move(fault); });
 }
 
 void H2Listener::forEachConnection(size_t worker, const std::function<void(H2Connection&)>& fn) {

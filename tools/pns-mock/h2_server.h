@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "tools/pns-mock/faults.h"
 
 namespace pushhub::mock {
 
@@ -256,6 +257,9 @@ class H2Listener {
 
   // Calls fn for each open connection of worker `worker`. Call only on that worker's thread.
   void forEachConnection(size_t worker, const std::function<void(H2Connection&)>& fn);
+  // While `fault` (a refusal) lasts, connections are closed as soon as they are accepted;
+  // nullptr accepts again. Any thread.
+  void refuse(std::shared_ptr<Fault> fault);
 
  private:
   void accept();
@@ -268,6 +272,7 @@ class H2Listener {
   uint16_t port_ = 0;
   size_t next_worker_ = 0;
   uint64_t next_id_ = 1;
+  std::shared_ptr<Fault> refusing_;  // the acceptor's thread only
   // Per worker: its open connections (touched only on that worker's thread).
   std::vector<std::unordered_set<H2Connection*>> connections_;
 };

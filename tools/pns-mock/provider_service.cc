@@ -17,14 +17,18 @@ void ProviderService::stats(bool with_tokens, std::function<void(boost::json::ob
         s.merge(w.stats);
         s.open_connections = w.open_connections;
       },
-      [slots, with_tokens, token_endpoint = token_endpoint_, done = std::move(done)] {
+      [slots, with_tokens, token_endpoint = token_endpoint_, fault = fault_,
+       done = std::move(done)] {
         ProviderStatsSnapshot total;
         total.with_tokens = with_tokens;
         total.token_endpoint = token_endpoint;
         for (const auto& s : *slots) {
           total.add(s);
         }
-        done(total.toJson());
+        auto json = total.toJson();
+        if (fault && !fault->expired(wallUs() / 1000)) json["fault"] = fault->toJson();
+        if (fault) json["faults_applied"] = fault->applied.load(std::memory_order_relaxed);
+        done(std::move(json));
       });
 }
 
@@ -62,6 +66,21 @@ void ProviderService::addTokens(std::vector<std::string> dead, std::vector<std::
   auto b = std::make_shared<std::vector<std::string>>(std::move(bad));
   workers_.runOnAll([this, d, b](size_t i) { providerWorker(i).addTokens(*d, *b); },
                     std::move(done));
+}
+
+void ProviderService::setFault(std::shared_ptr<Fault> fault, std::function<void()> done) {
+  fault_ = fault;
+  bool refuse = fault->kind == FaultKind::kRefuse && !fault->expired(wallUs() / 1000);
+  if (listener_ != nullptr) listener_->refuse(refuse ? fault : nullptr);
+  workers_.runOnAll(
+      [this, fault, refuse](size_t i) {
+        providerWorker(i).fault = fault;
+        // A provider that went down takes its open connections with it.
+        if (refuse && listener_ != nullptr) {
+          listener_->forEachConnection(i, [](H2Connection& c) { c.drop(); });
+        }
+      },
+      std::move(done));
 }
 
 }  // namespace pushhub::mock

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "tools/pns-mock/control.h"
+#include "tools/pns-mock/faults.h"
 #include "tools/pns-mock/h2_server.h"
 #include "tools/pns-mock/stats.h"
 
@@ -29,9 +30,17 @@ struct ProviderWorker {
   virtual void addTokens(const std::vector<std::string>& dead,
                          const std::vector<std::string>& bad) = 0;
 
+  // The fault a well-formed, authenticated request for `key` (APNs topic, FCM project; empty
+  // for WNS) gets now, or nullptr; a refusal is the listener's, never a request's.
+  Fault* faultFor(std::string_view key, int64_t now_ms) {
+    Fault* f = fault.get();
+    return f && f->kind != FaultKind::kRefuse && f->take(key, now_ms) ? f : nullptr;
+  }
+
   ProviderStats stats;
   std::mt19937_64 rng{std::random_device{}()};  // message ids
   uint64_t open_connections = 0;
+  std::shared_ptr<Fault> fault;  // shared by every worker (and the listener) of the provider
 };
 
 class ProviderService : public MockProvider {
@@ -51,6 +60,7 @@ class ProviderService : public MockProvider {
   void goaway(std::string debug_data, std::function<void()> done) override;
   void addTokens(std::vector<std::string> dead, std::vector<std::string> bad,
                  std::function<void()> done) override;
+  void setFault(std::shared_ptr<Fault> fault, std::function<void()> done) override;
 
  protected:
   // The state of worker `i` (one per WorkerPool thread). Called on worker i's thread.
@@ -62,6 +72,7 @@ class ProviderService : public MockProvider {
  private:
   std::string name_;
   bool token_endpoint_;
+  std::shared_ptr<Fault> fault_;  // the last one set; control API thread only (for stats)
 };
 
 }  // namespace pushhub::mock

@@ -262,6 +262,16 @@ void applyWnsChannelRules(WnsVerdict& v, const WnsRules& rules) {
 
 void throttleWns(WnsVerdict& v) { fail(v, 406, "The cloud service exceeded its throttle limit."); }
 
+void faultWns(const Fault& fault, WnsVerdict& v) {
+  if (fault.kind == FaultKind::kThrottle) {
+    throttleWns(v);
+  } else if (fault.kind == FaultKind::kUnavailable) {
+    fail(v, 503, "The service is unavailable.");
+  } else if (fault.kind == FaultKind::kInternalError) {
+    fail(v, 500, "An internal error occurred.");
+  }
+}
+
 void buildWnsResponse(const WnsVerdict& verdict, const H2Request& request,
                       std::string_view message_id, uint32_t retry_after_s, H2Response& response) {
   response.status = verdict.status;
@@ -280,7 +290,7 @@ void buildWnsResponse(const WnsVerdict& verdict, const H2Request& request,
   if (verdict.status == 401) {
     response.headers.emplace_back("www-authenticate", R"(Bearer error="invalid_token")");
   }
-  if (verdict.status == 406) {
+  if (retry_after_s > 0 && (verdict.status == 406 || verdict.status == 503)) {
     response.headers.emplace_back("retry-after", std::to_string(retry_after_s));
   }
 }

@@ -63,6 +63,9 @@ void applyWnsChannelRules(WnsVerdict& verdict, const WnsRules& rules);
 
 // Turns `verdict` into the throttled answer (406).
 void throttleWns(WnsVerdict& verdict);
+// Turns a notification that would have been received into `fault`'s answer (throttle 406,
+// unavailable 503, internal 500; the others leave it alone).
+void faultWns(const Fault& fault, WnsVerdict& verdict);
 
 // Fills `response`: 200 with X-WNS-Status: received, X-WNS-Msg-ID and (when asked for)
 // X-WNS-DeviceConnectionStatus: connected; errors carry X-WNS-Error-Description (and

@@ -24,7 +24,10 @@ struct WnsWorker final : CloudWorker {
   CloudSendResult handleSend(const H2Request& request, BearerCache& bearer, int64_t now_ms,
                              std::string& token, H2Response& response) override {
     WnsVerdict v = checkWnsSend(request, rules, bearer, revoked_below, now_ms);
-    if (v.status == 200 && throttleThisSend()) {
+    const Fault* fault = v.status == 200 ? faultFor({}, now_ms) : nullptr;
+    if (fault) {
+      faultWns(*fault, v);
+    } else if (v.status == 200 && throttleThisSend()) {
       throttleWns(v);
     } else {
       applyWnsChannelRules(v, rules);
@@ -32,8 +35,9 @@ struct WnsWorker final : CloudWorker {
     token.assign(v.channel_token);
     char id[16];
     messageId(rng, id);
-    buildWnsResponse(v, request, std::string_view(id, sizeof id), settings.retry_after_s, response);
-    return {v.status, v.reason()};
+    buildWnsResponse(v, request, std::string_view(id, sizeof id),
+                     fault ? fault->retry_after_s : settings.retry_after_s, response);
+    return {v.status, v.reason(), fault};
   }
 
   void addTokens(const std::vector<std::string>& dead,

@@ -546,6 +546,90 @@ TEST_F(PnsMockCloudTest, ThrottlingAndAlpn) {
             2);
 }
 
+// Faults switched on at run time: each for a count or a while, then the normal answers again.
+TEST_F(PnsMockCloudTest, RunTimeFaultsLastForACountOrAWhile) {
+  start();
+  std::string token = fcmToken();
+  TlsClient c(fcm_port_);
+  ASSERT_EQ(fcmSend(c, token, "device-0").status, 200);
+
+  control("POST", "/_mock/faults",
+          R"({"provider":"fcm","fault":"unavailable","retry_after":3,"count":2})");
+  for (int i = 0; i < 2; ++i) {
+    Response r = fcmSend(c, token, "device-1");
+    EXPECT_EQ(r.status, 503);
+    EXPECT_EQ(r.header("retry-after"), "3");
+    EXPECT_EQ(json::parse(r.body).at("error").at("status").as_string(), "UNAVAILABLE");
+  }
+  EXPECT_EQ(fcmSend(c, token, "device-1").status, 200);  // the count is used up
+
+  control("POST", "/_mock/faults", R"({"provider":"fcm","fault":"internal","count":1})");
+  Response internal = fcmSend(c, token, "device-2");
+  EXPECT_EQ(internal.status, 500);
+  EXPECT_EQ(internal.header("retry-after"), "");
+  // Only the project it matches (one hub's credentials); an unauthenticated send never counts.
+  control("POST", "/_mock/faults",
+          R"({"provider":"fcm","fault":"throttle","count":1,"match":"proj-2"})");
+  EXPECT_EQ(fcmSend(c, token, "device-3").status, 200);
+  control("POST", "/_mock/faults",
+          R"({"provider":"fcm","fault":"throttle","count":1,"match":"proj-1"})");
+  EXPECT_EQ(fcmSend(c, "nope", "device-3").status, 401);
+  Response throttled = fcmSend(c, token, "device-3");
+  EXPECT_EQ(throttled.status, 429);
+  EXPECT_EQ(throttled.header("retry-after"), "1");  // a throttle's default
+
+  control("POST", "/_mock/faults", R"({"provider":"fcm","fault":"slow","delay_ms":300,"count":1})");
+  auto before = std::chrono::steady_clock::now();
+  EXPECT_EQ(fcmSend(c, token, "device-4").status, 200);
+  EXPECT_GE(std::chrono::steady_clock::now() - before, std::chrono::milliseconds(300));
+
+  control("POST", "/_mock/faults", R"({"provider":"fcm","fault":"drop","count":1})");
+  EXPECT_THROW(fcmSend(c, token, "device-5"), boost::system::system_error);
+  TlsClient again(fcm_port_);
+  EXPECT_EQ(fcmSend(again, token, "device-5").status, 200);
+  auto stats = control("GET", "/_mock/stats?tokens=0").at("fcm");
+  EXPECT_EQ(stats.at("faults_applied").to_number<int>(), 1);  // of the last fault set
+  EXPECT_EQ(stats.at("dropped_connections").as_int64(), 1);
+
+  // WNS for a while: throttled until the duration is over.
+  std::string wtoken = wnsToken();
+  TlsClient w(wns_port_);
+  control("POST", "/_mock/faults",
+          R"({"provider":"wns","fault":"throttle","retry_after":2,"duration_ms":400})");
+  Response r406 = wnsSend(w, wtoken, "chan-1");
+  EXPECT_EQ(r406.status, 406);
+  EXPECT_EQ(r406.header("retry-after"), "2");
+  EXPECT_TRUE(control("GET", "/_mock/stats?tokens=0").at("wns").as_object().contains("fault"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(450));
+  EXPECT_EQ(wnsSend(w, wtoken, "chan-1").status, 200);
+  EXPECT_FALSE(control("GET", "/_mock/stats?tokens=0").at("wns").as_object().contains("fault"));
+
+  // A provider that is down: its open connections close and a new one is closed at once.
+  control("POST", "/_mock/faults", R"({"provider":"wns","fault":"refuse","count":1})");
+  EXPECT_TRUE(w.closedByPeer());
+  EXPECT_THROW(TlsClient refused(wns_port_), boost::system::system_error);
+  TlsClient back(wns_port_);
+  EXPECT_EQ(wnsSend(back, wtoken, "chan-2").status, 200);
+  // "none" switches a fault off before its end.
+  control("POST", "/_mock/faults",
+          R"({"provider":"wns","fault":"unavailable","duration_ms":60000})");
+  EXPECT_EQ(wnsSend(back, wtoken, "chan-3").status, 503);
+  control("POST", "/_mock/faults", R"({"provider":"wns","fault":"none"})");
+  EXPECT_EQ(wnsSend(back, wtoken, "chan-3").status, 200);
+
+  // Bad requests name what is wrong and change nothing.
+  for (const char* body :
+       {R"({"provider":"fcm","fault":"melt","count":1})", R"({"provider":"fcm","fault":"drop"})",
+        R"({"provider":"nope","fault":"drop","count":1})",
+        R"({"provider":"fcm","fault":"slow","count":1})",
+        R"({"provider":"fcm","fault":"throttle","count":0})",
+        R"({"provider":"fcm","fault":"refuse","count":1,"match":"proj-1"})"}) {
+    EXPECT_EQ(testing::httpRequest("POST", control_port_, "/_mock/faults", body).status, 400)
+        << body;
+  }
+  EXPECT_EQ(fcmSend(again, token, "device-6").status, 200);
+}
+
 TEST_F(PnsMockCloudTest, ExpireTokensForcesARefresh) {
   start({"--wns-alpn", "h2,http/1.1"});
   std::string fcm = fcmToken();
