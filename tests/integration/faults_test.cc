@@ -1,0 +1,213 @@
+// Providers misbehaving, driven by pns-mock's run-time faults: a throttling storm that ends, and a
+// route that is down while the others carry on.
+#include <gtest/gtest.h>
+#include <boost/json.hpp>
+
+#include <algorithm>
+#include <map>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "tests/integration/stack.h"
+
+namespace pushhub::testing {
+namespace {
+
+namespace json = boost::json;
+
+std::string randomHex(std::mt19937_64& rng, size_t length, const std::string& prefix) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = prefix;
+  while (out.size() < length) out += kHex[rng() & 15];
+  return out;
+}
+
+struct Audience {
+  std::set<std::string> apns, fcm, wns;  // tokens as pns-mock records them
+};
+
+// A direct send of `hub` to `apns` APNs, `fcm` FCM and `wns` WNS handles.
+v1::SendNotificationRequest directSend(Stack& stack, const std::string& hub, int apns, int fcm,
+                                       int wns, Audience& audience, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  v1::SendNotificationRequest send;
+  send.set_hub(hub);
+  auto add = [&](v1::Platform platform, const std::string& handle) {
+    auto* target = send.mutable_direct()->add_targets();
+    target->set_platform(platform);
+    target->set_push_handle(handle);
+  };
+  for (int i = 0; i < apns; ++i) {
+    std::string token = randomHex(rng, 64, "a");
+    audience.apns.insert(token);
+    add(v1::PLATFORM_APNS, token);
+  }
+  for (int i = 0; i < fcm; ++i) {
+    std::string token = randomHex(rng, 152, "f");
+    audience.fcm.insert(token);
+    add(v1::PLATFORM_FCM, token);
+  }
+  for (int i = 0; i < wns; ++i) {
+    std::string token = randomHex(rng, 40, "w");
+    audience.wns.insert(token);
+    add(v1::PLATFORM_WNS, stack.wnsChannel(token));
+  }
+  auto* native = send.add_native();
+  native->set_platform(v1::PLATFORM_APNS);
+  native->set_body(R"({"aps":{"alert":"storm"}})");
+  native = send.add_native();
+  native->set_platform(v1::PLATFORM_FCM);
+  native->set_body(R"({"message":{"notification":{"title":"storm"}}})");
+  native = send.add_native();
+  native->set_platform(v1::PLATFORM_WNS);
+  native->set_body(
+      R"(<toast><visual><binding template="ToastGeneric"><text>storm</text></binding></visual></toast>)");
+  (*native->mutable_headers())["X-WNS-Type"] = "wns/toast";
+  return send;
+}
+
+std::string accept(Stack& stack, const v1::SendNotificationRequest& send) {
+  v1::SendNotificationResponse accepted;
+  auto rpc = stack.stub().SendNotification(stack.context().get(), send, &accepted);
+  EXPECT_TRUE(rpc.ok()) << rpc.error_message();
+  return accepted.notification_id();
+}
+
+void fault(Stack& stack, const std::string& body) {
+  mock::controlCall(stack.controlPort(), "POST", "/_mock/faults", body);
+}
+
+struct Request {
+  int64_t at_us;
+  int status;
+};
+
+// What pns-mock received for `provider`, by token, in order.
+std::map<std::string, std::vector<Request>> receivedByToken(Stack& stack,
+                                                            const std::string& provider) {
+  auto entries = mock::controlCall(stack.controlPort(), "GET",
+                                   "/_mock/received?provider=" + provider + "&limit=100000");
+  std::map<std::string, std::vector<Request>> out;
+  for (const auto& e : entries.as_array()) {
+    const auto& o = e.as_object();
+    out[json::value_to<std::string>(o.at("token"))].push_back(
+        {o.at("received_at_us").to_number<int64_t>(), o.at("status").to_number<int>()});
+  }
+  for (auto& [token, requests] : out) {
+    std::sort(requests.begin(), requests.end(),
+              [](const Request& a, const Request& b) { return a.at_us < b.at_us; });
+  }
+  return out;
+}
+
+// Every token was answered 200 exactly once; a request answered `throttled` is retried no
+// sooner than `retry_after_s` later. Returns how many requests were throttled.
+int checkDeliveries(Stack& stack, const std::string& provider, const std::set<std::string>& tokens,
+                    int throttled, int retry_after_s) {
+  auto got = receivedByToken(stack, provider);
+  int throttles = 0;
+  for (const auto& token : tokens) {
+    auto it = got.find(token);
+    if (it == got.end()) {
+      ADD_FAILURE() << provider << " never received " << token;
+      continue;
+    }
+    const auto& requests = it->second;
+    EXPECT_EQ(std::count_if(requests.begin(), requests.end(),
+                            [](const Request& r) { return r.status == 200; }),
+              1)
+        << provider << " " << token;
+    for (size_t i = 0; i + 1 < requests.size(); ++i) {
+      if (requests[i].status != throttled) continue;
+      ++throttles;
+      EXPECT_GE(requests[i + 1].at_us - requests[i].at_us, retry_after_s * 1'000'000)
+          << provider << " retried " << token << " before its Retry-After";
+    }
+  }
+  return throttles;
+}
+
+int64_t success(const v1::NotificationStatus& status, v1::Platform platform) {
+  int64_t n = 0;
+  for (const auto& o : status.outcomes()) {
+    if (o.platform() == platform && o.outcome() == "Success") n += o.count();
+  }
+  return n;
+}
+
+TEST(FaultsIntegrationTest, AThrottlingStormEndsWithEveryDeviceDeliveredAndNoRetryTooSoon) {
+  StackOptions options;
+  options.extra_config = "max_attempts = 5\n";
+  Stack stack(options);
+  constexpr int kApns = 200, kFcm = 100, kWns = 60;
+  // FCM: 150 sends throttled with Retry-After 1 s; WNS: throttled with Retry-After 2 s for
+  // 1.5 s; APNs: 300 answered 503 (retried with backoff: APNs sends no Retry-After).
+  fault(stack, R"({"provider":"fcm","fault":"throttle","retry_after":1,"count":150})");
+  fault(stack, R"({"provider":"wns","fault":"throttle","retry_after":2,"duration_ms":1500})");
+  fault(stack, R"({"provider":"apns","fault":"unavailable","count":300})");
+  Audience audience;
+  std::string id = accept(stack, directSend(stack, kHub, kApns, kFcm, kWns, audience, 1));
+  auto status = stack.waitFinal(id, 0, 120);
+  ASSERT_EQ(status.state(), v1::NotificationStatus::STATE_COMPLETED) << status.DebugString();
+  EXPECT_EQ(success(status, v1::PLATFORM_APNS), kApns) << status.DebugString();
+  EXPECT_EQ(success(status, v1::PLATFORM_FCM), kFcm) << status.DebugString();
+  EXPECT_EQ(success(status, v1::PLATFORM_WNS), kWns) << status.DebugString();
+
+  int fcm_throttles = checkDeliveries(stack, "fcm", audience.fcm, 429, 1);
+  int wns_throttles = checkDeliveries(stack, "wns", audience.wns, 406, 2);
+  checkDeliveries(stack, "apns", audience.apns, 503, 0);
+  EXPECT_EQ(fcm_throttles, 150);
+  EXPECT_GE(wns_throttles, kWns);  // every WNS device was throttled at least once
+  std::printf("storm: %d FCM and %d WNS throttles, 300 APNs 503s; all %d devices delivered\n",
+              fcm_throttles, wns_throttles, kApns + kFcm + kWns);
+  // The retries are counted by reason.
+  auto metrics = httpRequest("GET", stack.adminPort(), "/metrics").body;
+  EXPECT_NE(
+      metrics.find("pushhub_retries_total{hub=\"itest\",platform=\"fcm\",reason=\"Throttled\"} "
+                   "150\n"),
+      std::string::npos);
+  EXPECT_NE(metrics.find("pushhub_retries_total{hub=\"itest\",platform=\"apns\",reason="
+                         "\"PnsUnavailable\"} 300\n"),
+            std::string::npos);
+}
+
+TEST(FaultsIntegrationTest, OneHubsFcmDownLeavesItsApnsAndTheOtherHubUntouched) {
+  StackOptions options;
+  // Enough attempts that the FCM devices are still being retried when the route comes back.
+  options.extra_config = "max_attempts = 12\n";
+  Stack stack(options);
+  fault(stack, R"({"provider":"fcm","fault":"refuse","duration_ms":600000})");
+  Audience mixed;
+  std::string id = accept(stack, directSend(stack, kHub, 300, 100, 0, mixed, 2));
+  Audience other;
+  std::string other_id = accept(stack, directSend(stack, kOtherHub, 300, 0, 0, other, 3));
+
+  // While FCM is down: the other hub's send completes, and every APNs device of the same send
+  // is delivered, while its FCM devices wait.
+  auto other_status = stack.waitFinal(other_id, 0, 60, kOtherHub);
+  EXPECT_EQ(other_status.state(), v1::NotificationStatus::STATE_COMPLETED);
+  EXPECT_EQ(success(other_status, v1::PLATFORM_APNS), 300);
+  std::set<std::string> reached;
+  for (int i = 0; i < 600 && reached.size() < mixed.apns.size(); ++i) {
+    reached.clear();
+    for (const auto& [token, requests] : receivedByToken(stack, "apns")) {
+      if (mixed.apns.count(token) && requests.back().status == 200) reached.insert(token);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(reached, mixed.apns);
+  EXPECT_EQ(stack.notification(id).state(), v1::NotificationStatus::STATE_PROCESSING);
+  EXPECT_TRUE(receivedByToken(stack, "fcm").empty());  // nothing got through
+
+  // FCM comes back: the waiting devices are delivered.
+  fault(stack, R"({"provider":"fcm","fault":"none"})");
+  auto status = stack.waitFinal(id, 0, 120);
+  ASSERT_EQ(status.state(), v1::NotificationStatus::STATE_COMPLETED) << status.DebugString();
+  EXPECT_EQ(success(status, v1::PLATFORM_APNS), 300);
+  EXPECT_EQ(success(status, v1::PLATFORM_FCM), 100) << status.DebugString();
+}
+
+}  // namespace
+}  // namespace pushhub::testing
