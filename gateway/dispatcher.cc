@@ -598,7 +598,7 @@ void Dispatcher::count(const RunPtr& run, uint32_t unit, registry::Platform plat
                        std::string_view reason) {
   size_t p = static_cast<size_t>(platform);
   size_t index = outcomeIndex(outcome);
-  if (run->counters) ++(*run->counters)[p].deliveries[index];
+  ++(*run->counters)[p].deliveries[index];
   Unit& u = run->unit(unit);
   ++u.counts[p][index];
   // A test send lists every outcome (at most kMaxTestTargets), others what was not Success.

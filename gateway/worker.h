@@ -50,7 +50,6 @@ class Worker {
   registry::Registry& registry() { return registry_; }
   registry::NotificationQueue& queue() { return queue_; }
   registry::HubStore& hubStore() { return hub_store_; }
-  bool redisConnected() const { return commands_.connected(); }
   // A copy of the counters only this worker's thread writes (metrics.h), with its open provider
   // connections.
   WorkerView view() const;

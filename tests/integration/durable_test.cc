@@ -3,10 +3,13 @@
 // it: every device is reached, the notification ends Completed, and the duplicates a crash
 // causes stay within the bound docs/ARCHITECTURE.md states (the jobs' windows past their
 // recorded progress).
+#include <google/protobuf/util/time_util.h>
 #include <gtest/gtest.h>
 #include <boost/json.hpp>
 
+#include <map>
 #include <thread>
+#include <vector>
 
 #include "tests/integration/stack.h"
 
@@ -146,6 +149,77 @@ TEST_F(DurableTest, ABroadcastSurvivesAKilledInstanceAndAStoppedOne) {
       << stack_.daemonLog(1);
   duplicates = expectEveryoneReached(status, "stopped");
   EXPECT_LE(duplicates, 0) << "a graceful stop redelivers nothing that was answered";
+}
+
+// Scheduled sends with two instances: each fires exactly once, a cancelled one never; one whose
+// time comes while every instance is down fires when they are back.
+TEST_F(DurableTest, ScheduledSendsFireOnceWithTwoInstancesAndAfterAFullRestart) {
+  auto nowMs = [] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  // A direct send to 50 handles of its own, scheduled `at_ms`.
+  auto schedule = [&](int first, int64_t at_ms) {
+    v1::SendNotificationRequest send;
+    send.set_hub(kHub);
+    for (int i = first; i < first + 50; ++i) {
+      auto* target = send.mutable_direct()->add_targets();
+      target->set_platform(v1::PLATFORM_APNS);
+      target->set_push_handle(tokenOf(i));
+    }
+    auto* native = send.add_native();
+    native->set_platform(v1::PLATFORM_APNS);
+    native->set_body(R"({"aps":{"alert":"scheduled"}})");
+    *send.mutable_scheduled_time() =
+        google::protobuf::util::TimeUtil::MillisecondsToTimestamp(at_ms);
+    v1::SendNotificationResponse accepted;
+    auto rpc =
+        stack_.stub(first / 50 % 2).SendNotification(stack_.context().get(), send, &accepted);
+    EXPECT_TRUE(rpc.ok()) << rpc.error_message();
+    return accepted.notification_id();
+  };
+  // How often pns-mock received each of the 50 handles from `first`.
+  auto deliveries = [&](int first) {
+    auto r = httpRequest("GET", stack_.controlPort(), "/_mock/received?provider=apns&limit=100000");
+    std::map<std::string, int> count;
+    json::value entries = json::parse(r.body);
+    for (const auto& e : entries.as_array()) {
+      count[json::value_to<std::string>(e.at("token"))] += e.at("status").to_number<int>() == 200;
+    }
+    std::vector<int> out;
+    for (int i = first; i < first + 50; ++i) out.push_back(count[tokenOf(i)]);
+    return out;
+  };
+  const std::vector<int> once(50, 1), never(50, 0);
+  httpRequest("POST", stack_.controlPort(), "/_mock/reset");
+
+  std::string fires = schedule(0, nowMs() + 1500);
+  std::string called_off = schedule(50, nowMs() + 1500);
+  v1::CancelNotificationRequest cancel;
+  cancel.set_hub(kHub);
+  cancel.set_notification_id(called_off);
+  v1::CancelNotificationResponse cancelled;
+  ASSERT_TRUE(stack_.stub(1).CancelNotification(stack_.context().get(), cancel, &cancelled).ok());
+  EXPECT_EQ(stack_.waitFinal(fires, 0, 60).state(), v1::NotificationStatus::STATE_COMPLETED);
+  EXPECT_EQ(stack_.notification(called_off).state(), v1::NotificationStatus::STATE_CANCELLED);
+  std::this_thread::sleep_for(std::chrono::seconds(1));  // room for a second firing, were there one
+  EXPECT_EQ(deliveries(0), once);
+  EXPECT_EQ(deliveries(50), never);
+
+  // Every instance stops; the send's time passes while none runs; they come back and it fires.
+  int64_t at_ms = nowMs() + 5000;
+  std::string after_restart = schedule(100, at_ms);
+  EXPECT_EQ(stack_.terminateInstance(0), 0);
+  EXPECT_EQ(stack_.terminateInstance(1), 0);
+  ASSERT_LT(nowMs(), at_ms) << "the instances took too long to stop: the send fired before";
+  while (nowMs() < at_ms + 1000) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(deliveries(100), never);
+  stack_.startInstance(0);
+  stack_.startInstance(1);
+  EXPECT_EQ(stack_.waitFinal(after_restart, 1, 60).state(),
+            v1::NotificationStatus::STATE_COMPLETED);
+  EXPECT_EQ(deliveries(100), once);
 }
 
 }  // namespace

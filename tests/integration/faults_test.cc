@@ -1,5 +1,6 @@
 // Providers misbehaving, driven by pns-mock's run-time faults: a throttling storm that ends, and a
 // route that is down while the others carry on.
+#include <google/protobuf/util/time_util.h>
 #include <gtest/gtest.h>
 #include <boost/json.hpp>
 
@@ -68,10 +69,11 @@ v1::SendNotificationRequest directSend(Stack& stack, const std::string& hub, int
   return send;
 }
 
+// The send's id; throws when it is refused (nothing to wait for then).
 std::string accept(Stack& stack, const v1::SendNotificationRequest& send) {
   v1::SendNotificationResponse accepted;
   auto rpc = stack.stub().SendNotification(stack.context().get(), send, &accepted);
-  EXPECT_TRUE(rpc.ok()) << rpc.error_message();
+  if (!rpc.ok()) throw std::runtime_error("send refused: " + rpc.error_message());
   return accepted.notification_id();
 }
 
@@ -207,6 +209,81 @@ TEST(FaultsIntegrationTest, OneHubsFcmDownLeavesItsApnsAndTheOtherHubUntouched) 
   ASSERT_EQ(status.state(), v1::NotificationStatus::STATE_COMPLETED) << status.DebugString();
   EXPECT_EQ(success(status, v1::PLATFORM_APNS), 300);
   EXPECT_EQ(success(status, v1::PLATFORM_FCM), 100) << status.DebugString();
+}
+
+// Redis, persisting every write (AOF, appendfsync always), crashes and restarts in the middle of a
+// send: pushhubd reconnects, the send completes, and nothing accepted before the crash is lost
+// (the registrations, a send still queued behind it, a scheduled send).
+TEST(FaultsIntegrationTest, ARedisCrashAndRestartMidSendLosesNothingAccepted) {
+  StackOptions options;
+  options.redis_aof = true;
+  // APNs answers 10 streams at a time, each 50 ms late: the send lasts a few seconds.
+  options.mock_flags = {"--delay-ms", "50", "--max-concurrent-streams", "10"};
+  Stack stack(options);
+  constexpr int kRegistered = 300;
+  std::mt19937_64 rng(4);
+  std::set<std::string> registered;
+  v1::BatchCreateOrUpdateInstallationsRequest batch;
+  batch.set_hub(kHub);
+  for (int i = 0; i < kRegistered; ++i) {
+    std::string token = randomHex(rng, 64, "b");
+    registered.insert(token);
+    auto* inst = batch.add_installations();
+    inst->set_installation_id("r-" + std::to_string(i));
+    inst->set_platform(v1::PLATFORM_APNS);
+    inst->set_push_channel(token);
+  }
+  v1::BatchCreateOrUpdateInstallationsResponse stored;
+  ASSERT_TRUE(
+      stack.stub().BatchCreateOrUpdateInstallations(stack.context().get(), batch, &stored).ok());
+
+  Audience running, queued;
+  std::string running_id = accept(stack, directSend(stack, kHub, 1000, 0, 0, running, 5));
+  std::string queued_id = accept(stack, directSend(stack, kHub, 200, 0, 0, queued, 6));
+  v1::SendNotificationRequest later;
+  later.set_hub(kHub);
+  later.set_broadcast(true);
+  auto* native = later.add_native();
+  native->set_platform(v1::PLATFORM_APNS);
+  native->set_body(R"({"aps":{"alert":"after the crash"}})");
+  int64_t at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count() +
+                  2000;
+  *later.mutable_scheduled_time() =
+      google::protobuf::util::TimeUtil::MillisecondsToTimestamp(at_ms);
+  std::string scheduled_id = accept(stack, later);
+
+  // In the middle of the first send: some delivered, not all.
+  for (int i = 0; i < 600 && receivedByToken(stack, "apns").size() < 100; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  size_t before = receivedByToken(stack, "apns").size();
+  stack.crashAndRestartRedis();
+  std::printf("redis crashed and restarted after %zu of %d deliveries\n", before, 1000);
+  EXPECT_LT(before, 1000u) << "the send was over before the crash: the test proved nothing";
+
+  for (const auto& [id, audience] :
+       {std::pair{running_id, &running}, std::pair{queued_id, &queued}}) {
+    auto status = stack.waitFinal(id, 0, 120);
+    ASSERT_EQ(status.state(), v1::NotificationStatus::STATE_COMPLETED) << status.DebugString();
+    EXPECT_GE(success(status, v1::PLATFORM_APNS), static_cast<int64_t>(audience->apns.size()));
+  }
+  auto status = stack.waitFinal(scheduled_id, 0, 120);
+  ASSERT_EQ(status.state(), v1::NotificationStatus::STATE_COMPLETED) << status.DebugString();
+  EXPECT_EQ(success(status, v1::PLATFORM_APNS), kRegistered);
+  auto got = receivedByToken(stack, "apns");
+  for (const auto* tokens : {&running.apns, &queued.apns, &registered}) {
+    for (const auto& token : *tokens) {
+      auto it = got.find(token);
+      EXPECT_TRUE(it != got.end() && std::any_of(it->second.begin(), it->second.end(),
+                                                 [](const Request& r) { return r.status == 200; }))
+          << token << " was never delivered";
+    }
+  }
+  std::printf("Redis errors seen by pushhubd: %lld, commands retried: %lld\n",
+              static_cast<long long>(metricSum(stack.adminPort(), "pushhub_redis_errors_total")),
+              static_cast<long long>(metricSum(stack.adminPort(), "pushhub_redis_retries_total")));
 }
 
 }  // namespace

@@ -66,6 +66,7 @@ struct StackOptions {
   bool cluster = false;                 // a Redis Cluster of 3 masters with a replica each
   int instances = 1;                    // pushhubd processes sharing the Redis
   std::string extra_config;             // appended to every instance's [dispatch] section
+  bool redis_aof = false;  // the standalone Redis persists every write (appendfsync always)
 };
 
 inline StackOptions withMockFlags(std::vector<std::string> flags) {
@@ -83,7 +84,10 @@ class Stack {
     if (options_.cluster) {
       cluster_ = std::make_unique<RedisCluster>(3, 1);
     } else {
-      redis_ = std::make_unique<RedisServer>();
+      redis_ = std::make_unique<RedisServer>(
+          options_.redis_aof
+              ? std::vector<std::string>{"--appendonly", "yes", "--appendfsync", "always"}
+              : std::vector<std::string>{});
     }
     const auto& extra_mock_flags = options_.mock_flags;
     std::string key2 = (dir_.path() / "apns2.p8").string();
@@ -276,22 +280,25 @@ class Stack {
   // which is reported as a test failure).
   v1::NotificationStatus notification(const std::string& id, int instance = 0,
                                       const std::string& hub = kHub) {
-    v1::GetNotificationRequest request;
-    request.set_hub(hub);
-    request.set_notification_id(id);
     v1::NotificationStatus status;
-    auto rpc = stub(instance).GetNotification(context().get(), request, &status);
+    auto rpc = getNotification(id, instance, hub, status);
     EXPECT_TRUE(rpc.ok()) << rpc.error_message();
     return status;
   }
   // Polls every 100 ms, for at most `seconds`, until the notification has a final state
-  // (completed, no target found, abandoned or cancelled); the last status seen.
+  // (completed, no target found, abandoned or cancelled); the last status seen. UNAVAILABLE
+  // answers (Redis reconnecting) are polled through.
   v1::NotificationStatus waitFinal(const std::string& id, int instance = 0, int seconds = 60,
                                    const std::string& hub = kHub) {
     using S = v1::NotificationStatus;
     v1::NotificationStatus status;
     for (int i = 0; i < seconds * 10; ++i) {
-      status = notification(id, instance, hub);
+      status.Clear();
+      auto rpc = getNotification(id, instance, hub, status);
+      if (!rpc.ok() && rpc.error_code() != grpc::StatusCode::UNAVAILABLE) {
+        ADD_FAILURE() << rpc.error_message();
+        break;
+      }
       if (status.state() == S::STATE_COMPLETED || status.state() == S::STATE_NO_TARGET_FOUND ||
           status.state() == S::STATE_ABANDONED || status.state() == S::STATE_CANCELLED) {
         break;
@@ -312,6 +319,8 @@ class Stack {
   RedisCluster* cluster() { return cluster_.get(); }
   // SIGKILL to the standalone Redis, as a crash.
   void killRedis() { redis_->kill(); }
+  // SIGKILL to the standalone Redis, then it starts again on its port and data.
+  void crashAndRestartRedis() { redis_->crashAndRestart(); }
   uint16_t redisPort() const { return cluster_ ? cluster_->ports().front() : redis_->port(); }
   // The service-account key file as Google hands it out, its token_uri pointing at pns-mock.
   void writeServiceAccount() const {
@@ -323,6 +332,14 @@ class Stack {
         {"client_email", kFcmAccount},
         {"token_uri", "https://127.0.0.1:" + std::to_string(fcm_port_) + "/token"}};
     std::ofstream(dir_.path() / "service-account.json") << boost::json::serialize(account);
+  }
+
+  grpc::Status getNotification(const std::string& id, int instance, const std::string& hub,
+                               v1::NotificationStatus& status) {
+    v1::GetNotificationRequest request;
+    request.set_hub(hub);
+    request.set_notification_id(id);
+    return stub(instance).GetNotification(context().get(), request, &status);
   }
 
   std::string daemonLog(int instance = 0) const {

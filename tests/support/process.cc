@@ -141,43 +141,59 @@ std::string slurp(const fs::path& path) {
 }
 }  // namespace
 
-RedisNode::RedisNode(std::vector<std::string> extra) {
+RedisNode::RedisNode(std::vector<std::string> extra) : extra_(std::move(extra)) {
   // A cluster node also binds port + 10000 (its bus), so the port must be at most 55535.
   for (int attempt = 0; attempt < 20; ++attempt) {
     uint16_t port = freePort();
     if (port > 55535) continue;
-    std::vector<std::string> argv{"redis-server",
-                                  "--port",
-                                  std::to_string(port),
-                                  "--bind",
-                                  "127.0.0.1",
-                                  "--save",
-                                  "",
-                                  "--appendonly",
-                                  "no",
-                                  "--dir",
-                                  dir_.path().string()};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    auto log = dir_.path() / ("redis-" + std::to_string(port) + ".log");
-    auto process = std::make_unique<Subprocess>(argv, log);
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (std::chrono::steady_clock::now() < deadline && process->running() &&
-           slurp(log).find("Ready to accept connections") == std::string::npos) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
     // Exited: most likely the port (or its bus port) was taken meanwhile; try another.
-    if (process->running() && slurp(log).find("Ready to accept connections") != std::string::npos) {
-      port_ = port;
-      process_ = std::move(process);
-      return;
-    }
+    if (start(port)) return;
   }
   throw std::runtime_error("redis-server did not start on any port");
+}
+
+bool RedisNode::start(uint16_t port) {
+  std::vector<std::string> argv{"redis-server",
+                                "--port",
+                                std::to_string(port),
+                                "--bind",
+                                "127.0.0.1",
+                                "--save",
+                                "",
+                                "--appendonly",
+                                "no",
+                                "--dir",
+                                dir_.path().string()};
+  argv.insert(argv.end(), extra_.begin(), extra_.end());
+  auto log = dir_.path() / ("redis-" + std::to_string(port) + ".log");
+  std::filesystem::remove(log);
+  auto process = std::make_unique<Subprocess>(argv, log);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline && process->running() &&
+         slurp(log).find("Ready to accept connections") == std::string::npos) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (!process->running() || slurp(log).find("Ready to accept connections") == std::string::npos) {
+    return false;
+  }
+  port_ = port;
+  process_ = std::move(process);
+  return true;
 }
 
 void RedisNode::kill() {
   if (process_ && process_->running()) ::kill(process_->pid(), SIGKILL);
   process_.reset();
+}
+
+void RedisNode::crashAndRestart() {
+  kill();
+  // The port was ours a moment ago; another process taking it in between is retried for a while.
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    if (start(port_)) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  throw std::runtime_error("redis-server did not restart on port " + std::to_string(port_));
 }
 
 std::string redisCli(uint16_t port, const std::vector<std::string>& args) {

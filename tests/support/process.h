@@ -63,10 +63,16 @@ class RedisNode {
   pid_t pid() const { return process_->pid(); }
   bool running() { return process_ && process_->running(); }
   void kill();  // SIGKILL, as a crash
+  // SIGKILL, then a new redis-server on the same port and data directory (what it persisted,
+  // with "--appendonly yes" among `extra`, is loaded again). Ready when it returns.
+  void crashAndRestart();
   const std::filesystem::path& dir() const { return dir_.path(); }
 
  private:
+  bool start(uint16_t port);
+
   TempDir dir_;
+  std::vector<std::string> extra_;
   uint16_t port_ = 0;
   std::unique_ptr<Subprocess> process_;
 };
