@@ -2,7 +2,8 @@
 // is stopped (SIGTERM) in the middle of a 100,000-device broadcast, and the survivor completes
 // it: every device is reached, the notification ends Completed, and the duplicates a crash
 // causes stay within the bound docs/ARCHITECTURE.md states (the jobs' windows past their
-// recorded progress).
+// recorded progress). Also: an instance killed while its targets wait for a retry, and scheduled
+// sends with two instances and across a restart of both.
 #include <google/protobuf/util/time_util.h>
 #include <gtest/gtest.h>
 #include <boost/json.hpp>
@@ -149,6 +150,51 @@ TEST_F(DurableTest, ABroadcastSurvivesAKilledInstanceAndAStoppedOne) {
       << stack_.daemonLog(1);
   duplicates = expectEveryoneReached(status, "stopped");
   EXPECT_LE(duplicates, 0) << "a graceful stop redelivers nothing that was answered";
+}
+
+// An instance killed while its targets wait for their Retry-After: the other instance takes the
+// job over and delivers every device exactly once (the throttled attempts delivered nothing).
+TEST_F(DurableTest, AnInstanceKilledWhileRetryingLeavesTheRetriesToTheOther) {
+  httpRequest("POST", stack_.controlPort(), "/_mock/reset");
+  mock::controlCall(stack_.controlPort(), "POST", "/_mock/faults",
+                    R"({"provider":"apns","fault":"throttle","retry_after":3,"count":400})");
+  v1::SendNotificationRequest send;
+  send.set_hub(kHub);
+  for (int i = 0; i < 400; ++i) {
+    auto* target = send.mutable_direct()->add_targets();
+    target->set_platform(v1::PLATFORM_APNS);
+    target->set_push_handle(tokenOf(200000 + i));
+  }
+  auto* native = send.add_native();
+  native->set_platform(v1::PLATFORM_APNS);
+  native->set_body(R"({"aps":{"alert":"retried"}})");
+  v1::SendNotificationResponse accepted;
+  ASSERT_TRUE(stack_.stub(0).SendNotification(stack_.context().get(), send, &accepted).ok());
+
+  int retrying = -1;  // the instance whose targets wait for their retry
+  for (int i = 0; i < 300 && retrying < 0; ++i) {
+    for (int instance = 0; instance < 2; ++instance) {
+      if (metric(instance, "pushhub_retries_total") > 0) retrying = instance;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_GE(retrying, 0) << "no instance retried: the test proved nothing";
+  stack_.killInstance(retrying);
+  int survivor = 1 - retrying;
+  auto status = stack_.waitFinal(accepted.notification_id(), survivor, 60);
+  ASSERT_EQ(status.state(), v1::NotificationStatus::STATE_COMPLETED) << status.DebugString();
+  EXPECT_GT(metric(survivor, "pushhub_jobs_reclaimed_total"), 0u);
+  auto r = httpRequest("GET", stack_.controlPort(), "/_mock/received?provider=apns&limit=100000");
+  json::value entries = json::parse(r.body);
+  std::map<std::string, int> delivered;
+  for (const auto& e : entries.as_array()) {
+    if (e.at("status").to_number<int>() == 200) {
+      ++delivered[json::value_to<std::string>(e.at("token"))];
+    }
+  }
+  EXPECT_EQ(delivered.size(), 400u);
+  for (const auto& [token, n] : delivered) EXPECT_EQ(n, 1) << token;
+  stack_.startInstance(retrying);
 }
 
 // Scheduled sends with two instances: each fires exactly once, a cancelled one never; one whose
