@@ -18,55 +18,25 @@ namespace {
 
 namespace json = boost::json;
 
-std::string randomHex(std::mt19937_64& rng, size_t length, const std::string& prefix) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = prefix;
-  while (out.size() < length) out += kHex[rng() & 15];
-  return out;
-}
-
 struct Audience {
   std::set<std::string> apns, fcm, wns;  // tokens as pns-mock records them
 };
 
-// A direct send of `hub` to `apns` APNs, `fcm` FCM and `wns` WNS handles.
+// A direct send of `hub` to `apns` APNs, `fcm` FCM and `wns` WNS handles, new ones each.
 v1::SendNotificationRequest directSend(Stack& stack, const std::string& hub, int apns, int fcm,
                                        int wns, Audience& audience, uint64_t seed) {
   std::mt19937_64 rng(seed);
-  v1::SendNotificationRequest send;
-  send.set_hub(hub);
-  auto add = [&](v1::Platform platform, const std::string& handle) {
-    auto* target = send.mutable_direct()->add_targets();
-    target->set_platform(platform);
-    target->set_push_handle(handle);
-  };
-  for (int i = 0; i < apns; ++i) {
-    std::string token = randomHex(rng, 64, "a");
-    audience.apns.insert(token);
-    add(v1::PLATFORM_APNS, token);
-  }
-  for (int i = 0; i < fcm; ++i) {
-    std::string token = randomHex(rng, 152, "f");
-    audience.fcm.insert(token);
-    add(v1::PLATFORM_FCM, token);
-  }
+  std::vector<std::string> apns_handles, fcm_handles, wns_handles;
+  for (int i = 0; i < apns; ++i) apns_handles.push_back(randomHex(rng, 64, "a"));
+  for (int i = 0; i < fcm; ++i) fcm_handles.push_back(randomHex(rng, 152, "f"));
   for (int i = 0; i < wns; ++i) {
     std::string token = randomHex(rng, 40, "w");
     audience.wns.insert(token);
-    add(v1::PLATFORM_WNS, stack.wnsChannel(token));
+    wns_handles.push_back(stack.wnsChannel(token));
   }
-  auto* native = send.add_native();
-  native->set_platform(v1::PLATFORM_APNS);
-  native->set_body(R"({"aps":{"alert":"storm"}})");
-  native = send.add_native();
-  native->set_platform(v1::PLATFORM_FCM);
-  native->set_body(R"({"message":{"notification":{"title":"storm"}}})");
-  native = send.add_native();
-  native->set_platform(v1::PLATFORM_WNS);
-  native->set_body(
-      R"(<toast><visual><binding template="ToastGeneric"><text>storm</text></binding></visual></toast>)");
-  (*native->mutable_headers())["X-WNS-Type"] = "wns/toast";
-  return send;
+  audience.apns.insert(apns_handles.begin(), apns_handles.end());
+  audience.fcm.insert(fcm_handles.begin(), fcm_handles.end());
+  return directSendTo(hub, apns_handles, fcm_handles, wns_handles);
 }
 
 // The send's id; throws when it is refused (nothing to wait for then).

@@ -23,35 +23,13 @@ constexpr int kApns = 200;
 constexpr int kDeadApns = 10;  // every 20th APNs handle
 constexpr int kFcm = 100;
 
-std::string randomHex(std::mt19937_64& rng, size_t length, const std::string& prefix = "") {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = prefix;
-  while (out.size() < length) out += kHex[rng() & 15];
-  return out;
-}
-
 // A direct send to 200 APNs handles (10 of them dead) and 100 FCM ones.
 v1::SendNotificationRequest mixedDirectSend() {
   std::mt19937_64 rng(11);
-  v1::SendNotificationRequest send;
-  send.set_hub(kHub);
-  for (int i = 0; i < kApns; ++i) {
-    auto* target = send.mutable_direct()->add_targets();
-    target->set_platform(v1::PLATFORM_APNS);
-    target->set_push_handle(randomHex(rng, 64, i % 20 == 0 ? "dead" : "a"));
-  }
-  for (int i = 0; i < kFcm; ++i) {
-    auto* target = send.mutable_direct()->add_targets();
-    target->set_platform(v1::PLATFORM_FCM);
-    target->set_push_handle(randomHex(rng, 152, "f"));
-  }
-  auto* apns = send.add_native();
-  apns->set_platform(v1::PLATFORM_APNS);
-  apns->set_body(R"({"aps":{"alert":"ops"}})");
-  auto* fcm = send.add_native();
-  fcm->set_platform(v1::PLATFORM_FCM);
-  fcm->set_body(R"({"message":{"notification":{"title":"ops"}}})");
-  return send;
+  std::vector<std::string> apns, fcm;
+  for (int i = 0; i < kApns; ++i) apns.push_back(randomHex(rng, 64, i % 20 == 0 ? "dead" : "a"));
+  for (int i = 0; i < kFcm; ++i) fcm.push_back(randomHex(rng, 152, "f"));
+  return directSendTo(kHub, apns, fcm);
 }
 
 v1::Stats stats(Stack& stack, const std::string& hub = "") {

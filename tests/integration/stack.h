@@ -11,6 +11,7 @@
 #include <csignal>
 #include <fstream>
 #include <memory>
+#include <random>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -40,6 +41,45 @@ inline constexpr char kOtherHub[] = "other";
 inline constexpr char kOtherTopic[] = "com.example.other";
 // The instances' admin key (server.admin_key), for HubAdmin calls signed as "pushhub-admin".
 inline constexpr char kAdminKey[] = "admin-key-for-integration-tests-0123456789";
+
+// `length` random lower-case hex digits after `prefix`.
+inline std::string randomHex(std::mt19937_64& rng, size_t length, const std::string& prefix = "") {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = prefix;
+  while (out.size() < length) out += kHex[rng() & 15];
+  return out;
+}
+
+// A direct send of `hub` to these handles (WNS ones are channel URIs), with a native payload for
+// every platform.
+inline v1::SendNotificationRequest directSendTo(const std::string& hub,
+                                                const std::vector<std::string>& apns,
+                                                const std::vector<std::string>& fcm,
+                                                const std::vector<std::string>& wns = {}) {
+  v1::SendNotificationRequest send;
+  send.set_hub(hub);
+  for (auto [platform, handles] :
+       {std::pair{v1::PLATFORM_APNS, &apns}, std::pair{v1::PLATFORM_FCM, &fcm},
+        std::pair{v1::PLATFORM_WNS, &wns}}) {
+    for (const auto& handle : *handles) {
+      auto* target = send.mutable_direct()->add_targets();
+      target->set_platform(platform);
+      target->set_push_handle(handle);
+    }
+  }
+  auto* native = send.add_native();
+  native->set_platform(v1::PLATFORM_APNS);
+  native->set_body(R"({"aps":{"alert":"direct"}})");
+  native = send.add_native();
+  native->set_platform(v1::PLATFORM_FCM);
+  native->set_body(R"({"message":{"notification":{"title":"direct"}}})");
+  native = send.add_native();
+  native->set_platform(v1::PLATFORM_WNS);
+  native->set_body(
+      R"(<toast><visual><binding template="ToastGeneric"><text>direct</text></binding></visual></toast>)");
+  (*native->mutable_headers())["X-WNS-Type"] = "wns/toast";
+  return send;
+}
 
 // A metric of pushhubd's /metrics at `admin_port`, summed over its label sets (0 when absent).
 inline int64_t metricSum(uint16_t admin_port, const std::string& name) {
