@@ -154,17 +154,28 @@ void Dispatcher::retryLater(std::chrono::milliseconds delay, std::function<void(
   timer->async_wait([timer, action = std::move(action)](boost::system::error_code) { action(); });
 }
 
+bool Dispatcher::parked(const Run& run) {
+  return run.begun && !run.finishing && !run.recording && run.resolving == 0 && run.in_flight > 0 &&
+         run.in_flight == run.retries.size();
+}
+
+size_t Dispatcher::freeSlots() const {
+  if (active_.size() >= kParkedJobsPerSlot * config_.max_jobs_per_worker) return 0;
+  size_t busy = 0;
+  for (const auto& [key, run] : active_) busy += parked(*run) ? 0 : 1;
+  return config_.max_jobs_per_worker - std::min(busy, config_.max_jobs_per_worker);
+}
+
 // A blocked read (one job each) on as many home partitions as there are free job slots, so a
-// job in any of them starts at once and a worker never holds more than max_jobs_per_worker.
-// When slots are fewer than home partitions, reads go round them, each blocking only briefly so
-// no partition waits long for this worker.
+// job in any of them starts at once and a worker never holds more than max_jobs_per_worker
+// busy jobs. When slots are fewer than home partitions, reads go round them, each blocking only
+// briefly so no partition waits long for this worker.
 void Dispatcher::claimMore() {
   if (stopping_ || starting_) return;
-  size_t slots =
-      config_.max_jobs_per_worker - std::min(active_.size(), config_.max_jobs_per_worker);
+  size_t slots = freeSlots();
   auto block = slots >= home_.size() ? kClaimBlock : kClaimRoundBlock;
   for (size_t i = 0; i < home_.size(); ++i) {
-    if (active_.size() + claims_waiting_ >= config_.max_jobs_per_worker) return;
+    if (claims_waiting_ >= slots) return;
     uint32_t p = home_[next_home_];
     next_home_ = (next_home_ + 1) % home_.size();
     if (claiming_[p]) continue;
@@ -204,8 +215,7 @@ void Dispatcher::armUpkeep() {
     }
     // Up to the free slots from every partition; what arrives beyond them (replies cross) is
     // released at once for the next round, here or elsewhere.
-    size_t room =
-        config_.max_jobs_per_worker - std::min(active_.size(), config_.max_jobs_per_worker);
+    size_t room = freeSlots();
     for (uint32_t p = 0; p < queue_.partitions() && room > 0; ++p) {
       queue_.reclaim(p, std::chrono::milliseconds(config_.job_idle_timeout_ms), room,
                      [this](Result<std::vector<registry::Job>> jobs) {
@@ -213,7 +223,7 @@ void Dispatcher::armUpkeep() {
                        for (auto& job : *jobs) {
                          if (active_.count(registry::NotificationQueue::jobMark(job)) != 0)
                            continue;  // ours
-                         if (stopping_ || active_.size() >= config_.max_jobs_per_worker) {
+                         if (stopping_ || freeSlots() == 0) {
                            queue_.release(job, [](Result<void>) {});
                            continue;
                          }
@@ -562,6 +572,8 @@ void Dispatcher::onOutcome(const RunPtr& run, uint32_t unit, registry::Platform 
     uint64_t id = run->next_retry++;
     auto timer = std::make_shared<boost::asio::steady_timer>(ioc_, delay);
     run->retries.emplace(id, timer);
+    // A job whose every target in flight now waits for a retry yields its slot.
+    if (parked(*run)) claimMore();
     timer->async_wait([this, run, id, unit, platform, target = std::move(target),
                        notification = std::move(notification),
                        attempt](boost::system::error_code ec) mutable {

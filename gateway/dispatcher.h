@@ -19,7 +19,11 @@
 //
 // Memory stays bounded whatever the audience: a job resolves at most resolves_in_flight_per_job
 // buckets at a time, and only while fewer than max_in_flight_per_job targets are outstanding, and a
-// worker runs at most max_jobs_per_worker jobs.
+// worker runs at most max_jobs_per_worker busy jobs. A job whose every target in flight waits for
+// a retry (a route throttled or down) is parked: it keeps its state but not its slot, so the
+// worker claims other jobs (other hubs' sends are not held up behind it); at most
+// kParkedJobsPerSlot x max_jobs_per_worker jobs are held in all. A parked job that wakes may
+// briefly make the busy jobs exceed the slots.
 //
 // Scheduled sends: every worker moves the due sends of its home partitions into the queue each
 // kSchedulePoll (250 ms), so a send fires within about a second of its time while any instance
@@ -70,7 +74,13 @@ class Dispatcher {
   struct Unit;
   using RunPtr = std::shared_ptr<Run>;
 
+  static constexpr size_t kParkedJobsPerSlot = 4;
+
   uint32_t windowUnits() const { return 4 * config_.resolves_in_flight_per_job; }
+  // Every target the job has in flight waits for a retry timer; nothing else is going on.
+  static bool parked(const Run& run);
+  // Job slots not taken by busy (not parked) jobs; 0 when the worker holds all the jobs it may.
+  size_t freeSlots() const;
   void claimMore();
   void startJob(registry::Job job);
   void load(const RunPtr& run);

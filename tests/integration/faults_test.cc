@@ -147,17 +147,24 @@ TEST(FaultsIntegrationTest, AThrottlingStormEndsWithEveryDeviceDeliveredAndNoRet
 
 TEST(FaultsIntegrationTest, OneHubsFcmDownLeavesItsApnsAndTheOtherHubUntouched) {
   StackOptions options;
-  // Enough attempts that the FCM devices are still being retried when the route comes back.
-  options.extra_config = "max_attempts = 12\n";
+  // Enough attempts that the FCM devices are still being retried when the route comes back; one
+  // job slot per worker (two in all) and one queue partition (jobs are taken in send order): the
+  // down route's two jobs take both slots before the other hub's job is read.
+  options.extra_config =
+      "max_attempts = 12\nmax_jobs_per_worker = 1\nqueue_partitions = 1\n";
   Stack stack(options);
   fault(stack, R"({"provider":"fcm","fault":"refuse","duration_ms":600000})");
   Audience mixed;
-  std::string id = accept(stack, directSend(stack, kHub, 300, 100, 0, mixed, 2));
+  std::vector<std::string> ids;
+  for (uint64_t seed : {2, 4}) {
+    ids.push_back(accept(stack, directSend(stack, kHub, 150, 50, 0, mixed, seed)));
+  }
   Audience other;
   std::string other_id = accept(stack, directSend(stack, kOtherHub, 300, 0, 0, other, 3));
 
-  // While FCM is down: the other hub's send completes, and every APNs device of the same send
-  // is delivered, while its FCM devices wait.
+  // While FCM is down: every APNs device of the same sends is delivered while their FCM devices
+  // wait, and the other hub's send completes: the jobs waiting only for FCM retries gave their
+  // slots up.
   auto other_status = stack.waitFinal(other_id, 0, 60, kOtherHub);
   EXPECT_EQ(other_status.state(), v1::NotificationStatus::STATE_COMPLETED);
   EXPECT_EQ(success(other_status, v1::PLATFORM_APNS), 300);
@@ -170,15 +177,19 @@ TEST(FaultsIntegrationTest, OneHubsFcmDownLeavesItsApnsAndTheOtherHubUntouched) 
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   EXPECT_EQ(reached, mixed.apns);
-  EXPECT_EQ(stack.notification(id).state(), v1::NotificationStatus::STATE_PROCESSING);
+  for (const auto& id : ids) {
+    EXPECT_EQ(stack.notification(id).state(), v1::NotificationStatus::STATE_PROCESSING);
+  }
   EXPECT_TRUE(receivedByToken(stack, "fcm").empty());  // nothing got through
 
   // FCM comes back: the waiting devices are delivered.
   fault(stack, R"({"provider":"fcm","fault":"none"})");
-  auto status = stack.waitFinal(id, 0, 120);
-  ASSERT_EQ(status.state(), v1::NotificationStatus::STATE_COMPLETED) << status.DebugString();
-  EXPECT_EQ(success(status, v1::PLATFORM_APNS), 300);
-  EXPECT_EQ(success(status, v1::PLATFORM_FCM), 100) << status.DebugString();
+  for (const auto& id : ids) {
+    auto status = stack.waitFinal(id, 0, 120);
+    ASSERT_EQ(status.state(), v1::NotificationStatus::STATE_COMPLETED) << status.DebugString();
+    EXPECT_EQ(success(status, v1::PLATFORM_APNS), 150);
+    EXPECT_EQ(success(status, v1::PLATFORM_FCM), 50) << status.DebugString();
+  }
 }
 
 // Redis, persisting every write (AOF, appendfsync always), crashes and restarts in the middle of a

@@ -98,9 +98,12 @@ TEST_F(RedisClusterTest, SlotMigratedUnderLoadIsFollowedThroughAskAndMoved) {
     }
     moved_done = true;
   });
-  // Read every key and write new ones while the keys move: each must succeed.
+  // Read every ninth key and write a new one while the keys move, until the move is over (a
+  // round count alone ended the reads before most keys had moved on a busy machine, and no read
+  // met an ASK): each must succeed.
   int rounds = 0, written = 0;
-  while (!moved_done && rounds < 200) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!moved_done && rounds < 100000 && std::chrono::steady_clock::now() < deadline) {
     for (int i = 0; i < 200; i += 9) {
       auto r = run({"GET", tag + std::to_string(i)});
       ASSERT_TRUE(r) << r.error().message;
