@@ -15,6 +15,7 @@
 #                          [--profile none|perf|callgrind] [--chart FILE.png] [--out DIR]
 #                          [--build DIR] [--hub-env VAR=VALUE]... [--hold SECONDS]
 #                          [--redis-cluster M (a Redis Cluster of M masters, no replicas)]
+#                          [--wns-slow-ms D (pns-mock answers every WNS request D ms late)]
 # The last line of output is `devices=.. deliveries_per_s=.. ... direct_p99_ms=..`.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -41,6 +42,7 @@ HUB_ENV=()          # extra VAR=VALUE for pushhubd only (experiments, e.g. LD_PR
 HOLD=0              # seconds to keep the stack up after the run (ports in $OUT/ports.env)
 ROUNDS=5            # broadcast + h2load pairs; the report takes the pair of median ratio
 CLUSTER_MASTERS=0   # 0: one standalone redis-server; M >= 3: a cluster of M masters
+WNS_SLOW_MS=0       # > 0: WNS answers this late (a slow route; see to_last_ms_by_platform)
 
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 2; }
 while (($#)); do
@@ -62,6 +64,7 @@ while (($#)); do
     --hold) HOLD=$2; shift ;;
     --rounds) ROUNDS=$2; shift ;;
     --redis-cluster) CLUSTER_MASTERS=$2; shift ;;
+    --wns-slow-ms) WNS_SLOW_MS=$2; shift ;;
     --chart) CHART=$2; shift ;;
     --out) OUT=$2; shift ;;
     --build) BUILD=$2; shift ;;
@@ -72,6 +75,8 @@ while (($#)); do
 done
 [[ $DEVICES =~ ^[0-9]+$ && $DEVICES -ge 1000 ]] || { echo "--devices: at least 1000" >&2; exit 2; }
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "--rounds: a positive number" >&2; exit 2; }
+[[ $WNS_SLOW_MS =~ ^[0-9]+$ && $WNS_SLOW_MS -le 600000 ]] ||
+  { echo "--wns-slow-ms: 0..600000" >&2; exit 2; }
 # A profile covers the first broadcast only; more rounds would only slow a profiled run.
 [[ $PROFILE == none ]] || ROUNDS=1
 for tool in redis-server redis-cli h2load jq openssl curl; do
@@ -373,7 +378,8 @@ broadcast_round() {  # K
           redis_commands: [range(0; ($c0 | length) - 1) as $i | $c1[$i] - $c0[$i]],
           redis_cpu_s_total: ([.cpu_s | to_entries[] | select(.key | startswith("redis")) | .value] | add)}' \
     "$OUT/broadcast-$1.raw.json" >"$OUT/broadcast-$1.json"
-  jq -c '{answered, to_first_ms, to_last_ms, deliveries_per_s: (.deliveries_per_s|floor), cpu_s}' \
+  jq -c '{answered, to_first_ms, to_last_ms, to_last_ms_by_platform,
+          deliveries_per_s: (.deliveries_per_s|floor), cpu_s}' \
     "$OUT/broadcast-$1.json"
 }
 
@@ -425,6 +431,11 @@ h2load_round() {  # K
 # Round 1, then the tag send and the direct sends, then the other rounds. Each round's broadcast
 # and h2load run back to back, so the VM's speed (it drifts by tens of percent over minutes on a
 # shared host) is about the same for both halves of a ratio.
+if ((WNS_SLOW_MS > 0)); then
+  say "pns-mock answers every WNS request ${WNS_SLOW_MS} ms late"
+  curl -fsS -XPOST "http://$CONTROL/_mock/faults" >/dev/null \
+    -d "{\"provider\":\"wns\",\"fault\":\"slow\",\"delay_ms\":$WNS_SLOW_MS,\"duration_ms\":86400000}"
+fi
 broadcast_round 1
 h2load_setup
 h2load_round 1

@@ -176,6 +176,7 @@ struct MockTotals {
   int64_t rejected = 0;
   int64_t first_us = 0;
   int64_t last_us = 0;
+  std::map<std::string, int64_t> last_us_by_provider;  // providers that accepted anything
   int64_t answered() const { return accepted + rejected; }
 };
 
@@ -191,6 +192,7 @@ MockTotals totals(const json::value& stats) {
       t.first_us = first;
     }
     t.last_us = std::max(t.last_us, last);
+    if (last != 0) t.last_us_by_provider[name] = last;
   }
   return t;
 }
@@ -397,6 +399,11 @@ int sendCommand(Hub& hub, Control& control, const Args& args) {
     outcomes[v1::Platform_Name(o.platform()) + ":" + o.outcome()] = o.count();
   }
   const double to_last_s = t.last_us > 0 ? (t.last_us - sent_us) / 1e6 : 0;
+  // When each platform's last device was delivered: a slow route should not delay the others.
+  json::object last_by_platform;
+  for (const auto& [name, last] : t.last_us_by_provider) {
+    last_by_platform[name] = (last - sent_us) / 1000.0;
+  }
   json::object out{
       {"expected", expect},
       {"answered", t.answered()},
@@ -405,6 +412,7 @@ int sendCommand(Hub& hub, Control& control, const Args& args) {
       {"send_call_ms", (returned_us - sent_us) / 1000.0},
       {"to_first_ms", t.first_us > 0 ? (t.first_us - sent_us) / 1000.0 : -1.0},
       {"to_last_ms", to_last_s * 1000.0},
+      {"to_last_ms_by_platform", std::move(last_by_platform)},
       {"deliveries_per_s", to_last_s > 0 ? t.accepted / to_last_s : 0.0},
       {"steady_per_s",
        t.last_us > t.first_us ? t.accepted / ((t.last_us - t.first_us) / 1e6) : 0.0},
