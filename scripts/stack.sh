@@ -14,21 +14,35 @@ FCM_PROJECT=pushhub-demo
 FCM_ACCOUNT=demo-sender@pushhub-demo.iam.gserviceaccount.com
 WNS_SID=ms-app://s-1-15-2-0000000001-demo
 
+# A port not listening now, below the kernel's ephemeral range (so no client socket holds it) and
+# at most MAX. redis-server cannot bind port 0 and report it, so it is started on one of these,
+# and again on another if the port was taken in between (start_redis).
 free_port() {  # free_port [MAX]
-  local port max=${1:-59999}
+  local port low max=${1:-59999}
+  low=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range)
+  ((max < low)) || max=$((low - 1))
   while :; do
     port=$((20000 + RANDOM % (max - 20000)))
     (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null || { echo "$port"; return; }
   done
 }
 
-wait_port() {  # wait_port PORT NAME LOG
-  for _ in $(seq 1 200); do
-    (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0
-    sleep 0.05
+# start_redis NAME LOG [MAX] ARGS...: redis-server on a free port (retried on another when the
+# port was taken before it bound); prints the port.
+start_redis() {
+  local name=$1 logfile=$2 max=$3 port
+  shift 3
+  for _ in 1 2 3 4 5; do
+    port=$(free_port "$max")
+    start_bg "$name" "$logfile" redis-server --port "$port" --bind 127.0.0.1 "$@"
+    for _ in $(seq 1 200); do
+      grep -q "Ready to accept connections" "$logfile" 2>/dev/null && { echo "$port"; return 0; }
+      kill -0 "$(cat "$RUNDIR/$name.pid")" 2>/dev/null || break
+      sleep 0.05
+    done
   done
-  echo "$2 did not start; its log ($3):" >&2
-  tail -n 20 "$3" >&2
+  echo "redis-server did not start; its log ($logfile):" >&2
+  tail -n 20 "$logfile" >&2
   return 1
 }
 
@@ -61,13 +75,12 @@ stack_down() {
 start_cluster() {
   local ports=() port i
   for i in 0 1 2 3 4 5; do
-    port=$(free_port 45000)
     mkdir -p "$RUNDIR/redis-$i"
     rm -f "$RUNDIR/redis-$i"/nodes.conf
-    start_bg "redis-$i" "$RUNDIR/redis-$i.log" redis-server --port "$port" --bind 127.0.0.1 \
+    # A cluster node also binds port + 10000 (its bus).
+    port=$(start_redis "redis-$i" "$RUNDIR/redis-$i.log" 45000 \
       --save "" --appendonly no --dir "$RUNDIR/redis-$i" --cluster-enabled yes \
-      --cluster-config-file nodes.conf --cluster-node-timeout 2000 --repl-diskless-sync-delay 0
-    wait_port "$port" "redis-server (cluster node $i)" "$RUNDIR/redis-$i.log" >&2
+      --cluster-config-file nodes.conf --cluster-node-timeout 2000 --repl-diskless-sync-delay 0)
     ports+=("$port")
   done
   local nodes=()
@@ -95,7 +108,6 @@ stack_up() {
   "$ROOT/scripts/make-certs.sh" "$RUNDIR/certs"
   local certs=$RUNDIR/certs
   local redis_port mock_port fcm_port wns_port control_port
-  mock_port=$(free_port); fcm_port=$(free_port); wns_port=$(free_port); control_port=$(free_port)
   local wns_secret admin_key
   wns_secret=$(openssl rand -hex 16)
   admin_key=$(openssl rand -base64 32)
@@ -108,23 +120,32 @@ stack_up() {
     redis_config="nodes = [$node_list]"
     redis_url="redis://127.0.0.1:${ports%% *} (cluster: ${ports// /,})"
   else
-    redis_port=$(free_port)
-    start_bg redis "$RUNDIR/redis.log" redis-server --port "$redis_port" --bind 127.0.0.1 \
-      --save "" --appendonly no --dir "$RUNDIR"
-    wait_port "$redis_port" redis-server "$RUNDIR/redis.log"
+    redis_port=$(start_redis redis "$RUNDIR/redis.log" 59999 --save "" --appendonly no \
+      --dir "$RUNDIR")
     redis_config=$'host = "127.0.0.1"\nport = '"$redis_port"
     redis_url="redis://127.0.0.1:$redis_port"
   fi
 
+  # pns-mock binds port 0 for each listener and writes what it got to its ports file.
+  rm -f "$RUNDIR/pns-mock.ports"
   start_bg pns-mock "$RUNDIR/pns-mock.log" "$BUILD/bin/pns-mock" --listen 127.0.0.1 \
-    --apns-port "$mock_port" --control-port "$control_port" \
+    --apns-port 0 --control-port 0 --fcm-port 0 --wns-port 0 \
+    --ports-file "$RUNDIR/pns-mock.ports" \
     --cert "$certs/server.pem" --key "$certs/server.key" \
     --apns-key-id "$APNS_KEY_ID" --apns-team-id "$APNS_TEAM_ID" \
     --apns-public-key "$certs/apns-pub.pem" --apns-topic "$APNS_TOPIC" \
-    --fcm-port "$fcm_port" --fcm-account "$FCM_ACCOUNT:$certs/fcm-pub.pem" \
-    --fcm-project "$FCM_PROJECT" \
-    --wns-port "$wns_port" --wns-sid "$WNS_SID" --wns-secret "$wns_secret"
-  wait_port "$control_port" pns-mock "$RUNDIR/pns-mock.log"
+    --fcm-account "$FCM_ACCOUNT:$certs/fcm-pub.pem" --fcm-project "$FCM_PROJECT" \
+    --wns-sid "$WNS_SID" --wns-secret "$wns_secret"
+  for _ in $(seq 1 200); do [[ -f $RUNDIR/pns-mock.ports ]] && break; sleep 0.05; done
+  [[ -f $RUNDIR/pns-mock.ports ]] || {
+    echo "pns-mock did not start; its log ($RUNDIR/pns-mock.log):" >&2
+    tail -n 20 "$RUNDIR/pns-mock.log" >&2
+    return 1
+  }
+  mock_port=$(sed -n 's/^apns_port=//p' "$RUNDIR/pns-mock.ports")
+  fcm_port=$(sed -n 's/^fcm_port=//p' "$RUNDIR/pns-mock.ports")
+  wns_port=$(sed -n 's/^wns_port=//p' "$RUNDIR/pns-mock.ports")
+  control_port=$(sed -n 's/^control_port=//p' "$RUNDIR/pns-mock.ports")
 
   # The service-account key file a Firebase console would hand out, pointing at pns-mock.
   jq -n --rawfile key "$certs/fcm.key" --arg email "$FCM_ACCOUNT" --arg project "$FCM_PROJECT" \
@@ -139,13 +160,13 @@ stack_up() {
   local instances=1 i grpc_ports=() admin_ports=()
   ((cluster)) && instances=2
   for ((i = 0; i < instances; i++)); do
-    grpc_ports+=("$(free_port)"); admin_ports+=("$(free_port)")
-    # Every instance's config: the same hubs and Redis, its own listeners.
+    # Every instance's config: the same hubs and Redis; its listeners bind port 0 and it logs
+    # the ports it got.
     cat >"$RUNDIR/pushhubd-$i.toml" <<TOML
 # Written by ./run up: a dev stack whose providers point at pns-mock.
 [server]
-grpc_listen = "127.0.0.1:${grpc_ports[i]}"
-admin_listen = "127.0.0.1:${admin_ports[i]}"
+grpc_listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
 tls_cert = "certs/server.pem"
 tls_key = "certs/server.key"
 admin_key = "$admin_key"
@@ -193,8 +214,22 @@ TOML
     start_bg "pushhubd-$i" "$RUNDIR/pushhubd-$i.log" "$BUILD/bin/pushhubd" \
       --config "$RUNDIR/pushhubd-$i.toml"
   done
+  local listening
   for ((i = 0; i < instances; i++)); do
-    wait_port "${grpc_ports[i]}" "pushhubd $i" "$RUNDIR/pushhubd-$i.log"
+    # "pushhubd listening: grpc 127.0.0.1:<port> (TLS), admin http://127.0.0.1:<port>, ..."
+    for _ in $(seq 1 200); do
+      listening=$(sed -n 's/.*pushhubd listening: grpc 127\.0\.0\.1:\([0-9]*\).*admin http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1 \2/p' \
+        "$RUNDIR/pushhubd-$i.log" 2>/dev/null)
+      [[ -n $listening ]] && break
+      sleep 0.05
+    done
+    [[ -n $listening ]] || {
+      echo "pushhubd $i did not start; its log ($RUNDIR/pushhubd-$i.log):" >&2
+      tail -n 20 "$RUNDIR/pushhubd-$i.log" >&2
+      return 1
+    }
+    grpc_ports+=("${listening% *}")
+    admin_ports+=("${listening#* }")
   done
   ln -sf pushhubd-0.log "$RUNDIR/pushhubd.log"
 
@@ -273,6 +308,8 @@ stack_demo() {
       jq -c --arg p "$provider" '.[0] | {provider: $p, token: (.token[0:24] + "..."), body}'
   done
 
-  say "pushhubd metrics"
+  say "what an operator sees (pushhubctl stats; docs/OPERATIONS.md)"
+  "$ctl" stats
+  say "pushhubd metrics (Prometheus, $PUSHHUB_METRICS_URL)"
   curl -fsS "$PUSHHUB_METRICS_URL" | grep -E '^pushhub_(deliveries_total|notifications_accepted|handles_expired)'
 }
