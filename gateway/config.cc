@@ -296,10 +296,10 @@ Result<Config> parseConfig(std::string_view toml_text, const std::filesystem::pa
   r.onlyKnown(root["redis"].as_table(), "redis", {"host", "port", "nodes", "password"});
   r.onlyKnown(root["dispatch"].as_table(), "dispatch",
               {"buckets_per_job", "max_jobs_per_worker", "max_in_flight_per_job",
-               "resolves_in_flight_per_job", "max_attempts", "queue_partitions",
-               "job_idle_timeout_ms", "max_retry_delay_ms", "default_deadline_s",
-               "failures_per_notification", "outcome_retention_hours", "shutdown_grace_ms",
-               "idempotency_window_hours", "max_schedule_ahead_hours"});
+               "resolves_in_flight_per_job", "split_lagging_platform_ms", "max_attempts",
+               "queue_partitions", "job_idle_timeout_ms", "max_retry_delay_ms",
+               "default_deadline_s", "failures_per_notification", "outcome_retention_hours",
+               "shutdown_grace_ms", "idempotency_window_hours", "max_schedule_ahead_hours"});
   auto server = root["server"];
   r.get(server["grpc_listen"], "server.grpc_listen", config.grpc_listen);
   r.get(server["admin_listen"], "server.admin_listen", config.admin_listen);
@@ -360,6 +360,8 @@ Result<Config> parseConfig(std::string_view toml_text, const std::filesystem::pa
            config.max_in_flight_per_job, 1, 1 << 20);
   r.getInt(dispatch["resolves_in_flight_per_job"], "dispatch.resolves_in_flight_per_job",
            config.resolves_in_flight_per_job, 1, 256);
+  r.getInt(dispatch["split_lagging_platform_ms"], "dispatch.split_lagging_platform_ms",
+           config.split_lagging_platform_ms, 0, 3600 * 1000);
   r.getInt(dispatch["max_attempts"], "dispatch.max_attempts", config.max_attempts, 1, 20);
   r.getInt(dispatch["queue_partitions"], "dispatch.queue_partitions", config.queue_partitions, 1,
            256);

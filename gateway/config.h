@@ -65,7 +65,11 @@ struct Config {
   size_t max_jobs_per_worker = 4;  // jobs one worker works on at once
   size_t max_in_flight_per_job = 4096;      // targets handed to providers and not yet answered
   uint32_t resolves_in_flight_per_job = 8;  // bucket resolves one job keeps in flight
-  uint32_t max_attempts = 3;                // per target, for retryable outcomes
+  // A job held up this long by one platform alone (its other platforms' sends are done) hands
+  // the rest of that platform to a job of its own, so a slow route does not pace the others;
+  // 0: never.
+  uint32_t split_lagging_platform_ms = 250;
+  uint32_t max_attempts = 3;  // per target, for retryable outcomes
   uint32_t queue_partitions = 8;
   uint32_t job_idle_timeout_ms = 30000;  // a pending job untouched this long is reclaimed
   uint32_t max_retry_delay_ms = 300000;  // a provider's Retry-After is honoured up to this

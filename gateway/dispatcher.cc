@@ -31,7 +31,8 @@ std::chrono::milliseconds backoff(uint32_t attempt) {
   return std::chrono::milliseconds(std::uniform_int_distribution<int64_t>(100, cap.count())(rng));
 }
 
-using Counts = std::array<std::array<int64_t, kOutcomeNames.size()>, kPlatforms>;
+using OutcomeCounts = std::array<int64_t, kOutcomeNames.size()>;
+using Counts = std::array<OutcomeCounts, kPlatforms>;
 
 // What Redis records: "<platform>:<outcome>" -> n, only for outcomes that happened.
 std::map<std::string, int64_t> toRecord(const Counts& counts) {
@@ -48,19 +49,36 @@ std::map<std::string, int64_t> toRecord(const Counts& counts) {
   return out;
 }
 
-void addTo(Counts& into, const Counts& from) {
-  for (size_t p = 0; p < kPlatforms; ++p) {
-    for (size_t o = 0; o < kOutcomeNames.size(); ++o) into[p][o] += from[p][o];
-  }
-}
-
 }  // namespace
 
-// One unit (bucket) of a job between its resolve and the moment every target of it is final.
-struct Dispatcher::Unit {
+// One unit of one lane, between its resolve and the moment every target of the lane in it is
+// final.
+struct Dispatcher::LaneUnit {
   uint32_t outstanding = 1;  // targets without a final outcome, plus 1 while resolving
-  Counts counts{};
+  OutcomeCounts counts{};
   std::vector<registry::DeliveryFailure> failures;
+};
+
+// A job's work for one platform. Lanes move through the job's units together while they keep
+// pace, and each records its own progress, so a lane that lags can be split off: the units it has
+// not reached go to a child job (the parent's remaining units of the lane stay its own), and the
+// other lanes go on at their pace.
+struct Dispatcher::Lane {
+  uint32_t start = 0;  // this run delivers the platform's targets of units [start, end)
+  uint32_t end = 0;
+  bool split = false;           // `end` is where the lane was split off to a child job
+  uint32_t settled = 0;         // every target of units [start, settled) is final
+  uint32_t recorded = 0;        // units before this are counted in Redis
+  std::deque<LaneUnit> window;  // units [settled, settled + window.size()), resolved or resolving
+  size_t in_flight = 0;         // sends at a provider, waiting for a retry, or a dead handle's mark
+  size_t retrying = 0;          // of those, waiting for a retry timer
+  bool seen = false;            // a target of this platform turned up
+  OutcomeCounts unrecorded{};   // counts of [recorded, settled), and of a write that failed
+  std::vector<registry::DeliveryFailure> unrecorded_failures;
+
+  bool covers(uint32_t unit) const { return unit >= start && unit < end; }
+  bool done() const { return settled >= end; }
+  LaneUnit& unit(uint32_t u) { return window[u - settled]; }
 };
 
 struct Dispatcher::Run {
@@ -68,24 +86,21 @@ struct Dispatcher::Run {
   std::shared_ptr<const PreparedNotification> notification;
   std::shared_ptr<const HubRuntime> runtime;
   registry::Hub hub;
-  std::shared_ptr<HubClients> clients;  // kept alive by the job if the hub changes meanwhile
-  HubCounters* counters = nullptr;      // the worker's counters of the hub (set by begin())
-  std::vector<uint32_t> units;          // the bucket of each unit, in the job's order
-  uint32_t next_unit = 0;               // the next unit to resolve
-  // Every target of the units before `settled` is final; `window` holds units
-  // [settled, next_unit). Units before `recorded` are counted in Redis (the job's progress);
-  // `unrecorded` holds the counts of [recorded, settled) and of a write that failed.
-  uint32_t settled = 0;
-  uint32_t recorded = 0;
-  std::deque<Unit> window;
-  Counts unrecorded{};
-  std::vector<registry::DeliveryFailure> unrecorded_failures;
-  size_t failures_kept = 0;  // failures this run listed; at most failures_per_notification
-  size_t test_targets = 0;   // a test send: targets delivered so far
-  bool recording = false;    // a progress write is in flight
-  uint32_t resolving = 0;    // bucket resolves in flight
-  size_t in_flight = 0;      // sends handed to providers or waiting for a retry
-  bool begun = false;        // loaded and started: pump() may run
+  std::shared_ptr<HubClients> clients;     // kept alive by the job if the hub changes meanwhile
+  HubCounters* counters = nullptr;         // the worker's counters of the hub (set by begin())
+  std::vector<uint32_t> units;             // the bucket of each unit, in the job's order
+  std::optional<registry::Platform> only;  // a child job: this platform alone
+  uint32_t next_unit = 0;                  // the next unit to resolve
+  std::array<Lane, kPlatforms> lanes;
+  std::string progress = "0";  // the progress token Redis holds for the job (JobProgress)
+  size_t failures_kept = 0;    // failures this run listed; at most failures_per_notification
+  size_t test_targets = 0;     // a test send: targets delivered so far
+  bool recording = false;      // a progress write (or a split) is in flight
+  uint32_t resolving = 0;      // bucket resolves in flight
+  size_t in_flight = 0;        // over every lane
+  // Since when no unit could be resolved because of one lagging lane; zero: not held up.
+  std::chrono::steady_clock::time_point held_since{};
+  bool begun = false;  // loaded and started: pump() may run
   bool finishing = false;
   bool releasing = false;  // stop(): no new work; released once in-flight sends answered
   bool lost = false;       // another run recorded progress for this job: it owns it now
@@ -102,8 +117,31 @@ struct Dispatcher::Run {
   };
   std::vector<Rendered> rendered;
 
-  Unit& unit(uint32_t u) { return window[u - settled]; }
+  Lane& lane(registry::Platform p) { return lanes[static_cast<size_t>(p)]; }
   bool winding_down() const { return releasing || lost; }
+  bool done() const {
+    return resolving == 0 &&
+           std::all_of(lanes.begin(), lanes.end(), [](const Lane& l) { return l.done(); });
+  }
+  bool unrecorded() const {
+    return std::any_of(lanes.begin(), lanes.end(),
+                       [](const Lane& l) { return l.settled > l.recorded; });
+  }
+  // Where resolving stops: the last unit any lane still needs.
+  uint32_t resolve_end() const {
+    uint32_t end = 0;
+    for (const auto& l : lanes) end = std::max(end, l.end);
+    return end;
+  }
+  // The token for the lanes as they would be with `done` units each counted.
+  std::string token(const std::array<uint32_t, kPlatforms>& done) const {
+    JobProgress p;
+    for (size_t i = 0; i < kPlatforms; ++i) {
+      p.lanes[i].done = done[i];
+      if (lanes[i].split) p.lanes[i].split_at = lanes[i].end;
+    }
+    return encodeProgress(p);
+  }
 };
 
 Dispatcher::Dispatcher(boost::asio::io_context& ioc, const Config& config,
@@ -155,8 +193,12 @@ void Dispatcher::retryLater(std::chrono::milliseconds delay, std::function<void(
 }
 
 bool Dispatcher::parked(const Run& run) {
-  return run.begun && !run.finishing && !run.recording && run.resolving == 0 && run.in_flight > 0 &&
-         run.in_flight == run.retries.size();
+  if (!run.begun || run.finishing || run.recording || run.resolving != 0 || run.in_flight == 0) {
+    return false;
+  }
+  return std::all_of(run.lanes.begin(), run.lanes.end(), [](const Lane& lane) {
+    return lane.split || lane.in_flight == lane.retrying;
+  });
 }
 
 size_t Dispatcher::freeSlots() const {
@@ -340,7 +382,7 @@ void Dispatcher::load(const RunPtr& run) {
       return retryLater(kRedisRetryDelay, [this, run] { load(run); });
     }
     if (!start || start->done) return finish(run);  // record expired, or a redelivery: ack it
-    run->recorded = run->settled = run->next_unit = start->progress;
+    run->progress = std::move(start->progress);
     if (run->releasing) return release(run);
     if (!run->notification) {
       auto prepared = prepareNotification(run->job.notification_id, start->body);
@@ -357,10 +399,12 @@ void Dispatcher::load(const RunPtr& run) {
 }
 
 void Dispatcher::begin(const RunPtr& run) {
-  auto range = decodeJob(run->job.payload);
-  if (!range) {
+  auto work = decodeJob(run->job.payload);
+  auto progress = decodeProgress(run->progress);
+  if (!work || !progress) {
     log::get("dispatch")
-        ->error("notification {}: bad job '{}'", run->job.notification_id, run->job.payload);
+        ->error("notification {}: bad job '{}' (progress '{}')", run->job.notification_id,
+                run->job.payload, run->progress);
     return finish(run, "bad job");
   }
   auto runtime = catalog_.find(run->notification->hub);
@@ -381,11 +425,24 @@ void Dispatcher::begin(const RunPtr& run) {
   // A direct send's units are runs of its handles; everyone else's are buckets.
   const auto& direct = run->notification->direct;
   uint32_t units = direct.empty() ? hub->buckets : directUnits(direct.size());
-  for (const auto& r : *range) {
+  for (const auto& r : work->buckets) {
     for (uint32_t b = r.first; b < std::min(r.last, units); ++b) run->units.push_back(b);
   }
-  auto start = static_cast<uint32_t>(std::min<size_t>(run->settled, run->units.size()));
-  run->recorded = run->settled = run->next_unit = start;
+  run->only = work->only;
+  auto size = static_cast<uint32_t>(run->units.size());
+  run->next_unit = size;
+  for (size_t p = 0; p < kPlatforms; ++p) {
+    Lane& lane = run->lanes[p];
+    const auto& recorded = progress->lanes[p];
+    bool mine = !run->only || static_cast<size_t>(*run->only) == p;
+    lane.end = mine ? std::min(recorded.split_at.value_or(size), size) : 0;
+    lane.split = recorded.split_at.has_value();
+    lane.start = lane.settled = lane.recorded = std::min(recorded.done, lane.end);
+    if (!lane.done()) run->next_unit = std::min(run->next_unit, lane.start);
+  }
+  if (std::any_of(run->lanes.begin(), run->lanes.end(), [](const Lane& l) { return l.split; })) {
+    return confirmSplits(run);  // an earlier run split the job: its children must exist
+  }
   pump(run);
 }
 
@@ -402,6 +459,19 @@ void Dispatcher::setAside(const RunPtr& run, std::string why) {
   release(run);
 }
 
+bool Dispatcher::roomToResolve(const Run& run) const {
+  if (run.next_unit >= run.resolve_end()) return false;
+  size_t in_flight = 0;
+  for (const auto& lane : run.lanes) {
+    if (lane.end <= run.next_unit) continue;  // done with resolving, or split off
+    // The units past a lane's recorded progress are what a reclaim may redo: they stay within
+    // windowUnits(), whatever one slow target holds up.
+    if (run.next_unit >= lane.settled + windowUnits()) return false;
+    in_flight += lane.in_flight;
+  }
+  return in_flight < config_.max_in_flight_per_job;
+}
+
 void Dispatcher::pump(const RunPtr& run) {
   if (run->finishing) return;
   if (run->winding_down()) {
@@ -410,21 +480,126 @@ void Dispatcher::pump(const RunPtr& run) {
       active_.erase(registry::NotificationQueue::jobMark(run->job));
       return claimMore();
     }
-    if (run->settled > run->recorded) return record(run);
+    if (run->unrecorded()) return record(run);
     return release(run);
   }
   // Several buckets resolve at once: a broadcast is one Redis round trip per bucket, and waiting
   // for each in turn would leave the providers idle between them.
-  // The window past the recorded progress is what a reclaim may redo: it stays within
-  // windowUnits() buckets, whatever one slow target holds up.
-  while (run->resolving < config_.resolves_in_flight_per_job &&
-         run->next_unit < run->units.size() && run->in_flight < config_.max_in_flight_per_job &&
-         run->window.size() < windowUnits()) {
-    run->window.emplace_back();
+  while (run->resolving < config_.resolves_in_flight_per_job && roomToResolve(*run)) {
+    run->held_since = {};
     uint32_t unit = run->next_unit++;
-    resolveBucket(run, unit, run->units[unit]);
+    bool needed = false;
+    for (auto& lane : run->lanes) {
+      if (!lane.covers(unit)) continue;
+      lane.window.emplace_back();
+      needed = true;
+    }
+    if (needed) resolveBucket(run, unit, run->units[unit]);
   }
-  if (run->settled == run->units.size() && !run->recording) finish(run);
+  if (run->done()) {
+    if (!run->recording) finish(run);
+    return;
+  }
+  if (run->next_unit < run->resolve_end() && run->resolving < config_.resolves_in_flight_per_job) {
+    splitIfLagging(run);
+  }
+  // Left with only a split-off lane's sends or retries: the slot is free for another job.
+  if (parked(*run)) claimMore();
+}
+
+// Held up with nothing left to resolve: when one lane alone holds the others back (its front
+// unit resolved and waiting only for its own sends, every other lane past it) for
+// split_lagging_platform_ms, its units from next_unit on become a child job.
+void Dispatcher::splitIfLagging(const RunPtr& run) {
+  if (config_.split_lagging_platform_ms == 0 || run->only || run->notification->test ||
+      run->recording) {
+    return;
+  }
+  Lane* lagging = nullptr;
+  size_t lagging_platform = 0;
+  for (size_t p = 0; p < kPlatforms; ++p) {
+    Lane& lane = run->lanes[p];
+    if (lane.split || lane.end <= run->next_unit) continue;
+    if (!lagging || lane.settled < lagging->settled) {
+      lagging = &lane;
+      lagging_platform = p;
+    }
+  }
+  bool others_ahead = false;
+  if (lagging && !lagging->window.empty() && lagging->window.front().outstanding > 0 &&
+      lagging->in_flight > 0) {
+    others_ahead = true;
+    bool another_seen = false;
+    for (const auto& lane : run->lanes) {
+      if (&lane == lagging || lane.split || lane.end <= run->next_unit) continue;
+      others_ahead &= lane.settled > lagging->settled;
+      another_seen |= lane.seen;
+    }
+    others_ahead &= another_seen;
+  }
+  if (!others_ahead) {
+    run->held_since = {};
+    return;
+  }
+  auto now = std::chrono::steady_clock::now();
+  auto after = std::chrono::milliseconds(config_.split_lagging_platform_ms);
+  if (run->held_since == std::chrono::steady_clock::time_point{}) {
+    run->held_since = now;
+    // Look again then, whether or not an answer comes meanwhile.
+    return retryLater(after, [this, run] { pump(run); });
+  }
+  if (now - run->held_since < after) return;
+  run->held_since = {};
+  auto platform = static_cast<registry::Platform>(lagging_platform);
+  lagging->end = run->next_unit;
+  lagging->split = true;
+  WorkerMetrics::add(metrics_.jobs_split);
+  log::get("dispatch")
+      ->info("job {} of notification {}: {} lags; its units {}..{} become a job of their own",
+             run->job.stream_id, run->job.notification_id, registry::toString(platform),
+             lagging->end, run->units.size());
+  std::array<uint32_t, kPlatforms> recorded;
+  for (size_t p = 0; p < kPlatforms; ++p) recorded[p] = run->lanes[p].recorded;
+  writeSplit(run, platform, run->token(recorded), [this, run] { afterWrite(run); });
+}
+
+void Dispatcher::confirmSplits(const RunPtr& run, size_t from) {
+  run->recording = true;
+  for (size_t p = from; p < kPlatforms; ++p) {
+    if (!run->lanes[p].split) continue;
+    return writeSplit(run, static_cast<registry::Platform>(p), run->progress,
+                      [this, run, p] { confirmSplits(run, p + 1); });
+  }
+  run->recording = false;
+  pump(run);
+}
+
+void Dispatcher::writeSplit(const RunPtr& run, registry::Platform platform, std::string to,
+                            std::function<void()> then) {
+  run->recording = true;
+  // The child's buckets: the parent's units from the split on, as runs.
+  JobBuckets buckets;
+  for (uint32_t u = run->lane(platform).end; u < run->units.size(); ++u) {
+    uint32_t b = run->units[u];
+    if (!buckets.empty() && buckets.back().last == b) {
+      ++buckets.back().last;
+    } else {
+      buckets.push_back({b, b + 1});
+    }
+  }
+  queue_.split(run->job, run->progress, to, encodeJob(buckets, platform),
+               registry::toString(platform),
+               [this, run, platform, to, then = std::move(then)](Result<bool> ok) mutable {
+                 if (!ok) {
+                   WorkerMetrics::add(metrics_.redis_errors);
+                   return retryLater(kRedisRetryDelay, [this, run, platform, to, then] {
+                     writeSplit(run, platform, to, then);
+                   });
+                 }
+                 if (!*ok) return lose(run);
+                 run->progress = std::move(to);
+                 then();
+               });
 }
 
 void Dispatcher::resolveDirect(const RunPtr& run, uint32_t unit) {
@@ -441,7 +616,7 @@ void Dispatcher::resolveDirect(const RunPtr& run, uint32_t unit) {
       target.push_channel = direct[i].handle;
       deliver(run, unit, std::move(target));
     }
-    settle(run, unit);
+    resolved(run, unit);
   });
 }
 
@@ -465,11 +640,22 @@ void Dispatcher::resolveBucket(const RunPtr& run, uint32_t unit, uint32_t bucket
         WorkerMetrics::add(metrics_.targets_resolved, targets->size());
         // The targets are ours: deliver() takes their strings instead of copying.
         for (auto& target : *targets) deliver(run, unit, std::move(target));
-        settle(run, unit);  // the resolve's own part
+        resolved(run, unit);
       });
 }
 
+void Dispatcher::resolved(const RunPtr& run, uint32_t unit) {
+  for (auto& lane : run->lanes) {
+    if (lane.covers(unit)) --lane.unit(unit).outstanding;  // the resolve's own part
+  }
+  advance(run);
+  pump(run);
+}
+
 void Dispatcher::deliver(const RunPtr& run, uint32_t unit, registry::ResolvedTarget&& target) {
+  Lane& lane = run->lane(target.platform);
+  if (!lane.covers(unit)) return;  // counted before, or another job's (a split)
+  lane.seen = true;
   const auto& n = *run->notification;
   if (n.test && run->test_targets++ >= kMaxTestTargets) return;
   providers::Target to{std::move(target.installation_id), std::move(target.push_channel)};
@@ -516,17 +702,19 @@ void Dispatcher::sendOne(const RunPtr& run, uint32_t unit, registry::Platform pl
                          providers::Target target,
                          std::shared_ptr<const providers::Notification> notification,
                          uint32_t attempt) {
-  if (attempt == 1) ++run->unit(unit).outstanding;  // settled once final, whatever the attempts
+  Lane& lane = run->lane(platform);
+  if (attempt == 1) ++lane.unit(unit).outstanding;  // settled once final, whatever the attempts
   auto& client = run->clients->by_platform[static_cast<size_t>(platform)];
   if (!client) {
     count(run, unit, platform, target, "InvalidCredentials");
-    return settle(run, unit);
+    return settle(run, unit, platform);
   }
   if (run->notification->expired(std::chrono::system_clock::now())) {
     count(run, unit, platform, target, "Expired");
-    return settle(run, unit);
+    return settle(run, unit, platform);
   }
   ++run->in_flight;
+  ++lane.in_flight;
   ++(*run->counters)[static_cast<size_t>(platform)].in_flight;
   // The client keeps its own target until the outcome; the callback keeps this one for a retry
   // or expireChannel. The notification is shared by both (and by every other target of the job),
@@ -547,7 +735,9 @@ void Dispatcher::onOutcome(const RunPtr& run, uint32_t unit, registry::Platform 
                            providers::Target target,
                            std::shared_ptr<const providers::Notification> notification,
                            uint32_t attempt, providers::Outcome outcome) {
+  Lane& lane = run->lane(platform);
   --run->in_flight;
+  --lane.in_flight;
   RouteCounters& route = (*run->counters)[static_cast<size_t>(platform)];
   --route.in_flight;
   bool retryable =
@@ -564,11 +754,13 @@ void Dispatcher::onOutcome(const RunPtr& run, uint32_t unit, registry::Platform 
             : backoff(attempt);
     if (run->notification->expired(std::chrono::system_clock::now() + delay)) {
       count(run, unit, platform, target, "Expired", outcome.http_status, outcome.reason);
-      settle(run, unit);
-      return pump(run);
+      return settle(run, unit, platform);
     }
     ++route.retries[outcomeIndex(outcome.azure_outcome)];
-    ++run->in_flight;  // still ours until the retry answers
+    // Still ours until the retry answers.
+    ++run->in_flight;
+    ++lane.in_flight;
+    ++lane.retrying;
     uint64_t id = run->next_retry++;
     auto timer = std::make_shared<boost::asio::steady_timer>(ioc_, delay);
     run->retries.emplace(id, timer);
@@ -577,8 +769,11 @@ void Dispatcher::onOutcome(const RunPtr& run, uint32_t unit, registry::Platform 
     timer->async_wait([this, run, id, unit, platform, target = std::move(target),
                        notification = std::move(notification),
                        attempt](boost::system::error_code ec) mutable {
+      Lane& lane = run->lane(platform);
       run->retries.erase(id);
       --run->in_flight;
+      --lane.in_flight;
+      --lane.retrying;
       if (!ec && !run->winding_down()) {
         sendOne(run, unit, platform, std::move(target), std::move(notification), attempt + 1);
       }
@@ -592,17 +787,19 @@ void Dispatcher::onOutcome(const RunPtr& run, uint32_t unit, registry::Platform 
     // The unit stays open until the handle is marked, so a completed notification means its dead
     // handles are no longer targeted.
     ++run->in_flight;
+    ++lane.in_flight;
     return registry_.expireChannel(run->hub, target.installation_id, target.push_channel,
-                                   [this, run, unit](Result<bool> marked) {
+                                   [this, run, unit, platform](Result<bool> marked) {
                                      --run->in_flight;
+                                     --run->lane(platform).in_flight;
                                      if (marked && *marked) {
                                        WorkerMetrics::add(metrics_.handles_expired);
                                      }
                                      if (!marked) WorkerMetrics::add(metrics_.redis_errors);
-                                     settle(run, unit);
+                                     settle(run, unit, platform);
                                    });
   }
-  settle(run, unit);
+  settle(run, unit, platform);
 }
 
 void Dispatcher::count(const RunPtr& run, uint32_t unit, registry::Platform platform,
@@ -611,8 +808,8 @@ void Dispatcher::count(const RunPtr& run, uint32_t unit, registry::Platform plat
   size_t p = static_cast<size_t>(platform);
   size_t index = outcomeIndex(outcome);
   ++(*run->counters)[p].deliveries[index];
-  Unit& u = run->unit(unit);
-  ++u.counts[p][index];
+  LaneUnit& u = run->lanes[p].unit(unit);
+  ++u.counts[index];
   // A test send lists every outcome (at most kMaxTestTargets), others what was not Success.
   if ((index != 0 || run->notification->test) &&
       run->failures_kept < std::max<size_t>(config_.failures_per_notification, kMaxTestTargets)) {
@@ -623,26 +820,27 @@ void Dispatcher::count(const RunPtr& run, uint32_t unit, registry::Platform plat
   }
 }
 
-void Dispatcher::settle(const RunPtr& run, uint32_t unit) {
-  --run->unit(unit).outstanding;
+void Dispatcher::settle(const RunPtr& run, uint32_t unit, registry::Platform platform) {
+  --run->lane(platform).unit(unit).outstanding;
   advance(run);
   pump(run);
 }
 
 void Dispatcher::advance(const RunPtr& run) {
   bool moved = false;
-  while (!run->window.empty() && run->window.front().outstanding == 0) {
-    Unit& done = run->window.front();
-    addTo(run->unrecorded, done.counts);
-    std::move(done.failures.begin(), done.failures.end(),
-              std::back_inserter(run->unrecorded_failures));
-    run->window.pop_front();
-    ++run->settled;
-    moved = true;
+  for (auto& lane : run->lanes) {
+    while (!lane.window.empty() && lane.window.front().outstanding == 0) {
+      LaneUnit& done = lane.window.front();
+      for (size_t o = 0; o < done.counts.size(); ++o) lane.unrecorded[o] += done.counts[o];
+      std::move(done.failures.begin(), done.failures.end(),
+                std::back_inserter(lane.unrecorded_failures));
+      lane.window.pop_front();
+      ++lane.settled;
+      moved = true;
+    }
   }
-  // The last unit's counts go with complete(): one write instead of two for a small send.
-  if (moved && !run->recording && !run->finishing && !run->winding_down() &&
-      run->settled < run->units.size()) {
+  // The last units' counts go with complete(): one write instead of two for a small send.
+  if (moved && !run->recording && !run->finishing && !run->winding_down() && !run->done()) {
     record(run);
   }
 }
@@ -650,46 +848,67 @@ void Dispatcher::advance(const RunPtr& run) {
 void Dispatcher::record(const RunPtr& run) {
   run->recording = true;
   auto write = std::make_shared<ProgressWrite>();
-  write->from = run->recorded;
-  write->to = run->settled;
-  write->counts = toRecord(std::exchange(run->unrecorded, Counts{}));
-  write->failures = std::move(run->unrecorded_failures);
-  run->unrecorded_failures.clear();
+  Counts counts{};
+  for (size_t p = 0; p < kPlatforms; ++p) {
+    Lane& lane = run->lanes[p];
+    write->done[p] = lane.settled;
+    counts[p] = std::exchange(lane.unrecorded, OutcomeCounts{});
+    std::move(lane.unrecorded_failures.begin(), lane.unrecorded_failures.end(),
+              std::back_inserter(write->failures));
+    lane.unrecorded_failures.clear();
+  }
+  write->to = run->token(write->done);
+  write->counts = toRecord(counts);
   writeProgress(run, std::move(write));
 }
 
 void Dispatcher::writeProgress(const RunPtr& run, std::shared_ptr<ProgressWrite> write) {
-  queue_.progress(
-      run->job, write->from, write->to, write->counts, write->failures,
-      [this, run, write](Result<bool> ok) {
-        if (!ok) {
-          // Unknown whether it was written: the same write again is recognised if it was.
-          WorkerMetrics::add(metrics_.redis_errors);
-          return retryLater(kRedisRetryDelay, [this, run, write] { writeProgress(run, write); });
-        }
-        run->recording = false;
-        if (!*ok) {
-          log::get("dispatch")
-              ->warn("job {} of notification {}: taken over by another instance; leaving it",
-                     run->job.stream_id, run->job.notification_id);
-          run->lost = true;
-          for (auto& [id, timer] : run->retries) timer->cancel();
-          return pump(run);
-        }
-        run->recorded = write->to;
-        if (run->settled > run->recorded && run->settled < run->units.size() &&
-            !run->winding_down()) {
-          return record(run);
-        }
-        pump(run);
-      });
+  queue_.progress(run->job, run->progress, write->to, write->counts, write->failures,
+                  [this, run, write](Result<bool> ok) {
+                    if (!ok) {
+                      // Unknown whether it was written: the same write again is recognised if
+                      // it was.
+                      WorkerMetrics::add(metrics_.redis_errors);
+                      return retryLater(kRedisRetryDelay,
+                                        [this, run, write] { writeProgress(run, write); });
+                    }
+                    if (!*ok) return lose(run);
+                    run->progress = write->to;
+                    for (size_t p = 0; p < kPlatforms; ++p) {
+                      run->lanes[p].recorded = write->done[p];
+                    }
+                    afterWrite(run);
+                  });
+}
+
+void Dispatcher::afterWrite(const RunPtr& run) {
+  run->recording = false;
+  if (run->unrecorded() && !run->done() && !run->winding_down()) return record(run);
+  pump(run);
+}
+
+void Dispatcher::lose(const RunPtr& run) {
+  log::get("dispatch")
+      ->warn("job {} of notification {}: taken over by another instance; leaving it",
+             run->job.stream_id, run->job.notification_id);
+  run->recording = false;
+  run->lost = true;
+  for (auto& [id, timer] : run->retries) timer->cancel();
+  pump(run);
 }
 
 void Dispatcher::finish(const RunPtr& run, std::string abandoned_because) {
   run->finishing = true;
+  Counts counts{};
+  std::vector<registry::DeliveryFailure> failures;
+  for (size_t p = 0; p < kPlatforms; ++p) {
+    counts[p] = run->lanes[p].unrecorded;
+    const auto& f = run->lanes[p].unrecorded_failures;
+    failures.insert(failures.end(), f.begin(), f.end());
+  }
   queue_.complete(
-      run->job, toRecord(run->unrecorded), run->unrecorded_failures, run->recorded,
-      abandoned_because, [this, run, abandoned_because](Result<void> ok) {
+      run->job, toRecord(counts), failures, run->progress, abandoned_because,
+      [this, run, abandoned_because](Result<void> ok) {
         if (!ok) {
           WorkerMetrics::add(metrics_.redis_errors);
           log::get("dispatch")
@@ -706,8 +925,8 @@ void Dispatcher::finish(const RunPtr& run, std::string abandoned_because) {
 void Dispatcher::release(const RunPtr& run) {
   run->finishing = true;
   log::get("dispatch")
-      ->info("job {} of notification {}: released after {} of {} buckets", run->job.stream_id,
-             run->job.notification_id, run->recorded, run->units.size());
+      ->info("job {} of notification {}: released at progress {} of {} units", run->job.stream_id,
+             run->job.notification_id, run->progress, run->units.size());
   queue_.release(run->job, [this, run](Result<void> ok) {
     // If the release is lost, the job waits for job_idle_timeout_ms instead.
     if (!ok) WorkerMetrics::add(metrics_.redis_errors);

@@ -71,13 +71,15 @@ class Dispatcher {
 
  private:
   struct Run;
-  struct Unit;
+  struct Lane;
+  struct LaneUnit;
   using RunPtr = std::shared_ptr<Run>;
 
   static constexpr size_t kParkedJobsPerSlot = 4;
 
   uint32_t windowUnits() const { return 4 * config_.resolves_in_flight_per_job; }
-  // Every target the job has in flight waits for a retry timer; nothing else is going on.
+  // Every target the job has in flight waits for a retry timer or belongs to a split-off lane;
+  // nothing else is going on.
   static bool parked(const Run& run);
   // Job slots not taken by busy (not parked) jobs; 0 when the worker holds all the jobs it may.
   size_t freeSlots() const;
@@ -90,6 +92,15 @@ class Dispatcher {
   // given up once the notification's deadline has passed.
   void setAside(const RunPtr& run, std::string why);
   void pump(const RunPtr& run);
+  // The next unit may be resolved: within every lane's window and the in-flight bound.
+  bool roomToResolve(const Run& run) const;
+  void splitIfLagging(const RunPtr& run);
+  // Records that `platform`'s lane now ends at its `end` (progress token `to`) and adds the
+  // child job with the rest of its units; then `then`. A lost job is left (lose()).
+  void writeSplit(const RunPtr& run, registry::Platform platform, std::string to,
+                  std::function<void()> then);
+  // A reclaimed job split before: makes sure each child was added (splits from `from` on).
+  void confirmSplits(const RunPtr& run, size_t from = 0);
   void resolveBucket(const RunPtr& run, uint32_t unit, uint32_t bucket);
   // A direct send's unit: its handles, from the notification itself (no Redis).
   void resolveDirect(const RunPtr& run, uint32_t unit);
@@ -120,17 +131,23 @@ class Dispatcher {
   void count(const RunPtr& run, uint32_t unit, registry::Platform platform,
              const providers::Target& target, std::string_view outcome, int http_status = 0,
              std::string_view reason = {});
-  void settle(const RunPtr& run, uint32_t unit);
-  // Moves the job's progress past the units whose every target is final, and records it.
+  void settle(const RunPtr& run, uint32_t unit, registry::Platform platform);
+  // The resolve of `unit` delivered its targets.
+  void resolved(const RunPtr& run, uint32_t unit);
+  // Moves each lane's progress past the units whose every target is final, and records it.
   void advance(const RunPtr& run);
   void record(const RunPtr& run);
   struct ProgressWrite {
-    uint32_t from = 0;
-    uint32_t to = 0;
+    std::array<uint32_t, kPlatforms> done{};  // each lane's settled units
+    std::string to;                           // their token
     std::map<std::string, int64_t> counts;
     std::vector<registry::DeliveryFailure> failures;
   };
   void writeProgress(const RunPtr& run, std::shared_ptr<ProgressWrite> write);
+  // A write (progress or split) is done: the next one if there is more to record, else pump().
+  void afterWrite(const RunPtr& run);
+  // Another run recorded progress for the job: it is theirs now.
+  void lose(const RunPtr& run);
   void finish(const RunPtr& run, std::string abandoned_because = {});
   void release(const RunPtr& run);
   void retryLater(std::chrono::milliseconds delay, std::function<void()> action);

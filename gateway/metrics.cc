@@ -30,6 +30,10 @@ constexpr CounterRow kCounters[] = {
     {"pushhub_jobs_released_total",
      "Jobs given back to the queue unfinished (at stop, or a hub this instance does not serve).",
      &WorkerMetrics::jobs_released},
+    {"pushhub_jobs_split_total",
+     "Jobs that handed a lagging platform's remaining devices to a job of their own "
+     "(dispatch.split_lagging_platform_ms), so that platform no longer paced the others.",
+     &WorkerMetrics::jobs_split},
     {"pushhub_targets_resolved_total", "Installations selected by sends.",
      &WorkerMetrics::targets_resolved},
     {"pushhub_buckets_resolved_total", "Buckets read by sends (one Redis round trip each).",

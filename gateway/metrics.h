@@ -21,6 +21,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "registry/installation.h"
 #include "registry/notification_queue.h"
 #include "registry/redis_client.h"
 
@@ -43,7 +44,7 @@ inline constexpr std::array<std::string_view, 16> kOutcomeNames{"Success",
                                                                 "Skipped",
                                                                 "AbandonedNotificationMessages",
                                                                 "UnknownError"};
-inline constexpr size_t kPlatforms = 3;
+inline constexpr size_t kPlatforms = registry::kPlatformCount;
 inline constexpr std::array<std::string_view, kPlatforms> kPlatformNames{"apns", "fcm", "wns"};
 
 size_t outcomeIndex(std::string_view azure_name);  // unknown names count as UnknownError
@@ -83,6 +84,7 @@ struct WorkerMetrics {
   Counter jobs_completed{0};
   Counter jobs_reclaimed{0};  // taken over after job_idle_timeout_ms without progress
   Counter jobs_released{0};   // given back to the group unfinished (stop, or a hub not served)
+  Counter jobs_split{0};      // a lagging platform's rest handed to a job of its own
   Counter targets_resolved{0};
   Counter buckets_resolved{0};  // bucket resolves of sends: how selective the tag index made them
   Counter handles_expired{0};

@@ -258,17 +258,25 @@ std::string newNotificationId() {
   return id;
 }
 
-std::string encodeJob(const JobBuckets& buckets) {
+std::string encodeJob(const JobBuckets& buckets, std::optional<registry::Platform> only) {
   std::string out;
   for (const auto& range : buckets) {
     if (!out.empty()) out += ',';
     out += std::to_string(range.first) + "-" + std::to_string(range.last);
   }
+  if (only) (out += '/') += registry::toString(*only);
   return out;
 }
 
-Result<JobBuckets> decodeJob(std::string_view payload) {
-  JobBuckets buckets;
+Result<JobWork> decodeJob(std::string_view payload) {
+  JobWork work;
+  if (auto slash = payload.find('/'); slash != std::string_view::npos) {
+    auto platform = registry::parsePlatform(payload.substr(slash + 1));
+    if (!platform) return Error::internal("job: malformed payload");
+    work.only = *platform;
+    payload = payload.substr(0, slash);
+  }
+  JobBuckets& buckets = work.buckets;
   if (payload.empty() || payload.back() == ',') return Error::internal("job: malformed payload");
   while (!payload.empty()) {
     auto comma = payload.find(',');
@@ -286,7 +294,55 @@ Result<JobBuckets> decodeJob(std::string_view payload) {
     buckets.push_back(range);
   }
   if (buckets.empty()) return Error::internal("job: malformed payload");
-  return buckets;
+  return work;
+}
+
+std::string encodeProgress(const JobProgress& progress) {
+  const auto& lanes = progress.lanes;
+  bool uniform = std::all_of(lanes.begin(), lanes.end(), [&](const JobProgress::Lane& lane) {
+    return lane.done == lanes[0].done && !lane.split_at;
+  });
+  if (uniform) return std::to_string(lanes[0].done);
+  std::string out;
+  for (const auto& lane : lanes) {
+    if (!out.empty()) out += ',';
+    out += std::to_string(lane.done);
+    if (lane.split_at) (out += '@') += std::to_string(*lane.split_at);
+  }
+  return out;
+}
+
+Result<JobProgress> decodeProgress(std::string_view token) {
+  auto number = [](std::string_view text, uint32_t& out) {
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+    return ec == std::errc() && end == text.data() + text.size() && !text.empty();
+  };
+  auto bad = [&] {
+    return Error::internal("job progress '" + std::string(token) + "' is malformed");
+  };
+  JobProgress progress;
+  if (token.find(',') == std::string_view::npos) {
+    uint32_t done = 0;
+    if (!number(token, done)) return bad();
+    for (auto& lane : progress.lanes) lane.done = done;
+    return progress;
+  }
+  std::string_view rest = token;
+  for (size_t p = 0; p < progress.lanes.size(); ++p) {
+    auto comma = rest.find(',');
+    if ((comma == std::string_view::npos) != (p + 1 == progress.lanes.size())) return bad();
+    std::string_view entry = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    auto& lane = progress.lanes[p];
+    auto at = entry.find('@');
+    if (!number(entry.substr(0, at), lane.done)) return bad();
+    if (at != std::string_view::npos) {
+      uint32_t split_at = 0;
+      if (!number(entry.substr(at + 1), split_at) || split_at < lane.done) return bad();
+      lane.split_at = split_at;
+    }
+  }
+  return progress;
 }
 
 std::shared_ptr<const expr::TagExpression> expressionOf(

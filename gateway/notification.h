@@ -60,8 +60,32 @@ struct BucketRange {
 };
 // The buckets of one job, as runs: "0-64", or "3-4,17-19,40-41" for a selective send.
 using JobBuckets = std::vector<BucketRange>;
-std::string encodeJob(const JobBuckets& buckets);
-Result<JobBuckets> decodeJob(std::string_view payload);
+// What a job's payload says: its buckets and, for a job split off another one's lagging
+// platform (Dispatcher), that platform alone ("32-64/wns").
+struct JobWork {
+  JobBuckets buckets;
+  std::optional<registry::Platform> only;
+};
+std::string encodeJob(const JobBuckets& buckets,
+                      std::optional<registry::Platform> only = std::nullopt);
+Result<JobWork> decodeJob(std::string_view payload);
+
+// How far a job got, per platform, as its progress token in Redis records it: every target of
+// the platform in the job's first `done` units has its final outcome counted, and `split_at`,
+// when set, is where the platform's remaining units were handed to a child job. Encoded "12"
+// while every platform is at the same unit and none is split, else one entry per platform in
+// Platform order, "40,40,12@32".
+struct JobProgress {
+  struct Lane {
+    uint32_t done = 0;
+    std::optional<uint32_t> split_at;
+    bool operator==(const Lane&) const = default;
+  };
+  std::array<Lane, registry::kPlatformCount> lanes{};
+  bool operator==(const JobProgress&) const = default;
+};
+std::string encodeProgress(const JobProgress& progress);
+Result<JobProgress> decodeProgress(std::string_view token);
 
 // The send's tag expression (its `tag` or `tag_expression`), or nullptr for a broadcast or a
 // send to one installation. The request must have passed validateSendRequest.

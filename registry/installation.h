@@ -30,6 +30,7 @@
 namespace pushhub::registry {
 
 enum class Platform : uint8_t { kApns = 0, kFcm = 1, kWns = 2 };
+inline constexpr size_t kPlatformCount = 3;
 
 // Case-insensitive: "apns" | "fcm", "fcmv1", "gcm" | "wns". Anything else is kInvalidArgument.
 Result<Platform> parsePlatform(std::string_view name);

@@ -14,6 +14,10 @@
 namespace pushhub::registry {
 namespace {
 
+// A job's progress (field p:<job mark>) is an opaque token the caller defines; '0' when none is
+// recorded. Scripts that move it check the caller's idea of it first, so a run that lost its job
+// to a reclaim (or never saw another run's write) changes nothing.
+
 // KEYS: record. ARGV: body, hub, created_ms, jobs_total, state, ttl seconds.
 const Script& writeRecordScript() {
   static const Script s(R"lua(
@@ -39,7 +43,7 @@ redis.call('HSETNX', KEYS[1], 'start_ms', ARGV[3])
 local progress = redis.call('HGET', KEYS[1], 'p:' .. ARGV[1]) or '0'
 local body = ''
 if ARGV[2] == '1' then body = redis.call('HGET', KEYS[1], 'body') end
-return {0, tonumber(progress), body}
+return {0, progress, body}
 )lua");
   return s;
 }
@@ -82,6 +86,23 @@ if now == ARGV[5] then return 2 end
 if now ~= ARGV[4] then return 0 end
 redis.call('HSET', KEYS[1], mark, ARGV[5])
 add_outcomes(6)
+return 1
+)lua");
+  return s;
+}
+
+// KEYS: record. ARGV: job mark, progress from, progress to. As the progress script, without
+// counts, and a recorded move adds one job to the notification (jobs_total): the job's child.
+const Script& splitScript() {
+  static const Script s(R"lua(
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if redis.call('HEXISTS', KEYS[1], 'j:' .. ARGV[1]) == 1 then return 0 end
+local mark = 'p:' .. ARGV[1]
+local now = redis.call('HGET', KEYS[1], mark) or '0'
+if now == ARGV[3] then return 2 end
+if now ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], mark, ARGV[3])
+redis.call('HINCRBY', KEYS[1], 'jobs_total', 1)
 return 1
 )lua");
   return s;
@@ -673,8 +694,7 @@ void NotificationQueue::startJob(const Job& job, bool want_body,
                            return cb(Error::internal("startJob: unexpected reply"));
                          start.done = r->elements[0].integer == 1;
                          if (!start.done && r->elements.size() == 3) {
-                           start.progress =
-                               static_cast<uint32_t>(std::max<int64_t>(0, r->elements[1].integer));
+                           start.progress = std::move(r->elements[1].str);
                            start.body = std::move(r->elements[2].str);
                          }
                          cb(std::move(start));
@@ -694,12 +714,12 @@ std::vector<std::string> NotificationQueue::outcomeArgs(
   return head;
 }
 
-void NotificationQueue::progress(const Job& job, uint32_t from, uint32_t to,
+void NotificationQueue::progress(const Job& job, std::string_view from, std::string_view to,
                                  const std::map<std::string, int64_t>& outcome_counts,
                                  const std::vector<DeliveryFailure>& failures,
                                  std::function<void(Result<bool>)> cb) {
-  auto args = outcomeArgs({jobMark(job), std::to_string(from), std::to_string(to)}, outcome_counts,
-                          failures);
+  auto args =
+      outcomeArgs({jobMark(job), std::string(from), std::string(to)}, outcome_counts, failures);
   commands_.evalScript(progressScript(),
                        {recordKey(job.notification_id), failuresKey(job.notification_id)},
                        std::move(args), [cb = std::move(cb)](Result<RedisReply> r) {
@@ -710,11 +730,11 @@ void NotificationQueue::progress(const Job& job, uint32_t from, uint32_t to,
 
 void NotificationQueue::complete(const Job& job,
                                  const std::map<std::string, int64_t>& outcome_counts,
-                                 const std::vector<DeliveryFailure>& failures, uint32_t from,
-                                 std::string_view abandoned_because,
+                                 const std::vector<DeliveryFailure>& failures,
+                                 std::string_view from, std::string_view abandoned_because,
                                  std::function<void(Result<void>)> cb) {
   auto args = outcomeArgs(
-      {jobMark(job), std::to_string(nowMs()), std::string(abandoned_because), std::to_string(from)},
+      {jobMark(job), std::to_string(nowMs()), std::string(abandoned_because), std::string(from)},
       outcome_counts, failures);
   commands_.evalScript(
       completeScript(), {recordKey(job.notification_id), failuresKey(job.notification_id)},
@@ -724,6 +744,29 @@ void NotificationQueue::complete(const Job& job,
         }
         acknowledge(job, std::move(cb));
       });
+}
+
+void NotificationQueue::split(const Job& job, std::string_view from, std::string_view to,
+                              std::string child_payload, std::string_view child_name,
+                              std::function<void(Result<bool>)> cb) {
+  // The once-mark shares the stream's hash tag ("{p}"), so the script touches one slot.
+  std::string mark =
+      "ph:once:" + job.stream.substr(std::min(job.stream.find('{'), job.stream.size())) + ":" +
+      job.notification_id + ":" + job.stream_id + ":" + std::string(child_name);
+  auto add = [this, job, mark = std::move(mark), payload = std::move(child_payload),
+              cb](Result<RedisReply> r) mutable {
+    if (!r) return cb(r.error());
+    if (r->integer != 1 && r->integer != 2) return cb(false);
+    auto ttl_s = std::to_string(options_.record_ttl.count());
+    commands_.evalScript(addOnceScript(), {job.stream, std::move(mark)},
+                         {job.notification_id, std::move(payload), ttl_s, job.hub},
+                         [cb = std::move(cb)](Result<RedisReply> x) {
+                           if (!x) return cb(x.error());
+                           cb(true);
+                         });
+  };
+  commands_.evalScript(splitScript(), {recordKey(job.notification_id)},
+                       {jobMark(job), std::string(from), std::string(to)}, std::move(add));
 }
 
 void NotificationQueue::release(const Job& job, std::function<void(Result<void>)> cb) {

@@ -9,7 +9,8 @@
 //       state (scheduled | enqueued | running | completed | notargetfound | abandoned |
 //       cancelled), scheduled_ms and plan (the jobs a scheduled send became) for a scheduled send,
 //       o:<platform>:<AzureOutcome> outcome counters (HINCRBY), targets = their sum,
-//       p:<job mark> = units (buckets) of a running job already counted, in the job's order,
+//       p:<job mark> = a running job's progress: an opaque token its runs define (how far it got;
+//       '0' when absent), compared before every move so only the job's owner moves it,
 //       j:<job mark> = 1 for every job already counted (makes complete() idempotent when a
 //       reclaimed job is completed twice), abandoned = why, when a job was given up.
 //       The job mark is <stream>/<stream id>.
@@ -109,9 +110,9 @@ struct NotificationState {
 
 // What startJob() finds in the record for one job.
 struct JobStart {
-  bool done = false;      // already counted (a redelivery): acknowledge it and do nothing else
-  uint32_t progress = 0;  // units of the job an earlier run already counted: skip them
-  std::string body;       // when asked for
+  bool done = false;           // already counted (a redelivery): acknowledge it and do nothing else
+  std::string progress = "0";  // the job's progress token as an earlier run recorded it
+  std::string body;            // when asked for
 };
 
 class NotificationQueue {
@@ -211,14 +212,24 @@ class NotificationQueue {
   // the opaque body comes too. kNotFound when the record is gone.
   void startJob(const Job& job, bool want_body, std::function<void(Result<JobStart>)> cb);
 
-  // Records that the job's first `to` units are done, adding their outcome counts ("apns:Success"
-  // -> n) and failures, only if the recorded progress is still `from` (a run that lost its job to
-  // a reclaim must not count twice). True when recorded; false when another run owns the job.
-  void progress(const Job& job, uint32_t from, uint32_t to,
+  // Moves the job's progress token from `from` to `to`, adding the outcome counts ("apns:Success"
+  // -> n) and failures of the work between, only if the recorded progress is still `from` (a run
+  // that lost its job to a reclaim must not count twice). True when recorded (or recorded before:
+  // a retried write); false when another run owns the job.
+  void progress(const Job& job, std::string_view from, std::string_view to,
                 const std::map<std::string, int64_t>& outcome_counts,
                 const std::vector<DeliveryFailure>& failures, std::function<void(Result<bool>)> cb);
 
-  // Adds the outcome counts and failures of the units after `from` (the progress the caller
+  // Hands part of a running job to a new job (its child): moves the progress token from `from`
+  // to `to` (which tells the job's runs what is no longer theirs), adds one to the
+  // notification's jobs, then XADDs `child_payload` to the job's own partition, once per
+  // (job, `child_name`) whoever calls it: calling it again with from == to (a reclaimed run that
+  // finds the split in its token) adds the child only if it was not added. False when another
+  // run owns the job.
+  void split(const Job& job, std::string_view from, std::string_view to, std::string child_payload,
+             std::string_view child_name, std::function<void(Result<bool>)> cb);
+
+  // Adds the outcome counts and failures of the work after `from` (the progress the caller
   // recorded or started from; if the record says otherwise another run owns the job, and nothing
   // is counted) to the record, increments
   // jobs_done (the last job sets the end time and the final state: completed, notargetfound
@@ -226,7 +237,7 @@ class NotificationQueue {
   // reason), then XACKs and XDELs the job in its partition. A job already counted (redelivered)
   // or whose record expired is just acknowledged.
   void complete(const Job& job, const std::map<std::string, int64_t>& outcome_counts,
-                const std::vector<DeliveryFailure>& failures, uint32_t from,
+                const std::vector<DeliveryFailure>& failures, std::string_view from,
                 std::string_view abandoned_because, std::function<void(Result<void>)> cb);
 
   // Gives a job this consumer holds back to the group, idle as if abandoned long ago, so the

@@ -150,8 +150,7 @@ TEST(FaultsIntegrationTest, OneHubsFcmDownLeavesItsApnsAndTheOtherHubUntouched) 
   // Enough attempts that the FCM devices are still being retried when the route comes back; one
   // job slot per worker (two in all) and one queue partition (jobs are taken in send order): the
   // down route's two jobs take both slots before the other hub's job is read.
-  options.extra_config =
-      "max_attempts = 12\nmax_jobs_per_worker = 1\nqueue_partitions = 1\n";
+  options.extra_config = "max_attempts = 12\nmax_jobs_per_worker = 1\nqueue_partitions = 1\n";
   Stack stack(options);
   fault(stack, R"({"provider":"fcm","fault":"refuse","duration_ms":600000})");
   Audience mixed;
@@ -190,6 +189,83 @@ TEST(FaultsIntegrationTest, OneHubsFcmDownLeavesItsApnsAndTheOtherHubUntouched) 
     EXPECT_EQ(success(status, v1::PLATFORM_APNS), 150);
     EXPECT_EQ(success(status, v1::PLATFORM_FCM), 50) << status.DebugString();
   }
+}
+
+// Installations of `hub` for new APNs and FCM handles, interleaved so every bucket holds both.
+void registerMixed(Stack& stack, const std::string& hub, int apns, int fcm, Audience& audience,
+                   uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  v1::BatchCreateOrUpdateInstallationsRequest batch;
+  batch.set_hub(hub);
+  int a = 0, f = 0;
+  while (a < apns || f < fcm) {
+    // Keep the mix even all along: the platform further behind its share goes next.
+    bool next_apns = f >= fcm || (a < apns && int64_t{a} * fcm <= int64_t{f} * apns);
+    auto* inst = batch.add_installations();
+    inst->set_installation_id(randomHex(rng, 24, "i"));
+    if (next_apns) {
+      inst->set_platform(v1::PLATFORM_APNS);
+      inst->set_push_channel(randomHex(rng, 64, "a"));
+      audience.apns.insert(inst->push_channel());
+      ++a;
+    } else {
+      inst->set_platform(v1::PLATFORM_FCM);
+      inst->set_push_channel(randomHex(rng, 152, "f"));
+      audience.fcm.insert(inst->push_channel());
+      ++f;
+    }
+    if (batch.installations_size() == 500 || (a == apns && f == fcm)) {
+      v1::BatchCreateOrUpdateInstallationsResponse response;
+      auto rpc =
+          stack.stub().BatchCreateOrUpdateInstallations(stack.context().get(), batch, &response);
+      if (!rpc.ok()) throw std::runtime_error("register: " + rpc.error_message());
+      batch.clear_installations();
+    }
+  }
+}
+
+// The APNs tokens of `audience` pns-mock answered 200, polled until all are (at most 60 s).
+std::set<std::string> apnsReached(Stack& stack, const Audience& audience) {
+  std::set<std::string> reached;
+  for (int i = 0; i < 1200 && reached.size() < audience.apns.size(); ++i) {
+    reached.clear();
+    for (const auto& [token, requests] : receivedByToken(stack, "apns")) {
+      if (audience.apns.count(token) && requests.back().status == 200) reached.insert(token);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return reached;
+}
+
+// One broadcast whose every bucket holds APNs and FCM devices, while FCM refuses connections: the
+// job can hold only a few buckets past its recorded progress (one resolve in flight: a window of
+// 4 of its 64), so without the split the FCM devices waiting for retries would stop the APNs ones
+// after 4 buckets. FCM lags, is split off to a job of its own, and every APNs device is reached
+// while FCM is still down; once FCM is back, each FCM device is delivered exactly once.
+TEST(FaultsIntegrationTest, ALaggingPlatformIsSplitOffAndTheSameSendsOthersKeepTheirPace) {
+  StackOptions options;
+  options.extra_config =
+      "max_attempts = 12\nresolves_in_flight_per_job = 1\nsplit_lagging_platform_ms = 200\n";
+  Stack stack(options);
+  Audience audience;
+  registerMixed(stack, kHub, 640, 320, audience, 11);
+  fault(stack, R"({"provider":"fcm","fault":"refuse","duration_ms":600000})");
+  auto send = directSendTo(kHub, {}, {});
+  send.set_broadcast(true);
+  std::string id = accept(stack, send);
+
+  EXPECT_EQ(apnsReached(stack, audience).size(), audience.apns.size());
+  EXPECT_EQ(stack.notification(id).state(), v1::NotificationStatus::STATE_PROCESSING);
+  EXPECT_TRUE(receivedByToken(stack, "fcm").empty());
+  EXPECT_GE(metricSum(stack.adminPort(), "pushhub_jobs_split_total"), 1);
+
+  fault(stack, R"({"provider":"fcm","fault":"none"})");
+  auto status = stack.waitFinal(id, 0, 120);
+  ASSERT_EQ(status.state(), v1::NotificationStatus::STATE_COMPLETED) << status.DebugString();
+  EXPECT_EQ(success(status, v1::PLATFORM_APNS), 640);
+  EXPECT_EQ(success(status, v1::PLATFORM_FCM), 320) << status.DebugString();
+  checkDeliveries(stack, "apns", audience.apns, 0, 0);
+  checkDeliveries(stack, "fcm", audience.fcm, 0, 0);
 }
 
 // Redis, persisting every write (AOF, appendfsync always), crashes and restarts in the middle of a

@@ -140,7 +140,8 @@ TEST(NotificationTest, JobsCoverEveryBucketOnceAndOneInstallationIsOneJob) {
     EXPECT_EQ(job[0].first, next);
     auto decoded = decodeJob(encodeJob(job));
     ASSERT_TRUE(decoded);
-    EXPECT_EQ(*decoded, job);
+    EXPECT_EQ(decoded->buckets, job);
+    EXPECT_FALSE(decoded->only);
     next = job[0].last;
   }
   EXPECT_EQ(next, 1024u);
@@ -149,8 +150,38 @@ TEST(NotificationTest, JobsCoverEveryBucketOnceAndOneInstallationIsOneJob) {
   ASSERT_EQ(jobs.size(), 1u);
   uint32_t bucket = registry::Registry::bucketOf("phone-1", 1024);
   EXPECT_EQ(jobs[0], (JobBuckets{{bucket, bucket + 1}}));
-  for (const char* bad : {"7-3", "x", "", "1-2,", "1-2,x", "1-2-3", "-1-2", "1 -2"}) {
+  auto child = decodeJob(encodeJob({{32, 64}}, registry::Platform::kWns));
+  ASSERT_TRUE(child);
+  EXPECT_EQ(child->buckets, (JobBuckets{{32, 64}}));
+  EXPECT_EQ(child->only, registry::Platform::kWns);
+  EXPECT_EQ(encodeJob({{32, 64}}, registry::Platform::kWns), "32-64/wns");
+  for (const char* bad :
+       {"7-3", "x", "", "1-2,", "1-2,x", "1-2-3", "-1-2", "1 -2", "1-2/", "1-2/sms", "/wns"}) {
     EXPECT_FALSE(decodeJob(bad)) << bad;
+  }
+}
+
+TEST(NotificationTest, JobProgressTokens) {
+  JobProgress even;
+  for (auto& lane : even.lanes) lane.done = 12;
+  EXPECT_EQ(encodeProgress(even), "12");
+  EXPECT_EQ(*decodeProgress("12"), even);
+  EXPECT_EQ(*decodeProgress("0"), JobProgress{});
+
+  JobProgress split = even;
+  split.lanes[0].done = 40;
+  split.lanes[1].done = 40;
+  split.lanes[2].split_at = 32;  // wns: units 12..31 still this job's, 32.. a child's
+  EXPECT_EQ(encodeProgress(split), "40,40,12@32");
+  EXPECT_EQ(*decodeProgress("40,40,12@32"), split);
+  JobProgress uneven = even;
+  uneven.lanes[1].done = 11;
+  EXPECT_EQ(encodeProgress(uneven), "12,11,12");
+  EXPECT_EQ(*decodeProgress("12,11,12"), uneven);
+
+  for (const char* bad : {"", "x", "-1", "1,2", "1,2,3,4", "1,2,", "1,2,3@", "1,2,9@3", "1,,3",
+                          "1, 2,3", "99999999999"}) {
+    EXPECT_FALSE(decodeProgress(bad)) << bad;
   }
 }
 
@@ -161,7 +192,7 @@ TEST(NotificationTest, CandidateBucketsBecomeJobsOfRuns) {
   EXPECT_EQ(jobs[0], (JobBuckets{{2, 5}}));
   EXPECT_EQ(jobs[1], (JobBuckets{{9, 10}, {11, 13}}));  // 2000 is past the hub's buckets
   EXPECT_EQ(encodeJob(jobs[1]), "9-10,11-13");
-  EXPECT_EQ(*decodeJob("9-10,11-13"), jobs[1]);
+  EXPECT_EQ(decodeJob("9-10,11-13")->buckets, jobs[1]);
   EXPECT_TRUE(planJobs(request, 1024, 3, std::vector<uint32_t>{}).empty());
 }
 

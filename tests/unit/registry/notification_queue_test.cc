@@ -78,7 +78,7 @@ class NotificationQueueTest : public ::testing::Test {
     return total;
   }
   Result<void> complete(NotificationQueue& q, const Job& job, std::map<std::string, int64_t> counts,
-                        std::vector<DeliveryFailure> failures = {}, uint32_t from = 0,
+                        std::vector<DeliveryFailure> failures = {}, std::string from = "0",
                         std::string abandoned = {}) {
     return await<Result<void>>(
         io_, [&](auto cb) { q.complete(job, counts, failures, from, abandoned, cb); });
@@ -86,7 +86,7 @@ class NotificationQueueTest : public ::testing::Test {
   Result<JobStart> start(NotificationQueue& q, const Job& job) {
     return await<Result<JobStart>>(io_, [&](auto cb) { q.startJob(job, true, cb); });
   }
-  Result<bool> progress(NotificationQueue& q, const Job& job, uint32_t from, uint32_t to,
+  Result<bool> progress(NotificationQueue& q, const Job& job, std::string from, std::string to,
                         std::map<std::string, int64_t> counts,
                         std::vector<DeliveryFailure> failures = {}) {
     return await<Result<bool>>(io_,
@@ -173,7 +173,7 @@ TEST_F(NotificationQueueTest, EnqueueClaimCompleteAndState) {
   ASSERT_TRUE(loaded);
   EXPECT_EQ(loaded->body, body);
   EXPECT_FALSE(loaded->done);
-  EXPECT_EQ(loaded->progress, 0u);
+  EXPECT_EQ(loaded->progress, "0");
   EXPECT_EQ(state("n1")->state, "running");
   EXPECT_GT(state("n1")->start_ms, 0);
   EXPECT_EQ(state("n1")->end_ms, 0);
@@ -290,10 +290,10 @@ TEST_F(NotificationQueueTest, ProgressIsRecordedOnceAndARunThatLostItsJobCountsN
   const Job job = jobs->front();
   DeliveryFailure gone{"apns", "i1", "tok1", 410, "ExpiredChannel", "Unregistered"};
   auto first =
-      progress(queue_, job, 0, 5, {{"apns:Success", 40}, {"apns:ExpiredChannel", 1}}, {gone});
+      progress(queue_, job, "0", "5", {{"apns:Success", 40}, {"apns:ExpiredChannel", 1}}, {gone});
   ASSERT_TRUE(first && *first);
   // The same write again (its reply was lost) is recognised, not counted twice.
-  auto retried = progress(queue_, job, 0, 5, {{"apns:Success", 40}});
+  auto retried = progress(queue_, job, "0", "5", {{"apns:Success", 40}});
   ASSERT_TRUE(retried && *retried);
   EXPECT_EQ(state("p1")->outcome_counts.at("apns:Success"), 40);
 
@@ -303,18 +303,18 @@ TEST_F(NotificationQueueTest, ProgressIsRecordedOnceAndARunThatLostItsJobCountsN
   ASSERT_TRUE(taken && taken->size() == 1u);
   auto resumed = start(queue_b_, taken->front());
   ASSERT_TRUE(resumed);
-  EXPECT_EQ(resumed->progress, 5u);
-  auto b_moves = progress(queue_b_, taken->front(), 5, 9, {{"apns:Success", 30}});
+  EXPECT_EQ(resumed->progress, "5");
+  auto b_moves = progress(queue_b_, taken->front(), "5", "9", {{"apns:Success", 30}});
   ASSERT_TRUE(b_moves && *b_moves);
   // The first run, still alive, has lost the job: its write and its completion count nothing.
-  auto a_moves = progress(queue_, job, 5, 8, {{"apns:Success", 99}});
+  auto a_moves = progress(queue_, job, "5", "8", {{"apns:Success", 99}});
   ASSERT_TRUE(a_moves);
   EXPECT_FALSE(*a_moves);
-  ASSERT_TRUE(complete(queue_, job, {{"apns:Success", 99}}, {}, 5));
+  ASSERT_TRUE(complete(queue_, job, {{"apns:Success", 99}}, {}, "5"));
   EXPECT_EQ(state("p1")->outcome_counts.at("apns:Success"), 70);
   EXPECT_EQ(state("p1")->jobs_done, 0);
 
-  ASSERT_TRUE(complete(queue_b_, taken->front(), {{"apns:Success", 1}}, {}, 9));
+  ASSERT_TRUE(complete(queue_b_, taken->front(), {{"apns:Success", 1}}, {}, "9"));
   auto st = state("p1");
   EXPECT_EQ(st->state, "completed");
   EXPECT_EQ(st->outcome_counts.at("apns:Success"), 71);
@@ -324,6 +324,51 @@ TEST_F(NotificationQueueTest, ProgressIsRecordedOnceAndARunThatLostItsJobCountsN
   EXPECT_EQ(st->failures[0].http_status, 410);
   EXPECT_EQ(st->failures[0].outcome, "ExpiredChannel");
   EXPECT_EQ(st->failures[0].reason, "Unregistered");
+}
+
+TEST_F(NotificationQueueTest, ASplitAddsItsChildJobOnceAndOnlyForTheJobsOwner) {
+  ASSERT_TRUE(enqueue(queue_, "s1", "b", {"0-64"}));
+  auto jobs = claim(queue_, 1);
+  ASSERT_TRUE(jobs && jobs->size() == 1u);
+  const Job parent = jobs->front();
+  auto split = [&](NotificationQueue& q, std::string from, std::string to) {
+    return await<Result<bool>>(io_,
+                               [&](auto cb) { q.split(parent, from, to, "32-64/wns", "wns", cb); });
+  };
+  const std::string token = "40,40,12@32";
+  auto first = split(queue_, "0", token);
+  ASSERT_TRUE(first && *first) << (first ? "" : first.error().message);
+  EXPECT_EQ(state("s1")->jobs_total, 2);
+  auto child = claim(queue_, 10);
+  ASSERT_TRUE(child);
+  ASSERT_EQ(child->size(), 1u);
+  EXPECT_EQ(child->front().payload, "32-64/wns");
+  EXPECT_EQ(child->front().hub, "myhub");
+  EXPECT_EQ(child->front().stream, parent.stream);  // the parent's partition
+
+  // A reclaimed run confirms the split it finds in the token: no second child, no extra job.
+  auto confirmed = split(queue_, token, token);
+  ASSERT_TRUE(confirmed && *confirmed);
+  EXPECT_EQ(state("s1")->jobs_total, 2);
+  auto none = claim(queue_, 10, 50ms);
+  ASSERT_TRUE(none);
+  EXPECT_TRUE(none->empty());
+  // A run that did not see the split has lost the job: it splits nothing.
+  auto stale = split(queue_, "0", "1,1,0@1");
+  ASSERT_TRUE(stale);
+  EXPECT_FALSE(*stale);
+  auto resumed = start(queue_, parent);
+  ASSERT_TRUE(resumed);
+  EXPECT_EQ(resumed->progress, token);
+
+  // The notification completes with both jobs.
+  ASSERT_TRUE(complete(queue_, parent, {{"apns:Success", 40}}, {}, token));
+  EXPECT_EQ(state("s1")->state, "running");
+  ASSERT_TRUE(complete(queue_, child->front(), {{"wns:Success", 32}}));
+  auto st = state("s1");
+  EXPECT_EQ(st->state, "completed");
+  EXPECT_EQ(st->jobs_done, 2);
+  EXPECT_EQ(st->outcome_counts.at("wns:Success"), 32);
 }
 
 TEST_F(NotificationQueueTest, FailuresAreBoundedAndKeptAsLongAsTheRecord) {
@@ -361,7 +406,7 @@ TEST_F(NotificationQueueTest, AReleasedJobIsReclaimedAtOnceAndAnAbandonedOneEnds
   ASSERT_EQ(taken->size(), 1u);
   EXPECT_EQ(taken->front().payload, "a");
 
-  ASSERT_TRUE(complete(queue_b_, taken->front(), {}, {}, 0, "hub 'h' is not served here"));
+  ASSERT_TRUE(complete(queue_b_, taken->front(), {}, {}, "0", "hub 'h' is not served here"));
   EXPECT_EQ(state("r1")->state, "running");
   ASSERT_TRUE(complete(queue_, (*jobs)[1], {{"wns:Success", 2}}));
   auto st = state("r1");
