@@ -5,25 +5,31 @@
 // call dead, and acknowledges a job (with its outcome counts) only when every target has a final
 // outcome.
 //
+// Lanes. A job's work on each platform is a lane with its own progress: lane p is at k once
+// every target of platform p in the job's first k units (buckets) has a final outcome. Lanes move
+// through the units together: a unit is resolved once for all of them, and only while each lane
+// still working is fewer than windowUnits() = 4 x resolves_in_flight_per_job units past its own
+// position. A lane that alone holds the job up for split_lagging_platform_ms is split off: its
+// units from the next unresolved one on become a child job for that platform alone, and the
+// other lanes go on at their own pace.
+//
 // Crash safety. Running jobs are touched in Redis so they never look abandoned; jobs pending
 // longer than job_idle_timeout_ms (a dead instance's, or one whose claim reply was lost with a
-// Redis master) are reclaimed. A job records its progress: once every target of its first k
-// buckets has a final outcome, k and those buckets' counts are written to the notification's
-// record (one write in flight per job), and a reclaimed job starts after bucket k. What a
-// reclaim can deliver twice is therefore bounded by one job's window: the buckets past the last
-// recorded k, at most windowUnits() = 4 x resolves_in_flight_per_job of them. At stop() a job
-// stops resolving, lets what is in flight answer, drops its pending retries, records its
-// progress and is released to the group for another instance, not counted as failed. A job for
-// a hub this instance does not know (yet) is released the same way, and given up (state
-// abandoned) only once the notification's deadline has passed.
+// Redis master) are reclaimed. A job records the lanes' positions and split points as one token
+// (JobProgress) with the newly final units' counts (one write in flight per job), and a reclaimed
+// job starts each lane where it was recorded. What a reclaim can deliver twice is therefore
+// bounded by one window per lane. At stop() a job stops resolving, lets what is in flight answer,
+// drops its pending retries, records its progress and is released to the group for another
+// instance, not counted as failed. A job for a hub this instance does not know (yet) is released
+// the same way, and given up (state abandoned) only once the notification's deadline has passed.
 //
 // Memory stays bounded whatever the audience: a job resolves at most resolves_in_flight_per_job
-// buckets at a time, and only while fewer than max_in_flight_per_job targets are outstanding, and a
-// worker runs at most max_jobs_per_worker busy jobs. A job whose every target in flight waits for
-// a retry (a route throttled or down) is parked: it keeps its state but not its slot, so the
-// worker claims other jobs (other hubs' sends are not held up behind it); at most
-// kParkedJobsPerSlot x max_jobs_per_worker jobs are held in all. A parked job that wakes may
-// briefly make the busy jobs exceed the slots.
+// buckets at a time, and only while its working lanes have fewer than max_in_flight_per_job
+// targets outstanding, and a worker runs at most max_jobs_per_worker busy jobs. A job whose every
+// target in flight waits for a retry (a route throttled or down) or belongs to a split-off lane
+// is parked: it keeps its state but not its slot, so the worker claims other jobs (other hubs'
+// sends are not held up behind it); at most kParkedJobsPerSlot x max_jobs_per_worker jobs are
+// held in all. A parked job that wakes may briefly make the busy jobs exceed the slots.
 //
 // Scheduled sends: every worker moves the due sends of its home partitions into the queue each
 // kSchedulePoll (250 ms), so a send fires within about a second of its time while any instance

@@ -475,6 +475,9 @@ done
 HUB_HWM_KB=$(status_kb "$HUB_PID" VmHWM)
 HUB_RSS_KB=$(status_kb "$HUB_PID" VmRSS)
 MOCK_HWM_KB=$(status_kb "$MOCK_PID" VmHWM)
+# Jobs that split a lagging platform off (dispatch.split_lagging_platform_ms): 0 when no route lagged.
+JOBS_SPLIT=$(curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" |
+  awk '/^pushhub_jobs_split_total/ { n += $2 } END { print n + 0 }')
 
 # Every round's figures; the report's broadcast and h2load are those of the round whose ratio is
 # the median (the lower middle one for an even count).
@@ -526,6 +529,7 @@ jq -n --argjson devices "$DEVICES" --arg mix "$MIX" --argjson buckets "$BUCKETS"
   --argjson hwm "$HUB_HWM_KB" --argjson rss "$HUB_RSS_KB" --argjson mockhwm "$MOCK_HWM_KB" \
   --arg profile "$PROFILE" --arg cpu "$CPU_MODEL" --argjson nproc "$NPROC" --argjson mem "$MEM_GB" \
   --arg load_start "$LOAD_START" --arg load_end "$(cut -d' ' -f1-3 /proc/loadavg)" \
+  --argjson split "$JOBS_SPLIT" \
   '($rounds[0][] | select(.round == $median)) as $m
   | {devices: $devices, mix: $mix, buckets: $buckets, workers: $workers, profile: $profile,
     redis: {cluster: ($cluster == 1), masters: $masters},
@@ -536,7 +540,7 @@ jq -n --argjson devices "$DEVICES" --arg mix "$MIX" --argjson buckets "$BUCKETS"
     ratio: $m.ratio, cpu_ratio: $m.cpu_ratio, median_round: $median,
     rounds: [$rounds[0][] | {round, deliveries_per_s: .broadcast.deliveries_per_s,
                              h2load_per_s: .h2load.per_s, ratio, cpu_ratio}],
-    pushhubd: {vmhwm_kb: $hwm, vmrss_kb: $rss}, pns_mock_vmhwm_kb: $mockhwm}' >"$OUT/result.json"
+    pushhubd: {vmhwm_kb: $hwm, vmrss_kb: $rss}, pns_mock_vmhwm_kb: $mockhwm, jobs_split: $split}' >"$OUT/result.json"
 
 jq -r '
   # Fixed-point text without binary-float noise: 1.5 | f(2) -> "1.50".
@@ -574,7 +578,7 @@ echo "results: $OUT" >&2
 jq -r '
   def f(d): (. * pow(10; d) | round) as $v | pow(10; d) as $p
     | if d == 0 then "\($v)" else "\(($v / $p) | floor).\((($v % $p) + $p) | tostring | .[1:])" end;
-  "devices=\(.devices) redis_masters=\(.redis.masters) pushhubd_us_per_delivery=\(.broadcast.cpu_s.pushhubd / .broadcast.accepted * 1e6 | f(2)) deliveries_per_s=\(.broadcast.deliveries_per_s | f(0)) h2load_per_s=\(.h2load.per_s | f(0)) ratio=\(.ratio | f(3)) peak_rss_mb=\(.pushhubd.vmhwm_kb / 1024 | f(1)) redis_bytes_per_installation=\(.load.redis_bytes_per_installation | f(0)) register_per_s=\(.load.per_second | f(0)) direct_p50_ms=\(.direct.p50_ms | f(2)) direct_p99_ms=\(.direct.p99_ms | f(2)) user_p99_ms=\(.user.p99_ms | f(2)) user_buckets_per_send=\(.user.buckets_per_send | f(2)) expression_buckets=\(.expression.buckets_visited)"' "$OUT/result.json"
+  "devices=\(.devices) redis_masters=\(.redis.masters) pushhubd_us_per_delivery=\(.broadcast.cpu_s.pushhubd / .broadcast.accepted * 1e6 | f(2)) deliveries_per_s=\(.broadcast.deliveries_per_s | f(0)) h2load_per_s=\(.h2load.per_s | f(0)) ratio=\(.ratio | f(3)) peak_rss_mb=\(.pushhubd.vmhwm_kb / 1024 | f(1)) redis_bytes_per_installation=\(.load.redis_bytes_per_installation | f(0)) register_per_s=\(.load.per_second | f(0)) direct_p50_ms=\(.direct.p50_ms | f(2)) direct_p99_ms=\(.direct.p99_ms | f(2)) user_p99_ms=\(.user.p99_ms | f(2)) user_buckets_per_send=\(.user.buckets_per_send | f(2)) expression_buckets=\(.expression.buckets_visited) jobs_split=\(.jobs_split)"' "$OUT/result.json"
 if ((HOLD > 0)); then
   echo "holding the stack for $HOLD s (ports in $OUT/ports.env)" >&2
   sleep "$HOLD"

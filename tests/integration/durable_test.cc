@@ -138,6 +138,22 @@ TEST_F(DurableTest, ABroadcastSurvivesAKilledInstanceAndAStoppedOne) {
   EXPECT_LE(duplicates, static_cast<int64_t>(reclaimed) * kWindowUnits * bucket_max)
       << "more duplicates than the reclaimed jobs' windows allow";
 
+  // SIGKILL while its bucket resolves wait for their answers: Redis pauses every client (CLIENT
+  // PAUSE), so the resolves the instance has sent stay unanswered when it dies.
+  stack_.startInstance(1);
+  id = broadcast(0);
+  waitWorking(1);
+  redisCli(stack_.redisPort(), {"CLIENT", "PAUSE", "1500", "ALL"});
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  stack_.killInstance(1);
+  status = stack_.waitFinal(id, 0, 120);
+  duplicates = expectEveryoneReached(status, "killed while resolving");
+  uint64_t reclaimed_before = reclaimed;
+  reclaimed = metric(0, "pushhub_jobs_reclaimed_total");
+  EXPECT_GT(reclaimed, reclaimed_before) << "the killed instance held no job";
+  EXPECT_LE(duplicates,
+            static_cast<int64_t>(reclaimed - reclaimed_before) * kWindowUnits * bucket_max);
+
   // SIGTERM in the middle: the stopping instance lets its in-flight sends answer, records its
   // progress and releases its jobs, exits 0, and the other takes them at once.
   stack_.startInstance(1);
