@@ -72,38 +72,40 @@ local function add_outcomes(first)
 end
 )lua";
 
+// Shared by the progress and split scripts: moves the job's progress token (ARGV[1] is the job
+// mark) from `from` to `to`. 1: moved; 2: already there (a retry of a write whose reply was
+// lost); 0: the token is neither, or the job was completed: another run owns it; -1: record gone.
+constexpr std::string_view kMoveProgress = R"lua(
+local function move_progress(from, to)
+  if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+  if redis.call('HEXISTS', KEYS[1], 'j:' .. ARGV[1]) == 1 then return 0 end
+  local mark = 'p:' .. ARGV[1]
+  local now = redis.call('HGET', KEYS[1], mark) or '0'
+  if now == to then return 2 end
+  if now ~= from then return 0 end
+  redis.call('HSET', KEYS[1], mark, to)
+  return 1
+end
+)lua";
+
 // KEYS: record, failures. ARGV: job mark, failure limit, pairs, from, to, pairs..., failures...
-// 1: recorded (progress moved from `from` to `to`); 2: already recorded (a retry of a write whose
-// reply was lost); 0: the progress is neither or the job was completed: another run owns it;
-// -1: record gone.
+// move_progress's answer; a move adds the counts and failures.
 const Script& progressScript() {
-  static const Script s(std::string(kAddOutcomes) + R"lua(
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-if redis.call('HEXISTS', KEYS[1], 'j:' .. ARGV[1]) == 1 then return 0 end
-local mark = 'p:' .. ARGV[1]
-local now = redis.call('HGET', KEYS[1], mark) or '0'
-if now == ARGV[5] then return 2 end
-if now ~= ARGV[4] then return 0 end
-redis.call('HSET', KEYS[1], mark, ARGV[5])
-add_outcomes(6)
-return 1
+  static const Script s(std::string(kAddOutcomes) + std::string(kMoveProgress) + R"lua(
+local moved = move_progress(ARGV[4], ARGV[5])
+if moved == 1 then add_outcomes(6) end
+return moved
 )lua");
   return s;
 }
 
-// KEYS: record. ARGV: job mark, progress from, progress to. As the progress script, without
-// counts, and a recorded move adds one job to the notification (jobs_total): the job's child.
+// KEYS: record. ARGV: job mark, progress from, progress to. move_progress's answer; a move adds
+// one job to the notification (jobs_total): the job's child.
 const Script& splitScript() {
-  static const Script s(R"lua(
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-if redis.call('HEXISTS', KEYS[1], 'j:' .. ARGV[1]) == 1 then return 0 end
-local mark = 'p:' .. ARGV[1]
-local now = redis.call('HGET', KEYS[1], mark) or '0'
-if now == ARGV[3] then return 2 end
-if now ~= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], mark, ARGV[3])
-redis.call('HINCRBY', KEYS[1], 'jobs_total', 1)
-return 1
+  static const Script s(std::string(kMoveProgress) + R"lua(
+local moved = move_progress(ARGV[2], ARGV[3])
+if moved == 1 then redis.call('HINCRBY', KEYS[1], 'jobs_total', 1) end
+return moved
 )lua");
   return s;
 }

@@ -101,6 +101,19 @@ int checkDeliveries(Stack& stack, const std::string& provider, const std::set<st
   return throttles;
 }
 
+// The APNs tokens of `audience` pns-mock answered 200, polled until all are (at most 60 s).
+std::set<std::string> apnsReached(Stack& stack, const Audience& audience) {
+  std::set<std::string> reached;
+  for (int i = 0; i < 1200 && reached.size() < audience.apns.size(); ++i) {
+    reached.clear();
+    for (const auto& [token, requests] : receivedByToken(stack, "apns")) {
+      if (audience.apns.count(token) && requests.back().status == 200) reached.insert(token);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return reached;
+}
+
 int64_t success(const v1::NotificationStatus& status, v1::Platform platform) {
   int64_t n = 0;
   for (const auto& o : status.outcomes()) {
@@ -167,15 +180,7 @@ TEST(FaultsIntegrationTest, OneHubsFcmDownLeavesItsApnsAndTheOtherHubUntouched) 
   auto other_status = stack.waitFinal(other_id, 0, 60, kOtherHub);
   EXPECT_EQ(other_status.state(), v1::NotificationStatus::STATE_COMPLETED);
   EXPECT_EQ(success(other_status, v1::PLATFORM_APNS), 300);
-  std::set<std::string> reached;
-  for (int i = 0; i < 600 && reached.size() < mixed.apns.size(); ++i) {
-    reached.clear();
-    for (const auto& [token, requests] : receivedByToken(stack, "apns")) {
-      if (mixed.apns.count(token) && requests.back().status == 200) reached.insert(token);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  EXPECT_EQ(reached, mixed.apns);
+  EXPECT_EQ(apnsReached(stack, mixed), mixed.apns);
   for (const auto& id : ids) {
     EXPECT_EQ(stack.notification(id).state(), v1::NotificationStatus::STATE_PROCESSING);
   }
@@ -222,19 +227,6 @@ void registerMixed(Stack& stack, const std::string& hub, int apns, int fcm, Audi
       batch.clear_installations();
     }
   }
-}
-
-// The APNs tokens of `audience` pns-mock answered 200, polled until all are (at most 60 s).
-std::set<std::string> apnsReached(Stack& stack, const Audience& audience) {
-  std::set<std::string> reached;
-  for (int i = 0; i < 1200 && reached.size() < audience.apns.size(); ++i) {
-    reached.clear();
-    for (const auto& [token, requests] : receivedByToken(stack, "apns")) {
-      if (audience.apns.count(token) && requests.back().status == 200) reached.insert(token);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return reached;
 }
 
 // One broadcast whose every bucket holds APNs and FCM devices, while FCM refuses connections: the
