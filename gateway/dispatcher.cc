@@ -564,7 +564,6 @@ void Dispatcher::splitIfLagging(const RunPtr& run) {
 }
 
 void Dispatcher::confirmSplits(const RunPtr& run, size_t from) {
-  run->recording = true;
   for (size_t p = from; p < kPlatforms; ++p) {
     if (!run->lanes[p].split) continue;
     return writeSplit(run, static_cast<registry::Platform>(p), run->progress,
@@ -580,12 +579,7 @@ void Dispatcher::writeSplit(const RunPtr& run, registry::Platform platform, std:
   // The child's buckets: the parent's units from the split on, as runs.
   JobBuckets buckets;
   for (uint32_t u = run->lane(platform).end; u < run->units.size(); ++u) {
-    uint32_t b = run->units[u];
-    if (!buckets.empty() && buckets.back().last == b) {
-      ++buckets.back().last;
-    } else {
-      buckets.push_back({b, b + 1});
-    }
+    appendBucket(buckets, run->units[u]);
   }
   queue_.split(run->job, run->progress, to, encodeJob(buckets, platform),
                registry::toString(platform),

@@ -258,6 +258,14 @@ std::string newNotificationId() {
   return id;
 }
 
+void appendBucket(JobBuckets& buckets, uint32_t b) {
+  if (!buckets.empty() && buckets.back().last == b) {
+    ++buckets.back().last;
+  } else {
+    buckets.push_back({b, b + 1});
+  }
+}
+
 std::string encodeJob(const JobBuckets& buckets, std::optional<registry::Platform> only) {
   std::string out;
   for (const auto& range : buckets) {
@@ -383,12 +391,7 @@ std::vector<JobBuckets> planJobs(const v1::SendNotificationRequest& request, uin
       jobs.emplace_back();
       in_job = 0;
     }
-    auto& job = jobs.back();
-    if (!job.empty() && job.back().last == b) {
-      ++job.back().last;
-    } else {
-      job.push_back({b, b + 1});
-    }
+    appendBucket(jobs.back(), b);
     ++in_job;
   }
   return jobs;

@@ -60,6 +60,8 @@ struct BucketRange {
 };
 // The buckets of one job, as runs: "0-64", or "3-4,17-19,40-41" for a selective send.
 using JobBuckets = std::vector<BucketRange>;
+// Appends bucket `b` (past every bucket already there), extending the last run when it follows it.
+void appendBucket(JobBuckets& buckets, uint32_t b);
 // What a job's payload says: its buckets and, for a job split off another one's lagging
 // platform (Dispatcher), that platform alone ("32-64/wns").
 struct JobWork {
