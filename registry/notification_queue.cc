@@ -18,20 +18,25 @@ namespace {
 // recorded. Scripts that move it check the caller's idea of it first, so a run that lost its job
 // to a reclaim (or never saw another run's write) changes nothing.
 
-// KEYS: record. ARGV: body, hub, created_ms, jobs_total, state, ttl seconds.
+// KEYS: record. ARGV: body, hub, created_ms, jobs_total, state, ttl seconds, the ordinal of the
+// first job held back, the payloads of the jobs held back (q:<ordinal>, added as earlier ones
+// start).
 const Script& writeRecordScript() {
   static const Script s(R"lua(
 redis.call('HSET', KEYS[1], 'body', ARGV[1], 'hub', ARGV[2], 'created_ms', ARGV[3],
            'jobs_total', ARGV[4], 'jobs_done', 0, 'state', ARGV[5])
+local first = tonumber(ARGV[7])
+for i = 8, #ARGV do redis.call('HSET', KEYS[1], 'q:' .. (first + i - 8), ARGV[i]) end
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 return 1
 )lua");
   return s;
 }
 
-// KEYS: record. ARGV: job mark, 1 to return the body, now ms.
-// false: record gone; {1}: the job was already counted; {0, progress, body}: start it (the
-// notification becomes running, its start time is set once).
+// KEYS: record. ARGV: job mark, 1 to return the body, now ms, the ordinal of the job's successor
+// or ''.
+// false: record gone; {1}: the job was already counted; {0, progress, body, successor's payload
+// or ''}: start it (the notification becomes running, its start time is set once).
 const Script& startJobScript() {
   static const Script s(R"lua(
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
@@ -43,7 +48,9 @@ redis.call('HSETNX', KEYS[1], 'start_ms', ARGV[3])
 local progress = redis.call('HGET', KEYS[1], 'p:' .. ARGV[1]) or '0'
 local body = ''
 if ARGV[2] == '1' then body = redis.call('HGET', KEYS[1], 'body') end
-return {0, progress, body}
+local successor = ''
+if ARGV[4] ~= '' then successor = redis.call('HGET', KEYS[1], 'q:' .. ARGV[4]) or '' end
+return {0, progress, body, successor}
 )lua");
   return s;
 }
@@ -166,34 +173,47 @@ return #due
   return s;
 }
 
-// KEYS: record. ARGV: plan ('\n'-joined job payloads) or '' with ARGV[2] = 0, number of jobs,
-// now ms, 1 when ARGV[1] is a plan to store, ttl seconds.
+// KEYS: record. ARGV: now ms, 1 when a plan is given, ttl seconds, how many jobs to return, then
+// the plan's job payloads.
 // false: record gone or the send cancelled; 0: still scheduled and no plan given. Otherwise
-// {plan, hub}: the plan to add is the one given if the send was still scheduled (it becomes
-// enqueued, or notargetfound with no job), else the one stored by the run that fired it first.
+// {hub, payloads of the first jobs}: the plan is the one given if the send was still scheduled
+// (stored as q:<ordinal>; the send becomes enqueued, or notargetfound with no job), else the
+// one stored by the run that fired it first.
 const Script& fireScript() {
   static const Script s(R"lua(
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state or state == 'cancelled' then return false end
 if state == 'scheduled' then
-  if ARGV[4] ~= '1' then return 0 end
-  local jobs = tonumber(ARGV[2])
-  redis.call('HSET', KEYS[1], 'plan', ARGV[1], 'jobs_total', jobs, 'created_ms', ARGV[3],
+  if ARGV[2] ~= '1' then return 0 end
+  local jobs = #ARGV - 4
+  redis.call('HSET', KEYS[1], 'jobs_total', jobs, 'created_ms', ARGV[1],
              'state', jobs == 0 and 'notargetfound' or 'enqueued')
-  if jobs == 0 then redis.call('HSET', KEYS[1], 'end_ms', ARGV[3]) end
-  redis.call('EXPIRE', KEYS[1], ARGV[5])
+  for i = 5, #ARGV do redis.call('HSET', KEYS[1], 'q:' .. (i - 5), ARGV[i]) end
+  if jobs == 0 then redis.call('HSET', KEYS[1], 'end_ms', ARGV[1]) end
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
 end
-return {redis.call('HGET', KEYS[1], 'plan') or '', redis.call('HGET', KEYS[1], 'hub') or ''}
+local out = {redis.call('HGET', KEYS[1], 'hub') or ''}
+for i = 0, tonumber(ARGV[4]) - 1 do
+  local payload = redis.call('HGET', KEYS[1], 'q:' .. i)
+  if not payload then break end
+  out[#out + 1] = payload
+end
+return out
 )lua");
   return s;
 }
 
-// KEYS: stream, its once-mark for this job (same slot). ARGV: id, payload, ttl seconds, hub.
-// XADDs the job unless its mark says it was added before (a fire job run twice).
+// KEYS: stream, its once-mark for this job (same slot). ARGV: id, payload, ttl seconds, hub, the
+// job's ordinal in its send or ''.
+// XADDs the job unless its mark says it was added before (by an earlier run of whoever adds it).
 const Script& addOnceScript() {
   static const Script s(R"lua(
 if redis.call('SET', KEYS[2], 1, 'NX', 'EX', ARGV[3]) then
-  redis.call('XADD', KEYS[1], '*', 'n', ARGV[1], 'h', ARGV[4], 'j', ARGV[2])
+  if ARGV[5] == '' then
+    redis.call('XADD', KEYS[1], '*', 'n', ARGV[1], 'h', ARGV[4], 'j', ARGV[2])
+  else
+    redis.call('XADD', KEYS[1], '*', 'n', ARGV[1], 'h', ARGV[4], 'j', ARGV[2], 'i', ARGV[5])
+  end
 end
 return 1
 )lua");
@@ -270,6 +290,12 @@ std::vector<Job> parseEntries(const std::string& stream, const RedisReply& entri
         job.payload = fields[i + 1].str;
       } else if (fields[i].str == "h") {
         job.hub = fields[i + 1].str;
+      } else if (fields[i].str == "i") {
+        const std::string& v = fields[i + 1].str;
+        uint32_t ordinal = 0;
+        if (std::from_chars(v.data(), v.data() + v.size(), ordinal).ec == std::errc()) {
+          job.ordinal = ordinal;
+        }
       }
     }
     jobs.push_back(std::move(job));
@@ -314,24 +340,21 @@ void NotificationQueue::enqueue(const std::string& id, const std::string& hub, s
     return;
   }
   size_t total = job_payloads.size();
+  size_t queued = std::min<size_t>(total, options_.partitions);
   std::vector<std::string> args{std::move(body),
                                 hub,
                                 std::to_string(nowMs()),
                                 std::to_string(total),
                                 total == 0 ? "notargetfound" : "enqueued",
-                                std::to_string(options_.record_ttl.count())};
-  // Jobs go round the partitions from one picked by the id, so a send's jobs spread over every
-  // stream (and so over the masters of a cluster) and one-job sends spread by their ids.
-  std::vector<std::string> streams;
-  streams.reserve(job_payloads.size());
-  uint32_t first = partitionOf(id);
-  for (size_t i = 0; i < job_payloads.size(); ++i) {
-    streams.push_back(streamKey(static_cast<uint32_t>((first + i) % options_.partitions)));
-  }
+                                std::to_string(options_.record_ttl.count()),
+                                std::to_string(queued)};
+  // Held back in the record: job n + partitions is added when job n starts.
+  for (size_t n = queued; n < total; ++n) args.push_back(std::move(job_payloads[n]));
+  job_payloads.resize(queued);
   RedisClient* redis = &commands_;
   commands_.evalScript(
       writeRecordScript(), {recordKey(id)}, std::move(args),
-      [redis, streams = std::move(streams), id, hub, payloads = std::move(job_payloads),
+      [this, redis, id, hub, payloads = std::move(job_payloads),
        cb = std::move(cb)](Result<RedisReply> r) mutable {
         if (!r) {
           return cb(r.error());
@@ -339,14 +362,16 @@ void NotificationQueue::enqueue(const std::string& id, const std::string& hub, s
         if (payloads.empty()) {
           return cb(Result<void>());
         }
-        // Every XADD is written at once (pipelined per master); the callback waits
-        // for all.
+        // Every XADD is written at once (pipelined per master); the callback waits for all.
         auto join = std::make_shared<Join>(payloads.size(), std::move(cb));
-        for (size_t i = 0; i < payloads.size(); ++i) {
-          redis->command({"XADD", streams[i], "*", "n", id, "h", hub, "j", std::move(payloads[i])},
-                         [join](Result<RedisReply> x) {
-                           join->done(x ? Result<void>() : Result<void>(x.error()));
-                         });
+        uint32_t first = partitionOf(id);
+        for (size_t n = 0; n < payloads.size(); ++n) {
+          redis->command(
+              {"XADD", streamKey(static_cast<uint32_t>((first + n) % options_.partitions)), "*",
+               "n", id, "h", hub, "j", std::move(payloads[n]), "i", std::to_string(n)},
+              [join](Result<RedisReply> x) {
+                join->done(x ? Result<void>() : Result<void>(x.error()));
+              });
         }
       });
 }
@@ -398,16 +423,10 @@ void NotificationQueue::moveDue(uint32_t partition, size_t max,
 
 void NotificationQueue::fire(const Job& fire_job, std::optional<std::vector<std::string>> plan,
                              std::function<void(Result<bool>)> cb) {
-  std::string joined;
-  size_t jobs = plan ? plan->size() : 0;
-  if (plan) {
-    for (const auto& payload : *plan) {
-      if (!joined.empty()) joined += '\n';
-      joined += payload;
-    }
-  }
   int64_t ttl_s = options_.record_ttl.count();
-  RedisClient* redis = &commands_;
+  std::vector<std::string> args{std::to_string(nowMs()), plan ? "1" : "0", std::to_string(ttl_s),
+                                std::to_string(options_.partitions)};
+  if (plan) std::move(plan->begin(), plan->end(), std::back_inserter(args));
   auto added = [this, fire_job, cb](Result<void> ok) mutable {
     if (!ok) return cb(ok.error());  // not acknowledged: the fire job is redone
     acknowledge(fire_job, [cb = std::move(cb)](Result<void> acked) {
@@ -416,46 +435,49 @@ void NotificationQueue::fire(const Job& fire_job, std::optional<std::vector<std:
     });
   };
   commands_.evalScript(
-      fireScript(), {recordKey(fire_job.notification_id)},
-      {std::move(joined), std::to_string(jobs), std::to_string(nowMs()), plan ? "1" : "0",
-       std::to_string(ttl_s)},
-      [this, redis, fire_job, ttl_s, added = std::move(added),
-       cb = std::move(cb)](Result<RedisReply> r) mutable {
+      fireScript(), {recordKey(fire_job.notification_id)}, std::move(args),
+      [this, fire_job, added = std::move(added), cb = std::move(cb)](Result<RedisReply> r) mutable {
         if (!r) return cb(r.error());
         if (r->type == RedisReply::Type::kInteger) {
           return cb(Error::internal("notification " + fire_job.notification_id +
                                     ": still scheduled, and no plan given"));
         }
-        if (r->type != RedisReply::Type::kArray || r->elements.size() != 2) {
+        if (r->type != RedisReply::Type::kArray || r->elements.empty()) {
           // Gone or cancelled: nothing to add.
           return acknowledge(fire_job, [cb = std::move(cb)](Result<void> acked) {
             if (!acked) return cb(acked.error());
             cb(false);
           });
         }
-        std::vector<std::string> payloads;
-        std::string_view stored = r->elements[0].str;
-        const std::string& hub = r->elements[1].str;
-        while (!stored.empty()) {
-          auto nl = stored.find('\n');
-          payloads.emplace_back(stored.substr(0, nl));
-          stored = nl == std::string_view::npos ? std::string_view() : stored.substr(nl + 1);
-        }
-        if (payloads.empty()) return added(Result<void>());
+        // The plan's first jobs, one per partition; each adds its successor when it starts.
         const std::string& id = fire_job.notification_id;
-        auto join = std::make_shared<Join>(payloads.size(), std::move(added));
+        const std::string& hub = r->elements[0].str;
+        size_t jobs = r->elements.size() - 1;
+        if (jobs == 0) return added(Result<void>());
+        auto join = std::make_shared<Join>(jobs, std::move(added));
         uint32_t first = partitionOf(id);
-        for (size_t i = 0; i < payloads.size(); ++i) {
-          uint32_t p = static_cast<uint32_t>((first + i) % options_.partitions);
-          // The mark shares the stream's hash tag, so both are in one slot.
-          std::string mark = "ph:once:{" + std::to_string(p) + "}:" + id + ":" + std::to_string(i);
-          redis->evalScript(addOnceScript(), {streamKey(p), std::move(mark)},
-                            {id, std::move(payloads[i]), std::to_string(ttl_s), hub},
-                            [join](Result<RedisReply> x) {
-                              join->done(x ? Result<void>() : Result<void>(x.error()));
-                            });
+        for (uint32_t n = 0; n < jobs; ++n) {
+          addOnce(streamKey((first + n) % options_.partitions), id, hub,
+                  std::move(r->elements[n + 1].str), std::to_string(n), n,
+                  [join](Result<void> x) { join->done(std::move(x)); });
         }
       });
+}
+
+void NotificationQueue::addOnce(const std::string& stream, const std::string& id,
+                                const std::string& hub, std::string payload, std::string_view name,
+                                std::optional<uint32_t> ordinal,
+                                std::function<void(Result<void>)> cb) {
+  // The mark shares the stream's hash tag ("{p}"), so the script touches one slot.
+  std::string mark = "ph:once:" + stream.substr(std::min(stream.find('{'), stream.size())) + ":" +
+                     id + ":" + std::string(name);
+  commands_.evalScript(addOnceScript(), {stream, std::move(mark)},
+                       {id, std::move(payload), std::to_string(options_.record_ttl.count()), hub,
+                        ordinal ? std::to_string(*ordinal) : std::string()},
+                       [cb = std::move(cb)](Result<RedisReply> x) {
+                         if (!x) return cb(x.error());
+                         cb(Result<void>());
+                       });
 }
 
 void NotificationQueue::cancel(const std::string& hub, const std::string& id,
@@ -685,22 +707,33 @@ std::string NotificationQueue::encodeFailure(const DeliveryFailure& f) {
 
 void NotificationQueue::startJob(const Job& job, bool want_body,
                                  std::function<void(Result<JobStart>)> cb) {
-  commands_.evalScript(startJobScript(), {recordKey(job.notification_id)},
-                       {jobMark(job), want_body ? "1" : "0", std::to_string(nowMs())},
-                       [id = job.notification_id, cb = std::move(cb)](Result<RedisReply> r) {
-                         if (!r) return cb(r.error());
-                         if (r->isNil())
-                           return cb(Error::notFound("notification " + id + " not found"));
-                         JobStart start;
-                         if (r->elements.empty())
-                           return cb(Error::internal("startJob: unexpected reply"));
-                         start.done = r->elements[0].integer == 1;
-                         if (!start.done && r->elements.size() == 3) {
-                           start.progress = std::move(r->elements[1].str);
-                           start.body = std::move(r->elements[2].str);
-                         }
-                         cb(std::move(start));
-                       });
+  std::optional<uint32_t> successor;
+  if (job.ordinal) successor = *job.ordinal + options_.partitions;
+  commands_.evalScript(
+      startJobScript(), {recordKey(job.notification_id)},
+      {jobMark(job), want_body ? "1" : "0", std::to_string(nowMs()),
+       successor ? std::to_string(*successor) : std::string()},
+      [this, job, successor, cb = std::move(cb)](Result<RedisReply> r) mutable {
+        if (!r) return cb(r.error());
+        if (r->isNil())
+          return cb(Error::notFound("notification " + job.notification_id + " not found"));
+        if (r->elements.empty()) return cb(Error::internal("startJob: unexpected reply"));
+        JobStart start;
+        start.done = r->elements[0].integer == 1;
+        if (start.done || r->elements.size() != 4) return cb(std::move(start));
+        start.progress = std::move(r->elements[1].str);
+        start.body = std::move(r->elements[2].str);
+        std::string& next = r->elements[3].str;
+        if (next.empty()) return cb(std::move(start));
+        // The successor goes to this job's stream (ordinals n and n + partitions share one), and
+        // is added before this job can complete, so a send never loses the rest of its jobs.
+        addOnce(job.stream, job.notification_id, job.hub, std::move(next),
+                std::to_string(*successor), successor,
+                [start = std::move(start), cb = std::move(cb)](Result<void> added) mutable {
+                  if (!added) return cb(added.error());
+                  cb(std::move(start));
+                });
+      });
 }
 
 std::vector<std::string> NotificationQueue::outcomeArgs(
@@ -751,21 +784,15 @@ void NotificationQueue::complete(const Job& job,
 void NotificationQueue::split(const Job& job, std::string_view from, std::string_view to,
                               std::string child_payload, std::string_view child_name,
                               std::function<void(Result<bool>)> cb) {
-  // The once-mark shares the stream's hash tag ("{p}"), so the script touches one slot.
-  std::string mark =
-      "ph:once:" + job.stream.substr(std::min(job.stream.find('{'), job.stream.size())) + ":" +
-      job.notification_id + ":" + job.stream_id + ":" + std::string(child_name);
-  auto add = [this, job, mark = std::move(mark), payload = std::move(child_payload),
-              cb](Result<RedisReply> r) mutable {
+  auto add = [this, job, name = job.stream_id + ":" + std::string(child_name),
+              payload = std::move(child_payload), cb](Result<RedisReply> r) mutable {
     if (!r) return cb(r.error());
     if (r->integer != 1 && r->integer != 2) return cb(false);
-    auto ttl_s = std::to_string(options_.record_ttl.count());
-    commands_.evalScript(addOnceScript(), {job.stream, std::move(mark)},
-                         {job.notification_id, std::move(payload), ttl_s, job.hub},
-                         [cb = std::move(cb)](Result<RedisReply> x) {
-                           if (!x) return cb(x.error());
-                           cb(true);
-                         });
+    addOnce(job.stream, job.notification_id, job.hub, std::move(payload), name, std::nullopt,
+            [cb = std::move(cb)](Result<void> x) {
+              if (!x) return cb(x.error());
+              cb(true);
+            });
   };
   commands_.evalScript(splitScript(), {recordKey(job.notification_id)},
                        {jobMark(job), std::string(from), std::string(to)}, std::move(add));

@@ -7,8 +7,9 @@
 //   ph:n:{<id>}   hash, TTL Options::record_ttl (refreshed by nothing: it is the retention)
 //       body, hub, created_ms, start_ms, end_ms, jobs_total, jobs_done,
 //       state (scheduled | enqueued | running | completed | notargetfound | abandoned |
-//       cancelled), scheduled_ms and plan (the jobs a scheduled send became) for a scheduled send,
-//       o:<platform>:<AzureOutcome> outcome counters (HINCRBY), targets = their sum,
+//       cancelled), scheduled_ms for a scheduled send, q:<n> = the payload of job n of the send
+//       while it is held back (see "One job ahead" below; a scheduled send keeps its whole plan
+//       there), o:<platform>:<AzureOutcome> outcome counters (HINCRBY), targets = their sum,
 //       p:<job mark> = a running job's progress: an opaque token its runs define (how far it got;
 //       '0' when absent), compared before every move so only the job's owner moves it,
 //       j:<job mark> = 1 for every job already counted (makes complete() idempotent when a
@@ -17,14 +18,23 @@
 //   ph:idem:{<hub>:<key>} string, the notification id a send's idempotency key is tied to, TTL
 //       the idempotency window.
 //   ph:sched:{<p>} sorted set: scheduled sends of partition p by their time (ms); same slot as
-//       the partition's stream. ph:once:{<p>}:<id>:<n> marks that a fired send's job n was added
-//       to stream p (TTL the retention).
+//       the partition's stream. ph:once:{<p>}:<id>:<n> marks that job n of a send was added to
+//       stream p by a step that a rerun repeats (a fire job, a job adding its successor, a
+//       split; TTL the retention).
 //   ph:n:{<id>}:f list of per-handle failures (at most Options::failures_per_notification, the
 //       first ones), same TTL.
 //   <stream>:{<p>} for p in 0..partitions-1 (default ph:jobs:{0} .. ph:jobs:{7}), each a Stream
 //       with consumer group <group> (default dispatch); entry fields n = notification id,
-//       j = opaque job payload. Each partition has its own hash tag, so on a Redis Cluster the
-//       streams, and the queue traffic, spread over the masters; a send's jobs go round them.
+//       h = its hub, j = opaque job payload, i = the job's ordinal n in its send. Each partition
+//       has its own hash tag, so on a Redis Cluster the streams, and the queue traffic, spread
+//       over the masters; a send's jobs go round them.
+// One job ahead: a send's job n goes to partition (partitionOf(id) + n) % partitions, but only
+// jobs 0 .. partitions-1 are XADDed at once. Job n + partitions (same partition) is added when
+// job n starts (startJob), before job n can complete, from the record's q:<n + partitions>.
+// So each send has at most one job waiting in each partition, and a send that comes later
+// waits behind one job of each earlier send, not behind all of a broadcast's: slots go round
+// the sends with work, whichever hub they are of. A send alone loses nothing: its next job is
+// queued as soon as a worker takes the previous one.
 // Ordering (the record and the stream sit in different Cluster slots, so no MULTI spans them):
 // enqueue writes the record first and XADDs the jobs only after Redis confirmed it, so a worker
 // never sees a job without its record; complete() updates the record first and XACKs + XDELs
@@ -54,6 +64,8 @@ struct Job {
   std::string notification_id;
   std::string hub;  // the notification's hub; empty for a fire job
   std::string payload;
+  // The job's place among its send's planned jobs; none for a fire job or a split's child.
+  std::optional<uint32_t> ordinal;
 };
 
 // What the queue holds now (NotificationQueue::inspect): for operators.
@@ -62,10 +74,12 @@ struct QueueStats {
     uint64_t jobs = 0;      // queued or running
     int64_t oldest_ms = 0;  // when the oldest of them was queued
   };
-  uint64_t jobs = 0;       // queued or running, over every partition (done jobs leave the stream)
-  uint64_t running = 0;    // of those, claimed by an instance
-  int64_t oldest_ms = 0;   // when the oldest job was queued; 0: none
-  uint64_t scheduled = 0;  // scheduled sends not yet due
+  // Queued or running, over every partition (done jobs leave the stream). A send's jobs not yet
+  // in the queue (one job ahead) are not counted.
+  uint64_t jobs = 0;
+  uint64_t running = 0;           // of those, claimed by an instance
+  int64_t oldest_ms = 0;          // when the oldest job was queued; 0: none
+  uint64_t scheduled = 0;         // scheduled sends not yet due
   int64_t next_scheduled_ms = 0;  // 0: none
   // By the hub of each job read; a fire job (a scheduled send being planned) has no hub and is
   // not listed here.
@@ -142,9 +156,10 @@ class NotificationQueue {
   // is success.
   void init(std::function<void(Result<void>)> cb);
 
-  // Writes the record (one script: HSET + EXPIRE), then XADDs every job (pipelined), then calls
-  // back. Only after a successful callback may the caller hand out the id. With no jobs the
-  // record is written as completed. On error some jobs may have been added; the record expires.
+  // Writes the record (one script: HSET + EXPIRE, with the jobs held back), then XADDs the first
+  // job of each partition (pipelined), then calls back. Only after a successful callback may the
+  // caller hand out the id. With no jobs the record is written as completed. On error some jobs may
+  // have been added; the record expires.
   void enqueue(const std::string& id, const std::string& hub, std::string body,
                std::vector<std::string> job_payloads, std::function<void(Result<void>)> cb);
 
@@ -155,8 +170,9 @@ class NotificationQueue {
   // once whichever instances call it. A fire job is handled by fire(): the first run stores
   // `plan` (the job payloads, from planning the send then) and the send becomes enqueued; a run
   // of a reclaimed fire job adds the stored plan instead (nullopt: the plan is not known yet and
-  // the send is still scheduled, so nothing happens). Each job is XADDed at most once (a mark
-  // ph:once:{p}:<id>:<n> in its stream's slot), then the fire job is acknowledged. False when the
+  // the send is still scheduled, so nothing happens). The plan's first job of each partition is
+  // XADDed at most once (a mark ph:once:{p}:<id>:<n> in its stream's slot; the others follow one
+  // job ahead, as an enqueued send's), then the fire job is acknowledged. False when the
   // send was cancelled or its record is gone (the fire job is acknowledged, nothing added).
   static constexpr std::string_view kFireJob = "fire";
   std::string scheduleKey(uint32_t partition) const;
@@ -207,9 +223,10 @@ class NotificationQueue {
   // consumer is working on, so reclaim() elsewhere leaves it alone.
   void touch(const Job& job, std::function<void(Result<void>)> cb);
 
-  // Before working on a job: marks the notification running (and its start time), and tells
-  // whether the job was already counted and how far an earlier run of it got. With `want_body`
-  // the opaque body comes too. kNotFound when the record is gone.
+  // Before working on a job: marks the notification running (and its start time), adds the
+  // job's successor if it has one (once, however often the job is started), and tells whether the
+  // job was already counted and how far an earlier run of it got. With `want_body` the opaque
+  // body comes too. kNotFound when the record is gone.
   void startJob(const Job& job, bool want_body, std::function<void(Result<JobStart>)> cb);
 
   // Moves the job's progress token from `from` to `to`, adding the outcome counts ("apns:Success"
@@ -262,6 +279,11 @@ class NotificationQueue {
 
   // The partition a notification's first job (and its schedule entry) goes to.
   uint32_t partitionOf(const std::string& id) const;
+  // XADDs a job of notification `id` to `stream` unless the same (id, `name`) was added there
+  // before: for adds that a rerun of their caller repeats.
+  void addOnce(const std::string& stream, const std::string& id, const std::string& hub,
+               std::string payload, std::string_view name, std::optional<uint32_t> ordinal,
+               std::function<void(Result<void>)> cb);
 
   RedisClient& commands_;
   std::vector<RedisClient*> readers_;

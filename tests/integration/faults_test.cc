@@ -260,6 +260,41 @@ TEST(FaultsIntegrationTest, ALaggingPlatformIsSplitOffAndTheSameSendsOthersKeepT
   checkDeliveries(stack, "fcm", audience.fcm, 0, 0);
 }
 
+// A broadcast of 64 jobs (one bucket each) whose APNs route answers slowly, then another hub's
+// send of one job. Job slots go round the sends: the broadcast keeps one job waiting in each queue
+// partition, so the other send waits behind one of its jobs, not behind the 8 of each partition,
+// and completes while most of the broadcast's devices have not been reached. (Taken in the order
+// they were queued, the other send would start only once nearly every broadcast job had.)
+TEST(FaultsIntegrationTest, AnotherHubsSendIsNotQueuedBehindABroadcast) {
+  StackOptions options;
+  options.extra_config = "buckets_per_job = 1\nmax_jobs_per_worker = 1\n";
+  Stack stack(options);
+  Audience broadcast;
+  registerMixed(stack, kHub, 640, 0, broadcast, 21);
+  fault(stack, std::string(R"({"provider":"apns","fault":"slow","delay_ms":100,"match":")") +
+                   kTopic + R"(","duration_ms":600000})");
+  auto send = directSendTo(kHub, {}, {});
+  send.set_broadcast(true);
+  std::string id = accept(stack, send);
+  Audience other;
+  std::string other_id = accept(stack, directSend(stack, kOtherHub, 20, 0, 0, other, 22));
+
+  auto other_status = stack.waitFinal(other_id, 0, 60, kOtherHub);
+  ASSERT_EQ(other_status.state(), v1::NotificationStatus::STATE_COMPLETED);
+  EXPECT_EQ(success(other_status, v1::PLATFORM_APNS), 20);
+  size_t reached = 0;
+  for (const auto& [token, requests] : receivedByToken(stack, "apns")) {
+    reached += broadcast.apns.count(token);
+  }
+  EXPECT_LT(reached, broadcast.apns.size() / 2) << "of the broadcast's devices were reached first";
+
+  fault(stack, R"({"provider":"apns","fault":"none"})");
+  auto status = stack.waitFinal(id, 0, 120);
+  ASSERT_EQ(status.state(), v1::NotificationStatus::STATE_COMPLETED) << status.DebugString();
+  EXPECT_EQ(success(status, v1::PLATFORM_APNS), 640);
+  checkDeliveries(stack, "apns", broadcast.apns, 0, 0);
+}
+
 // Redis, persisting every write (AOF, appendfsync always), crashes and restarts in the middle of a
 // send: pushhubd reconnects, the send completes, and nothing accepted before the crash is lost
 // (the registrations, a send still queued behind it, a scheduled send).

@@ -105,8 +105,8 @@ struct StackOptions {
   std::vector<std::string> mock_flags;  // appended to pns-mock's command line
   bool cluster = false;                 // a Redis Cluster of 3 masters with a replica each
   int instances = 1;                    // pushhubd processes sharing the Redis
-  std::string extra_config;             // appended to every instance's [dispatch] section
-  bool redis_aof = false;  // the standalone Redis persists every write (appendfsync always)
+  std::string extra_config;  // appended to every instance's [dispatch] (buckets_per_job: 16)
+  bool redis_aof = false;    // the standalone Redis persists every write (appendfsync always)
 };
 
 inline StackOptions withMockFlags(std::vector<std::string> flags) {
@@ -250,7 +250,10 @@ class Stack {
            "admin_listen = \"127.0.0.1:0\"\n"
            "tls_cert = \"server.pem\"\ntls_key = \"server.key\"\nworkers = 2\n"
            "admin_key = \"" +
-           kAdminKey + "\"\n" + redisConfig() + "[dispatch]\nbuckets_per_job = 16\n" +
+           kAdminKey + "\"\n" + redisConfig() + "[dispatch]\n" +
+           (options_.extra_config.find("buckets_per_job") == std::string::npos
+                ? "buckets_per_job = 16\n"
+                : "") +
            options_.extra_config +
            "\n"
            "[[hubs]]\nname = \"" +

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include "registry/cluster_slots.h"
@@ -123,13 +124,15 @@ TEST_F(NotificationQueueTest, InitIsIdempotent) {
   }
 }
 
-TEST_F(NotificationQueueTest, ASendsJobsGoRoundThePartitions) {
-  ASSERT_TRUE(enqueue(queue_, "spread", "b", {"j0", "j1", "j2", "j3", "j4", "j5", "j6", "j7"}));
+TEST_F(NotificationQueueTest, ASendsJobsGoRoundThePartitionsOneJobAheadInEach) {
+  std::vector<std::string> planned;
+  for (int n = 0; n < 10; ++n) planned.push_back("j" + std::to_string(n));
+  ASSERT_TRUE(enqueue(queue_, "spread", "b", planned));
   std::set<std::string> masters;
   for (uint32_t p = 0; p < kPartitions; ++p) {
     auto len = cmd(io_, commands_, {"XLEN", queue_.streamKey(p)});
     ASSERT_TRUE(len);
-    EXPECT_EQ(len->integer, 2) << queue_.streamKey(p);
+    EXPECT_EQ(len->integer, 1) << queue_.streamKey(p);  // the rest wait in the record
     masters.insert(commands_.masterOf(queue_.streamKey(p)).endpoint());
   }
   // The four partitions' slots (13907, 9842, 5649, 1584: CRC16 of "0".."3") fall in all three
@@ -137,12 +140,43 @@ TEST_F(NotificationQueueTest, ASendsJobsGoRoundThePartitions) {
   if (redis_.cluster()) {
     EXPECT_EQ(masters.size(), 3u);
   }
-  auto jobs = claim(queue_, 100);
-  ASSERT_TRUE(jobs);
-  EXPECT_EQ(jobs->size(), 8u);
-  std::set<std::string> streams;
-  for (const auto& j : *jobs) streams.insert(j.stream);
-  EXPECT_EQ(streams.size(), kPartitions);
+  // A send that comes later waits behind one job of the broadcast, not behind all ten.
+  ASSERT_TRUE(enqueue(queue_, "later", "b", {"l0"}));
+
+  std::vector<Job> all;
+  // Claims what is queued, then starts each job claimed (which adds its successor).
+  auto round = [&](size_t expected) {
+    auto jobs = claim(queue_, 100);
+    ASSERT_TRUE(jobs);
+    ASSERT_EQ(jobs->size(), expected);
+    for (const auto& job : *jobs) {
+      ASSERT_TRUE(start(queue_, job));
+      ASSERT_TRUE(start(queue_, job));  // started again (a reclaim): nothing is added twice
+      all.push_back(job);
+    }
+  };
+  round(5);
+  EXPECT_EQ(all.back().payload, "l0");  // sorted by payload: j0..j3, l0
+  EXPECT_EQ(streamLength(), 9);         // the five claimed and j4..j7
+  round(4);
+  round(2);
+  round(0);
+  std::map<std::string, const Job*> by_payload;
+  for (const auto& job : all) by_payload[job.payload] = &job;
+  ASSERT_EQ(by_payload.size(), 11u);
+  for (int n = 0; n < 10; ++n) {
+    const Job& job = *by_payload.at("j" + std::to_string(n));
+    EXPECT_EQ(job.ordinal, static_cast<uint32_t>(n));
+    // Job n + partitions follows job n into its stream.
+    if (n >= static_cast<int>(kPartitions)) {
+      EXPECT_EQ(job.stream, by_payload.at("j" + std::to_string(n - kPartitions))->stream);
+    }
+  }
+  for (const auto& job : all) ASSERT_TRUE(complete(queue_, job, {{"apns:Success", 1}}));
+  EXPECT_EQ(state("spread")->state, "completed");
+  EXPECT_EQ(state("spread")->jobs_done, 10);
+  EXPECT_EQ(state("later")->state, "completed");
+  EXPECT_EQ(streamLength(), 0);
 }
 
 TEST_F(NotificationQueueTest, EnqueueClaimCompleteAndState) {
@@ -424,7 +458,7 @@ TEST_F(NotificationQueueTest, NoTargetAndUnknownIdsAreReported) {
   ASSERT_TRUE(complete(queue_, jobs->front(), {}));
   EXPECT_EQ(state("nobody")->state, "notargetfound");
   EXPECT_FALSE(state("never-enqueued").has_value());
-  auto body = start(queue_, Job{queue_.streamKey(0), "1-1", "nope", "", "0-1"});
+  auto body = start(queue_, Job{queue_.streamKey(0), "1-1", "nope", "", "0-1", std::nullopt});
   ASSERT_FALSE(body);
   EXPECT_EQ(body.error().code, Error::Code::kNotFound);
   auto bad = enqueue(queue_, "a{b}", "b", {"j"});
@@ -490,9 +524,10 @@ TEST_F(NotificationQueueTest, AScheduledSendFiresOnceAtItsTimeAndACancelledOneNe
   EXPECT_FALSE(fire(fire_job, std::nullopt));
   // The first run stores its plan; a rerun (say the job was reclaimed after a crash) adds the
   // same jobs, none twice, even when it planned differently.
-  ASSERT_EQ(*fire(fire_job, std::vector<std::string>{"0-8", "8-16", "16-20"}), true);
+  ASSERT_EQ(*fire(fire_job, std::vector<std::string>{"0-4", "4-8", "8-12", "12-16", "16-20"}),
+            true);
   EXPECT_EQ(state("due")->state, "enqueued");
-  EXPECT_EQ(state("due")->jobs_total, 3);
+  EXPECT_EQ(state("due")->jobs_total, 5);
   Job rerun = fire_job;
   ASSERT_TRUE(fire(rerun, std::vector<std::string>{"0-20"}));
   ASSERT_TRUE(fire(rerun, std::nullopt));
@@ -500,17 +535,26 @@ TEST_F(NotificationQueueTest, AScheduledSendFiresOnceAtItsTimeAndACancelledOneNe
   ASSERT_TRUE(jobs);
   std::vector<std::string> payloads;
   for (const auto& j : *jobs) payloads.push_back(j.payload);
-  EXPECT_EQ(payloads, (std::vector<std::string>{"0-8", "16-20", "8-16"}));
+  // One job ahead in each partition, as an enqueued send: the fifth follows the first's start.
+  EXPECT_EQ(payloads, (std::vector<std::string>{"0-4", "12-16", "4-8", "8-12"}));
   for (const auto& j : *jobs) EXPECT_EQ(j.hub, "myhub");  // told by the record, for operators
   EXPECT_EQ(fire_job.hub, "");   // moved by a script that cannot read the record's slot
-  EXPECT_EQ(streamLength(), 3);  // the fire job was acknowledged and deleted
+  EXPECT_EQ(streamLength(), 4);  // the fire job was acknowledged and deleted
+  for (const auto& j : *jobs) ASSERT_TRUE(start(queue_, j));
+  auto last = claim(queue_, 10);
+  ASSERT_TRUE(last);
+  ASSERT_EQ(last->size(), 1u);
+  EXPECT_EQ(last->front().payload, "16-20");
+  EXPECT_EQ(last->front().stream, jobs->front().stream);
+  jobs->push_back(last->front());
   for (const auto& j : *jobs) ASSERT_TRUE(complete(queue_, j, {{"apns:Success", 1}}));
   EXPECT_EQ(state("due")->state, "completed");
-  EXPECT_EQ(state("due")->outcome_counts["apns:Success"], 3);
+  EXPECT_EQ(state("due")->outcome_counts["apns:Success"], 5);
   EXPECT_FALSE(cancel("myhub", "due"));
 
   // A cancelled send whose entry still reached the queue (the ZREM was lost) adds nothing.
-  Job stale{queue_.streamKey(0), "0-1", "called-off", "", std::string(NotificationQueue::kFireJob)};
+  Job stale{queue_.streamKey(0), "0-1", "called-off", "", std::string(NotificationQueue::kFireJob),
+            std::nullopt};
   ASSERT_EQ(*fire(stale, std::vector<std::string>{"0-4"}), false);
   EXPECT_EQ(state("called-off")->jobs_total, 0);
   // No plan means no target.
