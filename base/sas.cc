@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <algorithm>
 #include <cctype>
 #include <string>
 
@@ -16,7 +17,8 @@ Error unauthenticated(std::string message) {
 
 std::string base64(const unsigned char* data, size_t size) {
   std::string out(4 * ((size + 2) / 3), '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(size));
+  int n =
+      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(size));
   out.resize(static_cast<size_t>(n));
   return out;
 }
@@ -31,7 +33,8 @@ std::string hmacSha256Base64(std::string_view key, std::string_view message) {
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\n')) s.remove_suffix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\n'))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -62,7 +65,8 @@ Result<ConnectionString> parseConnectionString(std::string_view text) {
   if (cs.key_name.empty()) {
     return Error::invalidArgument("connection string: SharedAccessKeyName is missing");
   }
-  if (cs.key.empty()) return Error::invalidArgument("connection string: SharedAccessKey is missing");
+  if (cs.key.empty())
+    return Error::invalidArgument("connection string: SharedAccessKey is missing");
   return cs;
 }
 
@@ -118,13 +122,33 @@ std::string makeToken(std::string_view resource_url, std::string_view key_name,
          "&skn=" + urlEncode(key_name);
 }
 
+bool covers(std::string_view sr, std::string_view resource_path) {
+  std::string url = urlDecode(sr);
+  std::string_view path = url;
+  if (auto scheme = path.find("://"); scheme != std::string_view::npos) {
+    path.remove_prefix(scheme + 3);
+    path.remove_prefix(std::min(path.find('/'), path.size()));  // host and port
+  }
+  while (!path.empty() && path.back() == '/') path.remove_suffix(1);
+  if (path.empty()) return true;
+  if (path.size() > resource_path.size()) return false;
+  for (size_t i = 0; i < path.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(path[i])) !=
+        std::tolower(static_cast<unsigned char>(resource_path[i]))) {
+      return false;
+    }
+  }
+  return path.size() == resource_path.size() || resource_path[path.size()] == '/';
+}
+
 Result<Verified> verifyToken(
     std::string_view header,
-    const std::function<std::optional<std::string>(std::string_view key_name)>& key_for,
-    std::chrono::system_clock::time_point now) {
+    const std::function<std::vector<std::string>(std::string_view key_name)>& secrets_of,
+    std::chrono::system_clock::time_point now, std::string_view resource_path) {
   constexpr std::string_view kScheme = "SharedAccessSignature ";
   if (header.substr(0, kScheme.size()) != kScheme) {
-    return unauthenticated("authorization: expected 'SharedAccessSignature sr=..&sig=..&se=..&skn=..'");
+    return unauthenticated(
+        "authorization: expected 'SharedAccessSignature sr=..&sig=..&se=..&skn=..'");
   }
   std::string_view rest = header.substr(kScheme.size());
   std::string_view sr, sig, se, skn;
@@ -151,17 +175,26 @@ Result<Verified> verifyToken(
     expiry = expiry * 10 + (c - '0');
   }
   std::string key_name = urlDecode(skn);
-  auto key = key_for(key_name);
-  if (!key) return unauthenticated("authorization: unknown key name '" + key_name + "'");
-  std::string expected = hmacSha256Base64(*key, std::string(sr) + "\n" + std::string(se));
+  auto secrets = secrets_of(key_name);
+  if (secrets.empty()) return unauthenticated("authorization: unknown key name '" + key_name + "'");
+  std::string signed_text = std::string(sr) + "\n" + std::string(se);
   std::string given = urlDecode(sig);
-  if (given.size() != expected.size() ||
-      CRYPTO_memcmp(given.data(), expected.data(), expected.size()) != 0) {
+  bool matched = false;
+  for (const auto& secret : secrets) {
+    std::string expected = hmacSha256Base64(secret, signed_text);
+    matched |= given.size() == expected.size() &&
+               CRYPTO_memcmp(given.data(), expected.data(), expected.size()) == 0;
+  }
+  if (!matched) {
     return unauthenticated("authorization: signature does not match key '" + key_name + "'");
   }
   auto now_s = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
   constexpr int64_t kSkewSeconds = 300;
   if (expiry + kSkewSeconds < now_s) return unauthenticated("authorization: the signature expired");
+  if (!covers(sr, resource_path)) {
+    return unauthenticated("authorization: the signature's sr '" + urlDecode(sr) +
+                           "' does not cover '" + std::string(resource_path) + "'");
+  }
   return Verified{key_name};
 }
 

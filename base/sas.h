@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/result.h"
 
@@ -34,13 +35,21 @@ struct Verified {
   std::string key_name;
 };
 
-// Checks a token: its form, the key named by skn (looked up with `key_for`, which returns the
-// key's secret or nothing for an unknown name), the HMAC in constant time, and the expiry against
-// `now`. Errors are kUnauthenticated and never echo the signature.
+// Checks a token: its form, the key named by skn (`secrets_of` gives the secrets it may be signed
+// with, such as the current one and one rotated out but still accepted; none for an unknown name),
+// the HMAC against each in constant time, the expiry against `now`, and that its sr covers
+// `resource_path` (covers()). Errors are kUnauthenticated and never echo the signature.
 Result<Verified> verifyToken(
     std::string_view header,
-    const std::function<std::optional<std::string>(std::string_view key_name)>& key_for,
-    std::chrono::system_clock::time_point now);
+    const std::function<std::vector<std::string>(std::string_view key_name)>& secrets_of,
+    std::chrono::system_clock::time_point now, std::string_view resource_path);
+
+// Whether a token whose sr is `sr` (as sent: URL-encoded) may act on `resource_path`, the path of
+// what is accessed ("/myhub" for a hub, "/" for the namespace): scheme, host and port are
+// ignored, and sr's path must be empty or "/" (the namespace root, what Azure's SDKs sign) or,
+// case-insensitively, `resource_path` or a leading run of its segments ("/myhub" covers
+// "/myhub/installations/i1", not "/myhub2").
+bool covers(std::string_view sr, std::string_view resource_path);
 
 std::string urlEncode(std::string_view text);
 std::string urlDecode(std::string_view text);

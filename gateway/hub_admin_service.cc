@@ -7,6 +7,7 @@
 
 #include "base/log.h"
 #include "gateway/api_service.h"
+#include "gateway/hub_service.h"
 
 namespace pushhub::gateway {
 namespace {
@@ -69,16 +70,12 @@ Result<void> HubAdminService::authorize(grpc::CallbackServerContext* context) co
     return Error{Error::Code::kPermissionDenied,
                  "hub management is off on this instance: set server.admin_key"};
   }
-  auto signer = verifySignature(context, [this](std::string_view name, bool previous) {
-    if (previous || name != kAdminKeyName) return std::optional<std::string>();
-    return std::optional<std::string>(config_.admin_key);
+  std::string_view header = authorizationOf(context);
+  auto signer = verifySignature(header, "/", [this](std::string_view name) {
+    if (name != kAdminKeyName) return std::vector<std::string>();
+    return std::vector<std::string>{config_.admin_key};
   });
   if (!signer) {
-    const auto& metadata = context->client_metadata();
-    auto it = metadata.find("authorization");
-    std::string_view header = it == metadata.end()
-                                  ? std::string_view()
-                                  : std::string_view(it->second.data(), it->second.size());
     if (!header.empty() &&
         header.find(std::string("skn=") + kAdminKeyName) == std::string_view::npos) {
       return Error{Error::Code::kPermissionDenied,

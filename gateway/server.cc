@@ -75,7 +75,8 @@ Result<void> Server::start() {
   }
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   stats_ = std::make_unique<StatsCollector>(admin_ioc_, workers_);
-  service_ = std::make_unique<ApiService>(config_, catalog_, workers_);
+  hubs_ = std::make_unique<HubService>(config_, catalog_, workers_);
+  service_ = std::make_unique<ApiService>(*hubs_);
   admin_service_ = std::make_unique<HubAdminService>(config_, workers_, *stats_, [this] {
     boost::asio::post(workers_.front()->ioc(), [this] { hub_sync_->poke(); });
   });

@@ -50,6 +50,7 @@ class Server {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<HubSync> hub_sync_;      // on the first worker's thread
   std::unique_ptr<StatsCollector> stats_;  // merges on the admin thread
+  std::unique_ptr<HubService> hubs_;       // under every front end
   std::unique_ptr<ApiService> service_;
   std::unique_ptr<HubAdminService> admin_service_;
   std::unique_ptr<grpc::Server> grpc_;

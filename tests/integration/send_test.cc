@@ -553,6 +553,29 @@ TEST(SendIntegrationTest, BadInputIsRefusedWithTheFieldAndNothingIsStored) {
   EXPECT_EQ(keys.find("ph:idem:"), std::string::npos) << keys;
 }
 
+// Both hubs have a key of the same name and secret: a token's sr decides which hub it is for. The
+// namespace root (what Azure's SDKs sign) covers every hub; a hub's path only that hub.
+TEST(SendIntegrationTest, ATokenActsOnlyOnTheHubsItsSrCovers) {
+  Stack stack;
+  auto get = [&](const std::string& resource_path) {
+    v1::GetInstallationRequest request;
+    request.set_hub(kHub);
+    request.set_installation_id("nobody");
+    v1::Installation installation;
+    return stack.stub()
+        .GetInstallation(stack.context(kFullKeyName, kFullKey, resource_path).get(), request,
+                         &installation)
+        .error_code();
+  };
+  // Authorized, and then not found.
+  EXPECT_EQ(get("/"), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(get(std::string("/") + kHub), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(get("/ITEST/"), grpc::StatusCode::NOT_FOUND);  // case and a trailing slash aside
+  // Signed for the other hub, or for a hub whose name merely starts like this one's.
+  EXPECT_EQ(get(std::string("/") + kOtherHub), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(get(std::string("/") + kHub + "x"), grpc::StatusCode::UNAUTHENTICATED);
+}
+
 TEST(SendIntegrationTest, ConfigErrorsNameTheKeyAndExitNonZero) {
   TempDir dir;
   std::ofstream(dir.path() / "bad.toml") << "[server]\nworkers = \"two\"\n[[hubs]]\nname = \"h\"\n";

@@ -306,14 +306,16 @@ class Stack {
     return "https://127.0.0.1:" + std::to_string(wns_port_) + "/?token=" + token;
   }
 
-  // A context signed with the named key, as an SDK would sign it.
+  // A context signed with the named key, as an SDK would sign it: for the namespace root, or for
+  // `resource_path` (such as "/<hub>").
   std::unique_ptr<grpc::ClientContext> context(const std::string& key_name = kFullKeyName,
-                                               const std::string& key = kFullKey) const {
+                                               const std::string& key = kFullKey,
+                                               const std::string& resource_path = "/") const {
     auto ctx = std::make_unique<grpc::ClientContext>();
     ctx->AddMetadata(
         "authorization",
-        sas::makeToken("https://127.0.0.1:" + std::to_string(grpcPort()) + "/", key_name, key,
-                       std::chrono::system_clock::now() + std::chrono::hours(1)));
+        sas::makeToken("https://127.0.0.1:" + std::to_string(grpcPort()) + resource_path, key_name,
+                       key, std::chrono::system_clock::now() + std::chrono::hours(1)));
     ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
     return ctx;
   }

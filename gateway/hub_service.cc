@@ -1,0 +1,525 @@
+#include "gateway/hub_service.h"
+
+#include <google/protobuf/util/time_util.h>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <map>
+#include <unordered_set>
+
+#include "base/sas.h"
+#include "gateway/notification.h"
+#include "providers/wns/wns_provider.h"
+#include "registry/installation_patch.h"
+
+namespace pushhub::gateway {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+Result<registry::Installation> fromProto(const v1::Installation& in) {
+  registry::Installation out;
+  out.id = in.installation_id();
+  auto platform = gateway::fromProto(in.platform(), "platform");
+  if (!platform) return platform.error();
+  out.platform = *platform;
+  out.push_channel = in.push_channel();
+  out.tags.assign(in.tags().begin(), in.tags().end());
+  out.user_id = in.user_id();
+  for (const auto& [name, tpl] : in.templates()) {
+    registry::InstallationTemplate t;
+    t.body = tpl.body();
+    t.headers.insert(tpl.headers().begin(), tpl.headers().end());
+    t.tags.assign(tpl.tags().begin(), tpl.tags().end());
+    t.expiry = tpl.expiry();
+    out.templates.emplace(name, std::move(t));
+  }
+  if (in.has_expiration_time()) {
+    out.expiration_unix = TimeUtil::TimestampToSeconds(in.expiration_time());
+  }
+  return out;
+}
+
+void toProto(const registry::Installation& in, v1::Installation& out) {
+  out.set_installation_id(in.id);
+  out.set_platform(gateway::toProto(in.platform));
+  out.set_push_channel(in.push_channel);
+  for (const auto& tag : in.tags) out.add_tags(tag);
+  out.set_user_id(in.user_id);
+  for (const auto& [name, tpl] : in.templates) {
+    auto& t = (*out.mutable_templates())[name];
+    t.set_body(tpl.body);
+    t.mutable_headers()->insert(tpl.headers.begin(), tpl.headers.end());
+    for (const auto& tag : tpl.tags) t.add_tags(tag);
+    t.set_expiry(tpl.expiry);
+  }
+  if (in.expiration_unix > 0) {
+    *out.mutable_expiration_time() = TimeUtil::SecondsToTimestamp(in.expiration_unix);
+  }
+  *out.mutable_last_update() = TimeUtil::MillisecondsToTimestamp(in.last_update_ms);
+  out.set_push_channel_expired(in.push_channel_expired);
+  out.set_expired(in.expiration_unix > 0 &&
+                  in.expiration_unix <= TimeUtil::TimestampToSeconds(TimeUtil::GetCurrentTime()));
+}
+
+registry::Hub hubOf(const HubSettings& hub) { return registry::Hub{hub.name, hub.buckets}; }
+
+// Everything the registry checks, plus what only the hub knows: a WNS channel URI comes from a
+// device, so its host must be one the hub allows before pushhub ever connects to it.
+Result<void> validateForHub(const HubSettings& hub, const registry::Installation& installation) {
+  if (auto ok = registry::validateInstallation(installation); !ok) return ok;
+  if (installation.platform == registry::Platform::kWns) {
+    static const providers::wns::WnsConfig kDefaults;
+    const auto& allowed = hub.wns ? hub.wns->allowed_hosts : kDefaults.allowed_hosts;
+    auto channel = providers::wns::WnsProvider::parseChannelUri(installation.push_channel, allowed);
+    if (!channel) return Error::invalidArgument("pushChannel: " + channel.error().message);
+  }
+  return {};
+}
+
+void toDeviceOutcome(const registry::DeliveryFailure& f,
+                     v1::NotificationStatus::DeviceOutcome& out) {
+  if (auto platform = registry::parsePlatform(f.platform)) {
+    out.set_platform(gateway::toProto(*platform));
+  }
+  out.set_installation_id(f.installation_id);
+  out.set_push_handle(f.handle);
+  out.set_http_status(f.http_status);
+  out.set_outcome(f.outcome);
+  out.set_reason(f.reason);
+}
+
+constexpr auto kTestSendWait = std::chrono::seconds(30);
+constexpr auto kTestSendPoll = std::chrono::milliseconds(20);
+
+// Answers a test send once its record is final, or with what finished when `until` comes.
+void answerTestSend(Worker& worker, HubService::Done done, v1::SendNotificationResponse* response,
+                    std::string id, std::chrono::steady_clock::time_point until) {
+  worker.queue().state(id, [&worker, done = std::move(done), response, id,
+                            until](Result<std::optional<registry::NotificationState>> state) {
+    bool final = state && *state && (*state)->state != "enqueued" && (*state)->state != "running";
+    if (!final && std::chrono::steady_clock::now() < until) {
+      auto timer = std::make_shared<boost::asio::steady_timer>(worker.ioc(), kTestSendPoll);
+      timer->async_wait([&worker, done, response, id, until, timer](boost::system::error_code) {
+        answerTestSend(worker, done, response, id, until);
+      });
+      return;
+    }
+    response->set_test_completed(final);
+    if (state && *state) {
+      for (const auto& f : (*state)->failures) toDeviceOutcome(f, *response->add_test_results());
+    }
+    done({});
+  });
+}
+
+// What only the hub can check of a send: a direct send's WNS channel URIs come from devices, so
+// their hosts must be ones the hub allows before pushhub ever connects to them.
+Result<void> validateSendForHub(const HubSettings& hub,
+                                const v1::SendNotificationRequest& request) {
+  const auto& targets = request.direct().targets();
+  for (int i = 0; i < targets.size(); ++i) {
+    if (targets[i].platform() != v1::PLATFORM_WNS) continue;
+    static const providers::wns::WnsConfig kDefaults;
+    const auto& allowed = hub.wns ? hub.wns->allowed_hosts : kDefaults.allowed_hosts;
+    auto channel = providers::wns::WnsProvider::parseChannelUri(targets[i].push_handle(), allowed);
+    if (!channel) {
+      return Error::invalidArgument("direct.targets[" + std::to_string(i) +
+                                    "].push_handle: " + channel.error().message);
+    }
+  }
+  return {};
+}
+
+Result<void> validateNotificationId(const std::string& id) {
+  if (id.size() != 32 || id.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    return Error::invalidArgument("notification_id: must be 32 lower-case hex characters");
+  }
+  return {};
+}
+
+void toStatusProto(const std::string& id, const registry::NotificationState& s,
+                   v1::NotificationStatus& out) {
+  using Status = v1::NotificationStatus;
+  static const std::map<std::string, Status::State, std::less<>> kStates{
+      {"enqueued", Status::STATE_ENQUEUED},
+      {"running", Status::STATE_PROCESSING},
+      {"completed", Status::STATE_COMPLETED},
+      {"abandoned", Status::STATE_ABANDONED},
+      {"notargetfound", Status::STATE_NO_TARGET_FOUND},
+      {"scheduled", Status::STATE_SCHEDULED},
+      {"cancelled", Status::STATE_CANCELLED}};
+  out.set_notification_id(id);
+  auto state = kStates.find(s.state);
+  out.set_state(state != kStates.end() ? state->second : Status::STATE_UNSPECIFIED);
+  *out.mutable_enqueue_time() = TimeUtil::MillisecondsToTimestamp(s.created_ms);
+  if (s.start_ms > 0) *out.mutable_start_time() = TimeUtil::MillisecondsToTimestamp(s.start_ms);
+  if (s.end_ms > 0) *out.mutable_end_time() = TimeUtil::MillisecondsToTimestamp(s.end_ms);
+  out.set_jobs_total(s.jobs_total);
+  out.set_jobs_done(s.jobs_done);
+  out.set_abandoned_reason(s.abandoned);
+  if (s.scheduled_ms > 0) {
+    *out.mutable_scheduled_time() = TimeUtil::MillisecondsToTimestamp(s.scheduled_ms);
+  }
+  for (const auto& [key, count] : s.outcome_counts) {
+    auto colon = key.find(':');
+    auto platform = registry::parsePlatform(key.substr(0, colon));
+    if (!platform || colon == std::string::npos) continue;
+    auto* outcome = out.add_outcomes();
+    outcome->set_platform(gateway::toProto(*platform));
+    outcome->set_outcome(key.substr(colon + 1));
+    outcome->set_count(count);
+  }
+  v1::SendNotificationRequest request;
+  if (request.ParseFromString(s.body)) {
+    if (request.template_properties_size() > 0) {
+      for (auto p : {v1::PLATFORM_APNS, v1::PLATFORM_FCM, v1::PLATFORM_WNS}) {
+        out.add_target_platforms(p);
+      }
+    }
+    for (const auto& native : request.native()) out.add_target_platforms(native.platform());
+  }
+  for (const auto& f : s.failures) toDeviceOutcome(f, *out.add_failures());
+}
+
+}  // namespace
+
+int64_t unixNow() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Result<std::string> verifySignature(
+    std::string_view authorization, std::string_view resource_path,
+    const std::function<std::vector<std::string>(std::string_view key_name)>& secrets_of) {
+  if (authorization.empty()) {
+    return Error{Error::Code::kUnauthenticated,
+                 "authorization: missing (a SharedAccessSignature sr=..&sig=..&se=..&skn=..)"};
+  }
+  auto verified =
+      sas::verifyToken(authorization, secrets_of, std::chrono::system_clock::now(), resource_path);
+  if (!verified) return verified.error();
+  return verified->key_name;
+}
+
+HubService::HubService(const Config& config, const HubCatalog& catalog,
+                       std::vector<std::unique_ptr<Worker>>& workers)
+    : config_(config), catalog_(catalog), workers_(workers) {}
+
+template <typename Work>
+void HubService::onWorker(Work work) {
+  Worker& worker =
+      *workers_[next_worker_.fetch_add(1, std::memory_order_relaxed) % workers_.size()];
+  boost::asio::post(worker.ioc(), [&worker, work = std::move(work)]() mutable { work(worker); });
+}
+
+Result<HubPtr> HubService::authorize(std::string_view authorization, const std::string& hub_name,
+                                     Right right) const {
+  HubPtr runtime = catalog_.find(hub_name);
+  if (!runtime) {
+    if (hub_name.empty()) return Error::invalidArgument("hub: is required");
+    return Error::notFound("hub: no hub named '" + hub_name + "'");
+  }
+  const HubSettings& hub = runtime->settings;
+  // The token's sr must cover the hub: one signed for another hub's path is refused even when
+  // both hubs have a key of that name and secret.
+  auto verified = verifySignature(authorization, "/" + hub_name, [&hub](std::string_view name) {
+    std::vector<std::string> secrets;
+    if (const AccessKey* key = hub.findKey(name)) {
+      secrets.push_back(key->secret);
+      // A rotated key's old secret, during its grace period.
+      if (!key->previous_secret.empty() && key->previous_valid_until > unixNow()) {
+        secrets.push_back(key->previous_secret);
+      }
+    }
+    return secrets;
+  });
+  if (!verified) return verified.error();
+  const AccessKey* key = hub.findKey(*verified);
+  if (!key->allows(right)) {
+    static constexpr const char* kNames[] = {"", "Listen", "Send", "", "Manage"};
+    return Error{Error::Code::kPermissionDenied,
+                 "key '" + key->name + "' lacks the " + kNames[right] + " right"};
+  }
+  return runtime;
+}
+
+Result<HubPtr> HubService::authorizeInstallation(std::string_view authorization,
+                                                 const std::string& hub, const std::string& id,
+                                                 Right right) const {
+  auto settings = authorize(authorization, hub, right);
+  if (!settings) return settings;
+  if (auto ok = registry::validateInstallationId(id, "installation_id"); !ok) return ok.error();
+  return settings;
+}
+
+void HubService::createOrUpdateInstallation(std::string_view authorization,
+                                            const v1::CreateOrUpdateInstallationRequest& request,
+                                            Done done) {
+  auto hub = authorize(authorization, request.hub(), kListen);
+  if (!hub) return done(hub.error());
+  if (!request.has_installation()) return done(Error::invalidArgument("installation: is required"));
+  auto installation = fromProto(request.installation());
+  if (!installation) return done(installation.error());
+  if (auto ok = validateForHub((*hub)->settings, *installation); !ok) return done(ok.error());
+  onWorker([hub = hubOf((*hub)->settings), installation = std::move(*installation),
+            done = std::move(done)](Worker& worker) {
+    worker.registry().upsert(hub, installation, done);
+  });
+}
+
+void HubService::batchCreateOrUpdateInstallations(
+    std::string_view authorization, const v1::BatchCreateOrUpdateInstallationsRequest& request,
+    v1::BatchCreateOrUpdateInstallationsResponse* response, Done done) {
+  auto hub = authorize(authorization, request.hub(), kManage);
+  if (!hub) return done(hub.error());
+  int count = request.installations_size();
+  if (count < 1 || count > kMaxBatchInstallations) {
+    return done(Error::invalidArgument("installations: give 1 to " +
+                                       std::to_string(kMaxBatchInstallations) + ", got " +
+                                       std::to_string(count)));
+  }
+  auto installations = std::make_shared<std::vector<registry::Installation>>();
+  installations->reserve(count);
+  std::unordered_set<std::string_view> ids;
+  for (int i = 0; i < count; ++i) {
+    std::string field = "installations[" + std::to_string(i) + "]";
+    auto installation = fromProto(request.installations(i));
+    if (installation) {
+      if (auto ok = validateForHub((*hub)->settings, *installation); !ok) installation = ok.error();
+    }
+    if (!installation) {
+      return done(Error::invalidArgument(field + "." + installation.error().message));
+    }
+    if (!ids.insert(request.installations(i).installation_id()).second) {
+      return done(Error::invalidArgument(field + ".installationId: '" + installation->id +
+                                         "' given twice"));
+    }
+    installations->push_back(std::move(*installation));
+  }
+  onWorker([response, hub = hubOf((*hub)->settings), installations,
+            done = std::move(done)](Worker& worker) {
+    // All writes go out pipelined on the worker's connection; answer when the last returns.
+    struct Progress {
+      size_t left = 0;
+      size_t stored = 0;
+      std::optional<Error> error;
+    };
+    auto progress = std::make_shared<Progress>();
+    progress->left = installations->size();
+    for (const auto& installation : *installations) {
+      worker.registry().upsert(
+          hub, installation, [done, response, progress, installations](Result<void> ok) {
+            if (ok) {
+              ++progress->stored;
+            } else if (!progress->error) {
+              progress->error = ok.error();
+            }
+            if (--progress->left > 0) return;
+            if (progress->error) {
+              return done(
+                  Error{progress->error->code, "stored " + std::to_string(progress->stored) +
+                                                   " of " + std::to_string(installations->size()) +
+                                                   ": " + progress->error->message});
+            }
+            response->set_stored(static_cast<int32_t>(progress->stored));
+            done({});
+          });
+    }
+  });
+}
+
+void HubService::getInstallation(std::string_view authorization,
+                                 const v1::GetInstallationRequest& request,
+                                 v1::Installation* response, Done done) {
+  auto hub =
+      authorizeInstallation(authorization, request.hub(), request.installation_id(), kListen);
+  if (!hub) return done(hub.error());
+  onWorker([response, hub = hubOf((*hub)->settings), id = request.installation_id(),
+            done = std::move(done)](Worker& worker) {
+    worker.registry().get(
+        hub, id, [done, response, id](Result<std::optional<registry::Installation>> found) {
+          if (!found) return done(found.error());
+          if (!*found) return done(Error::notFound("installation '" + id + "' not found"));
+          toProto(**found, *response);
+          done({});
+        });
+  });
+}
+
+void HubService::patchInstallation(std::string_view authorization,
+                                   const v1::PatchInstallationRequest& request,
+                                   v1::Installation* response, Done done) {
+  auto hub =
+      authorizeInstallation(authorization, request.hub(), request.installation_id(), kListen);
+  if (!hub) return done(hub.error());
+  if (request.operations_size() == 0) {
+    return done(Error::invalidArgument("operations: give at least one operation"));
+  }
+  std::vector<registry::PatchOperation> operations;
+  for (const auto& op : request.operations()) {
+    operations.push_back({op.op(), op.path(),
+                          op.has_value() ? std::optional<std::string>(op.value()) : std::nullopt});
+  }
+  auto change = [runtime = *hub, operations = std::move(operations)](
+                    const registry::Installation& current) -> Result<registry::Installation> {
+    auto patched = registry::applyPatch(current, operations);
+    if (!patched) return patched;
+    if (auto ok = validateForHub(runtime->settings, *patched); !ok) return ok.error();
+    return patched;
+  };
+  onWorker([response, hub = hubOf((*hub)->settings), id = request.installation_id(),
+            change = std::move(change), done = std::move(done)](Worker& worker) {
+    worker.registry().update(hub, id, change,
+                             [done, response](Result<registry::Installation> stored) {
+                               if (!stored) return done(stored.error());
+                               toProto(*stored, *response);
+                               done({});
+                             });
+  });
+}
+
+void HubService::deleteInstallation(std::string_view authorization,
+                                    const v1::DeleteInstallationRequest& request,
+                                    v1::DeleteInstallationResponse* response, Done done) {
+  auto hub =
+      authorizeInstallation(authorization, request.hub(), request.installation_id(), kListen);
+  if (!hub) return done(hub.error());
+  onWorker([response, hub = hubOf((*hub)->settings), id = request.installation_id(),
+            done = std::move(done)](Worker& worker) {
+    worker.registry().remove(hub, id, [done, response](Result<bool> existed) {
+      if (!existed) return done(existed.error());
+      response->set_existed(*existed);
+      done({});
+    });
+  });
+}
+
+void HubService::sendNotification(std::string_view authorization,
+                                  const v1::SendNotificationRequest& request,
+                                  v1::SendNotificationResponse* response, Done done) {
+  auto hub = authorize(authorization, request.hub(), kSend);
+  if (!hub) return done(hub.error());
+  if (auto ok = validateSendRequest(request, std::chrono::system_clock::now(),
+                                    std::chrono::hours(config_.max_schedule_ahead_hours));
+      !ok) {
+    return done(ok.error());
+  }
+  if (auto ok = validateSendForHub((*hub)->settings, request); !ok) return done(ok.error());
+  // Store the hub's canonical name, so jobs find it whatever case the caller used.
+  auto stored = std::make_shared<v1::SendNotificationRequest>(request);
+  stored->set_hub((*hub)->settings.name);
+  // The deadline counts from when the send goes out: now, or its scheduled time.
+  int64_t now_ms = TimeUtil::TimestampToMilliseconds(TimeUtil::GetCurrentTime());
+  int64_t at_ms =
+      request.has_scheduled_time()
+          ? std::max(now_ms, TimeUtil::TimestampToMilliseconds(request.scheduled_time()))
+          : now_ms;
+  auto deadline = request.has_deadline() ? TimeUtil::DurationToMilliseconds(request.deadline())
+                                         : int64_t{config_.default_deadline_s} * 1000;
+  *stored->mutable_deliver_by() = TimeUtil::MillisecondsToTimestamp(at_ms + deadline);
+  onWorker([this, response, hub = hubOf((*hub)->settings), stored, at_ms,
+            done = std::move(done)](Worker& worker) {
+    const std::string id = newNotificationId();
+    const std::string& key = stored->idempotency_key();
+    // Refuses the send, freeing its idempotency key for a retry.
+    auto fail = [&worker, done, hub, key](const Error& error) {
+      if (!key.empty()) worker.queue().releaseIdempotencyKey(lowerName(hub.name), key);
+      done(error);
+    };
+    auto accepted = [&worker, done, response, id, fail, test = stored->test()](Result<void> ok) {
+      if (!ok) return fail(ok.error());
+      WorkerMetrics::add(worker.metrics().notifications_accepted);
+      response->set_notification_id(id);
+      if (test) {
+        return answerTestSend(worker, done, response, id,
+                              std::chrono::steady_clock::now() + kTestSendWait);
+      }
+      done({});
+    };
+    auto store = [this, &worker, hub, stored, id, at_ms, fail, accepted] {
+      if (stored->has_scheduled_time()) {
+        // Planned when it fires, against the registry as it is then.
+        return worker.queue().schedule(id, hub.name, stored->SerializeAsString(), at_ms, accepted);
+      }
+      planSend(worker.registry(), hub, stored, config_.buckets_per_job,
+               [&worker, hub, stored, id, fail, accepted](Result<std::vector<std::string>> jobs) {
+                 if (!jobs) return fail(jobs.error());
+                 worker.queue().enqueue(id, hub.name, stored->SerializeAsString(), std::move(*jobs),
+                                        accepted);
+               });
+    };
+    if (key.empty()) return store();
+    worker.queue().reserveIdempotencyKey(
+        lowerName(hub.name), key, id, std::chrono::hours(config_.idempotency_window_hours),
+        [done, response, store](Result<std::string> tied) {
+          if (!tied) return done(tied.error());
+          if (tied->empty()) return store();
+          response->set_notification_id(*tied);  // a retry: the first send's id, nothing sent
+          done({});
+        });
+  });
+}
+
+void HubService::cancelNotification(std::string_view authorization,
+                                    const v1::CancelNotificationRequest& request, Done done) {
+  auto hub = authorize(authorization, request.hub(), kSend);
+  if (!hub) return done(hub.error());
+  if (auto ok = validateNotificationId(request.notification_id()); !ok) return done(ok.error());
+  onWorker([name = (*hub)->settings.name, id = request.notification_id(),
+            done = std::move(done)](Worker& worker) {
+    worker.queue().cancel(name, id, [&worker, done](Result<void> ok) {
+      if (ok) WorkerMetrics::add(worker.metrics().notifications_cancelled);
+      done(std::move(ok));
+    });
+  });
+}
+
+void HubService::listScheduledNotifications(std::string_view authorization,
+                                            const v1::ListScheduledNotificationsRequest& request,
+                                            v1::ListScheduledNotificationsResponse* response,
+                                            Done done) {
+  auto hub = authorize(authorization, request.hub(), kManage);
+  if (!hub) return done(hub.error());
+  if (request.max() < 0 || request.max() > kMaxScheduledListed) {
+    return done(Error::invalidArgument("max: must be 1.." + std::to_string(kMaxScheduledListed) +
+                                       " (0 = 100); got " + std::to_string(request.max())));
+  }
+  size_t max = request.max() == 0 ? 100 : static_cast<size_t>(request.max());
+  onWorker([name = (*hub)->settings.name, max, response, done = std::move(done)](Worker& worker) {
+    worker.queue().listScheduled(
+        name, max, [done, response](Result<std::vector<registry::ScheduledSend>> sends) {
+          if (!sends) return done(sends.error());
+          for (const auto& send : *sends) {
+            auto* out = response->add_notifications();
+            out->set_notification_id(send.id);
+            *out->mutable_scheduled_time() = TimeUtil::MillisecondsToTimestamp(send.at_ms);
+            *out->mutable_enqueue_time() = TimeUtil::MillisecondsToTimestamp(send.created_ms);
+          }
+          done({});
+        });
+  });
+}
+
+void HubService::getNotification(std::string_view authorization,
+                                 const v1::GetNotificationRequest& request,
+                                 v1::NotificationStatus* response, Done done) {
+  auto hub = authorize(authorization, request.hub(), kSend);
+  if (!hub) return done(hub.error());
+  const std::string& id = request.notification_id();
+  if (auto ok = validateNotificationId(id); !ok) return done(ok.error());
+  onWorker([response, id, hub = (*hub)->settings.name, done = std::move(done)](Worker& worker) {
+    worker.queue().state(
+        id, [done, response, id, hub](Result<std::optional<registry::NotificationState>> state) {
+          if (!state) return done(state.error());
+          if (!*state || (*state)->hub != hub) {
+            return done(Error::notFound("notification '" + id + "' not found"));
+          }
+          toStatusProto(id, **state, *response);
+          done({});
+        });
+  });
+}
+
+}  // namespace pushhub::gateway
