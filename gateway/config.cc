@@ -292,7 +292,8 @@ Result<Config> parseConfig(std::string_view toml_text, const std::filesystem::pa
   r.onlyKnown(root["registry"].as_table(), "registry",
               {"sweep_interval_ms", "dead_channel_retention_hours"});
   r.onlyKnown(root["server"].as_table(), "server",
-              {"grpc_listen", "admin_listen", "tls_cert", "tls_key", "workers", "admin_key"});
+              {"grpc_listen", "admin_listen", "tls_cert", "tls_key", "workers", "admin_key",
+               "rest_listen", "rest_plain_http", "rest_max_connections"});
   r.onlyKnown(root["redis"].as_table(), "redis", {"host", "port", "nodes", "password"});
   r.onlyKnown(root["dispatch"].as_table(), "dispatch",
               {"buckets_per_job", "max_jobs_per_worker", "max_in_flight_per_job",
@@ -314,6 +315,25 @@ Result<Config> parseConfig(std::string_view toml_text, const std::filesystem::pa
   if (!validListen(config.admin_listen)) r.fail("server.admin_listen", "must be host:port");
   if (config.tls_cert_file.empty() != config.tls_key_file.empty()) {
     r.fail("server.tls_cert", "tls_cert and tls_key go together");
+  }
+  r.get(server["rest_listen"], "server.rest_listen", config.rest_listen);
+  r.get(server["rest_plain_http"], "server.rest_plain_http", config.rest_plain_http);
+  r.getInt(server["rest_max_connections"], "server.rest_max_connections",
+           config.rest_max_connections, 1, 1'000'000);
+  if (!config.rest_listen.empty()) {
+    if (!validListen(config.rest_listen)) r.fail("server.rest_listen", "must be host:port");
+    std::string host = config.rest_listen.substr(0, config.rest_listen.rfind(':'));
+    bool loopback = host == "localhost" || host.rfind("127.", 0) == 0 || host == "[::1]";
+    if (config.rest_plain_http && !loopback) {
+      r.fail("server.rest_plain_http",
+             "plain HTTP is served only on loopback (127.0.0.1, [::1], localhost); got '" + host +
+                 "'");
+    }
+    if (!config.rest_plain_http && config.tls_cert_file.empty()) {
+      r.fail("server.rest_listen",
+             "needs server.tls_cert and server.tls_key (or rest_plain_http "
+             "on loopback)");
+    }
   }
   if (!config.tls_cert_file.empty()) {
     config.tls_cert_file = (base_dir / config.tls_cert_file).string();

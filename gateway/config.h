@@ -49,7 +49,11 @@ struct Config {
   std::string admin_listen = "127.0.0.1:9090";  // /metrics, /healthz (plain HTTP; keep on loopback)
   std::string tls_cert_file;                    // gRPC serves TLS when both are set
   std::string tls_key_file;
-  size_t workers = 0;  // 0: one per core
+  // The Azure Notification Hubs REST API (HTTPS with tls_cert/tls_key); empty: not served.
+  std::string rest_listen;
+  bool rest_plain_http = false;        // plain HTTP instead of TLS: loopback only
+  size_t rest_max_connections = 1024;  // open REST connections per instance
+  size_t workers = 0;                  // 0: one per core
   // Signs hub management calls (HubAdmin) with key name kAdminKeyName; empty: management is off.
   std::string admin_key;
 

@@ -102,10 +102,29 @@ Result<void> Server::start() {
   }
   admin_thread_ = std::thread([this] { admin_ioc_.run(); });
 
-  logger->info("pushhubd listening: grpc {}:{} ({}), admin http://{}:{}, {} workers, {} hubs",
+  std::string rest = "rest off";
+  if (!config_.rest_listen.empty()) {
+    rest_api_ = std::make_unique<RestApi>(*hubs_);
+    std::vector<boost::asio::io_context*> contexts;
+    for (auto& worker : workers_) contexts.push_back(&worker->ioc());
+    RestServer::Options options{config_.rest_listen, config_.rest_plain_http, config_.tls_cert_file,
+                                config_.tls_key_file, config_.rest_max_connections};
+    auto started =
+        RestServer::start(contexts, options,
+                          [api = rest_api_.get()](const RestRequest& request,
+                                                  std::function<void(RestResponse &&)> respond) {
+                            api->handle(request, std::move(respond));
+                          });
+    if (!started) return started.error();
+    rest_ = std::move(*started);
+    rest = fmt::format("rest {}://{}:{}", rest_->tls() ? "https" : "http",
+                       splitHostPort(config_.rest_listen).first, rest_->port());
+  }
+
+  logger->info("pushhubd listening: grpc {}:{} ({}), admin http://{}:{}, {}, {} workers, {} hubs",
                splitHostPort(config_.grpc_listen).first, grpc_port_,
                config_.tls_cert_file.empty() ? "plaintext" : "TLS", admin_host, admin_->port(),
-               workers_.size(), catalog_.snapshot()->size());
+               rest, workers_.size(), catalog_.snapshot()->size());
   return {};
 }
 
@@ -153,6 +172,7 @@ void Server::stop(std::optional<std::chrono::milliseconds> grace) {
   // running until the deadline, so calls still in progress are answered.
   for (auto& worker : workers_) worker->beginStop();
   if (grpc_) grpc_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  if (rest_) rest_->stop();
   boost::asio::post(workers_.front()->ioc(), [this] { hub_sync_->stop(); });
   for (auto& worker : workers_) worker->stop(deadline);
   if (admin_) admin_->stop();

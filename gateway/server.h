@@ -20,6 +20,8 @@
 #include "gateway/hub_catalog.h"
 #include "gateway/hub_sync.h"
 #include "gateway/provider_factory.h"
+#include "gateway/rest_api.h"
+#include "gateway/rest_server.h"
 #include "gateway/stats_collector.h"
 #include "gateway/worker.h"
 
@@ -53,6 +55,8 @@ class Server {
   std::unique_ptr<HubService> hubs_;       // under every front end
   std::unique_ptr<ApiService> service_;
   std::unique_ptr<HubAdminService> admin_service_;
+  std::unique_ptr<RestApi> rest_api_;
+  std::unique_ptr<RestServer> rest_;  // on the workers' io_contexts; off when rest_listen is
   std::unique_ptr<grpc::Server> grpc_;
   int grpc_port_ = 0;
   boost::asio::io_context admin_ioc_{1};

@@ -1,0 +1,47 @@
+#pragma once
+// RestApi: the Azure Notification Hubs REST protocol (../shared/spec/anh-wire.md) over HubService.
+// It routes a request by method and path, turns its JSON (or XML) into the v1 messages, calls the
+// HubService operation, and renders the answer with the status codes, headers and bodies Azure's
+// SDKs accept; every failure is Azure's error body (<Error><Code>..</Code><Detail>..</Detail>).
+// No I/O of its own: RestServer carries the bytes.
+//
+// Served so far: installations (PUT, GET, PATCH, DELETE /{hub}/installations/{id}).
+//
+// Paths: the first segment is the hub, collections compare case-insensitively, a trailing slash
+// is optional. Segments are percent-decoded tolerantly; a "." or ".." segment and an encoded
+// '/' or '\' are refused (400), so no id can be made to name another resource.
+//
+// Threads: handle() may be called from any thread; `respond` is called exactly once, on the
+// calling thread or on a worker's.
+
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include <functional>
+#include <string_view>
+
+#include "gateway/hub_service.h"
+
+namespace pushhub::gateway {
+
+using RestRequest = boost::beast::http::request<boost::beast::http::string_body>;
+using RestResponse = boost::beast::http::response<boost::beast::http::string_body>;
+
+class RestApi {
+ public:
+  // `hubs` must outlive the api.
+  explicit RestApi(HubService& hubs) : hubs_(hubs) {}
+
+  void handle(const RestRequest& request, std::function<void(RestResponse&&)> respond);
+
+ private:
+  HubService& hubs_;
+};
+
+// Azure's error answer: `status`, and the body <Error><Code>status</Code><Detail>detail
+// TrackingId:..,TimeStamp:..</Detail></Error> (XML-escaped).
+RestResponse azureError(unsigned status, std::string_view detail);
+// The HTTP status of an Error code (kInvalidArgument 400, kUnauthenticated 401, ...).
+unsigned httpStatusOf(const Error& error);
+
+}  // namespace pushhub::gateway
