@@ -7,6 +7,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include <array>
 #include <atomic>
 #include <cassert>
 #include <optional>
@@ -21,6 +22,8 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = boost::beast::http;
 using tcp = asio::ip::tcp;
+
+constexpr auto kLingerTime = std::chrono::seconds(2);
 
 class SessionBase {
  public:
@@ -97,6 +100,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   void onRead(beast::error_code ec) {
     if (ec) {
       keep_alive_ = false;
+      refused_ = true;
       if (ec == http::error::body_limit) {
         return write(azureError(413, "the body is over the limit of " +
                                          std::to_string(RestServer::kMaxBodyBytes) + " bytes"));
@@ -139,11 +143,32 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
                       [self = this->shared_from_this(), answer](beast::error_code ec, size_t) {
                         self->pending_self_.reset();
                         if (ec || !answer->keep_alive()) {
+                          if (!ec && self->refused_) return self->lingerClose();
                           self->close();
                           return self->finish();
                         }
                         self->readRequest();
                       });
+  }
+
+  // After refusing a request whose rest is still arriving: closing with unread data would reset
+  // the connection, and the client could lose the answer before reading it. So send FIN, then
+  // read and drop what comes, for at most kLingerTime.
+  void lingerClose() {
+    auto& lowest = beast::get_lowest_layer(stream_);
+    beast::error_code ignored;
+    lowest.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    lowest.expires_after(kLingerTime);
+    drain();
+  }
+  void drain() {
+    beast::get_lowest_layer(stream_).async_read_some(
+        asio::buffer(drain_buffer_),
+        [self = this->shared_from_this()](beast::error_code ec, size_t) {
+          if (!ec) return self->drain();
+          self->close();
+          self->finish();
+        });
   }
 
   void finish() {
@@ -158,6 +183,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   std::shared_ptr<RestServer::Listener> listener_;
   std::shared_ptr<Session> pending_self_;
   bool keep_alive_ = true;
+  bool refused_ = false;  // the request was not read whole: linger before closing
+  std::array<char, 4096> drain_buffer_{};
 };
 
 template <typename Stream>

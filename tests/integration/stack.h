@@ -207,9 +207,11 @@ class Stack {
       std::string text = readText(log);
       auto at = text.find("pushhubd listening: grpc 127.0.0.1:");
       auto admin = text.find("admin http://127.0.0.1:", at == std::string::npos ? 0 : at);
-      if (at != std::string::npos && admin != std::string::npos) {
+      auto rest = text.find("rest https://127.0.0.1:", at == std::string::npos ? 0 : at);
+      if (at != std::string::npos && admin != std::string::npos && rest != std::string::npos) {
         in.grpc_port = static_cast<uint16_t>(std::stoi(text.substr(at + 35)));
         in.admin_port = static_cast<uint16_t>(std::stoi(text.substr(admin + 23)));
+        in.rest_port = static_cast<uint16_t>(std::stoi(text.substr(rest + 23)));
         break;
       }
       if (!in.process->running() || std::chrono::steady_clock::now() > deadline) {
@@ -249,6 +251,7 @@ class Stack {
            "grpc_listen = \"127.0.0.1:0\"\n"
            "admin_listen = \"127.0.0.1:0\"\n"
            "tls_cert = \"server.pem\"\ntls_key = \"server.key\"\nworkers = 2\n"
+           "rest_listen = \"127.0.0.1:0\"\n"
            "admin_key = \"" +
            kAdminKey + "\"\n" + redisConfig() + "[dispatch]\n" +
            (options_.extra_config.find("buckets_per_job") == std::string::npos
@@ -361,6 +364,17 @@ class Stack {
   uint16_t grpcPort(int instance = 0) const { return instances_.at(instance).grpc_port; }
   uint16_t controlPort() const { return control_port_; }
   uint16_t adminPort(int instance = 0) const { return instances_.at(instance).admin_port; }
+  // The Azure REST API (HTTPS, the stack's CA: caFile()).
+  uint16_t restPort(int instance = 0) const { return instances_.at(instance).rest_port; }
+  std::string caFile() const { return pki_.ca().string(); }
+  // The Authorization header an Azure SDK sends to the REST API: signed for the namespace root
+  // (or `resource_path`) with the named key.
+  std::string restToken(const std::string& key_name = kFullKeyName,
+                        const std::string& key = kFullKey, const std::string& resource_path = "/",
+                        int instance = 0) const {
+    return sas::makeToken("https://127.0.0.1:" + std::to_string(restPort(instance)) + resource_path,
+                          key_name, key, std::chrono::system_clock::now() + std::chrono::hours(1));
+  }
   RedisCluster* cluster() { return cluster_.get(); }
   // SIGKILL to the standalone Redis, as a crash.
   void killRedis() { redis_->kill(); }
@@ -395,7 +409,7 @@ class Stack {
  private:
   struct Instance {
     std::unique_ptr<Subprocess> process;
-    uint16_t grpc_port = 0, admin_port = 0;
+    uint16_t grpc_port = 0, admin_port = 0, rest_port = 0;
     std::unique_ptr<v1::PushHub::Stub> stub;
     std::unique_ptr<v1::HubAdmin::Stub> admin;
   };

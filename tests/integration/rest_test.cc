@@ -1,0 +1,242 @@
+// The Azure Notification Hubs REST API over HTTPS, against a live pushhubd: installations as an
+// Azure SDK sends them, one store with the gRPC API, the same rules through both, and the limits.
+#include <gtest/gtest.h>
+#include <boost/json.hpp>
+
+#include <functional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "tests/integration/stack.h"
+#include "tests/support/https_client.h"
+
+namespace pushhub::testing {
+namespace {
+
+namespace json = boost::json;
+
+// RestServer's limits (gateway/rest_server.h).
+constexpr size_t kMaxBodyBytes = 1024 * 1024;
+constexpr size_t kMaxHeadBytes = 16 * 1024;
+
+constexpr char kToken[] = "00fc13adff785122b4ad28809a3420982341241421348097878e577c991de8f0";
+
+// The headers the JS SDK sends with every call (anh-wire.md section 5).
+HttpsClient::Headers sdkHeaders(const std::string& authorization) {
+  return {{"Authorization", authorization},
+          {"x-ms-version", "2020-06"},
+          {"Content-Type", "application/json"},
+          {"x-ms-client-request-id", "92553389-5735-4b1c-8d95-112357aa9769"}};
+}
+
+std::string installationPath(const std::string& id) {
+  return std::string("/") + kHub + "/installations/" + id + "?api-version=2020-06";
+}
+
+// The Detail of Azure's error body, up to its TrackingId.
+std::string detail(const HttpsResult& r) {
+  auto at = r.body.find("<Detail>");
+  auto end = r.body.find("TrackingId:");
+  if (r.body.rfind("<Error><Code>" + std::to_string(r.status) + "</Code>", 0) != 0 ||
+      at == std::string::npos || end == std::string::npos) {
+    return "not Azure's error body: " + r.body;
+  }
+  return r.body.substr(at + 8, end - at - 8);
+}
+
+grpc::Status grpcGet(Stack& stack, const std::string& id, v1::Installation& out) {
+  v1::GetInstallationRequest get;
+  get.set_hub(kHub);
+  get.set_installation_id(id);
+  return stack.stub().GetInstallation(stack.context().get(), get, &out);
+}
+
+TEST(RestIntegrationTest, InstallationsAsTheSdkSendsThemShareTheStoreWithGrpc) {
+  Stack stack;
+  HttpsClient client(stack.restPort(), stack.caFile());
+  // The body the SDK sent in the spec's capture (6.1), with a Listen key as a device holds.
+  std::string body =
+      std::string(R"({"installationId":"inst-1","pushChannel":")") + kToken +
+      R"(","tags":["likes_hockey","location_seattle"],"userId":"user1","templates":{"t1":)"
+      R"({"body":"{\"aps\":{\"alert\":\"$(message)\"}}","headers":{"apns-priority":"10"},)"
+      R"("tags":["t1"]}},"pushVariables":{"v1":"x"},"platform":"apns"})";
+  auto put = client.request("PUT", installationPath("inst-1"),
+                            sdkHeaders(stack.restToken(kListenKeyName, kListenKey)), body);
+  ASSERT_EQ(put.status, 200) << put.body;
+  EXPECT_EQ(put.body, "");
+  EXPECT_EQ(put.header("location"), "https://127.0.0.1:" + std::to_string(stack.restPort()) +
+                                        "/itest/installations/inst-1");
+  EXPECT_FALSE(put.header("trackingid").empty());
+
+  // gRPC reads what REST wrote.
+  v1::Installation seen;
+  ASSERT_TRUE(grpcGet(stack, "inst-1", seen).ok());
+  EXPECT_EQ(seen.push_channel(), kToken);
+  EXPECT_EQ(seen.user_id(), "user1");
+  ASSERT_EQ(seen.tags_size(), 2);
+  EXPECT_EQ(seen.templates().at("t1").headers().at("apns-priority"), "10");
+
+  // REST reads it back as Azure's JSON.
+  auto get = client.request("GET", installationPath("inst-1"),
+                            sdkHeaders(stack.restToken(kListenKeyName, kListenKey)));
+  ASSERT_EQ(get.status, 200) << get.body;
+  auto doc = json::parse(get.body).as_object();
+  EXPECT_EQ(doc.at("installationId").as_string(), "inst-1");
+  EXPECT_EQ(doc.at("platform").as_string(), "apns");
+  EXPECT_EQ(doc.at("pushChannel").as_string(), kToken);
+  EXPECT_EQ(doc.at("pushChannelExpired").as_bool(), false);
+  EXPECT_EQ(doc.at("expirationTime").as_string(), "9999-12-31T23:59:59.9999999Z");
+  EXPECT_EQ(doc.at("tags").as_array().size(), 2u);
+  EXPECT_EQ(doc.at("templates").at("t1").at("body").as_string(),
+            R"x({"aps":{"alert":"$(message)"}})x");
+  EXPECT_NE(doc.at("lastUpdate").as_string().find('T'), std::string::npos);
+
+  // PATCH as the SDK sends it (6.4): 200, and both APIs see the change.
+  auto patch = client.request("PATCH", installationPath("inst-1"), sdkHeaders(stack.restToken()),
+                              R"([{"op":"add","path":"/tags","value":"likes_football"},)"
+                              R"({"op":"remove","path":"/tags/likes_hockey"}])");
+  ASSERT_EQ(patch.status, 200) << patch.body;
+  ASSERT_TRUE(grpcGet(stack, "inst-1", seen).ok());
+  std::set<std::string> tags(seen.tags().begin(), seen.tags().end());
+  EXPECT_EQ(tags, (std::set<std::string>{"likes_football", "location_seattle"}));
+
+  // What gRPC writes, REST reads.
+  v1::CreateOrUpdateInstallationRequest grpc_put;
+  grpc_put.set_hub(kHub);
+  grpc_put.mutable_installation()->set_installation_id("inst-2");
+  grpc_put.mutable_installation()->set_platform(v1::PLATFORM_FCM);
+  grpc_put.mutable_installation()->set_push_channel(std::string(152, 'f'));
+  v1::CreateOrUpdateInstallationResponse ignored;
+  ASSERT_TRUE(
+      stack.stub().CreateOrUpdateInstallation(stack.context().get(), grpc_put, &ignored).ok());
+  auto fcm = client.request("GET", installationPath("inst-2"), sdkHeaders(stack.restToken()));
+  ASSERT_EQ(fcm.status, 200) << fcm.body;
+  EXPECT_EQ(json::parse(fcm.body).at("platform").as_string(), "fcmv1");
+
+  // DELETE: 204, then 204 again (as Azure, for an id that is gone), and GET is 404.
+  for (int i = 0; i < 2; ++i) {
+    auto gone = client.request("DELETE", installationPath("inst-1"), sdkHeaders(stack.restToken()));
+    EXPECT_EQ(gone.status, 204) << gone.body;
+  }
+  auto missing = client.request("GET", installationPath("inst-1"), sdkHeaders(stack.restToken()));
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_EQ(detail(missing), "installation 'inst-1' not found");
+  EXPECT_FALSE(grpcGet(stack, "inst-1", seen).ok());
+  EXPECT_EQ(client.connections(), 1);  // every call above on one kept-alive connection
+}
+
+// The same refusals through both APIs: the rule is HubService's, each front end maps the code.
+TEST(RestIntegrationTest, TheSameRulesAnswerAlikeThroughRestAndGrpc) {
+  Stack stack;
+  HttpsClient client(stack.restPort(), stack.caFile());
+  struct Case {
+    std::string name, json;
+    std::function<void(v1::Installation&)> proto;
+    int http_status;
+    grpc::StatusCode grpc_status;
+    std::string message;  // how both errors begin
+  };
+  auto base = [](v1::Installation& i) {
+    i.set_installation_id("case-1");
+    i.set_platform(v1::PLATFORM_APNS);
+    i.set_push_channel(kToken);
+  };
+  const std::string head = std::string(R"({"installationId":"case-1","platform":"apns",)") +
+                           R"("pushChannel":")" + kToken + R"(")";
+  std::vector<Case> cases = {
+      {"a tag with a space", head + R"(,"tags":["ok","not ok"]})",
+       [&](v1::Installation& i) {
+         base(i);
+         i.add_tags("ok");
+         i.add_tags("not ok");
+       },
+       400, grpc::StatusCode::INVALID_ARGUMENT, "tags[1]"},
+      {"a handle that is not hex",
+       R"({"installationId":"case-1","platform":"apns","pushChannel":"zz"})",
+       [&](v1::Installation& i) {
+         base(i);
+         i.set_push_channel("zz");
+       },
+       400, grpc::StatusCode::INVALID_ARGUMENT, "pushChannel"},
+      {"a WNS channel on a host the hub does not allow",
+       R"({"installationId":"case-1","platform":"wns","pushChannel":"https://evil.example/?t=1"})",
+       [&](v1::Installation& i) {
+         base(i);
+         i.set_platform(v1::PLATFORM_WNS);
+         i.set_push_channel("https://evil.example/?t=1");
+       },
+       400, grpc::StatusCode::INVALID_ARGUMENT, "pushChannel: "},
+  };
+  for (const auto& c : cases) {
+    auto rest =
+        client.request("PUT", installationPath("case-1"), sdkHeaders(stack.restToken()), c.json);
+    EXPECT_EQ(rest.status, c.http_status) << c.name << ": " << rest.body;
+    v1::CreateOrUpdateInstallationRequest request;
+    request.set_hub(kHub);
+    c.proto(*request.mutable_installation());
+    v1::CreateOrUpdateInstallationResponse ignored;
+    auto rpc = stack.stub().CreateOrUpdateInstallation(stack.context().get(), request, &ignored);
+    EXPECT_EQ(rpc.error_code(), c.grpc_status) << c.name;
+    EXPECT_EQ(detail(rest).rfind(c.message, 0), 0u) << c.name << ": " << detail(rest);
+    EXPECT_EQ(rpc.error_message().rfind(c.message, 0), 0u) << c.name << ": " << rpc.error_message();
+    // Nothing was stored.
+    v1::Installation seen;
+    EXPECT_EQ(grpcGet(stack, "case-1", seen).error_code(), grpc::StatusCode::NOT_FOUND) << c.name;
+  }
+
+  // Authorization: the same key and rights on both; statuses as Azure.
+  auto put = [&](const std::string& authorization) {
+    return client.request("PUT", installationPath("case-2"), sdkHeaders(authorization),
+                          R"({"installationId":"case-2","platform":"apns","pushChannel":")" +
+                              std::string(kToken) + R"("})");
+  };
+  EXPECT_EQ(put("").status, 401);
+  EXPECT_EQ(put("SharedAccessSignature sr=x&sig=y&se=1&skn=z").status, 401);
+  auto forged = put(stack.restToken(kFullKeyName, "not-the-key"));
+  EXPECT_EQ(forged.status, 401);
+  EXPECT_EQ(forged.body.find("not-the-key"), std::string::npos);  // no secret echoed
+  auto elsewhere = put(stack.restToken(kFullKeyName, kFullKey, std::string("/") + kOtherHub));
+  EXPECT_EQ(elsewhere.status, 401);
+  EXPECT_NE(detail(elsewhere).find("does not cover"), std::string::npos) << detail(elsewhere);
+  EXPECT_EQ(put(stack.restToken(kListenKeyName, kListenKey)).status, 200);  // Listen may write one
+  auto unknown_hub = client.request("GET", "/nohub/installations/x", sdkHeaders(stack.restToken()));
+  EXPECT_EQ(unknown_hub.status, 404);
+}
+
+TEST(RestIntegrationTest, LimitsAndHostileRequestsLeaveTheServerServing) {
+  Stack stack;
+  HttpsClient client(stack.restPort(), stack.caFile());
+  auto token = stack.restToken();
+  // A body over the limit: 413, the connection closed, nothing stored.
+  std::string huge(kMaxBodyBytes + 1, 'x');
+  auto big = client.request("PUT", installationPath("big"), sdkHeaders(token), huge);
+  EXPECT_EQ(big.status, 413) << big.body;
+  EXPECT_FALSE(big.keep_alive);
+  // A head over the limit: 431.
+  auto headers = sdkHeaders(token);
+  headers.emplace_back("x-padding", std::string(kMaxHeadBytes, 'p'));
+  auto fat = client.request("GET", installationPath("big"), headers);
+  EXPECT_EQ(fat.status, 431) << fat.body;
+  // Paths that could reach another resource.
+  for (const char* target : {"/itest/installations/..%2Fother", "/itest/installations/%2e%2e",
+                             "/itest/../other/installations/x"}) {
+    auto r = client.request("GET", target, sdkHeaders(token));
+    EXPECT_EQ(r.status, 400) << target << ": " << r.body;
+  }
+  // An encoded CR LF in an id is refused by the id's rules, and nothing of it comes back as a
+  // header.
+  auto injected = client.request("GET", std::string("/itest/installations/x%0d%0aX-Evil:%201"),
+                                 sdkHeaders(token));
+  EXPECT_EQ(injected.status, 400) << injected.body;
+  EXPECT_TRUE(injected.header("x-evil").empty());
+  // Still serving, on a new connection.
+  auto after = client.request("GET", installationPath("big"), sdkHeaders(token));
+  EXPECT_EQ(after.status, 404);
+  EXPECT_EQ(detail(after), "installation 'big' not found");
+  v1::Installation seen;
+  EXPECT_EQ(grpcGet(stack, "big", seen).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+}  // namespace
+}  // namespace pushhub::testing
