@@ -5,7 +5,11 @@
 // SDKs accept; every failure is Azure's error body (<Error><Code>..</Code><Detail>..</Detail>).
 // No I/O of its own: RestServer carries the bytes.
 //
-// Served so far: installations (PUT, GET, PATCH, DELETE /{hub}/installations/{id}).
+// Served so far: installations (PUT, GET, PATCH, DELETE /{hub}/installations/{id}); sends
+// (POST /{hub}/messages with a format, tags, test=true, direct=true with a device handle, and
+// /messages/$batch with a multipart body); outcome details (GET /{hub}/messages/{id}); scheduled
+// sends (POST /{hub}/schedulednotifications) and their cancel (DELETE .../{id}). Wire formats
+// are rest_codec.h's.
 //
 // Paths: the first segment is the hub, collections compare case-insensitively, a trailing slash
 // is optional. Segments are percent-decoded tolerantly; a "." or ".." segment and an encoded
@@ -21,6 +25,7 @@
 #include <string_view>
 
 #include "gateway/hub_service.h"
+#include "gateway/rest_codec.h"
 
 namespace pushhub::gateway {
 
@@ -35,6 +40,13 @@ class RestApi {
   void handle(const RestRequest& request, std::function<void(RestResponse&&)> respond);
 
  private:
+  static std::function<void(Result<void>)> reply(std::function<void(RestResponse&&)> respond,
+                                                 std::function<RestResponse()> ok);
+  void installation(const RestRequest& request, const std::string& hub, const std::string& id,
+                    std::function<void(RestResponse&&)> respond);
+  void messages(const RestRequest& request, const rest::Target& target,
+                std::function<void(RestResponse&&)> respond);
+
   HubService& hubs_;
 };
 
