@@ -3,11 +3,14 @@
 #include <gtest/gtest.h>
 #include <boost/json.hpp>
 
+#include <chrono>
 #include <functional>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "registry/installation_patch.h"
 #include "tests/integration/stack.h"
 #include "tests/support/https_client.h"
 
@@ -22,12 +25,14 @@ constexpr size_t kMaxHeadBytes = 16 * 1024;
 
 constexpr char kToken[] = "00fc13adff785122b4ad28809a3420982341241421348097878e577c991de8f0";
 
-// The headers the JS SDK sends with every call (anh-wire.md section 5).
+// The headers the JS SDK sends with every call (anh-wire.md section 5); the request id is new
+// for each call (the SDK keeps it only across its retries of one call).
 HttpsClient::Headers sdkHeaders(const std::string& authorization) {
+  static int calls = 0;
   return {{"Authorization", authorization},
           {"x-ms-version", "2020-06"},
           {"Content-Type", "application/json"},
-          {"x-ms-client-request-id", "92553389-5735-4b1c-8d95-112357aa9769"}};
+          {"x-ms-client-request-id", "92553389-5735-4b1c-8d95-" + std::to_string(++calls)}};
 }
 
 std::string installationPath(const std::string& id) {
@@ -202,6 +207,183 @@ TEST(RestIntegrationTest, TheSameRulesAnswerAlikeThroughRestAndGrpc) {
   EXPECT_EQ(put(stack.restToken(kListenKeyName, kListenKey)).status, 200);  // Listen may write one
   auto unknown_hub = client.request("GET", "/nohub/installations/x", sdkHeaders(stack.restToken()));
   EXPECT_EQ(unknown_hub.status, 404);
+}
+
+// What pns-mock received for `provider`: token -> how many requests it answered 200.
+std::map<std::string, int> delivered(Stack& stack, const std::string& provider) {
+  auto result = httpRequest("GET", stack.controlPort(),
+                            "/_mock/received?provider=" + provider + "&limit=100000");
+  std::map<std::string, int> out;
+  json::value entries = json::parse(result.body);
+  for (const auto& e : entries.as_array()) {
+    const auto& o = e.as_object();
+    if (o.at("status").to_number<int>() == 200) ++out[json::value_to<std::string>(o.at("token"))];
+  }
+  return out;
+}
+
+// The notification id of a send's Location (https://host/{hub}/messages/{id}?api-version=...),
+// as the SDK reads it: the path's fourth part.
+std::string idOf(const HttpsResult& r) {
+  std::string location = r.header("location");
+  auto path = location.substr(location.find('/', 8));
+  path = path.substr(0, path.find('?'));
+  auto last = path.rfind('/');
+  return path.substr(last + 1);
+}
+
+std::string apnsToken(int i) {
+  std::string t = std::to_string(i);
+  return std::string(64 - t.size(), 'a') + t;
+}
+
+TEST(RestIntegrationTest, SendsAsTheSdkSendsThemReachTheirDevices) {
+  Stack stack;
+  HttpsClient client(stack.restPort(), stack.caFile());
+  auto headers = [&](HttpsClient::Headers extra) {
+    auto h = sdkHeaders(stack.restToken());
+    h.insert(h.end(), extra.begin(), extra.end());
+    return h;
+  };
+  // Ten APNs devices: even ones like hockey, all have a template.
+  for (int i = 0; i < 10; ++i) {
+    std::string id = "dev-" + std::to_string(i);
+    std::string body = R"({"installationId":")" + id + R"(","platform":"apns","pushChannel":")" +
+                       apnsToken(i) + R"(","tags":[")" + (i % 2 == 0 ? "likes_hockey" : "other") +
+                       R"x("],"templates":{"t":{"body":"{\"aps\":{\"alert\":\"$(message)\"}}"}}})x";
+    ASSERT_EQ(client.request("PUT", installationPath(id), headers({}), body).status, 200);
+  }
+
+  // A tag send with APNs headers passed on.
+  auto tag = client.request("POST", std::string("/") + kHub + "/messages/?api-version=2020-06",
+                            headers({{"ServiceBusNotification-Format", "apple"},
+                                     {"ServiceBusNotification-Tags", "likes_hockey||nobody"},
+                                     {"apns-push-type", "alert"},
+                                     {"x-ms-client-request-id", "req-tag-1"},
+                                     {"Content-Type", "application/json;charset=utf-8"}}),
+                            R"({"aps":{"alert":"Hello"}})");
+  ASSERT_EQ(tag.status, 201) << tag.body;
+  std::string tag_id = idOf(tag);
+  EXPECT_EQ(stack.waitFinal(tag_id).state(), v1::NotificationStatus::STATE_COMPLETED);
+  // The SDK retries a send whose answer it lost with the same request id: the same
+  // notification, sent once.
+  auto retried = client.request("POST", std::string("/") + kHub + "/messages/?api-version=2020-06",
+                                headers({{"ServiceBusNotification-Format", "apple"},
+                                         {"ServiceBusNotification-Tags", "likes_hockey||nobody"},
+                                         {"x-ms-client-request-id", "req-tag-1"}}),
+                                R"({"aps":{"alert":"Hello"}})");
+  ASSERT_EQ(retried.status, 201);
+  EXPECT_EQ(idOf(retried), tag_id);
+  auto got = delivered(stack, "apns");
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(got[apnsToken(i)], i % 2 == 0 ? 1 : 0) << i;
+
+  // Its outcome details, as NotificationDetails XML.
+  auto details = client.request(
+      "GET", std::string("/") + kHub + "/messages/" + tag_id + "?api-version=2020-06", headers({}));
+  ASSERT_EQ(details.status, 200) << details.body;
+  EXPECT_NE(details.body.find("<State>Completed</State>"), std::string::npos) << details.body;
+  EXPECT_NE(details.body.find("<ApnsOutcomeCounts><Outcome><Name>Success</Name><Count>5</Count>"),
+            std::string::npos)
+      << details.body;
+
+  // A template broadcast reaches all ten, rendered.
+  auto tpl = client.request("POST", std::string("/") + kHub + "/messages/?api-version=2020-06",
+                            headers({{"ServiceBusNotification-Format", "template"}}),
+                            R"({"message":"rendered"})");
+  ASSERT_EQ(tpl.status, 201) << tpl.body;
+  EXPECT_EQ(stack.waitFinal(idOf(tpl)).state(), v1::NotificationStatus::STATE_COMPLETED);
+  got = delivered(stack, "apns");
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(got[apnsToken(i)], i % 2 == 0 ? 2 : 1) << i;
+
+  // A direct send to one handle that is registered nowhere, and a batch of two.
+  auto direct =
+      client.request("POST", std::string("/") + kHub + "/messages/?api-version=2020-06&direct=true",
+                     headers({{"ServiceBusNotification-Format", "apple"},
+                              {"ServiceBusNotification-DeviceHandle", apnsToken(100)}}),
+                     R"({"aps":{"alert":"direct"}})");
+  ASSERT_EQ(direct.status, 201) << direct.body;
+  std::string boundary = "nh-boundary-4c23d61d-969b-4ae7-8626-f10c98102d48";
+  std::string multipart =
+      "--" + boundary +
+      "\r\nContent-type: application/json;charset=utf-8\r\nContent-Disposition: inline; "
+      "name=notification\r\n\r\n{\"aps\":{\"alert\":\"batch\"}}\r\n--" +
+      boundary +
+      "\r\nContent-type: application/json\r\nContent-Disposition: inline; "
+      "name=devices\r\n\r\n[\"" +
+      apnsToken(101) + "\",\"" + apnsToken(102) + "\"]\r\n--" + boundary + "--";
+  auto batch = client.request(
+      "POST", std::string("/") + kHub + "/messages/$batch?api-version=2020-06&direct=true",
+      headers({{"ServiceBusNotification-Format", "apple"},
+               {"Content-Type", "multipart/mixed; boundary = \"" + boundary + "\""}}),
+      multipart);
+  ASSERT_EQ(batch.status, 201) << batch.body;
+  EXPECT_EQ(stack.waitFinal(idOf(direct)).state(), v1::NotificationStatus::STATE_COMPLETED);
+  EXPECT_EQ(stack.waitFinal(idOf(batch)).state(), v1::NotificationStatus::STATE_COMPLETED);
+  got = delivered(stack, "apns");
+  for (int i : {100, 101, 102}) EXPECT_EQ(got[apnsToken(i)], 1) << i;
+
+  // A test send answers with each device's outcome (the JS SDK's broadcast test send says
+  // "undefined" for its tags: a broadcast here, at most 10 devices).
+  auto test =
+      client.request("POST", std::string("/") + kHub + "/messages/?api-version=2020-06&test=true",
+                     headers({{"ServiceBusNotification-Format", "apple"},
+                              {"ServiceBusNotification-Tags", "undefined"}}),
+                     R"({"aps":{"alert":"test"}})");
+  ASSERT_EQ(test.status, 201) << test.body;
+  EXPECT_NE(test.body.find("<Success>10</Success><Failure>0</Failure><Results>"), std::string::npos)
+      << test.body;
+  EXPECT_NE(test.body.find("<ApplicationPlatform>apple</ApplicationPlatform>"), std::string::npos);
+
+  // A scheduled send, cancelled: never delivered; its details say so.
+  auto at = [](int seconds) {
+    return registry::formatIsoTimeMs(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::system_clock::now().time_since_epoch())
+                                         .count() +
+                                     seconds * 1000);
+  };
+  auto scheduled = client.request(
+      "POST", std::string("/") + kHub + "/schedulednotifications/?api-version=2020-06",
+      headers({{"ServiceBusNotification-Format", "apple"},
+               {"ServiceBusNotification-Tags", "other"},
+               {"ServiceBusNotification-ScheduleTime", at(3600)}}),
+      R"({"aps":{"alert":"later"}})");
+  ASSERT_EQ(scheduled.status, 201) << scheduled.body;
+  EXPECT_NE(scheduled.header("location").find("/schedulednotifications/"), std::string::npos);
+  auto cancel = client.request("DELETE",
+                               std::string("/") + kHub + "/schedulednotifications/" +
+                                   idOf(scheduled) + "?api-version=2020-06",
+                               headers({}));
+  EXPECT_EQ(cancel.status, 200) << cancel.body;
+  auto cancelled = client.request(
+      "GET", std::string("/") + kHub + "/messages/" + idOf(scheduled) + "?api-version=2020-06",
+      headers({}));
+  EXPECT_NE(cancelled.body.find("<State>Cancelled</State>"), std::string::npos) << cancelled.body;
+  auto again = client.request("DELETE",
+                              std::string("/") + kHub + "/schedulednotifications/" +
+                                  idOf(scheduled) + "?api-version=2020-06",
+                              headers({}));
+  EXPECT_EQ(again.status, 412) << again.body;  // no longer scheduled
+
+  // Refusals: Azure's error body, nothing queued.
+  auto listen = client.request("POST", std::string("/") + kHub + "/messages/?api-version=2020-06",
+                               {{"Authorization", stack.restToken(kListenKeyName, kListenKey)},
+                                {"ServiceBusNotification-Format", "apple"}},
+                               R"({"aps":{}})");
+  EXPECT_EQ(listen.status, 403) << listen.body;  // a device's Listen key cannot send
+  auto legacy = client.request("POST", std::string("/") + kHub + "/messages/?api-version=2020-06",
+                               headers({{"ServiceBusNotification-Format", "gcm"}}), "{}");
+  EXPECT_EQ(legacy.status, 400);
+  EXPECT_EQ(detail(legacy).rfind("ServiceBusNotification-Format: 'gcm'", 0), 0u) << legacy.body;
+  auto past = client.request(
+      "POST", std::string("/") + kHub + "/schedulednotifications/?api-version=2020-06",
+      headers({{"ServiceBusNotification-Format", "apple"},
+               {"ServiceBusNotification-ScheduleTime", at(-3600)}}),
+      R"({"aps":{}})");
+  EXPECT_EQ(past.status, 400) << past.body;
+  auto unknown = client.request(
+      "GET", std::string("/") + kHub + "/messages/0123456789abcdef0123456789abcdef", headers({}));
+  EXPECT_EQ(unknown.status, 404);
+  EXPECT_EQ(delivered(stack, "apns").size(), 13u);  // the 10 devices and 3 direct handles
 }
 
 TEST(RestIntegrationTest, LimitsAndHostileRequestsLeaveTheServerServing) {
