@@ -157,7 +157,7 @@ stack_up() {
   local full_key listen_key
   full_key=$(openssl rand -base64 32)
   listen_key=$(openssl rand -base64 32)
-  local instances=1 i grpc_ports=() admin_ports=()
+  local instances=1 i grpc_ports=() admin_ports=() rest_ports=()
   ((cluster)) && instances=2
   for ((i = 0; i < instances; i++)); do
     # Every instance's config: the same hubs and Redis; its listeners bind port 0 and it logs
@@ -167,6 +167,7 @@ stack_up() {
 [server]
 grpc_listen = "127.0.0.1:0"
 admin_listen = "127.0.0.1:0"
+rest_listen = "127.0.0.1:0"
 tls_cert = "certs/server.pem"
 tls_key = "certs/server.key"
 admin_key = "$admin_key"
@@ -214,11 +215,12 @@ TOML
     start_bg "pushhubd-$i" "$RUNDIR/pushhubd-$i.log" "$BUILD/bin/pushhubd" \
       --config "$RUNDIR/pushhubd-$i.toml"
   done
-  local listening
+  local listening grpc admin rest
   for ((i = 0; i < instances; i++)); do
-    # "pushhubd listening: grpc 127.0.0.1:<port> (TLS), admin http://127.0.0.1:<port>, ..."
+    # "pushhubd listening: grpc 127.0.0.1:<port> (TLS), admin http://127.0.0.1:<port>,
+    #  rest https://127.0.0.1:<port>, ..."
     for _ in $(seq 1 200); do
-      listening=$(sed -n 's/.*pushhubd listening: grpc 127\.0\.0\.1:\([0-9]*\).*admin http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1 \2/p' \
+      listening=$(sed -n 's/.*pushhubd listening: grpc 127\.0\.0\.1:\([0-9]*\).*admin http:\/\/127\.0\.0\.1:\([0-9]*\).*rest https:\/\/127\.0\.0\.1:\([0-9]*\).*/\1 \2 \3/p' \
         "$RUNDIR/pushhubd-$i.log" 2>/dev/null)
       [[ -n $listening ]] && break
       sleep 0.05
@@ -228,21 +230,29 @@ TOML
       tail -n 20 "$RUNDIR/pushhubd-$i.log" >&2
       return 1
     }
-    grpc_ports+=("${listening% *}")
-    admin_ports+=("${listening#* }")
+    read -r grpc admin rest <<<"$listening"
+    grpc_ports+=("$grpc")
+    admin_ports+=("$admin")
+    rest_ports+=("$rest")
   done
   ln -sf pushhubd-0.log "$RUNDIR/pushhubd.log"
 
-  local grpc_port=${grpc_ports[0]} admin_port=${admin_ports[0]} addrs="" metrics="" port
+  local grpc_port=${grpc_ports[0]} admin_port=${admin_ports[0]} rest_port=${rest_ports[0]}
+  local addrs="" metrics="" rests="" port
   for port in "${grpc_ports[@]}"; do addrs+="${addrs:+,}127.0.0.1:$port"; done
   for port in "${admin_ports[@]}"; do metrics+="${metrics:+,}http://127.0.0.1:$port/metrics"; done
-  local endpoint="sb://127.0.0.1:$grpc_port/"
+  for port in "${rest_ports[@]}"; do rests+="${rests:+,}https://127.0.0.1:$port/"; done
+  # Azure's SDKs reach the REST API through the connection strings' Endpoint; pushhubctl signs
+  # with them too and dials PUSHHUB_GRPC_ADDR.
+  local endpoint="sb://127.0.0.1:$rest_port/"
   cat >"$STACK_ENV" <<ENV
 PUSHHUB_HUB=demo
 PUSHHUB_GRPC_ADDR=127.0.0.1:$grpc_port
 PUSHHUB_GRPC_ADDRS=$addrs
 PUSHHUB_METRICS_URL=http://127.0.0.1:$admin_port/metrics
 PUSHHUB_METRICS_URLS=$metrics
+PUSHHUB_REST_URL=https://127.0.0.1:$rest_port/
+PUSHHUB_REST_URLS=$rests
 PUSHHUB_ADMIN_KEY='$admin_key'
 PUSHHUB_CA_CERT=$certs/ca.pem
 PUSHHUB_CONNECTION_STRING_FULL='Endpoint=$endpoint;SharedAccessKeyName=DefaultFullSharedAccessSignature;SharedAccessKey=$full_key'
@@ -307,6 +317,25 @@ stack_demo() {
     curl -fsS "$PNS_MOCK_CONTROL_URL/_mock/received?provider=$provider&limit=1" |
       jq -c --arg p "$provider" '.[0] | {provider: $p, token: (.token[0:24] + "..."), body}'
   done
+
+  say "the Azure REST API (what Azure's SDKs speak; docs/AZURE-MIGRATION.md): a device registers"
+  say "with the Listen key, the backend sends to its tag with the full key"
+  local listen_token full_token location
+  listen_token=$("$ctl" token --connection-string "$PUSHHUB_CONNECTION_STRING_LISTEN")
+  full_token=$("$ctl" token)
+  curl -fsS --cacert "$PUSHHUB_CA_CERT" -X PUT -H "Authorization: $listen_token" \
+    -H 'Content-Type: application/json' -o /dev/null -w 'PUT installation: %{http_code}\n' \
+    -d '{"installationId":"rest-1","platform":"apns","pushChannel":"00fc13adff785122b4ad28809a3420982341241421348097878e577c991de8f0","tags":["from-rest"]}' \
+    "${PUSHHUB_REST_URL}demo/installations/rest-1?api-version=2020-06"
+  location=$(curl -fsS --cacert "$PUSHHUB_CA_CERT" -X POST -H "Authorization: $full_token" \
+    -H 'ServiceBusNotification-Format: apple' -H 'ServiceBusNotification-Tags: from-rest' \
+    -H 'Content-Type: application/json' -d '{"aps":{"alert":"Hello over REST"}}' -D - -o /dev/null \
+    "${PUSHHUB_REST_URL}demo/messages/?api-version=2020-06" | tr -d '\r' | awk 'tolower($1) == "location:" {print $2}')
+  printf 'POST messages: 201, Location %s\n' "$location"
+  sleep 1
+  curl -fsS --cacert "$PUSHHUB_CA_CERT" -H "Authorization: $full_token" "$location" |
+    sed -e 's/.*<State>\([^<]*\)<\/State>.*<ApnsOutcomeCounts>\(.*\)<\/ApnsOutcomeCounts>.*/outcome details: \1, APNs \2/'
+  echo
 
   say "what an operator sees (pushhubctl stats; docs/OPERATIONS.md)"
   "$ctl" stats

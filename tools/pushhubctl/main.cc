@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "base/sas.h"
 #include "tools/pushhubctl/cli.h"
 
 namespace pushhubctl {
@@ -42,6 +43,9 @@ commands:
       (apns|fcm|wns:HANDLE, up to 1000) sends to handles directly; --in schedules it
   notification get ID         the notification as JSON
   notification cancel ID      calls off a scheduled send
+  token [--connection-string CS] [--ttl-seconds 3600]
+      prints the Authorization header value an Azure SDK sends with the connection string
+      (a SharedAccessSignature for its Endpoint), for curl against the REST API
 
 operators (output for people; --json prints the answer as JSON):
   notification ID             state, times, outcomes and per-handle failures of a send
@@ -446,6 +450,17 @@ int run(int argc, char** argv) {
   if (command == "queues") return queuesCommand(args);
   if (command == "stats") return statsCommand(args);
   if (command == "hubs") return hubsCommand(args);
+  if (command == "token") {
+    auto cs = pushhub::sas::parseConnectionString(
+        args.get("--connection-string", env("PUSHHUB_CONNECTION_STRING_FULL")));
+    if (!cs) die(cs.error().message);
+    long ttl = args.number("--ttl-seconds", 3600, 1, 366L * 24 * 3600);
+    std::cout << pushhub::sas::makeToken(
+                     cs->httpsEndpoint(), cs->key_name, cs->key,
+                     std::chrono::system_clock::now() + std::chrono::seconds(ttl))
+              << "\n";
+    return 0;
+  }
   Client client(args);
   const auto& p = args.positional;
   if (p[0] == "install" && p.size() >= 2) {
