@@ -1,9 +1,9 @@
 #pragma once
 // The Azure Notification Hubs REST wire formats (../shared/spec/anh-wire.md), to and from the v1
-// messages HubService takes: paths, installation JSON, JSON Patch, the send headers, the direct
-// batch's multipart body, and the XML answers (NotificationOutcome, NotificationDetails). Pure
-// functions: no I/O, any thread. Every error is kInvalidArgument naming the field (or header)
-// and what is wrong.
+// messages HubService takes: installation JSON, JSON Patch, the send headers, and the XML answers
+// (NotificationOutcome, NotificationDetails); paths and the direct batch's multipart body are
+// rest_parse.h's. Pure functions: no I/O, any thread. Every error is kInvalidArgument naming the
+// field (or header) and what is wrong.
 
 #include <map>
 #include <optional>
@@ -13,22 +13,10 @@
 #include <vector>
 
 #include "base/result.h"
+#include "gateway/rest_parse.h"
 #include "pushhub/v1/pushhub.pb.h"
 
 namespace pushhub::gateway::rest {
-
-// A request target: path segments (percent-decoded; a trailing slash dropped) and the query
-// (form-decoded; the last value of a name wins). A "." or ".." segment, an empty one, and an
-// encoded '/' or '\' in a segment are refused: no id can be made to name another resource.
-struct Target {
-  std::vector<std::string> segments;
-  std::string collection;  // segments[1] lower-cased, when there is one
-  std::map<std::string, std::string> query;
-  // A flag such as test or direct: present, and not "false" ("&test" alone counts, as .NET
-  // sends it).
-  bool flag(const std::string& name) const;
-};
-Result<Target> parseTarget(std::string_view target);
 
 // An installation as a PUT sends it (anh-wire.md 6.2); `url_id` is the id in the path, which the
 // body's installationId must equal. pushVariables and secondaryTiles are not kept.
@@ -60,14 +48,6 @@ Result<v1::SendNotificationRequest> sendFromRequest(const std::string& hub,
                                                     std::string_view body,
                                                     const std::vector<std::string>& direct_handles,
                                                     bool test);
-
-// A direct batch's body (multipart/mixed): the notification part and the devices part (a JSON
-// array of handles; single quotes are accepted as the docs' examples use them).
-struct Batch {
-  std::string notification;
-  std::vector<std::string> devices;
-};
-Result<Batch> parseBatch(std::string_view content_type, std::string_view body);
 
 // Azure's names of a platform's format (apple, fcmv1, windows) and outcome collection.
 std::string_view formatName(v1::Platform platform);
