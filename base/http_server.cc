@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "base/log.h"
+#include "base/url_encoding.h"
 
 namespace pushhub::http {
 namespace {
@@ -19,32 +20,6 @@ namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
 
 constexpr size_t kMaxBodyBytes = 1 << 20;
-
-int hexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// Form-style decoding: "%41" -> 'A', '+' -> ' '. Malformed escapes are kept literally.
-std::string percentDecode(std::string_view in) {
-  std::string out;
-  out.reserve(in.size());
-  for (size_t i = 0; i < in.size(); ++i) {
-    char c = in[i];
-    if (c == '+') {
-      out.push_back(' ');
-    } else if (c == '%' && i + 2 < in.size() && hexValue(in[i + 1]) >= 0 &&
-               hexValue(in[i + 2]) >= 0) {
-      out.push_back(static_cast<char>(hexValue(in[i + 1]) * 16 + hexValue(in[i + 2])));
-      i += 2;
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out;
-}
 
 void parseTarget(HttpRequest& req) {
   std::string_view target = req.target;
@@ -62,9 +37,9 @@ void parseTarget(HttpRequest& req) {
       continue;
     }
     size_t eq = pair.find('=');
-    std::string key = percentDecode(pair.substr(0, eq));
+    std::string key = url::decode(pair.substr(0, eq));
     std::string value =
-        eq == std::string_view::npos ? std::string{} : percentDecode(pair.substr(eq + 1));
+        eq == std::string_view::npos ? std::string{} : url::decode(pair.substr(eq + 1));
     req.query[std::move(key)] = std::move(value);
   }
 }

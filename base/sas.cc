@@ -1,5 +1,7 @@
 #include "base/sas.h"
 
+#include "base/url_encoding.h"
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -70,60 +72,20 @@ Result<ConnectionString> parseConnectionString(std::string_view text) {
   return cs;
 }
 
-std::string urlEncode(std::string_view text) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(text.size() * 3);
-  for (unsigned char c : text) {
-    // encodeURIComponent's unreserved set.
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '!' || c == '~' || c == '*' ||
-        c == '\'' || c == '(' || c == ')') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
-std::string urlDecode(std::string_view text) {
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  std::string out;
-  out.reserve(text.size());
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '%' && i + 2 < text.size() && hex(text[i + 1]) >= 0 && hex(text[i + 2]) >= 0) {
-      out += static_cast<char>(hex(text[i + 1]) * 16 + hex(text[i + 2]));
-      i += 2;
-    } else if (text[i] == '+') {
-      out += ' ';
-    } else {
-      out += text[i];
-    }
-  }
-  return out;
-}
-
 std::string makeToken(std::string_view resource_url, std::string_view key_name,
                       std::string_view key, std::chrono::system_clock::time_point expiry) {
   std::string lowered(resource_url);
   for (auto& c : lowered) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  std::string audience = urlEncode(lowered);
+  std::string audience = url::encodeComponent(lowered);
   std::string se = std::to_string(
       std::chrono::duration_cast<std::chrono::seconds>(expiry.time_since_epoch()).count());
   std::string sig = hmacSha256Base64(key, audience + "\n" + se);
-  return "SharedAccessSignature sr=" + audience + "&sig=" + urlEncode(sig) + "&se=" + se +
-         "&skn=" + urlEncode(key_name);
+  return "SharedAccessSignature sr=" + audience + "&sig=" + url::encodeComponent(sig) +
+         "&se=" + se + "&skn=" + url::encodeComponent(key_name);
 }
 
 bool covers(std::string_view sr, std::string_view resource_path) {
-  std::string url = urlDecode(sr);
+  std::string url = url::decode(sr);
   std::string_view path = url;
   if (auto scheme = path.find("://"); scheme != std::string_view::npos) {
     path.remove_prefix(scheme + 3);
@@ -174,11 +136,11 @@ Result<Verified> verifyToken(
     }
     expiry = expiry * 10 + (c - '0');
   }
-  std::string key_name = urlDecode(skn);
+  std::string key_name = url::decode(skn);
   auto secrets = secrets_of(key_name);
   if (secrets.empty()) return unauthenticated("authorization: unknown key name '" + key_name + "'");
   std::string signed_text = std::string(sr) + "\n" + std::string(se);
-  std::string given = urlDecode(sig);
+  std::string given = url::decode(sig);
   bool matched = false;
   for (const auto& secret : secrets) {
     std::string expected = hmacSha256Base64(secret, signed_text);
@@ -192,7 +154,7 @@ Result<Verified> verifyToken(
   constexpr int64_t kSkewSeconds = 300;
   if (expiry + kSkewSeconds < now_s) return unauthenticated("authorization: the signature expired");
   if (!covers(sr, resource_path)) {
-    return unauthenticated("authorization: the signature's sr '" + urlDecode(sr) +
+    return unauthenticated("authorization: the signature's sr '" + url::decode(sr) +
                            "' does not cover '" + std::string(resource_path) + "'");
   }
   return Verified{key_name};

@@ -51,7 +51,4 @@ Result<Verified> verifyToken(
 // "/myhub/installations/i1", not "/myhub2").
 bool covers(std::string_view sr, std::string_view resource_path);
 
-std::string urlEncode(std::string_view text);
-std::string urlDecode(std::string_view text);
-
 }  // namespace pushhub::sas

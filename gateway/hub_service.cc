@@ -209,6 +209,11 @@ HubService::HubService(const Config& config, const HubCatalog& catalog,
 
 template <typename Work>
 void HubService::onWorker(Work work) {
+  // A call from a worker's own thread (the REST front end's connections live on the workers)
+  // stays there: no hop to another core and back.
+  for (auto& worker : workers_) {
+    if (worker->ioc().get_executor().running_in_this_thread()) return work(*worker);
+  }
   Worker& worker =
       *workers_[next_worker_.fetch_add(1, std::memory_order_relaxed) % workers_.size()];
   boost::asio::post(worker.ioc(), [&worker, work = std::move(work)]() mutable { work(worker); });

@@ -8,7 +8,9 @@
 //   - the work itself, on a worker's thread (Redis).
 //
 // Threads: an operation may be called from any thread. `done` is called exactly once: on the
-// calling thread when the request is refused before any work starts, else on a worker's thread.
+// calling thread when the request is refused before any work starts, else on a worker's thread
+// (the calling one when called from a worker, as the REST front end is; else the next worker,
+// round robin).
 // `authorization` and the request are read before the call returns; a response must stay alive
 // until `done` is called, and is complete only when `done` gets success.
 
@@ -73,7 +75,8 @@ class HubService {
   // authorize(), then the installation id checked.
   Result<HubPtr> authorizeInstallation(std::string_view authorization, const std::string& hub,
                                        const std::string& id, Right right) const;
-  // Runs `work(worker)` on the next worker's thread (round robin).
+  // Runs `work(worker)` at once when called on a worker's thread, else posts it to the next
+  // worker (round robin).
   template <typename Work>
   void onWorker(Work work);
 

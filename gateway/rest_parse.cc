@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "base/url_encoding.h"
+
 namespace pushhub::gateway::rest {
 namespace {
 
@@ -17,30 +19,6 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-int hexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// Percent-decoding that never fails: a '%' not followed by two hex digits stays as it is. With
-// `form`, '+' is a space (query strings); path segments keep their '+'.
-std::string percentDecode(std::string_view in, bool form) {
-  std::string out;
-  out.reserve(in.size());
-  for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] == '%' && i + 2 < in.size() && hexValue(in[i + 1]) >= 0 && hexValue(in[i + 2]) >= 0) {
-      out += static_cast<char>(hexValue(in[i + 1]) * 16 + hexValue(in[i + 2]));
-      i += 2;
-    } else if (form && in[i] == '+') {
-      out += ' ';
-    } else {
-      out += in[i];
-    }
-  }
-  return out;
-}
 }  // namespace
 
 bool Target::flag(const std::string& name) const {
@@ -68,7 +46,7 @@ Result<Target> parseTarget(std::string_view target) {
     if (lowered.find("%2f") != std::string::npos || lowered.find("%5c") != std::string::npos) {
       return Error::invalidArgument("path: an encoded '/' or '\\' is not allowed in a segment");
     }
-    std::string segment = percentDecode(raw, false);
+    std::string segment = url::decode(raw, false);
     if (segment == "." || segment == "..") {
       return Error::invalidArgument("path: '.' and '..' segments are not allowed");
     }
@@ -82,8 +60,8 @@ Result<Target> parseTarget(std::string_view target) {
     query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
     if (pair.empty()) continue;
     size_t eq = pair.find('=');
-    out.query[percentDecode(pair.substr(0, eq), true)] =
-        eq == std::string_view::npos ? std::string() : percentDecode(pair.substr(eq + 1), true);
+    out.query[url::decode(pair.substr(0, eq))] =
+        eq == std::string_view::npos ? std::string() : url::decode(pair.substr(eq + 1));
   }
   return out;
 }
