@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "gateway/notification.h"
+#include "pushhub/v1/names.h"
 #include "registry/installation.h"
 #include "registry/installation_patch.h"
 
@@ -344,38 +345,12 @@ std::string testOutcomeXml(const v1::SendNotificationResponse& response) {
 }
 
 std::string notificationDetailsXml(const v1::NotificationStatus& s, const std::string& location) {
-  using Status = v1::NotificationStatus;
-  std::string_view state = "Unknown";
-  switch (s.state()) {
-    case Status::STATE_ENQUEUED:
-      state = "Enqueued";
-      break;
-    case Status::STATE_PROCESSING:
-      state = "Processing";
-      break;
-    case Status::STATE_COMPLETED:
-      state = "Completed";
-      break;
-    case Status::STATE_ABANDONED:
-      state = "Abandoned";
-      break;
-    case Status::STATE_NO_TARGET_FOUND:
-      state = "NoTargetFound";
-      break;
-    case Status::STATE_SCHEDULED:
-      state = "Scheduled";
-      break;
-    case Status::STATE_CANCELLED:
-      state = "Cancelled";
-      break;
-    default:
-      break;
-  }
   std::string out = fmt::format(
       "<NotificationDetails xmlns=\"http://schemas.microsoft.com/netservices/2010/10/servicebus/"
       "connect\" xmlns:i=\"http://www.w3.org/2001/XMLSchema-instance\"><NotificationId>{}"
       "</NotificationId><Location>{}</Location><State>{}</State><EnqueueTime>{}</EnqueueTime>",
-      xmlEscape(s.notification_id()), xmlEscape(location), state, isoTime(s.enqueue_time()));
+      xmlEscape(s.notification_id()), xmlEscape(location), v1::azureStateName(s.state()),
+      isoTime(s.enqueue_time()));
   if (s.has_start_time()) out += "<StartTime>" + isoTime(s.start_time()) + "</StartTime>";
   if (s.has_end_time()) out += "<EndTime>" + isoTime(s.end_time()) + "</EndTime>";
   std::string platforms;

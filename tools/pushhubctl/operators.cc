@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "pushhub/v1/names.h"
 #include "tools/pushhubctl/cli.h"
 
 namespace pushhubctl {
@@ -53,19 +54,6 @@ std::string platformName(int platform) {
     default:
       return "?";
   }
-}
-
-std::string stateName(v1::NotificationStatus::State state) {
-  static const std::map<int, std::string> kNames{
-      {v1::NotificationStatus::STATE_ENQUEUED, "Enqueued"},
-      {v1::NotificationStatus::STATE_PROCESSING, "Processing"},
-      {v1::NotificationStatus::STATE_COMPLETED, "Completed"},
-      {v1::NotificationStatus::STATE_ABANDONED, "Abandoned"},
-      {v1::NotificationStatus::STATE_NO_TARGET_FOUND, "NoTargetFound"},
-      {v1::NotificationStatus::STATE_SCHEDULED, "Scheduled"},
-      {v1::NotificationStatus::STATE_CANCELLED, "Cancelled"}};
-  auto it = kNames.find(state);
-  return it == kNames.end() ? "Unknown" : it->second;
 }
 
 v1::Stats getStats(AdminClient& admin, const std::string& hub) {
@@ -240,7 +228,8 @@ int notificationCommand(Client& client, const Args& args, const std::string& id)
     std::cout << toJson(s) << "\n";
     return 0;
   }
-  std::cout << fmt::format("notification {}: {}\n", s.notification_id(), stateName(s.state()));
+  std::cout << fmt::format("notification {}: {}\n", s.notification_id(),
+                           v1::azureStateName(s.state()));
   if (!s.abandoned_reason().empty()) std::cout << "  abandoned: " << s.abandoned_reason() << "\n";
   if (s.has_scheduled_time()) std::cout << "  scheduled for " << when(s.scheduled_time()) << "\n";
   std::cout << "  enqueued  " << when(s.enqueue_time()) << "\n";
