@@ -111,6 +111,14 @@ grpc::ServerUnaryReactor* ApiService::ListScheduledNotifications(
   });
 }
 
+grpc::ServerUnaryReactor* ApiService::ListInstallations(grpc::CallbackServerContext* context,
+                                                        const v1::ListInstallationsRequest* request,
+                                                        v1::ListInstallationsResponse* response) {
+  return serve(context, [&](std::string_view authorization, HubService::Done done) {
+    hubs_.listInstallations(authorization, *request, response, std::move(done));
+  });
+}
+
 grpc::ServerUnaryReactor* ApiService::GetNotification(grpc::CallbackServerContext* context,
                                                       const v1::GetNotificationRequest* request,
                                                       v1::NotificationStatus* response) {

@@ -654,6 +654,7 @@ void Dispatcher::deliver(const RunPtr& run, uint32_t unit, registry::ResolvedTar
   if (n.test && run->test_targets++ >= kMaxTestTargets) return;
   providers::Target to{std::move(target.installation_id), std::move(target.push_channel)};
   if (!n.uses_templates) {
+    if (target.template_registration) return;  // as Azure: a template registration is not native
     if (auto payload = n.native[static_cast<size_t>(target.platform)]) {
       sendOne(run, unit, target.platform, std::move(to), std::move(payload), 1);
     }

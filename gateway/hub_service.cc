@@ -1,11 +1,15 @@
 #include "gateway/hub_service.h"
 
 #include <google/protobuf/util/time_util.h>
+#include <openssl/rand.h>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <charconv>
 #include <map>
 #include <unordered_set>
+
+#include <fmt/format.h>
 
 #include "base/sas.h"
 #include "gateway/notification.h"
@@ -37,11 +41,21 @@ Result<registry::Installation> fromProto(const v1::Installation& in) {
   if (in.has_expiration_time()) {
     out.expiration_unix = TimeUtil::TimestampToSeconds(in.expiration_time());
   }
+  if (in.has_registration()) {
+    out.id = std::string(registry::kRegistrationIdPrefix) + out.id;
+    out.registration =
+        registry::RegistrationInfo{in.registration().gcm(), in.registration().push_variables()};
+  }
   return out;
 }
 
 void toProto(const registry::Installation& in, v1::Installation& out) {
   out.set_installation_id(in.id);
+  if (in.registration) {
+    out.set_installation_id(in.id.substr(registry::kRegistrationIdPrefix.size()));
+    out.mutable_registration()->set_gcm(in.registration->gcm);
+    out.mutable_registration()->set_push_variables(in.registration->push_variables);
+  }
   out.set_platform(gateway::toProto(in.platform));
   out.set_push_channel(in.push_channel);
   for (const auto& tag : in.tags) out.add_tags(tag);
@@ -182,6 +196,156 @@ void toStatusProto(const std::string& id, const registry::NotificationState& s,
   for (const auto& f : s.failures) toDeviceOutcome(f, *out.add_failures());
 }
 
+std::string storeId(const std::string& registration_id) {
+  return std::string(registry::kRegistrationIdPrefix) + registration_id;
+}
+
+Error registrationNotFound(const std::string& id) {
+  return Error::notFound("registration '" + id + "' not found");
+}
+
+// Fills one page of a listing (HubService::listRegistrations, listInstallations): walks the
+// candidate buckets in order from the page token's, each bucket's records in id order, and stops
+// at the first record past the page, whose predecessor becomes the next token
+// ("<bucket>:<store id>"). `every_record`: installations and registrations alike (an export),
+// else registrations only.
+class RecordLister : public std::enable_shared_from_this<RecordLister> {
+ public:
+  using Query = HubService::RegistrationQuery;
+
+  RecordLister(Worker& worker, registry::Hub hub, Query query, bool every_record,
+               HubService::RegistrationPage* page, HubService::Done done)
+      : worker_(worker),
+        hub_(std::move(hub)),
+        query_(std::move(query)),
+        every_record_(every_record),
+        page_(page),
+        done_(std::move(done)) {}
+
+  // "<bucket>:<store id>" -> where to resume; "" -> the start.
+  static Result<std::pair<uint32_t, std::string>> parseToken(std::string_view field,
+                                                             const std::string& token,
+                                                             uint32_t buckets) {
+    if (token.empty()) return std::pair<uint32_t, std::string>(0, "");
+    uint32_t bucket = 0;
+    size_t colon = token.find(':');
+    auto [end, ec] = std::from_chars(token.data(), token.data() + token.size(), bucket);
+    if (colon == std::string::npos || ec != std::errc() || end != token.data() + colon ||
+        bucket >= buckets || colon + 1 == token.size()) {
+      return Error::invalidArgument(std::string(field) + ": not a token this hub gave");
+    }
+    return std::pair<uint32_t, std::string>(bucket, token.substr(colon + 1));
+  }
+
+  void start(uint32_t first_bucket, std::string after) {
+    after_ = std::move(after);
+    first_bucket_ = first_bucket;
+    if (query_.kind == Query::Kind::kAll) return walk(std::nullopt);
+    tag_ = query_.kind == Query::Kind::kTag ? query_.tag
+                                            : registry::channelTag(query_.platform, query_.channel);
+    worker_.registry().bucketsOfTag(
+        hub_, tag_,
+        [self = shared_from_this()](Result<std::optional<std::vector<uint32_t>>> buckets) {
+          if (!buckets) return self->done_(buckets.error());
+          self->walk(std::move(*buckets));
+        });
+  }
+
+ private:
+  // `listed`: the buckets the index gives, nullopt for all of them.
+  void walk(std::optional<std::vector<uint32_t>> listed) {
+    if (listed) {
+      buckets_ = std::move(*listed);
+    } else {
+      for (uint32_t b = 0; b < hub_.buckets; ++b) buckets_.push_back(b);
+    }
+    std::erase_if(buckets_, [this](uint32_t b) { return b < first_bucket_; });
+    visit();
+  }
+
+  void visit() {
+    if (next_ == buckets_.size()) return done_({});
+    uint32_t bucket = buckets_[next_++];
+    auto self = shared_from_this();
+    if (query_.kind == Query::Kind::kAll) {
+      return worker_.registry().idsWithPrefix(hub_, bucket,
+                                              every_record_ ? "" : registry::kRegistrationIdPrefix,
+                                              [self, bucket](Result<std::vector<std::string>> ids) {
+                                                if (!ids) return self->done_(ids.error());
+                                                self->fetch(bucket, std::move(*ids));
+                                              });
+    }
+    worker_.registry().resolve(
+        hub_, bucket, registry::Selector::tag(tag_),
+        [self, bucket](Result<std::vector<registry::ResolvedTarget>> targets) {
+          if (!targets) return self->done_(targets.error());
+          std::vector<std::string> ids;
+          for (auto& t : *targets) {
+            // A channel tag is a hash: another channel may share it.
+            bool wanted =
+                self->query_.kind != Query::Kind::kChannel ||
+                (t.platform == self->query_.platform && t.push_channel == self->query_.channel);
+            if (wanted && t.installation_id.starts_with(registry::kRegistrationIdPrefix)) {
+              ids.push_back(std::move(t.installation_id));
+            }
+          }
+          std::sort(ids.begin(), ids.end());
+          self->fetch(bucket, std::move(ids));
+        });
+  }
+
+  void fetch(uint32_t bucket, std::vector<std::string> ids) {
+    if (bucket == first_bucket_ && !after_.empty()) {
+      std::erase_if(ids, [this](const std::string& id) { return id <= after_; });
+    }
+    if (ids.empty()) return visit();
+    auto found = std::make_shared<std::vector<std::optional<registry::Installation>>>(ids.size());
+    auto left = std::make_shared<size_t>(ids.size());
+    auto failed = std::make_shared<std::optional<Error>>();
+    for (size_t i = 0; i < ids.size(); ++i) {
+      worker_.registry().get(hub_, ids[i],
+                             [self = shared_from_this(), bucket, found, left, failed,
+                              i](const Result<std::optional<registry::Installation>>& r) {
+                               if (!r) {
+                                 failed->emplace(r.error());
+                               } else {
+                                 (*found)[i] = *r;
+                               }
+                               if (--*left > 0) return;
+                               if (*failed) return self->done_(**failed);
+                               self->take(bucket, std::move(*found));
+                             });
+    }
+  }
+
+  void take(uint32_t bucket, std::vector<std::optional<registry::Installation>> found) {
+    for (auto& r : found) {
+      if (!r || (!every_record_ && !r->registration)) continue;  // deleted meanwhile
+      if (page_->registrations.size() == query_.top) {
+        const auto& last = page_->registrations.back();
+        page_->continuation = std::to_string(last_bucket_) + ":" + last.id;
+        return done_({});
+      }
+      last_bucket_ = bucket;
+      page_->registrations.push_back(std::move(*r));
+    }
+    visit();
+  }
+
+  Worker& worker_;
+  registry::Hub hub_;
+  Query query_;
+  bool every_record_;
+  HubService::RegistrationPage* page_;
+  HubService::Done done_;
+  std::string tag_;
+  std::vector<uint32_t> buckets_;
+  size_t next_ = 0;
+  uint32_t first_bucket_ = 0;
+  std::string after_;  // in first_bucket_, only ids after this one
+  uint32_t last_bucket_ = 0;
+};
+
 }  // namespace
 
 int64_t unixNow() {
@@ -287,7 +451,7 @@ void HubService::batchCreateOrUpdateInstallations(
   }
   auto installations = std::make_shared<std::vector<registry::Installation>>();
   installations->reserve(count);
-  std::unordered_set<std::string_view> ids;
+  std::unordered_set<std::string> ids;
   for (int i = 0; i < count; ++i) {
     std::string field = "installations[" + std::to_string(i) + "]";
     auto installation = fromProto(request.installations(i));
@@ -297,7 +461,7 @@ void HubService::batchCreateOrUpdateInstallations(
     if (!installation) {
       return done(Error::invalidArgument(field + "." + installation.error().message));
     }
-    if (!ids.insert(request.installations(i).installation_id()).second) {
+    if (!ids.insert(installation->id).second) {
       return done(Error::invalidArgument(field + ".installationId: '" + installation->id +
                                          "' given twice"));
     }
@@ -524,6 +688,187 @@ void HubService::getNotification(std::string_view authorization,
           toStatusProto(id, **state, *response);
           done({});
         });
+  });
+}
+
+Result<HubPtr> HubService::authorizeRegistration(std::string_view authorization,
+                                                 const std::string& hub, const std::string& id,
+                                                 Right right) const {
+  auto settings = authorize(authorization, hub, right);
+  if (!settings) return settings;
+  if (auto ok = registry::validateInstallationId(id, "registrationId"); !ok) return ok.error();
+  return settings;
+}
+
+void HubService::putRegistration(std::string_view authorization, const std::string& hub_name,
+                                 registry::Installation registration,
+                                 std::optional<std::string> if_match,
+                                 registry::Installation* stored, Done done) {
+  auto hub = authorize(authorization, hub_name, kListen);
+  if (!hub) return done(hub.error());
+  if (!registration.registration) {
+    return done(Error::invalidArgument("registration: not a registration"));
+  }
+  if (auto ok = validateForHub((*hub)->settings, registration); !ok) return done(ok.error());
+  onWorker([hub = hubOf((*hub)->settings), registration = std::move(registration),
+            if_match = std::move(if_match), stored, done = std::move(done)](Worker& worker) {
+    std::string id(registration.id.substr(registry::kRegistrationIdPrefix.size()));
+    if (if_match) {
+      // Compare-and-set on the ETag (the last update): nobody's write in between is lost.
+      return worker.registry().update(
+          hub, registration.id,
+          [registration, if_match,
+           id](const registry::Installation& current) -> Result<registry::Installation> {
+            if (!registry::etagMatches(*if_match, registry::registrationEtag(current))) {
+              return Error{Error::Code::kFailedPrecondition,
+                           "If-Match: registration '" + id + "' has ETag \"" +
+                               registry::registrationEtag(current) + "\""};
+            }
+            return registration;
+          },
+          [stored, done, id](const Result<registry::Installation>& updated) {
+            if (updated) {
+              *stored = *updated;
+              return done({});
+            }
+            bool missing = updated.error().code == Error::Code::kNotFound;
+            done(missing ? registrationNotFound(id) : updated.error());
+          });
+    }
+    worker.registry().upsert(
+        hub, registration,
+        [&worker, hub, key = registration.id, stored, done, id](Result<void> ok) {
+          if (!ok) return done(ok.error());
+          // Read back for the ETag the store gave it.
+          worker.registry().get(
+              hub, key, [stored, done, id](Result<std::optional<registry::Installation>> r) {
+                if (!r) return done(r.error());
+                if (!*r) return done(registrationNotFound(id));  // deleted already
+                *stored = std::move(**r);
+                done({});
+              });
+        });
+  });
+}
+
+void HubService::getRegistration(std::string_view authorization, const std::string& hub_name,
+                                 const std::string& id, registry::Installation* found, Done done) {
+  auto hub = authorizeRegistration(authorization, hub_name, id, kListen);
+  if (!hub) return done(hub.error());
+  onWorker([hub = hubOf((*hub)->settings), id, found, done = std::move(done)](Worker& worker) {
+    worker.registry().get(hub, storeId(id),
+                          [id, found, done](Result<std::optional<registry::Installation>> r) {
+                            if (!r) return done(r.error());
+                            if (!*r) return done(registrationNotFound(id));
+                            *found = std::move(**r);
+                            done({});
+                          });
+  });
+}
+
+void HubService::deleteRegistration(std::string_view authorization, const std::string& hub_name,
+                                    const std::string& id, std::optional<std::string> if_match,
+                                    Done done) {
+  auto hub = authorizeRegistration(authorization, hub_name, id, kListen);
+  if (!hub) return done(hub.error());
+  onWorker([hub = hubOf((*hub)->settings), id, if_match = std::move(if_match),
+            done = std::move(done)](Worker& worker) {
+    auto remove = [&worker, hub, id, done] {
+      worker.registry().remove(hub, storeId(id), [id, done](Result<bool> existed) {
+        if (!existed) return done(existed.error());
+        if (!*existed) return done(registrationNotFound(id));
+        done({});
+      });
+    };
+    if (!if_match || registry::etagMatches(*if_match, "*")) return remove();
+    // A conditional delete reads the ETag first; a write landing between the read and the
+    // delete is deleted with it (Registry::remove has no compare).
+    worker.registry().get(
+        hub, storeId(id),
+        [id, if_match, remove, done](Result<std::optional<registry::Installation>> r) {
+          if (!r) return done(r.error());
+          if (!*r) return done(registrationNotFound(id));
+          if (!registry::etagMatches(*if_match, registry::registrationEtag(**r))) {
+            return done(Error{Error::Code::kFailedPrecondition,
+                              "If-Match: registration '" + id + "' has ETag \"" +
+                                  registry::registrationEtag(**r) + "\""});
+          }
+          remove();
+        });
+  });
+}
+
+void HubService::createRegistrationId(std::string_view authorization, const std::string& hub_name,
+                                      std::string* id, Done done) {
+  auto hub = authorize(authorization, hub_name, kListen);
+  if (!hub) return done(hub.error());
+  *id = newRegistrationId();
+  done({});
+}
+
+std::string newRegistrationId() {
+  uint64_t parts[2];
+  RAND_bytes(reinterpret_cast<unsigned char*>(parts), sizeof parts);
+  // Azure's shape: two 19-digit numbers and a digit.
+  constexpr uint64_t kNineteenDigits = 10'000'000'000'000'000'000ull;
+  return fmt::format("{:019}-{:019}-1", parts[0] % kNineteenDigits, parts[1] % kNineteenDigits);
+}
+
+void HubService::listRegistrations(std::string_view authorization, const std::string& hub_name,
+                                   RegistrationQuery query, RegistrationPage* page, Done done) {
+  bool by_channel = query.kind == RegistrationQuery::Kind::kChannel;
+  auto hub = authorize(authorization, hub_name, by_channel ? kListen : kManage);
+  if (!hub) return done(hub.error());
+  if (query.top < 1 || query.top > kMaxRegistrationsListed) {
+    return done(Error::invalidArgument(
+        fmt::format("$top: give 1 to {}, got {}", kMaxRegistrationsListed, query.top)));
+  }
+  if (query.kind == RegistrationQuery::Kind::kTag) {
+    if (auto ok = registry::validateTag(query.tag); !ok) return done(ok.error());
+  }
+  if (by_channel) {
+    if (auto ok = registry::validatePushChannel(query.platform, query.channel); !ok) {
+      return done(ok.error());
+    }
+  }
+  registry::Hub target = hubOf((*hub)->settings);
+  auto resume = RecordLister::parseToken("continuationtoken", query.continuation, target.buckets);
+  if (!resume) return done(resume.error());
+  onWorker([target, query = std::move(query), page, resume = std::move(*resume),
+            done = std::move(done)](Worker& worker) mutable {
+    std::make_shared<RecordLister>(worker, target, std::move(query), false, page, std::move(done))
+        ->start(resume.first, std::move(resume.second));
+  });
+}
+
+void HubService::listInstallations(std::string_view authorization,
+                                   const v1::ListInstallationsRequest& request,
+                                   v1::ListInstallationsResponse* response, Done done) {
+  auto hub = authorize(authorization, request.hub(), kManage);
+  if (!hub) return done(hub.error());
+  if (request.page_size() < 0 || request.page_size() > kMaxInstallationsListed) {
+    return done(Error::invalidArgument(fmt::format("page_size: give 1 to {} (0 for {}), got {}",
+                                                   kMaxInstallationsListed, kMaxInstallationsListed,
+                                                   request.page_size())));
+  }
+  registry::Hub target = hubOf((*hub)->settings);
+  auto resume = RecordLister::parseToken("page_token", request.page_token(), target.buckets);
+  if (!resume) return done(resume.error());
+  RegistrationQuery query;
+  query.top = request.page_size() == 0 ? kMaxInstallationsListed : request.page_size();
+  onWorker([target, query = std::move(query), response, resume = std::move(*resume),
+            done = std::move(done)](Worker& worker) mutable {
+    auto page = std::make_shared<RegistrationPage>();
+    auto convert = [page, response, done = std::move(done)](Result<void> ok) {
+      if (!ok) return done(ok);
+      for (const auto& record : page->registrations)
+        toProto(record, *response->add_installations());
+      response->set_next_page_token(std::move(page->continuation));
+      done({});
+    };
+    std::make_shared<RecordLister>(worker, target, std::move(query), true, page.get(),
+                                   std::move(convert))
+        ->start(resume.first, std::move(resume.second));
   });
 }
 

@@ -67,6 +67,49 @@ class HubService {
   void getNotification(std::string_view authorization, const v1::GetNotificationRequest& request,
                        v1::NotificationStatus* response, Done done);
 
+  // Every installation and registration of the hub, a page at a time (Manage): for export.
+  static constexpr int kMaxInstallationsListed = 1000;
+  void listInstallations(std::string_view authorization,
+                         const v1::ListInstallationsRequest& request,
+                         v1::ListInstallationsResponse* response, Done done);
+
+  // Registrations (anh-wire.md 7): registry::Installations with `registration` set, in the same
+  // store and targeted by tags alike. `id` is the client's registration id (without
+  // kRegistrationIdPrefix). Listen: one registration, a new id, a lookup by channel; Manage:
+  // listing all or by tag. An If-Match value (absent: none) admits a registration by
+  // registry::etagMatches; a refusal is FAILED_PRECONDITION, a missing one NOT_FOUND.
+  //
+  // Creates or replaces `registration` (its id set, as rest::registrationFromXml makes it); with
+  // `if_match` only replaces an existing one it admits. `stored`: as stored, with its ETag.
+  void putRegistration(std::string_view authorization, const std::string& hub,
+                       registry::Installation registration, std::optional<std::string> if_match,
+                       registry::Installation* stored, Done done);
+  void getRegistration(std::string_view authorization, const std::string& hub,
+                       const std::string& id, registry::Installation* found, Done done);
+  void deleteRegistration(std::string_view authorization, const std::string& hub,
+                          const std::string& id, std::optional<std::string> if_match, Done done);
+  // A fresh id in Azure's shape ("{19 digits}-{19 digits}-1"); nothing is stored until a put.
+  void createRegistrationId(std::string_view authorization, const std::string& hub, std::string* id,
+                            Done done);
+  struct RegistrationQuery {
+    enum class Kind { kAll, kTag, kChannel };
+    Kind kind = Kind::kAll;
+    std::string tag;                                          // kTag
+    registry::Platform platform = registry::Platform::kApns;  // kChannel
+    std::string channel;                                      // kChannel
+    size_t top = kMaxRegistrationsListed;                     // 1 to kMaxRegistrationsListed
+    std::string continuation;  // from the previous page, "" for the first
+  };
+  struct RegistrationPage {
+    std::vector<registry::Installation> registrations;
+    std::string continuation;  // "" on the last page
+  };
+  static constexpr size_t kMaxRegistrationsListed = 100;
+  // One page, in a stable order (bucket, then id): registrations written meanwhile may or may
+  // not show, none is listed twice.
+  void listRegistrations(std::string_view authorization, const std::string& hub,
+                         RegistrationQuery query, RegistrationPage* page, Done done);
+
  private:
   // The hub the caller may act on with `right`. The caller keeps the runtime (shared) for as
   // long as it uses the settings, whatever the catalog does meanwhile.
@@ -74,6 +117,9 @@ class HubService {
                            Right right) const;
   // authorize(), then the installation id checked.
   Result<HubPtr> authorizeInstallation(std::string_view authorization, const std::string& hub,
+                                       const std::string& id, Right right) const;
+  // authorize(), then the registration id checked.
+  Result<HubPtr> authorizeRegistration(std::string_view authorization, const std::string& hub,
                                        const std::string& id, Right right) const;
   // Runs `work(worker)` at once when called on a worker's thread, else posts it to the next
   // worker (round robin).
@@ -87,6 +133,10 @@ class HubService {
 };
 
 int64_t unixNow();
+
+// A fresh registration id in Azure's shape, "{19 digits}-{19 digits}-1" (128 random bits less
+// the modulo). Any thread.
+std::string newRegistrationId();
 
 // The name of the key whose secret signed `authorization` (a SharedAccessSignature), whose sr
 // must cover `resource_path` (sas::covers: "/<hub>" for a hub's calls, "/" for the namespace's).

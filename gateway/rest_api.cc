@@ -4,7 +4,9 @@
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/status.hpp>
 
+#include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -12,7 +14,9 @@
 
 #include <fmt/format.h>
 
+#include "base/xml.h"
 #include "gateway/rest_codec.h"
+#include "gateway/rest_registration.h"
 #include "registry/installation_patch.h"
 
 namespace pushhub::gateway {
@@ -21,6 +25,8 @@ namespace {
 namespace http = boost::beast::http;
 
 constexpr std::string_view kXml = "application/xml; charset=utf-8";
+constexpr std::string_view kAtomEntry = "application/atom+xml;type=entry;charset=utf-8";
+constexpr std::string_view kAtomFeed = "application/atom+xml;type=feed;charset=utf-8";
 
 std::string trackingId() {
   unsigned char bytes[16];
@@ -111,7 +117,7 @@ RestResponse azureError(unsigned status, std::string_view detail) {
   std::string tracking = trackingId();
   std::string body = fmt::format(
       "<Error><Code>{}</Code><Detail>{}TrackingId:{},TimeStamp:{}</Detail></Error>", status,
-      rest::xmlEscape(detail), tracking,
+      xml::escape(detail), tracking,
       registry::formatIsoTime(
           std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count()));
   RestResponse r = answer(status, std::move(body), kXml);
@@ -130,6 +136,11 @@ void RestApi::handle(const RestRequest& request, std::function<void(RestResponse
   if ((collection == "messages" || collection == "schedulednotifications") &&
       segments.size() <= 3) {
     return messages(request, *target, std::move(respond));
+  }
+  if (((collection == "registrations" || collection == "registrationids") &&
+       segments.size() <= 3) ||
+      (collection == "tags" && segments.size() == 4 && segments[3] == "registrations")) {
+    return registrations(request, *target, std::move(respond));
   }
   respond(azureError(404, "no resource at '" + std::string(request.target()) + "'"));
 }
@@ -274,6 +285,117 @@ void RestApi::messages(const RestRequest& request, const rest::Target& target,
               location + response->notification_id() + "?api-version=2020-06");
         return r;
       }));
+}
+
+void RestApi::registrations(const RestRequest& request, const rest::Target& target,
+                            std::function<void(RestResponse&&)> respond) {
+  std::string_view authorization = request[http::field::authorization];
+  const std::string& hub = target.segments[0];
+  std::string collection_url = absoluteUrl(request, "/" + hub + "/registrations");
+  if (target.collection == "tags") {
+    if (request.method() != http::verb::get) return respond(notAllowed(request, "GET"));
+    HubService::RegistrationQuery query;
+    query.kind = HubService::RegistrationQuery::Kind::kTag;
+    query.tag = target.segments[2];
+    return listRegistrations(request, target, std::move(query), std::move(respond));
+  }
+  if (target.collection == "registrationids") {
+    if (target.segments.size() != 2) return respond(notAllowed(request, ""));
+    if (request.method() != http::verb::post) return respond(notAllowed(request, "POST"));
+    auto id = std::make_shared<std::string>();
+    return hubs_.createRegistrationId(
+        authorization, hub, id.get(),
+        reply(std::move(respond),
+              [id, location = absoluteUrl(request, "/" + hub + "/registrationIDs/")] {
+                RestResponse r = answer(201);
+                r.set(http::field::location, location + *id + "?api-version=2020-06");
+                return r;
+              }));
+  }
+  // Answers with the registration as stored: its entry, and its ETag also as a header.
+  auto stored = std::make_shared<registry::Installation>();
+  auto entry = [stored, collection_url](unsigned status) {
+    return [stored, collection_url, status] {
+      RestResponse r =
+          answer(status, rest::registrationEntryXml(*stored, collection_url), kAtomEntry);
+      r.set(http::field::etag, "W/\"" + registry::registrationEtag(*stored) + "\"");
+      r.set(http::field::location, collection_url + "/" +
+                                       std::string(rest::registrationId(*stored)) +
+                                       "?api-version=2020-06");
+      return r;
+    };
+  };
+  auto if_match = [&request]() -> std::optional<std::string> {
+    auto it = request.find(http::field::if_match);
+    if (it == request.end()) return std::nullopt;
+    return std::string(it->value());
+  };
+  if (target.segments.size() == 2) {
+    if (request.method() == http::verb::get) {
+      HubService::RegistrationQuery query;
+      if (auto filter = target.query.find("$filter"); filter != target.query.end()) {
+        auto channel = rest::parseRegistrationFilter(filter->second);
+        if (!channel) return respond(azureError(400, channel.error().message));
+        query.kind = HubService::RegistrationQuery::Kind::kChannel;
+        query.platform = channel->platform;
+        query.channel = std::move(channel->channel);
+      }
+      return listRegistrations(request, target, std::move(query), std::move(respond));
+    }
+    if (request.method() != http::verb::post) return respond(notAllowed(request, "GET, POST"));
+    auto registration = rest::registrationFromXml(request.body(), newRegistrationId());
+    if (!registration) return respond(azureError(400, registration.error().message));
+    return hubs_.putRegistration(authorization, hub, std::move(*registration), std::nullopt,
+                                 stored.get(), reply(std::move(respond), entry(201)));
+  }
+  const std::string& id = target.segments[2];
+  switch (request.method()) {
+    case http::verb::put: {
+      auto registration = rest::registrationFromXml(request.body(), id);
+      if (!registration) return respond(azureError(400, registration.error().message));
+      return hubs_.putRegistration(authorization, hub, std::move(*registration), if_match(),
+                                   stored.get(), reply(std::move(respond), entry(200)));
+    }
+    case http::verb::get:
+      return hubs_.getRegistration(authorization, hub, id, stored.get(),
+                                   reply(std::move(respond), entry(200)));
+    case http::verb::delete_:
+      return hubs_.deleteRegistration(authorization, hub, id, if_match(),
+                                      reply(std::move(respond), [] { return answer(200); }));
+    default:
+      return respond(notAllowed(request, "GET, PUT, DELETE"));
+  }
+}
+
+void RestApi::listRegistrations(const RestRequest& request, const rest::Target& target,
+                                HubService::RegistrationQuery query,
+                                std::function<void(RestResponse&&)> respond) {
+  if (auto top = target.query.find("$top"); top != target.query.end()) {
+    size_t n = 0;
+    const std::string& text = top->second;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+    if (ec != std::errc() || end != text.data() + text.size() || n == 0) {
+      return respond(azureError(400, "$top: a positive integer is required, got '" + text + "'"));
+    }
+    // Larger pages are cut to the largest one, as Azure does: the client follows the token.
+    query.top = std::min(n, HubService::kMaxRegistrationsListed);
+  }
+  if (auto token = target.query.find("continuationtoken"); token != target.query.end()) {
+    query.continuation = token->second;
+  }
+  const std::string& hub = target.segments[0];
+  auto page = std::make_shared<HubService::RegistrationPage>();
+  hubs_.listRegistrations(
+      request[http::field::authorization], hub, std::move(query), page.get(),
+      reply(std::move(respond),
+            [page, collection_url = absoluteUrl(request, "/" + hub + "/registrations"),
+             self_url = absoluteUrl(request, std::string(request.target()))] {
+              RestResponse r = answer(
+                  200, rest::registrationFeedXml(page->registrations, collection_url, self_url),
+                  kAtomFeed);
+              if (!page->continuation.empty()) r.set("X-MS-ContinuationToken", page->continuation);
+              return r;
+            }));
 }
 
 }  // namespace pushhub::gateway

@@ -5,11 +5,13 @@
 // SDKs accept; every failure is Azure's error body (<Error><Code>..</Code><Detail>..</Detail>).
 // No I/O of its own: RestServer carries the bytes.
 //
-// Served so far: installations (PUT, GET, PATCH, DELETE /{hub}/installations/{id}); sends
+// Served: installations (PUT, GET, PATCH, DELETE /{hub}/installations/{id}); sends
 // (POST /{hub}/messages with a format, tags, test=true, direct=true with a device handle, and
 // /messages/$batch with a multipart body); outcome details (GET /{hub}/messages/{id}); scheduled
-// sends (POST /{hub}/schedulednotifications) and their cancel (DELETE .../{id}). Wire formats
-// are rest_codec.h's.
+// sends (POST /{hub}/schedulednotifications) and their cancel (DELETE .../{id}); registrations
+// (POST /{hub}/registrations, PUT, GET, DELETE /{hub}/registrations/{id} with If-Match, listing
+// with $top, $filter by channel and continuation tokens, GET /{hub}/tags/{tag}/registrations,
+// POST /{hub}/registrationIDs). Wire formats are rest_codec.h's and rest_registration.h's.
 //
 // Paths: the first segment is the hub, collections compare case-insensitively, a trailing slash
 // is optional. Segments are percent-decoded tolerantly; a "." or ".." segment and an encoded
@@ -46,6 +48,12 @@ class RestApi {
                     std::function<void(RestResponse&&)> respond);
   void messages(const RestRequest& request, const rest::Target& target,
                 std::function<void(RestResponse&&)> respond);
+  // /{hub}/registrations[/{id}], /{hub}/tags/{tag}/registrations, /{hub}/registrationIDs.
+  void registrations(const RestRequest& request, const rest::Target& target,
+                     std::function<void(RestResponse&&)> respond);
+  void listRegistrations(const RestRequest& request, const rest::Target& target,
+                         HubService::RegistrationQuery query,
+                         std::function<void(RestResponse&&)> respond);
 
   HubService& hubs_;
 };

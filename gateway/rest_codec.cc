@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "base/xml.h"
 #include "gateway/notification.h"
 #include "pushhub/v1/names.h"
 #include "registry/installation.h"
@@ -29,32 +30,6 @@ std::string lower(std::string_view s) {
 }
 
 }  // namespace
-
-std::string xmlEscape(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    switch (c) {
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '&':
-        out += "&amp;";
-        break;
-      default:
-        // Control characters other than tab and newlines are not allowed in XML 1.0.
-        if (static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\n' && c != '\r') {
-          out += '?';
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out;
-}
 
 namespace {
 
@@ -334,8 +309,8 @@ std::string testOutcomeXml(const v1::SendNotificationResponse& response) {
         "<RegistrationResult><ApplicationPlatform>{}</ApplicationPlatform><PnsHandle>{}"
         "</PnsHandle><RegistrationId>{}</RegistrationId><Outcome>{}</Outcome>"
         "</RegistrationResult>",
-        formatName(r.platform()), xmlEscape(r.push_handle()), xmlEscape(r.installation_id()),
-        xmlEscape(outcome));
+        formatName(r.platform()), xml::escape(r.push_handle()), xml::escape(r.installation_id()),
+        xml::escape(outcome));
   }
   return fmt::format(
       "<NotificationOutcome xmlns:i=\"http://www.w3.org/2001/XMLSchema-instance\" "
@@ -349,7 +324,7 @@ std::string notificationDetailsXml(const v1::NotificationStatus& s, const std::s
       "<NotificationDetails xmlns=\"http://schemas.microsoft.com/netservices/2010/10/servicebus/"
       "connect\" xmlns:i=\"http://www.w3.org/2001/XMLSchema-instance\"><NotificationId>{}"
       "</NotificationId><Location>{}</Location><State>{}</State><EnqueueTime>{}</EnqueueTime>",
-      xmlEscape(s.notification_id()), xmlEscape(location), v1::azureStateName(s.state()),
+      xml::escape(s.notification_id()), xml::escape(location), v1::azureStateName(s.state()),
       isoTime(s.enqueue_time()));
   if (s.has_start_time()) out += "<StartTime>" + isoTime(s.start_time()) + "</StartTime>";
   if (s.has_end_time()) out += "<EndTime>" + isoTime(s.end_time()) + "</EndTime>";
@@ -372,7 +347,7 @@ std::string notificationDetailsXml(const v1::NotificationStatus& s, const std::s
     for (const auto& o : s.outcomes()) {
       if (o.platform() != platform) continue;
       outcomes += fmt::format("<Outcome><Name>{}</Name><Count>{}</Count></Outcome>",
-                              xmlEscape(o.outcome()), o.count());
+                              xml::escape(o.outcome()), o.count());
     }
     if (!outcomes.empty()) out += fmt::format("<{0}>{1}</{0}>", element, outcomes);
   }

@@ -58,8 +58,6 @@ std::string testOutcomeXml(const v1::SendNotificationResponse& response);
 std::string notificationDetailsXml(const v1::NotificationStatus& status,
                                    const std::string& location);
 
-// For element text: '<', '>' and '&' escaped; control characters XML 1.0 forbids become '?'.
-std::string xmlEscape(std::string_view text);
 // UTC, "2024-01-01T00:00:00.123Z".
 std::string isoTime(const google::protobuf::Timestamp& time);
 

@@ -85,6 +85,13 @@ const std::string* findHeader(const std::map<std::string, std::string>& headers,
   return nullptr;
 }
 
+// What an HTTP field value may not hold (RFC 9110: control characters but tab). Header values
+// and the APNs expiry end up in a provider request's headers.
+bool isFieldControl(char c) {
+  auto u = static_cast<unsigned char>(c);
+  return (u < 0x20 && c != '\t') || u == 0x7f;
+}
+
 Result<void> validateTemplate(Platform platform, const std::string& name,
                               const InstallationTemplate& t) {
   std::string field = fmt::format("templates[{}]", name);
@@ -121,9 +128,10 @@ Result<void> validateTemplate(Platform platform, const std::string& name,
       return invalid(fmt::format("{}.headers[{}]: value longer than {} bytes", field, header,
                                  kMaxHeaderValueBytes));
     }
-    if (value.find_first_of("\r\n", 0) != std::string::npos ||
-        value.find('\0') != std::string::npos) {
-      return invalid(fmt::format("{}.headers[{}]: value has a line break or NUL", field, header));
+    if (std::any_of(value.begin(), value.end(), isFieldControl)) {
+      return invalid(fmt::format("{}.headers[{}]: value has a control character (line breaks "
+                                 "included; only tab is allowed)",
+                                 field, header));
     }
   }
   if (auto r = validateTags(t.tags, field + ".tags"); !r) {
@@ -131,6 +139,9 @@ Result<void> validateTemplate(Platform platform, const std::string& name,
   }
   if (t.expiry.size() > kMaxTemplateExpiryBytes) {
     return invalid(fmt::format("{}.expiry: longer than {} bytes", field, kMaxTemplateExpiryBytes));
+  }
+  if (std::any_of(t.expiry.begin(), t.expiry.end(), isFieldControl)) {
+    return invalid(fmt::format("{}.expiry: has a control character", field));
   }
   // Azure's validator compiles every template when it is registered: a template that cannot
   // render is refused here, with the position, rather than failing every send later.
@@ -199,6 +210,28 @@ Result<void> validateInstallationId(std::string_view id, std::string_view field)
   return validateCharset(id, field, 1, kMaxIdLength, isIdChar, "[A-Za-z0-9_@#.:=-]");
 }
 
+Result<void> validateRecordId(std::string_view id) {
+  if (id.starts_with(kRegistrationIdPrefix)) {
+    return validateInstallationId(id.substr(kRegistrationIdPrefix.size()), "registrationId");
+  }
+  return validateInstallationId(id);
+}
+
+std::string registrationEtag(const Installation& registration) {
+  return std::to_string(registration.last_update_ms);
+}
+
+bool etagMatches(std::string_view if_match, std::string_view etag) {
+  while (!if_match.empty() && if_match.front() == ' ') if_match.remove_prefix(1);
+  while (!if_match.empty() && if_match.back() == ' ') if_match.remove_suffix(1);
+  if (if_match == "*") return true;
+  if (if_match.starts_with("W/")) if_match.remove_prefix(2);
+  if (if_match.size() >= 2 && if_match.front() == '"' && if_match.back() == '"') {
+    if_match = if_match.substr(1, if_match.size() - 2);
+  }
+  return if_match == etag;
+}
+
 Result<void> validateHubName(std::string_view hub) {
   return validateCharset(hub, "hub", 1, kMaxHubNameLength, isHubChar, "[A-Za-z0-9._-]");
 }
@@ -246,8 +279,33 @@ Result<void> validatePushChannel(Platform platform, std::string_view channel) {
   return invalid("platform: unknown");
 }
 
+std::string channelTag(Platform platform, std::string_view channel) {
+  uint64_t h = 14695981039346656037ull;  // FNV-1a 64
+  auto mix = [&h](char c) {
+    h ^= static_cast<uint8_t>(c);
+    h *= 1099511628211ull;
+  };
+  mix(static_cast<char>(platform));
+  for (char c : channel) mix(c);
+  return fmt::format("{}{:016x}", kChannelTagPrefix, h);
+}
+
 Result<void> validateInstallation(const Installation& in) {
-  if (auto r = validateInstallationId(in.id); !r) {
+  if (in.registration) {
+    if (!in.id.starts_with(kRegistrationIdPrefix)) {
+      return invalid(
+          fmt::format("RegistrationId: must be stored as {}<id>", kRegistrationIdPrefix));
+    }
+    if (auto r =
+            validateInstallationId(in.id.substr(kRegistrationIdPrefix.size()), "RegistrationId");
+        !r) {
+      return r;
+    }
+    if (in.templates.size() > 1) return invalid("BodyTemplate: a registration has one template");
+    if (in.registration->push_variables.size() > kMaxPushVariablesBytes) {
+      return invalid(fmt::format("PushVariables: longer than {} bytes", kMaxPushVariablesBytes));
+    }
+  } else if (auto r = validateInstallationId(in.id); !r) {
     return r;
   }
   if (!in.user_id.empty()) {
@@ -267,7 +325,9 @@ Result<void> validateInstallation(const Installation& in) {
     return invalid(fmt::format("templates: more than {} templates", kMaxTemplates));
   }
   for (const auto& [name, t] : in.templates) {
-    if (auto r = validateTemplate(in.platform, name, t); !r) {
+    // A registration's unnamed template is stored under kUnnamedTemplate; check it as any other.
+    bool unnamed = in.registration && name == kUnnamedTemplate;
+    if (auto r = validateTemplate(in.platform, unnamed ? "template" : name, t); !r) {
       return r;
     }
   }

@@ -12,6 +12,13 @@ constexpr uint8_t kExpiredFlag = 0x04;
 constexpr uint8_t kHexLower = 0x08;
 constexpr uint8_t kHexUpper = 0x10;
 constexpr uint8_t kFormatShift = 5;
+// The registration trailer's flags byte (record_codec.h).
+constexpr uint8_t kRegistrationFlag = 0x01;
+constexpr uint8_t kGcmFlag = 0x02;
+
+bool validTrailer(uint8_t flags) {
+  return (flags & kRegistrationFlag) != 0 && (flags & ~(kRegistrationFlag | kGcmFlag)) == 0;
+}
 
 void putVarint(std::string& out, uint64_t v) {
   while (v >= 0x80) {
@@ -206,10 +213,14 @@ std::string encodeRecord(const Installation& in, const std::vector<TemplateRef>&
   }
   std::sort(template_tags.begin(), template_tags.end());
   template_tags.erase(std::unique(template_tags.begin(), template_tags.end()), template_tags.end());
-  putVarint(out, in.tags.size() + template_tags.size());
+  // A registration is also listed under its channel's hidden tag (installation.h).
+  std::string channel_tag =
+      in.registration ? channelTag(in.platform, in.push_channel) : std::string();
+  putVarint(out, in.tags.size() + template_tags.size() + (in.registration ? 1 : 0));
   for (const auto& tag : in.tags) {
     putBytes(out, tag);
   }
+  if (in.registration) putBytes(out, channel_tag);
   for (const auto& tag : template_tags) {
     putBytes(out, tag);
   }
@@ -223,6 +234,10 @@ std::string encodeRecord(const Installation& in, const std::vector<TemplateRef>&
   putBytes(out, in.user_id);
   putVarint(out, static_cast<uint64_t>(in.expiration_unix));
   putVarint(out, static_cast<uint64_t>(in.last_update_ms));
+  if (in.registration) {
+    out.push_back(static_cast<char>(kRegistrationFlag | (in.registration->gcm ? kGcmFlag : 0)));
+    putBytes(out, in.registration->push_variables);
+  }
   return out;
 }
 
@@ -238,7 +253,9 @@ Result<DecodedRecord> decodeRecord(std::string_view data) {
   in.push_channel_expired = (flags & kExpiredFlag) != 0;
   for (size_t n = r.count(), i = 0; i < n && r.ok(); ++i) {
     std::string_view tag = r.view();
-    if (!tag.starts_with(kTemplateTagMark)) in.tags.emplace_back(tag);
+    if (!tag.starts_with(kTemplateTagMark) && !tag.starts_with(kChannelTagPrefix)) {
+      in.tags.emplace_back(tag);
+    }
   }
   for (size_t n = r.count(), i = 0; i < n && r.ok(); ++i) {
     TemplateRef ref;
@@ -251,6 +268,13 @@ Result<DecodedRecord> decodeRecord(std::string_view data) {
   in.user_id = r.bytes();
   in.expiration_unix = static_cast<int64_t>(r.varint());
   in.last_update_ms = static_cast<int64_t>(r.varint());
+  if (r.ok() && !r.atEnd()) {
+    uint8_t registration = r.byte();
+    if (!validTrailer(registration)) {
+      return Error::internal("registry: corrupt installation record (registration)");
+    }
+    in.registration = RegistrationInfo{(registration & kGcmFlag) != 0, r.bytes()};
+  }
   if (!r.ok() || !r.atEnd()) {
     return Error::internal("registry: corrupt installation record");
   }
@@ -284,6 +308,13 @@ Result<void> viewRecord(std::string_view data, RecordView& out) {
   out.user_id = r.view();
   out.expiration_unix = static_cast<int64_t>(r.varint());
   r.varint();  // last update
+  out.registration = r.ok() && !r.atEnd();
+  if (out.registration) {
+    if (!validTrailer(r.byte())) {
+      return Error::internal("registry: corrupt installation record (registration)");
+    }
+    r.view();  // push variables
+  }
   if (!r.ok() || !r.atEnd()) {
     return Error::internal("registry: corrupt installation record");
   }

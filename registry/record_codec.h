@@ -14,6 +14,9 @@
 //   varint len, installation id bytes
 //   varint len, user id bytes
 //   varint expiration_unix, varint last_update_ms
+//   only for a registration (installation.h): u8 flags (bit 0 set, bit 1 = registered as Gcm),
+//      varint len, push variables bytes
+// A registration's tag list also holds its channel tag (channelTag), which a decode leaves out.
 // Tags, template refs and the channel come first so the Lua scripts can read them cheaply.
 // Template (hash field value of ph:{H:b}:tpl, keyed by its ref = first 8 bytes of SHA-1 of this
 // encoding): varint len body, varint n headers (len name, len value), varint n tags, len expiry.
@@ -60,6 +63,7 @@ struct RecordView {
   std::string_view id;
   std::string_view user_id;
   int64_t expiration_unix = 0;
+  bool registration = false;
   std::array<Template, kMaxTemplates> templates;
   size_t template_count = 0;
   // The channel as the installation gave it (an APNs-style hex token is stored packed).

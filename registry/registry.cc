@@ -337,9 +337,11 @@ local _, _, flags, chan, _, _, p = parse(old)
 if (flags % 32) - (flags % 8) ~= tonumber(ARGV[3]) or chan ~= ARGV[4] or flags % 8 >= 4 then
   return 0
 end
-local exp = times(old, p)
+local exp, q = rdvar(old, p)
+local _, rest = rdvar(old, q)
+-- What follows the last update (a registration's trailer) is kept as is.
 local marked = string.char(flags + 4) .. string.sub(old, 2, p - 1) .. wrvar(exp) ..
-               wrvar(tonumber(ARGV[5]))
+               wrvar(tonumber(ARGV[5])) .. string.sub(old, rest)
 putrec(prefix, slot, marked, #old)
 schedule(prefix, slot, marked)
 return 1
@@ -707,6 +709,7 @@ Result<std::vector<ResolvedTarget>> toTargets(const std::vector<std::string_view
     t.installation_id = view.id;
     t.platform = view.platform;
     t.push_channel = view.pushChannel();
+    t.template_registration = view.registration && view.template_count > 0;
     t.templates.reserve(view.template_count);
     for (size_t i = 0; i < view.template_count; ++i) {
       const auto& ref = view.templates[i];
@@ -789,7 +792,7 @@ bool checkOrPost(boost::asio::io_context& io, const Hub& hub, const std::string*
                  std::function<void(Result<T>)>& cb) {
   Result<void> ok = validateHub(hub);
   if (ok && id != nullptr) {
-    ok = validateInstallationId(*id);
+    ok = validateRecordId(*id);
   }
   if (!ok) {
     boost::asio::post(io, [cb = std::move(cb), e = ok.error()] { cb(e); });
@@ -858,8 +861,12 @@ std::string Registry::indexKey(const Hub& hub, std::string_view tag) {
 
 std::vector<std::string> Registry::indexedTags(const Installation& installation) {
   std::vector<std::string> tags = installation.tags;
+  if (installation.registration) {
+    tags.push_back(channelTag(installation.platform, installation.push_channel));
+  }
   for (const auto& [name, t] : installation.templates) {
-    tags.push_back(name);
+    // kUnnamedTemplate: no expression can name it, so no send looks it up.
+    if (name != kUnnamedTemplate) tags.push_back(name);
     tags.insert(tags.end(), t.tags.begin(), t.tags.end());
   }
   if (!installation.user_id.empty()) tags.push_back(expr::userIdTag(installation.user_id));
@@ -1115,7 +1122,8 @@ void Registry::resolve(const Hub& hub, uint32_t bucket, const Selector& selector
     case Selector::Kind::kAll:
       return resolveEveryone(hub, bucket, std::move(cb));
     case Selector::Kind::kTag:
-      if (auto r = validateTag(selector.value, "selector.tag"); !r) {
+      if (auto r = validateTag(selector.value, "selector.tag");
+          !r && !selector.value.starts_with(kChannelTagPrefix)) {
         return post(r.error());
       }
       return resolveByScript(hub, bucket, {std::move(prefix), "t", selector.value}, std::move(cb));
@@ -1193,27 +1201,86 @@ void Registry::candidateBuckets(
   for (size_t i = 0; i < expression.tags().size(); ++i) {
     const std::string& tag = expression.tags()[i];
     if (tag.starts_with(expr::kInstallationIdPrefix) || !positive[i]) continue;
-    redis_.command({"HKEYS", indexKey(hub, tag)}, [pending, done, i,
-                                                   buckets = hub.buckets](Result<RedisReply> r) {
+    bucketsOfTag(hub, tag, [pending, done, i](Result<std::optional<std::vector<uint32_t>>> r) {
       if (!r) {
         if (!pending->error) pending->error = r.error();
-      } else if (std::any_of(r->elements.begin(), r->elements.end(),
-                             [](const RedisReply& e) { return e.str == "*"; })) {
-        pending->buckets[i] = std::nullopt;  // a tag in too many buckets to list: any bucket
       } else {
-        std::vector<uint32_t> list;
-        for (const auto& e : r->elements) {
-          uint32_t b = 0;
-          auto [end, ec] = std::from_chars(e.str.data(), e.str.data() + e.str.size(), b);
-          if (ec == std::errc() && b < buckets) list.push_back(b);
-        }
-        std::sort(list.begin(), list.end());
-        list.erase(std::unique(list.begin(), list.end()), list.end());
-        pending->buckets[i] = std::move(list);
+        pending->buckets[i] = std::move(*r);
       }
       if (--pending->left == 0) done();
     });
   }
+}
+
+void Registry::bucketsOfTag(const Hub& hub, std::string_view tag,
+                            std::function<void(Result<std::optional<std::vector<uint32_t>>>)> cb) {
+  redis_.command({"HKEYS", indexKey(hub, tag)}, [cb = std::move(cb),
+                                                 buckets = hub.buckets](Result<RedisReply> r) {
+    if (!r) return cb(r.error());
+    if (std::any_of(r->elements.begin(), r->elements.end(),
+                    [](const RedisReply& e) { return e.str == "*"; })) {
+      return cb(
+          std::optional<std::vector<uint32_t>>());  // a tag in too many buckets to list: any bucket
+    }
+    std::vector<uint32_t> list;
+    for (const auto& e : r->elements) {
+      uint32_t b = 0;
+      auto [end, ec] = std::from_chars(e.str.data(), e.str.data() + e.str.size(), b);
+      if (ec == std::errc() && b < buckets) list.push_back(b);
+    }
+    std::sort(list.begin(), list.end());
+    list.erase(std::unique(list.begin(), list.end()), list.end());
+    cb(std::optional<std::vector<uint32_t>>(std::move(list)));
+  });
+}
+
+struct Registry::IdScan {
+  std::string key;
+  std::string pattern;
+  std::vector<std::string> ids;
+  std::function<void(Result<std::vector<std::string>>)> cb;
+};
+
+void Registry::idsWithPrefix(const Hub& hub, uint32_t bucket, std::string_view prefix,
+                             std::function<void(Result<std::vector<std::string>>)> cb) {
+  if (!checkOrPost(redis_.ioContext(), hub, nullptr, cb)) {
+    return;
+  }
+  if (bucket >= hub.buckets) {
+    return boost::asio::post(redis_.ioContext(), [cb = std::move(cb)] {
+      cb(Error::invalidArgument("bucket: not below the hub's buckets"));
+    });
+  }
+  // Escaped, the prefix matches literally ('*', '?', '[' and '\' are glob characters to MATCH).
+  std::string pattern;
+  for (char c : prefix) {
+    if (c == '*' || c == '?' || c == '[' || c == '\\') pattern += '\\';
+    pattern += c;
+  }
+  pattern += '*';
+  auto scan = std::make_shared<IdScan>(
+      IdScan{bucketPrefix(hub, bucket) + "x", std::move(pattern), {}, std::move(cb)});
+  scanIds(std::move(scan), "0");
+}
+
+void Registry::scanIds(std::shared_ptr<IdScan> scan, const std::string& cursor) {
+  redis_.command({"HSCAN", scan->key, cursor, "MATCH", scan->pattern, "COUNT", "1000"},
+                 [this, scan](Result<RedisReply> r) {
+                   if (!r) return scan->cb(r.error());
+                   if (r->elements.size() != 2) {
+                     return scan->cb(Error::internal("registry: unexpected HSCAN reply"));
+                   }
+                   const auto& pairs = r->elements[1].elements;
+                   for (size_t i = 0; i + 1 < pairs.size(); i += 2) {
+                     scan->ids.push_back(pairs[i].str);
+                   }
+                   if (r->elements[0].str != "0") return scanIds(scan, r->elements[0].str);
+                   // HSCAN may return an id twice while the map is rehashed.
+                   auto& ids = scan->ids;
+                   std::sort(ids.begin(), ids.end());
+                   ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+                   scan->cb(std::move(ids));
+                 });
 }
 
 void Registry::pruneIndex(const Hub& hub, uint32_t bucket, std::string tag) {

@@ -104,6 +104,9 @@ struct ResolvedTarget {
   // Template name -> template; targets of one resolve() call that use the same template share
   // one object, so a send can render each distinct template once.
   std::vector<std::pair<std::string, std::shared_ptr<const InstallationTemplate>>> templates;
+  // A template registration (Azure's model): it receives template sends only, where an
+  // installation with templates receives native sends too.
+  bool template_registration = false;
 };
 
 class Registry {
@@ -142,10 +145,20 @@ class Registry {
   void candidateBuckets(const Hub& hub, const expr::TagExpression& expression,
                         std::function<void(Result<std::optional<std::vector<uint32_t>>>)> cb);
 
+  // The buckets the tag index lists for one tag (sorted, possibly too many, never too few);
+  // nullopt: any bucket. Takes any tag the index holds, channel tags (channelTag) included.
+  void bucketsOfTag(const Hub& hub, std::string_view tag,
+                    std::function<void(Result<std::optional<std::vector<uint32_t>>>)> cb);
+
+  // The ids in `bucket` that start with `prefix` (sorted), e.g. kRegistrationIdPrefix: one HSCAN
+  // of the bucket's id map (a few hundred ids), more when the map is large.
+  void idsWithPrefix(const Hub& hub, uint32_t bucket, std::string_view prefix,
+                     std::function<void(Result<std::vector<std::string>>)> cb);
+
   // Targets in `bucket` matching `selector`, in one round trip with the templates they
   // reference. kExpression: the expression evaluated by the resolve script (see the header
   // comment; a template send keeps only the templates that match); kTag: members of the
-  // bucket's tag list (a Lua script); kAll: every installation
+  // bucket's tag list (a Lua script; a channel tag is taken too); kAll: every installation
   // of the bucket (plain reads in one MULTI; a bucket with a record over 256 bytes takes a
   // second round trip, through the script); kInstallation: that id if it lives in this bucket
   // (else empty, without asking Redis). Installations whose expiration_unix has passed or whose
@@ -173,8 +186,8 @@ class Registry {
   static std::string bucketPrefix(const Hub& hub, uint32_t bucket);
   // "ph:ix:{H:tag}" - the tag index entry of one tag (exposed for tests and tools).
   static std::string indexKey(const Hub& hub, std::string_view tag);
-  // The tags `installation` is indexed under: its tags, its templates' names and tags, and
-  // $UserId:{user}; each once.
+  // The tags `installation` is indexed under: its tags, its templates' names (but
+  // kUnnamedTemplate) and tags, $UserId:{user}, and a registration's channel tag; each once.
   static std::vector<std::string> indexedTags(const Installation& installation);
 
   // Prunes issued and not yet answered (a resolve issues them; tests wait for none).
@@ -199,6 +212,9 @@ class Registry {
   // Drops `tag`'s index entry for `bucket` if it is older than the grace and the bucket has no
   // member for it (see the header comment). Fire and forget: a failure leaves the entry.
   void pruneIndex(const Hub& hub, uint32_t bucket, std::string tag);
+  // One HSCAN step of idsWithPrefix.
+  struct IdScan;
+  void scanIds(std::shared_ptr<IdScan> scan, const std::string& cursor);
 
   RedisClient& redis_;
   Options options_;

@@ -156,22 +156,9 @@ TEST(OperatorsIntegrationTest, QueueRoutesAndLatencyAreVisibleWhileASendIsHeldUp
   EXPECT_EQ(metricSum(stack.adminPort(), "pushhub_deliveries_total"), kApns + kFcm);
 }
 
-// pushhubctl with the environment `./run up` writes; its stdout.
+// pushhubctl with the environment `./run up` writes; its output.
 std::string pushhubctl(Stack& stack, const std::string& args) {
-  std::string port = std::to_string(stack.grpcPort());
-  std::string command = "PUSHHUB_GRPC_ADDR=127.0.0.1:" + port + " PUSHHUB_HUB=" + kHub +
-                        " PUSHHUB_CONNECTION_STRING_FULL='Endpoint=sb://127.0.0.1:" + port +
-                        "/;SharedAccessKeyName=" + kFullKeyName + ";SharedAccessKey=" + kFullKey +
-                        "' PUSHHUB_CA_CERT='" + stack.pki().ca().string() +
-                        "' PUSHHUB_ADMIN_KEY='" + kAdminKey + "' " +
-                        binaryPath("pushhubctl").string() + " " + args + " 2>&1";
-  std::string out;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (!pipe) return out;
-  char buffer[4096];
-  for (size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) out.append(buffer, n);
-  ::pclose(pipe);
-  return out;
+  return runPushhubctl(stack, args).second;
 }
 
 TEST(OperatorsIntegrationTest, ScheduledSendsAreListedPerHubAndPushhubctlShowsTheWholePicture) {

@@ -3,13 +3,17 @@
 #include <gtest/gtest.h>
 #include <boost/json.hpp>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "base/xml.h"
 #include "registry/installation_patch.h"
 #include "tests/integration/stack.h"
 #include "tests/support/https_client.h"
@@ -384,6 +388,310 @@ TEST(RestIntegrationTest, SendsAsTheSdkSendsThemReachTheirDevices) {
       "GET", std::string("/") + kHub + "/messages/0123456789abcdef0123456789abcdef", headers({}));
   EXPECT_EQ(unknown.status, 404);
   EXPECT_EQ(delivered(stack, "apns").size(), 13u);  // the 10 devices and 3 direct handles
+}
+
+// A registration's Atom entry as the SDK builds it (anh-wire.md 7.2).
+std::string registrationEntry(const std::string& kind, const std::string& inner) {
+  return "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?><entry "
+         "xmlns=\"http://www.w3.org/2005/Atom\"><updated>2026-11-21T14:51:00.161Z</updated>"
+         "<content type=\"application/xml\"><" +
+         kind +
+         "RegistrationDescription xmlns=\"http://schemas.microsoft.com/netservices/2010/10/"
+         "servicebus/connect\" xmlns:i=\"http://www.w3.org/2001/XMLSchema-instance\">" +
+         inner + "</" + kind + "RegistrationDescription></content></entry>";
+}
+
+// The description element of an answered entry, as the SDK reads it.
+xml::Element descriptionOf(const HttpsResult& r) {
+  auto doc = xml::parse(r.body);
+  EXPECT_TRUE(doc) << r.body;
+  if (!doc || !doc->child("content") || doc->child("content")->children.empty()) return {};
+  return doc->child("content")->children.front();
+}
+
+// The registration ids of a feed, in order.
+std::vector<std::string> feedIds(const HttpsResult& r) {
+  std::vector<std::string> ids;
+  auto doc = xml::parse(r.body);
+  EXPECT_TRUE(doc) << r.body;
+  if (!doc) return ids;
+  EXPECT_EQ(doc->name, "feed");
+  for (const auto& e : doc->children) {
+    if (e.name == "entry") ids.push_back(e.child("title")->text);
+  }
+  return ids;
+}
+
+TEST(RestIntegrationTest, RegistrationsShareTheStoreAndAreTargetedByTagsLikeInstallations) {
+  Stack stack;
+  HttpsClient client(stack.restPort(), stack.caFile());
+  std::string listen = stack.restToken(kListenKeyName, kListenKey);
+  auto headers = [](const std::string& token, HttpsClient::Headers extra = {}) {
+    HttpsClient::Headers h{{"Authorization", token},
+                           {"x-ms-version", "2020-06"},
+                           {"Content-Type", "application/atom+xml;type=entry;charset=utf-8"}};
+    h.insert(h.end(), extra.begin(), extra.end());
+    return h;
+  };
+  std::string base = std::string("/") + kHub;
+  std::string origin = "https://127.0.0.1:" + std::to_string(stack.restPort());
+
+  // createRegistration: a device creates an Apple registration with its Listen key.
+  auto created =
+      client.request("POST", base + "/registrations?api-version=2020-06", headers(listen),
+                     registrationEntry("Apple", "<Tags>shared,apple_only</Tags><DeviceToken>" +
+                                                    apnsToken(1) + "</DeviceToken>"));
+  ASSERT_EQ(created.status, 201) << created.body;
+  EXPECT_EQ(created.header("content-type"), "application/atom+xml;type=entry;charset=utf-8");
+  xml::Element apple = descriptionOf(created);
+  EXPECT_EQ(apple.name, "AppleRegistrationDescription");
+  std::string apple_id = apple.child("RegistrationId")->text;
+  EXPECT_EQ(apple_id.size(), 41u) << apple_id;  // {19 digits}-{19 digits}-1
+  EXPECT_EQ(created.header("etag"), "W/\"" + apple.child("ETag")->text + "\"");
+  EXPECT_EQ(apple.child("Tags")->text, "shared,apple_only");
+  std::string upper_token = apnsToken(1);
+  for (auto& c : upper_token) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  EXPECT_EQ(apple.child("DeviceToken")->text, upper_token);
+
+  // createRegistrationId, then createOrUpdateRegistration under it: an FCM v1 template.
+  auto reserved = client.request("POST", base + "/registrationIDs?api-version=2020-06",
+                                 headers(listen, {{"Content-Length", "0"}}));
+  ASSERT_EQ(reserved.status, 201) << reserved.body;
+  std::string location = reserved.header("location");
+  ASSERT_EQ(location.rfind(origin + base + "/registrationIDs/", 0), 0u) << location;
+  std::string fcm_id = location.substr((origin + base + "/registrationIDs/").size());
+  fcm_id = fcm_id.substr(0, fcm_id.find('?'));
+  std::string fcm_path = base + "/registrations/" + fcm_id + "?api-version=2020-06";
+  auto fcm_entry = [](const std::string& tags) {
+    return registrationEntry(
+        "FcmV1Template",
+        "<Tags>" + tags +
+            "</Tags><FcmV1RegistrationId>fcm-reg-1</FcmV1RegistrationId><BodyTemplate><![CDATA["
+            "{\"message\":{\"notification\":{\"body\":\"$(m)\"}}}]]></BodyTemplate>"
+            "<TemplateName>main</TemplateName>");
+  };
+  auto put = client.request("PUT", fcm_path, headers(listen), fcm_entry("shared"));
+  ASSERT_EQ(put.status, 200) << put.body;
+  std::string etag = descriptionOf(put).child("ETag")->text;
+  auto got = client.request("GET", fcm_path, headers(listen));
+  ASSERT_EQ(got.status, 200) << got.body;
+  xml::Element fcm = descriptionOf(got);
+  EXPECT_EQ(fcm.name, "FcmV1TemplateRegistrationDescription");
+  EXPECT_EQ(fcm.child("BodyTemplate")->text,
+            "{\"message\":{\"notification\":{\"body\":\"$(m)\"}}}");
+  EXPECT_EQ(fcm.child("TemplateName")->text, "main");
+  EXPECT_EQ(fcm.child("ETag")->text, etag);
+
+  // updateRegistration with If-Match: a stale ETag is 412 and changes nothing.
+  auto stale = client.request("PUT", fcm_path, headers(listen, {{"If-Match", "\"1\""}}),
+                              fcm_entry("shared,stale"));
+  EXPECT_EQ(stale.status, 412) << stale.body;
+  auto updated =
+      client.request("PUT", fcm_path, headers(listen, {{"If-Match", "\"" + etag + "\""}}),
+                     fcm_entry("shared,fcm_only"));
+  ASSERT_EQ(updated.status, 200) << updated.body;
+  std::string new_etag = descriptionOf(updated).child("ETag")->text;
+  EXPECT_NE(new_etag, etag);
+  EXPECT_EQ(descriptionOf(client.request("GET", fcm_path, headers(listen))).child("Tags")->text,
+            "shared,fcm_only");
+  EXPECT_EQ(client
+                .request("PUT", fcm_path, headers(listen, {{"If-Match", "\"" + etag + "\""}}),
+                         fcm_entry("x"))
+                .status,
+            412);
+  EXPECT_EQ(client
+                .request("PUT", base + "/registrations/never-made?api-version=2020-06",
+                         headers(listen, {{"If-Match", "*"}}), fcm_entry("x"))
+                .status,
+            404);
+
+  // An installation with the same tag: one store, one send reaches both models.
+  std::string installation = R"({"installationId":"inst-shared","platform":"apns",)"
+                             R"("pushChannel":")" +
+                             apnsToken(2) + R"(","tags":["shared"]})";
+  ASSERT_EQ(client.request("PUT", installationPath("inst-shared"), sdkHeaders(listen), installation)
+                .status,
+            200);
+  auto send = [&](const std::string& format, const std::string& tags, const std::string& body,
+                  v1::NotificationStatus::State expected =
+                      v1::NotificationStatus::STATE_COMPLETED) {
+    auto r = client.request("POST", base + "/messages/?api-version=2020-06",
+                            headers(stack.restToken(), {{"ServiceBusNotification-Format", format},
+                                                        {"ServiceBusNotification-Tags", tags},
+                                                        {"Content-Type", "application/json"}}),
+                            body);
+    EXPECT_EQ(r.status, 201) << r.body;
+    EXPECT_EQ(stack.waitFinal(idOf(r)).state(), expected) << format << " to " << tags;
+  };
+  send("apple", "shared", R"({"aps":{"alert":"native"}})");
+  send("template", "shared && fcm_only", R"({"m":"rendered"})");
+  // A native send does not reach a template registration (Azure's rule; an installation with
+  // templates would get it).
+  send("fcmv1", "shared", R"({"message":{"notification":{"body":"native"}}})",
+       v1::NotificationStatus::STATE_NO_TARGET_FOUND);
+  auto apns = delivered(stack, "apns");  // pns-mock keys APNs tokens lower-case
+  EXPECT_EQ(apns[apnsToken(1)], 1);
+  EXPECT_EQ(apns[apnsToken(2)], 1);
+  EXPECT_EQ(delivered(stack, "fcm")["fcm-reg-1"], 1);
+
+  // Read by channel (Listen, as a device does at start), the SDK's filter for APNs.
+  auto by_channel =
+      client.request("GET",
+                     base + "/registrations?api-version=2020-06&%24filter=DeviceToken+eq+%27" +
+                         upper_token + "%27",
+                     headers(listen));
+  ASSERT_EQ(by_channel.status, 200) << by_channel.body;
+  EXPECT_EQ(by_channel.header("content-type"), "application/atom+xml;type=feed;charset=utf-8");
+  EXPECT_EQ(feedIds(by_channel), std::vector<std::string>{apple_id});
+  EXPECT_EQ(feedIds(client.request(
+                "GET", base + "/registrations?%24filter=FcmV1RegistrationId+eq+%27nobody%27",
+                headers(listen))),
+            std::vector<std::string>{});
+
+  // Listing all takes Manage; pages of one follow the continuation token to the end.
+  EXPECT_EQ(client.request("GET", base + "/registrations", headers(listen)).status, 403);
+  std::vector<std::string> all;
+  std::string token;
+  for (int page = 0; page < 5; ++page) {
+    auto r = client.request("GET",
+                            base + "/registrations?api-version=2020-06&%24top=1" +
+                                (token.empty() ? "" : "&continuationtoken=" + token),
+                            headers(stack.restToken()));
+    ASSERT_EQ(r.status, 200) << r.body;
+    auto ids = feedIds(r);
+    all.insert(all.end(), ids.begin(), ids.end());
+    token = r.header("x-ms-continuationtoken");
+    if (token.empty()) break;
+    EXPECT_EQ(ids.size(), 1u);
+  }
+  std::sort(all.begin(), all.end());
+  std::vector<std::string> both{apple_id, fcm_id};
+  std::sort(both.begin(), both.end());
+  EXPECT_EQ(all, both);  // each once; the installation is not a registration
+  auto by_tag = client.request("GET", base + "/tags/shared/registrations?%24top=10",
+                               headers(stack.restToken()));
+  ASSERT_EQ(by_tag.status, 200) << by_tag.body;
+  auto tagged = feedIds(by_tag);
+  std::sort(tagged.begin(), tagged.end());
+  EXPECT_EQ(tagged, both);
+  EXPECT_EQ(client
+                .request("GET", base + "/registrations?continuationtoken=bogus",
+                         headers(stack.restToken()))
+                .status,
+            400);
+
+  // The two models never read each other's records.
+  EXPECT_EQ(client.request("GET", base + "/registrations/inst-shared", headers(listen)).status,
+            404);
+  EXPECT_EQ(client.request("GET", installationPath(apple_id), sdkHeaders(listen)).status, 404);
+
+  // deleteRegistration: a wrong ETag is 412, "*" deletes, a second delete is 404.
+  std::string apple_path = base + "/registrations/" + apple_id + "?api-version=2020-06";
+  EXPECT_EQ(client.request("DELETE", apple_path, headers(listen, {{"If-Match", "\"1\""}})).status,
+            412);
+  EXPECT_EQ(client.request("DELETE", apple_path, headers(listen, {{"If-Match", "*"}})).status, 200);
+  EXPECT_EQ(client.request("GET", apple_path, headers(listen)).status, 404);
+  EXPECT_EQ(client.request("DELETE", apple_path, headers(listen)).status, 404);
+  send("apple", "shared", R"({"aps":{"alert":"after delete"}})");
+  apns = delivered(stack, "apns");
+  EXPECT_EQ(apns[apnsToken(1)], 1);  // not again
+  EXPECT_EQ(apns[apnsToken(2)], 2);
+}
+
+// pushhubctl export writes both models as JSON lines; import puts them back after a loss, says
+// which lines it refused and why, and a second run changes nothing.
+TEST(RestIntegrationTest, ExportAndImportCarryInstallationsAndRegistrations) {
+  Stack stack;
+  HttpsClient client(stack.restPort(), stack.caFile());
+  std::string full = stack.restToken();
+  HttpsClient::Headers atom{{"Authorization", full},
+                            {"Content-Type", "application/atom+xml;type=entry;charset=utf-8"}};
+  std::string base = std::string("/") + kHub;
+  constexpr int kInstallations = 150;  // more than a page of 100
+  for (int i = 0; i < kInstallations; ++i) {
+    std::string id = "exp-" + std::to_string(i);
+    std::string body = R"({"installationId":")" + id + R"(","platform":"apns","pushChannel":")" +
+                       apnsToken(i) + R"(","tags":["t)" + std::to_string(i % 3) +
+                       R"("],"userId":"u)" + std::to_string(i) +
+                       R"x(","templates":{"a":{"body":"{\"aps\":{\"alert\":\"$(m)\"}}"}}})x";
+    ASSERT_EQ(client.request("PUT", installationPath(id), sdkHeaders(full), body).status, 200);
+  }
+  std::vector<std::string> registrations;
+  for (const auto& [kind, inner] : std::vector<std::pair<std::string, std::string>>{
+           {"Gcm",
+            "<Tags>t0</Tags><GcmRegistrationId>legacy-1</GcmRegistrationId>"
+            "<PushVariables>{&quot;v&quot;:1}</PushVariables>"},
+           {"AppleTemplate", "<DeviceToken>" + apnsToken(500) +
+                                 "</DeviceToken><BodyTemplate><![CDATA[{\"aps\":{\"alert\":"
+                                 "\"$(m)\"}}]]></BodyTemplate>"}}) {
+    auto r = client.request("POST", base + "/registrations", atom, registrationEntry(kind, inner));
+    ASSERT_EQ(r.status, 201) << r.body;
+    registrations.push_back(descriptionOf(r).child("RegistrationId")->text);
+  }
+  auto read = [&](const std::string& path) {
+    return client.request("GET", path, sdkHeaders(full));
+  };
+  auto snapshot = [&] {
+    std::vector<std::pair<int, std::string>> all;
+    for (int i = 0; i < kInstallations; ++i) {
+      auto r = read(installationPath("exp-" + std::to_string(i)));
+      json::value v = r.status == 200 ? json::parse(r.body) : json::value();
+      if (v.is_object()) v.as_object().erase("lastUpdate");  // every write moves it
+      all.emplace_back(r.status, json::serialize(v));
+    }
+    for (const auto& id : registrations) {
+      auto r = read(base + "/registrations/" + id);
+      // Everything but the ETag, which every write moves.
+      xml::Element d = descriptionOf(r);
+      std::string kept = d.name;
+      for (const auto& c : d.children) {
+        if (c.name != "ETag") kept += "|" + c.name + "=" + c.text;
+      }
+      all.emplace_back(r.status, kept);
+    }
+    return all;
+  };
+  auto before = snapshot();
+
+  TempDir dir;
+  std::string file = (dir.path() / "hub.jsonl").string();
+  auto [exported, out] = runPushhubctl(stack, "export --page-size 64 > '" + file + "'");
+  ASSERT_EQ(exported, 0) << out;
+  EXPECT_NE(out.find("exported 152 installations and registrations"), std::string::npos) << out;
+  std::string lines = readText(file);
+  EXPECT_EQ(std::count(lines.begin(), lines.end(), '\n'), kInstallations + 2);
+  EXPECT_NE(lines.find(R"("registration":{"gcm":true,"push_variables":"{\"v\":1}"})"),
+            std::string::npos);
+
+  // Lose everything, then import the file with two bad lines added.
+  for (int i = 0; i < kInstallations; ++i) {
+    client.request("DELETE", installationPath("exp-" + std::to_string(i)), sdkHeaders(full));
+  }
+  for (const auto& id : registrations) {
+    ASSERT_EQ(client.request("DELETE", base + "/registrations/" + id, atom).status, 200);
+  }
+  EXPECT_EQ(read(installationPath("exp-7")).status, 404);
+  {
+    std::ofstream append(file, std::ios::app);
+    append << "not json\n"
+           << R"({"installation_id":"bad-1","platform":"PLATFORM_APNS","push_channel":"xyz"})"
+           << "\n";
+  }
+  auto [imported, report] = runPushhubctl(stack, "import --batch 40 --file '" + file + "'");
+  EXPECT_EQ(imported, 1) << report;  // lines were refused
+  EXPECT_NE(report.find("line 153: refused: not a pushhub.v1.Installation in JSON"),
+            std::string::npos)
+      << report;
+  EXPECT_NE(report.find("line 154: refused: pushChannel: APNs device token"), std::string::npos)
+      << report;
+  EXPECT_NE(report.find("imported 152, refused 2"), std::string::npos) << report;
+  EXPECT_EQ(snapshot(), before);
+
+  // Again: the same lines, the same result.
+  auto [again, second] = runPushhubctl(stack, "import --file '" + file + "'");
+  EXPECT_EQ(again, 1) << second;
+  EXPECT_NE(second.find("imported 152, refused 2"), std::string::npos) << second;
+  EXPECT_EQ(snapshot(), before);
 }
 
 TEST(RestIntegrationTest, LimitsAndHostileRequestsLeaveTheServerServing) {

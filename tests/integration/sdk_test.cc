@@ -5,7 +5,6 @@
 #include <gtest/gtest.h>
 #include <boost/json.hpp>
 
-#include <array>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -26,21 +25,9 @@ std::string token(int n) {
   return std::string(kTokenPrefix) + digits;
 }
 
-// Runs `command` in a shell and returns its exit status and output (stdout and stderr).
-std::pair<int, std::string> run(const std::string& command) {
-  std::string output;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return {-1, "popen failed"};
-  std::array<char, 4096> buffer;
-  while (size_t n = std::fread(buffer.data(), 1, buffer.size(), pipe))
-    output.append(buffer.data(), n);
-  int status = ::pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
-
-std::map<std::string, int> delivered(Stack& stack) {
-  auto result =
-      httpRequest("GET", stack.controlPort(), "/_mock/received?provider=apns&limit=100000");
+std::map<std::string, int> delivered(Stack& stack, const std::string& provider) {
+  auto result = httpRequest("GET", stack.controlPort(),
+                            "/_mock/received?provider=" + provider + "&limit=100000");
   json::value entries = json::parse(result.body);
   std::map<std::string, int> out;
   for (const auto& e : entries.as_array()) {
@@ -64,7 +51,7 @@ TEST(SdkIntegrationTest, AzuresJavaScriptSdkWorksUnchanged) {
                         connection(kListenKeyName, kListenKey) + "' PUSHHUB_HUB='" + kHub +
                         "' PUSHHUB_TOKEN_PREFIX='" + kTokenPrefix + "' NODE_EXTRA_CA_CERTS='" +
                         stack.caFile() + "' timeout 120 node walkthrough.mjs";
-  auto [status, output] = run(command);
+  auto [status, output] = runShell(command);
   ASSERT_EQ(status, 0) << output;
   auto last = output.substr(output.rfind('{'));
   auto ids = json::parse(last).as_object();
@@ -75,14 +62,18 @@ TEST(SdkIntegrationTest, AzuresJavaScriptSdkWorksUnchanged) {
   EXPECT_EQ(stack.notification(json::value_to<std::string>(ids.at("cancelled"))).state(),
             v1::NotificationStatus::STATE_CANCELLED);
 
-  // Each registered device: the tag send (all but sdk-3, after sdk-1's patch), the template
+  // Each installation: the tag send (all but sdk-3, after sdk-1's patch), the template
   // broadcast, the scheduled broadcast, and sdk-3 the test send. The direct handles once each;
-  // the deleted installation's handle never.
-  auto got = delivered(stack);
+  // the deleted installation's and registration's handles never. The Apple registration gets
+  // the scheduled broadcast (it has no template), the FCM template registration the template
+  // broadcast, rendered.
+  auto got = delivered(stack, "apns");
   for (int i = 0; i < 4; ++i) EXPECT_EQ(got[token(i)], 3) << token(i);
   for (int i : {10, 11, 12}) EXPECT_EQ(got[token(i)], 1) << token(i);
+  EXPECT_EQ(got[token(20)], 1);  // stored upper-case, keyed lower-case by pns-mock
   EXPECT_EQ(got.count(token(99)), 0u);
-  EXPECT_EQ(got.size(), 7u);
+  EXPECT_EQ(got.size(), 8u);
+  EXPECT_EQ(delivered(stack, "fcm"), (std::map<std::string, int>{{"sdk-fcm-registration", 1}}));
 }
 
 }  // namespace

@@ -8,7 +8,10 @@
 
 #include <boost/json.hpp>
 
+#include <sys/wait.h>
+
 #include <csignal>
+#include <cstdio>
 #include <fstream>
 #include <memory>
 #include <random>
@@ -423,5 +426,28 @@ class Stack {
   std::unique_ptr<mock::PnsMockProcess> mock_;
   std::vector<Instance> instances_;
 };
+
+// Runs `command` in a shell; its exit status (-1 when it did not exit) and output (stdout and
+// stderr together, except what the command redirects itself).
+inline std::pair<int, std::string> runShell(const std::string& command) {
+  std::string output;
+  FILE* pipe = ::popen(("( " + command + " ) 2>&1").c_str(), "r");
+  if (pipe == nullptr) return {-1, "popen failed"};
+  char buffer[4096];
+  for (size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) output.append(buffer, n);
+  int status = ::pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+// pushhubctl against `stack` with the environment `./run up` writes (the full key of kHub):
+// its exit status and output.
+inline std::pair<int, std::string> runPushhubctl(Stack& stack, const std::string& args) {
+  std::string port = std::to_string(stack.grpcPort());
+  return runShell("PUSHHUB_GRPC_ADDR=127.0.0.1:" + port + " PUSHHUB_HUB=" + kHub +
+                  " PUSHHUB_CONNECTION_STRING_FULL='Endpoint=sb://127.0.0.1:" + port +
+                  "/;SharedAccessKeyName=" + kFullKeyName + ";SharedAccessKey=" + kFullKey +
+                  "' PUSHHUB_CA_CERT='" + stack.pki().ca().string() + "' PUSHHUB_ADMIN_KEY='" +
+                  kAdminKey + "' " + binaryPath("pushhubctl").string() + " " + args);
+}
 
 }  // namespace pushhub::testing

@@ -11,6 +11,8 @@ import {
   NotificationHubsClient,
   createAppleInstallation,
   createAppleNotification,
+  createAppleRegistrationDescription,
+  createFcmV1TemplateRegistrationDescription,
   createTemplateNotification,
   isRestError,
 } from "@azure/notification-hubs";
@@ -72,6 +74,51 @@ await device.createOrUpdateInstallation(
 );
 await device.deleteInstallation("sdk-gone");
 await refused(device.getInstallation("sdk-gone"), 404, "a deleted installation");
+
+// Devices on the registration model, also with the Listen key: an Apple registration, and an
+// FCM v1 template under an id reserved first; updated with its ETag, found again by channel.
+const apple = await device.createRegistration(
+  createAppleRegistrationDescription({ deviceToken: token(20), tags: ["reg_model"] }),
+);
+assert.match(apple.registrationId, /^\d{19}-\d{19}-1$/);
+assert.deepEqual(apple.tags, ["reg_model"]);
+assert.equal(apple.deviceToken, token(20).toUpperCase());
+const reservedId = await device.createRegistrationId();
+const fcm = await device.createOrUpdateRegistration(
+  createFcmV1TemplateRegistrationDescription({
+    registrationId: reservedId,
+    fcmV1RegistrationId: "sdk-fcm-registration",
+    bodyTemplate: '{"message":{"notification":{"body":"$(message)"}}}',
+    templateName: "main",
+    tags: ["reg_model"],
+  }),
+);
+assert.equal(fcm.registrationId, reservedId);
+const updated = await device.updateRegistration({ ...fcm, tags: ["reg_model", "updated"] });
+assert.notEqual(updated.etag, fcm.etag);
+assert.deepEqual((await device.getRegistration(reservedId)).tags, ["reg_model", "updated"]);
+await refused(device.updateRegistration({ ...fcm, tags: ["stale"] }), 412, "a stale ETag");
+const byChannel = [];
+for await (const r of device.listRegistrationsByChannel({ kind: "apple", deviceToken: token(20) })) {
+  byChannel.push(r.registrationId);
+}
+assert.deepEqual(byChannel, [apple.registrationId]);
+const gone = await device.createRegistration(
+  createAppleRegistrationDescription({ deviceToken: token(98) }),
+);
+await device.deleteRegistration(gone.registrationId);
+await refused(device.getRegistration(gone.registrationId), 404, "a deleted registration");
+
+// Listing every registration, or by tag, takes the full key; pages of one follow the token.
+const drain = async (iterator) => {
+  const ids = [];
+  for await (const r of iterator) ids.push(r.registrationId);
+  return ids.sort();
+};
+await refused(drain(device.listRegistrations()), 403, "listing with the Listen key");
+const both = [apple.registrationId, reservedId].sort();
+assert.deepEqual(await drain(backend.listRegistrations({ top: 1 })), both);
+assert.deepEqual(await drain(backend.listRegistrationsByTag("reg_model")), both);
 
 // A device's key cannot send.
 await refused(

@@ -76,4 +76,8 @@ int notificationCommand(Client& client, const Args& args, const std::string& id)
 int scheduleCommand(Client& client, const Args& args);
 int cancelCommand(Client& client, const std::string& id);
 
+// A hub's installations and registrations as JSON lines (transfer.cc).
+int exportCommand(Client& client, const Args& args);
+int importCommand(Client& client, const Args& args);
+
 }  // namespace pushhubctl

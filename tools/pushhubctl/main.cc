@@ -43,6 +43,13 @@ commands:
       (apns|fcm|wns:HANDLE, up to 1000) sends to handles directly; --in schedules it
   notification get ID         the notification as JSON
   notification cancel ID      calls off a scheduled send
+  export [--page-size 1000] > HUB.jsonl
+      writes every installation and registration of the hub (a Manage key) to stdout, one
+      pushhub.v1.Installation in JSON per line, a page at a time
+  import [--file HUB.jsonl] [--batch 500]
+      stores the lines of an export (stdin by default) in batches; each refused line is reported
+      on stderr with its reason and the rest go on; exits 1 if any was refused. Re-running is
+      safe: every line is a create-or-replace
   token [--connection-string CS] [--ttl-seconds 3600]
       prints the Authorization header value an Azure SDK sends with the connection string
       (a SharedAccessSignature for its Endpoint), for curl against the REST API
@@ -497,6 +504,8 @@ int run(int argc, char** argv) {
   }
   if (p[0] == "notification" && p.size() == 2) return notificationCommand(client, args, p[1]);
   if (p[0] == "schedule") return scheduleCommand(client, args);
+  if (p[0] == "export") return exportCommand(client, args);
+  if (p[0] == "import") return importCommand(client, args);
   std::cerr << kUsage;
   return 2;
 }

@@ -102,12 +102,53 @@ TEST_F(RestApiTest, BadBodiesAreRefusedNamingTheField) {
   EXPECT_EQ(put.result_int(), 404);
 }
 
+TEST_F(RestApiTest, BadRegistrationRequestsAreRefusedBeforeTheService) {
+  struct Case {
+    http::verb method;
+    std::string target, body, detail;
+  };
+  const std::string fcm =
+      "<entry xmlns=\"http://www.w3.org/2005/Atom\"><content type=\"application/xml\">"
+      "<FcmV1RegistrationDescription><FcmV1RegistrationId>t</FcmV1RegistrationId>"
+      "</FcmV1RegistrationDescription></content></entry>";
+  const Case cases[] = {
+      {http::verb::post, "/myhub/registrations", "<entry>", "XML: &lt;entry&gt; is not closed"},
+      {http::verb::put, "/myhub/registrations/r-1", "", "entry: the body is empty"},
+      {http::verb::put, "/myhub/registrations/r-1", "<!DOCTYPE x [<!ENTITY a 'b'>]><entry/>",
+       "XML: a DOCTYPE"},
+      {http::verb::put, "/myhub/registrations/r-1",
+       "<MpnsRegistrationDescription><ChannelUri>https://x</ChannelUri>"
+       "</MpnsRegistrationDescription>",
+       "MpnsRegistrationDescription: pushhub serves APNs, FCM and WNS"},
+      {http::verb::put, "/myhub/registrations/r%20x", fcm, "FcmV1RegistrationDescription."},
+      {http::verb::get, "/myhub/registrations?$filter=Endpoint+eq+'x'", "", "$filter: "},
+      {http::verb::get, "/myhub/registrations?$top=0", "", "$top: a positive integer"},
+      {http::verb::get, "/myhub/registrations?$top=ten", "", "$top: a positive integer"},
+  };
+  for (const auto& c : cases) {
+    auto r = call(c.method, c.target, c.body);
+    EXPECT_EQ(r.result_int(), 400) << c.target << " " << c.body;
+    EXPECT_EQ(detail(r).rfind(c.detail, 0), 0u) << c.target << " -> " << detail(r);
+  }
+  // Well-formed, they go on to the service (which has no hub here).
+  EXPECT_EQ(call(http::verb::put, "/myhub/registrations/r-1", fcm).result_int(), 404);
+  EXPECT_EQ(call(http::verb::post, "/myhub/registrations", fcm).result_int(), 404);
+  EXPECT_EQ(call(http::verb::get, "/myhub/registrations?$top=500").result_int(), 404);
+  EXPECT_EQ(call(http::verb::get, "/myhub/tags/a/registrations").result_int(), 404);
+  EXPECT_EQ(call(http::verb::post, "/myhub/registrationIDs").result_int(), 404);
+}
+
 TEST_F(RestApiTest, OtherMethodsAre405WithAllowAndErrorsAreEscaped) {
   auto r = call(http::verb::post, "/myhub/installations/i-1");
   EXPECT_EQ(r.result_int(), 405);
   EXPECT_EQ(r[http::field::allow], "GET, PUT, PATCH, DELETE");
   auto escaped = azureError(400, "a <b> & 'c'\x01");
   EXPECT_NE(escaped.body().find("a &lt;b&gt; &amp; 'c'?"), std::string::npos) << escaped.body();
+  auto registration = call(http::verb::patch, "/myhub/registrations/r-1");
+  EXPECT_EQ(registration.result_int(), 405);
+  EXPECT_EQ(registration[http::field::allow], "GET, PUT, DELETE");
+  EXPECT_EQ(call(http::verb::get, "/myhub/registrationIDs").result_int(), 405);
+  EXPECT_EQ(call(http::verb::post, "/myhub/tags/t/registrations").result_int(), 405);
   EXPECT_EQ(httpStatusOf(Error::invalidArgument("x")), 400u);
   EXPECT_EQ(httpStatusOf(Error{Error::Code::kUnauthenticated, "x"}), 401u);
   EXPECT_EQ(httpStatusOf(Error{Error::Code::kPermissionDenied, "x"}), 403u);

@@ -581,7 +581,11 @@ TEST(TemplateParts, OneHeader) {
   expectError({add("/templates/t1/headers/x", R"({"a":"b"})")},
               "operations[0].value: expected a string, got an object");
   expectError({add("/templates/t1/headers/x", "a\r\nb")},
-              "templates[t1].headers[x]: value has a line break or NUL");
+              "templates[t1].headers[x]: value has a control character (line breaks included; "
+              "only tab is allowed)");
+  expectError({add("/templates/t1/headers/x", "a\x0b")},
+              "templates[t1].headers[x]: value has a control character (line breaks included; "
+              "only tab is allowed)");
 }
 
 TEST(TemplateParts, OneHeaderLimit) {

@@ -265,6 +265,38 @@ TEST(RecordCodec, RoundTripsEveryField) {
   EXPECT_FALSE(codec::decodeRecord(rec + "x"));
 }
 
+TEST(RecordCodec, ARegistrationKeepsItsTrailerAndHidesItsChannelTag) {
+  Installation in = validApns();
+  in.id = std::string(kRegistrationIdPrefix) + "1-1";
+  in.registration = RegistrationInfo{true, R"({"a":"b"})"};
+  in.templates.clear();  // a decode gives template refs, not templates
+  ASSERT_TRUE(validateInstallation(in)) << validateInstallation(in).error().message;
+  std::string rec = codec::encodeRecord(in, {});
+  auto d = codec::decodeRecord(rec);
+  ASSERT_TRUE(d) << d.error().message;
+  EXPECT_EQ(d->installation, in);
+  codec::RecordView view;
+  ASSERT_TRUE(codec::viewRecord(rec, view));
+  EXPECT_TRUE(view.registration);
+  std::vector<std::string> tags;
+  view.forEachTag([&](std::string_view t) { tags.emplace_back(t); });
+  EXPECT_EQ(std::count(tags.begin(), tags.end(), channelTag(in.platform, in.push_channel)), 1);
+  // A trailer byte without the registration bit, or with unknown bits, is corrupt.
+  std::string installation = codec::encodeRecord(validApns(), {});
+  for (char bad : {'\x00', '\x04', '\x81'}) {
+    EXPECT_FALSE(codec::decodeRecord(installation + bad + '\x00'));
+    EXPECT_FALSE(codec::viewRecord(installation + bad + '\x00', view));
+  }
+  // Registration ids are prefixed; installation ids never are.
+  in.id = "1-1";
+  EXPECT_FALSE(validateInstallation(in));
+  Installation plain = validApns();
+  plain.id = std::string(kRegistrationIdPrefix) + "1-1";
+  EXPECT_FALSE(validateInstallation(plain));
+  EXPECT_TRUE(validateRecordId(plain.id));
+  EXPECT_FALSE(validateRecordId("$reg:"));
+}
+
 TEST(RecordCodec, ViewAgreesWithDecodeAndRejectsWhatItRejects) {
   Installation in = validApns();
   in.expiration_unix = 4102444800;

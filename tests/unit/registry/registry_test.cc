@@ -522,6 +522,81 @@ TEST_F(RegistryTest, ExpireChannelMarksOnlyTheCurrentChannelAndKeepsTheInstallat
   EXPECT_FALSE(expire("nobody", "fcm:abc"));
 }
 
+// A registration is an installation record with a trailer and a hidden channel tag: stored and
+// read back whole, found by its channel through the tag index, listed by its id prefix, and
+// marked dead without losing what makes it a registration.
+TEST_F(RegistryTest, RegistrationsKeepTheirKindAndAreFoundByChannel) {
+  Installation reg;
+  reg.id = std::string(kRegistrationIdPrefix) + "111-1";
+  reg.platform = Platform::kFcm;
+  reg.push_channel = "fcm:shared-channel";
+  reg.tags = {"t"};
+  reg.registration = RegistrationInfo{true, R"({"v":1})"};
+  InstallationTemplate body;
+  body.body = R"x({"message":{"notification":{"body":"$(m)"}}})x";
+  reg.templates.emplace(std::string(kUnnamedTemplate), body);
+  ASSERT_TRUE(upsert(reg));
+  Installation other = reg;  // another registration of the same channel, and an installation
+  other.id = std::string(kRegistrationIdPrefix) + "222-1";
+  other.templates.clear();
+  other.registration->gcm = false;
+  ASSERT_TRUE(upsert(other));
+  Installation plain = makeInstallation("plain", {"t"}, 1);
+  ASSERT_TRUE(upsert(plain));
+
+  auto got = get(reg.id);
+  ASSERT_TRUE(got && got->has_value()) << (got ? "absent" : got.error().message);
+  reg.last_update_ms = (*got)->last_update_ms;
+  EXPECT_EQ(**got, reg);  // the channel tag stays hidden
+
+  // By channel: the index names the buckets, the bucket's tag list the records.
+  std::string tag = channelTag(Platform::kFcm, "fcm:shared-channel");
+  EXPECT_EQ(tag.size(), kChannelTagPrefix.size() + 16);
+  EXPECT_NE(tag, channelTag(Platform::kWns, "fcm:shared-channel"));
+  auto buckets = await<Result<std::optional<std::vector<uint32_t>>>>(
+      io_, [&](auto cb) { registry_.bucketsOfTag(hub_, tag, cb); });
+  ASSERT_TRUE(buckets && buckets->has_value());
+  std::set<std::string> found;
+  for (uint32_t b : **buckets) {
+    auto targets = resolve(b, Selector::tag(tag));
+    ASSERT_TRUE(targets) << targets.error().message;
+    for (const auto& t : *targets) {
+      found.insert(t.installation_id);
+      EXPECT_EQ(t.template_registration, t.installation_id == reg.id);
+    }
+  }
+  EXPECT_EQ(found, (std::set<std::string>{reg.id, other.id}));
+  // Only the channel's buckets: the registrations' (one or two), not the installation's.
+  std::set<uint32_t> expected{Registry::bucketOf(reg.id, hub_.buckets),
+                              Registry::bucketOf(other.id, hub_.buckets)};
+  EXPECT_EQ(std::set<uint32_t>((*buckets)->begin(), (*buckets)->end()), expected);
+
+  // Listed by prefix, bucket by bucket.
+  std::set<std::string> listed;
+  for (uint32_t b = 0; b < hub_.buckets; ++b) {
+    auto ids = await<Result<std::vector<std::string>>>(
+        io_, [&](auto cb) { registry_.idsWithPrefix(hub_, b, kRegistrationIdPrefix, cb); });
+    ASSERT_TRUE(ids) << ids.error().message;
+    listed.insert(ids->begin(), ids->end());
+  }
+  EXPECT_EQ(listed, (std::set<std::string>{reg.id, other.id}));
+
+  // Marked dead, it is still a registration.
+  auto marked = await<Result<bool>>(
+      io_, [&](auto cb) { registry_.expireChannel(hub_, reg.id, reg.push_channel, cb); });
+  ASSERT_TRUE(marked && *marked);
+  got = get(reg.id);
+  ASSERT_TRUE(got && got->has_value());
+  EXPECT_TRUE((*got)->push_channel_expired);
+  EXPECT_EQ((*got)->registration, reg.registration);
+
+  // An installation id cannot name a registration's record, and the other way round.
+  plain.id = "$reg:x";
+  EXPECT_FALSE(upsert(plain));
+  other.id = "222-1";
+  EXPECT_FALSE(upsert(other));
+}
+
 TEST_F(RegistryTest, SweepDeletesExpiredInstallationsAndDeadHandlesPastTheRetention) {
   auto [a, b] = sameBucketIds();
   uint32_t bucket = Registry::bucketOf(a, hub_.buckets);
