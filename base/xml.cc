@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "base/utf8.h"
+
 namespace pushhub::xml {
 namespace {
 
@@ -15,24 +17,6 @@ bool isNameStart(char c) {
 }
 
 bool isNameChar(char c) { return isNameStart(c) || (c >= '0' && c <= '9') || c == '-' || c == '.'; }
-
-void appendUtf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
 
 // The code points XML 1.0 allows in a document.
 bool isXmlChar(uint32_t cp) {
@@ -71,16 +55,22 @@ class Parser {
   Result<void> misc() {
     for (;;) {
       skipSpace();
-      if (startsWith("<?")) {
-        if (auto ok = skipPast("?>", "an unterminated processing instruction"); !ok) return ok;
-      } else if (startsWith("<!--")) {
-        if (auto ok = skipPast("-->", "an unterminated comment"); !ok) return ok;
-      } else if (startsWith("<!")) {
-        return fail("a DOCTYPE or declaration is not accepted");
-      } else {
-        return {};
-      }
+      auto skipped = skipCommentOrInstruction();
+      if (!skipped) return skipped.error();
+      if (*skipped) continue;
+      if (startsWith("<!")) return fail("a DOCTYPE or declaration is not accepted");
+      return {};
     }
+  }
+
+  // A comment or processing instruction at pos_ is skipped (true); false when there is none.
+  Result<bool> skipCommentOrInstruction() {
+    bool instruction = startsWith("<?");
+    if (!instruction && !startsWith("<!--")) return false;
+    auto ok = instruction ? skipPast("?>", "an unterminated processing instruction")
+                          : skipPast("-->", "an unterminated comment");
+    if (!ok) return ok.error();
+    return true;
   }
 
   Result<void> skipPast(std::string_view end, std::string_view what) {
@@ -141,7 +131,7 @@ class Parser {
           pos_ = at + i;
           return fail("a character reference to no XML character");
         }
-        appendUtf8(out, cp);
+        utf8::append(out, cp);
       } else {
         pos_ = at + i;
         return fail(fmt::format("the unknown entity &{};", entity));
@@ -227,15 +217,14 @@ class Parser {
         ++pos_;
         return {};
       }
+      auto skipped = skipCommentOrInstruction();
+      if (!skipped) return skipped.error();
+      if (*skipped) continue;
       if (startsWith("<![CDATA[")) {
         size_t end = doc_.find("]]>", pos_ + 9);
         if (end == std::string_view::npos) return fail("an unterminated CDATA section");
         out.text.append(doc_.substr(pos_ + 9, end - pos_ - 9));
         pos_ = end + 3;
-      } else if (startsWith("<!--")) {
-        if (auto ok = skipPast("-->", "an unterminated comment"); !ok) return ok;
-      } else if (startsWith("<?")) {
-        if (auto ok = skipPast("?>", "an unterminated processing instruction"); !ok) return ok;
       } else if (startsWith("<!")) {
         return fail("a declaration inside an element");
       } else {

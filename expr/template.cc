@@ -5,6 +5,8 @@
 #include <numeric>
 #include <unordered_map>
 
+#include "base/utf8.h"
+
 // Decisions where azure-templates.md is silent (docs/ repeats them for users):
 //
 // Expressions
@@ -111,24 +113,6 @@ bool isValidUtf8(std::string_view s) {
     i += length;
   }
   return true;
-}
-
-void appendUtf8(std::string& out, char32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
 }
 
 bool isContinuationByte(char c) { return (static_cast<unsigned char>(c) & 0xC0) == 0x80; }
@@ -424,7 +408,7 @@ class JsonScanner {
       pos_ += 6;
     }
     std::string utf8;
-    appendUtf8(utf8, *cp);
+    utf8::append(utf8, *cp);
     emit(utf8, start);
     return {};
   }
@@ -656,7 +640,7 @@ class XmlScanner {
         return refuse(start, "a character reference must name a character XML allows");
       }
       std::string utf8;
-      appendUtf8(utf8, cp);
+      utf8::append(utf8, cp);
       emit(utf8, start);
       return {};
     }
