@@ -4,8 +4,9 @@
 //
 //   rest_probe register --api rest|grpc --count N [--concurrency 64] [--prefix P]
 //       N installations (APNs, 3 tags of 100 each, one template), created one call each by
-//       `concurrency` clients at once (REST: one keep-alive connection each; gRPC: one channel, as
-//       a gRPC client multiplexes); reports the rate and the call latency percentiles.
+//       `concurrency` clients at once (REST: one keep-alive connection each, all on one event
+//       loop as Node runs the SDK; gRPC: one channel, as a gRPC client multiplexes, called from
+//       `concurrency` threads); reports the rate and the call latency percentiles.
 //   rest_probe send --api rest|grpc --count N
 //       N direct sends to one APNs handle, one after another, each body unique; reports the
 //       accept latency (the call until its answer: 201, or the gRPC reply) percentiles.
@@ -15,16 +16,19 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
-#include <atomic>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <iostream>
+#include <mutex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -93,34 +97,41 @@ std::string token(long n) {
   return std::string(64 - digits.size(), 'b') + digits;
 }
 
-// One HTTPS keep-alive connection, blocking; as the SDK's pipeline keeps one per agent socket.
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+http::request<http::string_body> makeRequest(http::verb method, const std::string& host_port,
+                                             const std::string& target,
+                                             const std::string& authorization,
+                                             const Headers& headers, std::string body) {
+  http::request<http::string_body> req{method, target, 11};
+  req.set(http::field::host, host_port);
+  req.set(http::field::authorization, authorization);
+  req.set("x-ms-version", "2020-06");
+  for (const auto& [name, value] : headers) req.set(name, value);
+  req.body() = std::move(body);
+  req.prepare_payload();
+  return req;
+}
+
+// One HTTPS keep-alive connection on `ioc`'s thread, as the SDK's agent keeps one per socket.
 class RestConnection {
  public:
-  RestConnection(const std::string& host, uint16_t port, asio::ssl::context& tls)
-      : host_(host), port_(port), stream_(ioc_, tls) {
-    beast::get_lowest_layer(stream_).connect({asio::ip::make_address(host), port});
-    stream_.handshake(asio::ssl::stream_base::client);
+  RestConnection(asio::io_context& ioc, asio::ssl::context& tls) : stream_(ioc, tls) {}
+
+  asio::awaitable<void> connect(const std::string& host, uint16_t port) {
+    co_await beast::get_lowest_layer(stream_).async_connect(
+        asio::ip::tcp::endpoint(asio::ip::make_address(host), port), asio::use_awaitable);
+    co_await stream_.async_handshake(asio::ssl::stream_base::client, asio::use_awaitable);
   }
-  int call(http::verb method, const std::string& target, const std::string& authorization,
-           const std::vector<std::pair<std::string, std::string>>& headers,
-           const std::string& body) {
-    http::request<http::string_body> req{method, target, 11};
-    req.set(http::field::host, host_ + ":" + std::to_string(port_));
-    req.set(http::field::authorization, authorization);
-    req.set("x-ms-version", "2020-06");
-    for (const auto& [name, value] : headers) req.set(name, value);
-    req.body() = body;
-    req.prepare_payload();
-    http::write(stream_, req);
+  // The answer's status.
+  asio::awaitable<int> call(const http::request<http::string_body>& req) {
+    co_await http::async_write(stream_, req, asio::use_awaitable);
     http::response<http::string_body> res;
-    http::read(stream_, buffer_, res);
-    return static_cast<int>(res.result_int());
+    co_await http::async_read(stream_, buffer_, res, asio::use_awaitable);
+    co_return static_cast<int>(res.result_int());
   }
 
  private:
-  std::string host_;
-  uint16_t port_;
-  asio::io_context ioc_;
   beast::ssl_stream<beast::tcp_stream> stream_;
   beast::flat_buffer buffer_;
 };
@@ -143,6 +154,23 @@ struct Report {
   double seconds = 0;
   long failures = 0;
 };
+
+// One SDK-like client: connects, then makes calls until `take` gives -1. A function, not a
+// lambda: a coroutine lambda's captures die with the lambda object, before the coroutine ends.
+asio::awaitable<void> runClient(RestConnection& connection, Target rest, int expected,
+                                std::function<long()> take,
+                                std::function<http::request<http::string_body>(long)> request,
+                                Report& report) {
+  co_await connection.connect(rest.host, rest.port);
+  for (long n = take(); n >= 0; n = take()) {
+    auto req = request(n);
+    auto t0 = Clock::now();
+    int status = co_await connection.call(req);
+    report.latencies_ms.push_back(
+        std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    if (status != expected) ++report.failures;
+  }
+}
 
 void print(const Options& o, Report& r) {
   auto& l = r.latencies_ms;
@@ -189,70 +217,92 @@ int main(int argc, char** argv) {
   Target rest = restTarget();
 
   std::vector<Report> reports(clients);
-  std::atomic<long> next{0};
-  auto start = Clock::now();
-  std::vector<std::thread> threads;
-  for (long c = 0; c < clients; ++c) {
-    threads.emplace_back([&, c] {
-      Report& report = reports[c];
-      std::unique_ptr<RestConnection> connection;
-      if (o.api == "rest") connection = std::make_unique<RestConnection>(rest.host, rest.port, tls);
-      std::string auth = authorization();
-      for (long n = next++; n < o.count; n = next++) {
-        std::string id = fmt::format("{}-{}", o.prefix, n);
-        auto t0 = Clock::now();
-        bool ok = false;
-        if (register_mode && o.api == "rest") {
-          std::string body = fmt::format(
+  long next = 0;  // the next call's number; REST clients share one thread, gRPC ones take turns
+  std::mutex next_mutex;
+  auto take = [&] {
+    std::lock_guard lock(next_mutex);
+    return next < o.count ? next++ : -1;
+  };
+  std::string host_port = rest.host + ":" + std::to_string(rest.port);
+  const std::string auth = authorization();  // signed once, as the SDK caches its token
+  auto restCall = [&](long n) {
+    std::string id = fmt::format("{}-{}", o.prefix, n);
+    if (register_mode) {
+      return makeRequest(
+          http::verb::put, host_port, "/" + hub + "/installations/" + id + "?api-version=2020-06",
+          auth, {{"Content-Type", "application/json"}},
+          fmt::format(
               R"({{"installationId":"{}","platform":"apns","pushChannel":"{}","tags":["a-{}","b-{}","c-{}"],)"
               R"("templates":{{"alert":{{"body":"{{\"aps\":{{\"alert\":\"$(message)\"}}}}"}}}}}})",
-              id, token(n), n % 100, (n / 100) % 100, (n / 7) % 100);
-          ok = connection->call(http::verb::put,
-                                "/" + hub + "/installations/" + id + "?api-version=2020-06", auth,
-                                {{"Content-Type", "application/json"}}, body) == 200;
-        } else if (register_mode) {
-          v1::CreateOrUpdateInstallationRequest request;
-          request.set_hub(hub);
-          auto* i = request.mutable_installation();
-          i->set_installation_id(id);
-          i->set_platform(v1::PLATFORM_APNS);
-          i->set_push_channel(token(n));
-          i->add_tags(fmt::format("a-{}", n % 100));
-          i->add_tags(fmt::format("b-{}", (n / 100) % 100));
-          i->add_tags(fmt::format("c-{}", (n / 7) % 100));
-          (*i->mutable_templates())["alert"].set_body(R"x({"aps":{"alert":"$(message)"}})x");
+              id, token(n), n % 100, (n / 100) % 100, (n / 7) % 100));
+    }
+    return makeRequest(http::verb::post, host_port,
+                       "/" + hub + "/messages/?api-version=2020-06&direct=true", auth,
+                       {{"ServiceBusNotification-Format", "apple"},
+                        {"ServiceBusNotification-DeviceHandle", token(0)},
+                        {"Content-Type", "application/json;charset=utf-8"}},
+                       fmt::format(R"({{"aps":{{"alert":"{}"}}}})", id));
+  };
+  auto start = Clock::now();
+  if (o.api == "rest") {
+    // One event loop holding every connection, as Node runs the SDK: OS threads per connection
+    // would measure the kernel's scheduler more than the server.
+    asio::io_context ioc;
+    std::vector<std::unique_ptr<RestConnection>> connections;
+    for (long c = 0; c < clients; ++c) {
+      connections.push_back(std::make_unique<RestConnection>(ioc, tls));
+      asio::co_spawn(
+          ioc,
+          runClient(*connections[c], rest, register_mode ? 200 : 201, take, restCall, reports[c]),
+          [](std::exception_ptr e) {
+            if (e) std::rethrow_exception(e);
+          });
+    }
+    ioc.run();
+  } else {
+    std::vector<std::thread> threads;
+    for (long c = 0; c < clients; ++c) {
+      threads.emplace_back([&, c] {
+        Report& report = reports[c];
+        for (long n = take(); n >= 0; n = take()) {
+          std::string id = fmt::format("{}-{}", o.prefix, n);
+          auto t0 = Clock::now();
           grpc::ClientContext context;
           context.AddMetadata("authorization", auth);
-          v1::CreateOrUpdateInstallationResponse response;
-          ok = stub->CreateOrUpdateInstallation(&context, request, &response).ok();
-        } else if (o.api == "rest") {
-          ok = connection->call(http::verb::post,
-                                "/" + hub + "/messages/?api-version=2020-06&direct=true", auth,
-                                {{"ServiceBusNotification-Format", "apple"},
-                                 {"ServiceBusNotification-DeviceHandle", token(0)},
-                                 {"Content-Type", "application/json;charset=utf-8"}},
-                                fmt::format(R"({{"aps":{{"alert":"{}"}}}})", id)) == 201;
-        } else {
-          v1::SendNotificationRequest request;
-          request.set_hub(hub);
-          auto* target = request.mutable_direct()->add_targets();
-          target->set_platform(v1::PLATFORM_APNS);
-          target->set_push_handle(token(0));
-          auto* native = request.add_native();
-          native->set_platform(v1::PLATFORM_APNS);
-          native->set_body(fmt::format(R"({{"aps":{{"alert":"{}"}}}})", id));
-          grpc::ClientContext context;
-          context.AddMetadata("authorization", auth);
-          v1::SendNotificationResponse response;
-          ok = stub->SendNotification(&context, request, &response).ok();
+          grpc::Status status;
+          if (register_mode) {
+            v1::CreateOrUpdateInstallationRequest request;
+            request.set_hub(hub);
+            auto* i = request.mutable_installation();
+            i->set_installation_id(id);
+            i->set_platform(v1::PLATFORM_APNS);
+            i->set_push_channel(token(n));
+            i->add_tags(fmt::format("a-{}", n % 100));
+            i->add_tags(fmt::format("b-{}", (n / 100) % 100));
+            i->add_tags(fmt::format("c-{}", (n / 7) % 100));
+            (*i->mutable_templates())["alert"].set_body(R"x({"aps":{"alert":"$(message)"}})x");
+            v1::CreateOrUpdateInstallationResponse response;
+            status = stub->CreateOrUpdateInstallation(&context, request, &response);
+          } else {
+            v1::SendNotificationRequest request;
+            request.set_hub(hub);
+            auto* target = request.mutable_direct()->add_targets();
+            target->set_platform(v1::PLATFORM_APNS);
+            target->set_push_handle(token(0));
+            auto* native = request.add_native();
+            native->set_platform(v1::PLATFORM_APNS);
+            native->set_body(fmt::format(R"({{"aps":{{"alert":"{}"}}}})", id));
+            v1::SendNotificationResponse response;
+            status = stub->SendNotification(&context, request, &response);
+          }
+          report.latencies_ms.push_back(
+              std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+          if (!status.ok()) ++report.failures;
         }
-        report.latencies_ms.push_back(
-            std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
-        if (!ok) ++report.failures;
-      }
-    });
+      });
+    }
+    for (auto& t : threads) t.join();
   }
-  for (auto& t : threads) t.join();
   Report all;
   all.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   for (auto& r : reports) {
