@@ -299,13 +299,19 @@ class RecordLister : public std::enable_shared_from_this<RecordLister> {
       std::erase_if(ids, [this](const std::string& id) { return id <= after_; });
     }
     if (ids.empty()) return visit();
+    // Read no more than the page can take, and one to tell whether more follow: a bucket of a
+    // few hundred records costs a page of one only what it shows.
+    size_t room = query_.top - page_->registrations.size();
+    bool cut = ids.size() > room + 1;
+    if (cut) ids.resize(room + 1);
     auto found = std::make_shared<std::vector<std::optional<registry::Installation>>>(ids.size());
     auto left = std::make_shared<size_t>(ids.size());
     auto failed = std::make_shared<std::optional<Error>>();
-    for (size_t i = 0; i < ids.size(); ++i) {
-      worker_.registry().get(hub_, ids[i],
-                             [self = shared_from_this(), bucket, found, left, failed,
-                              i](const Result<std::optional<registry::Installation>>& r) {
+    auto shared_ids = std::make_shared<std::vector<std::string>>(std::move(ids));
+    for (size_t i = 0; i < shared_ids->size(); ++i) {
+      worker_.registry().get(hub_, (*shared_ids)[i],
+                             [self = shared_from_this(), bucket, shared_ids, found, left, failed,
+                              cut, i](const Result<std::optional<registry::Installation>>& r) {
                                if (!r) {
                                  failed->emplace(r.error());
                                } else {
@@ -313,23 +319,32 @@ class RecordLister : public std::enable_shared_from_this<RecordLister> {
                                }
                                if (--*left > 0) return;
                                if (*failed) return self->done_(**failed);
-                               self->take(bucket, std::move(*found));
+                               self->take(bucket, *shared_ids, std::move(*found), cut);
                              });
     }
   }
 
-  void take(uint32_t bucket, std::vector<std::optional<registry::Installation>> found) {
-    for (auto& r : found) {
-      if (!r || (!every_record_ && !r->registration)) continue;  // deleted meanwhile
-      if (page_->registrations.size() == query_.top) {
-        const auto& last = page_->registrations.back();
-        page_->continuation = std::to_string(last_bucket_) + ":" + last.id;
-        return done_({});
-      }
+  // `found[i]` is `ids[i]`'s record, absent when it was deleted meanwhile; `cut`: the bucket has
+  // more ids after these.
+  void take(uint32_t bucket, const std::vector<std::string>& ids,
+            std::vector<std::optional<registry::Installation>> found, bool cut) {
+    for (size_t i = 0; i < found.size(); ++i) {
+      auto& r = found[i];
+      if (!r || (!every_record_ && !r->registration)) continue;
+      if (page_->registrations.size() == query_.top) return finish(last_bucket_, last_id_);
       last_bucket_ = bucket;
+      last_id_ = ids[i];
       page_->registrations.push_back(std::move(*r));
     }
+    // Records deleted meanwhile left the page short: the next one resumes after what was read.
+    if (cut) return finish(bucket, ids.back());
     visit();
+  }
+
+  // Ends the page with a token that resumes after `id` of `bucket`.
+  void finish(uint32_t bucket, const std::string& id) {
+    page_->continuation = std::to_string(bucket) + ":" + id;
+    done_({});
   }
 
   Worker& worker_;
@@ -342,8 +357,9 @@ class RecordLister : public std::enable_shared_from_this<RecordLister> {
   std::vector<uint32_t> buckets_;
   size_t next_ = 0;
   uint32_t first_bucket_ = 0;
-  std::string after_;  // in first_bucket_, only ids after this one
-  uint32_t last_bucket_ = 0;
+  std::string after_;         // in first_bucket_, only ids after this one
+  uint32_t last_bucket_ = 0;  // where the page's last record is
+  std::string last_id_;
 };
 
 }  // namespace
