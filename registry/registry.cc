@@ -136,19 +136,30 @@ local function dec(v, i)
   local a, b, c = string.byte(v, i, i + 2)
   return a * 65536 + b * 256 + c
 end
-local function tagadd(prefix, tag, slot)
+-- Adds `slot` to each tag of `list` (tags it is not in yet): one HMGET and one HSET for the
+-- packed lists, whatever the number of tags (each call from a script costs Redis about as much
+-- as the work it does here).
+local function tagadd(prefix, list, slot)
+  if #list == 0 then return end
   local tk = prefix .. 't'
-  local v = redis.call('HGET', tk, tag)
-  if v == '' then
-    redis.call('SADD', tk .. ':' .. tag, slot)
-  elseif v and #v + 3 > MAXPACK then
-    local members = {slot}
-    for i = 1, #v, 3 do members[#members + 1] = dec(v, i) end
-    redis.call('SADD', tk .. ':' .. tag, unpack(members))
-    redis.call('HSET', tk, tag, '')
-  else
-    redis.call('HSET', tk, tag, (v or '') .. enc(slot))
+  local packed = redis.call('HMGET', tk, unpack(list))
+  local writes = {}
+  for i, tag in ipairs(list) do
+    local v = packed[i]
+    if v == '' then
+      redis.call('SADD', tk .. ':' .. tag, slot)
+    elseif v and #v + 3 > MAXPACK then
+      local members = {slot}
+      for j = 1, #v, 3 do members[#members + 1] = dec(v, j) end
+      redis.call('SADD', tk .. ':' .. tag, unpack(members))
+      writes[#writes + 1] = tag
+      writes[#writes + 1] = ''
+    else
+      writes[#writes + 1] = tag
+      writes[#writes + 1] = (v or '') .. enc(slot)
+    end
   end
+  if #writes > 0 then redis.call('HSET', tk, unpack(writes)) end
 end
 local function tagdel(prefix, tag, slot)
   local tk = prefix .. 't'
@@ -220,17 +231,25 @@ local function erase(prefix, keys, id, slot, rec)
 end
 -- Keeps the sweep's sets in step with the record at `slot`: e scores it by its expiration, d by
 -- when its channel was marked dead (its last update then), so a sweep reads only what is due.
-local function schedule(prefix, slot, rec)
+-- `old`: the record it replaces (nil for a new slot, or when its expiration is unchanged): a set
+-- is only cleared where the old record was in it.
+local function schedule(prefix, slot, rec, old)
   local _, _, flags, _, _, _, p = parse(rec)
   local exp, updated = times(rec, p)
+  local old_exp, old_dead = 0, false
+  if old then
+    local _, _, old_flags, _, _, _, op = parse(old)
+    old_exp = times(old, op)
+    old_dead = old_flags % 8 >= 4
+  end
   if exp ~= 0 then
     redis.call('ZADD', prefix .. 'e', exp, slot)
-  else
+  elseif old_exp ~= 0 then
     redis.call('ZREM', prefix .. 'e', slot)
   end
   if flags % 8 >= 4 then
     redis.call('ZADD', prefix .. 'd', updated, slot)
-  else
+  elseif old_dead then
     redis.call('ZREM', prefix .. 'd', slot)
   end
 end
@@ -266,11 +285,11 @@ end
 local keep = {}
 for _, t in ipairs(tags) do keep[t] = true end
 local slot = redis.call('HGET', KEYS[1], id)
-local existed, oldlen, had = 0, 0, {}
+local existed, oldlen, had, old = 0, 0, {}, nil
 if slot then
   existed = 1
   slot = tonumber(slot)
-  local old = getrec(prefix, slot)
+  old = getrec(prefix, slot)
   if old then
     oldlen = #old
     had = unlink(prefix, slot, old, KEYS[2], KEYS[3], keep)
@@ -292,11 +311,13 @@ else
   end
   redis.call('HSET', KEYS[1], id, slot)
 end
+local added = {}
 for _, t in ipairs(tags) do
-  if not had[t] then tagadd(prefix, t, slot) end
+  if not had[t] then added[#added + 1] = t end
 end
+tagadd(prefix, added, slot)
 putrec(prefix, slot, rec, oldlen)
-schedule(prefix, slot, rec)
+schedule(prefix, slot, rec, old)
 return existed
 )lua");
   return s;
