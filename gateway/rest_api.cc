@@ -300,7 +300,9 @@ void RestApi::registrations(const RestRequest& request, const rest::Target& targ
     return listRegistrations(request, target, std::move(query), std::move(respond));
   }
   if (target.collection == "registrationids") {
-    if (target.segments.size() != 2) return respond(notAllowed(request, ""));
+    if (target.segments.size() != 2) {
+      return respond(azureError(404, "no resource at '" + std::string(request.target()) + "'"));
+    }
     if (request.method() != http::verb::post) return respond(notAllowed(request, "POST"));
     auto id = std::make_shared<std::string>();
     return hubs_.createRegistrationId(
