@@ -4,8 +4,8 @@
 // - a refusal is not kInvalidArgument, or its message is empty;
 // - applying the same operations twice gives different results (the patch is deterministic);
 // - a patch that succeeds changes the installation's id or platform (the identity).
-#include <boost/json/src.hpp>  // Boost.JSON compiled into this target
-#include <boost/url/src.hpp>   // Boost.URL, for registry/installation.cc
+
+#include <boost/json.hpp>
 
 #include <cstdint>
 #include <cstdlib>

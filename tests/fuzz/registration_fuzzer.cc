@@ -4,8 +4,6 @@
 // - a refusal is not kInvalidArgument, or its message is empty;
 // - a registration that is accepted does not read back the same from the entry we answer with
 //   (what a client PUTs after a GET must be what it got).
-#include <boost/json/src.hpp>  // Boost.JSON compiled into this target
-#include <boost/url/src.hpp>   // Boost.URL, for registry/installation.cc
 
 #include <cstdint>
 #include <cstdlib>

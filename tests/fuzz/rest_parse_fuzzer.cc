@@ -6,7 +6,6 @@
 // - a parsed target has an empty, "." or ".." segment, or one with a '/' (an encoded slash got
 //   through), or a collection that is not its second segment lower-cased;
 // - a parsed batch has no device.
-#include <boost/json/src.hpp>  // Boost.JSON compiled into this target
 
 #include <cctype>
 #include <cstdint>
