@@ -13,6 +13,7 @@
 #include <optional>
 #include <unordered_map>
 
+#include "base/http_server.h"
 #include "base/log.h"
 
 namespace pushhub::gateway {
@@ -239,15 +240,10 @@ Result<std::unique_ptr<RestServer>> RestServer::start(
 
   std::shared_ptr<asio::ssl::context> tls;
   if (!options.plain_http) {
-    tls = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
-    tls->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
-                     asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
-                     asio::ssl::context::no_tlsv1_1);
-    tls->use_certificate_chain_file(options.cert_file, ec);
-    if (!ec) tls->use_private_key_file(options.key_file, asio::ssl::context::pem, ec);
-    if (ec) {
-      return Error::invalidArgument("server.tls_cert / server.tls_key: " + ec.message());
-    }
+    auto context = pushhub::http::serverTlsContext(options.cert_file, options.key_file,
+                                                   "server.tls_cert / server.tls_key");
+    if (!context) return context.error();
+    tls = std::move(*context);
   }
 
   std::unique_ptr<RestServer> server(new RestServer());
