@@ -111,6 +111,14 @@ grpc::ServerUnaryReactor* ApiService::ListScheduledNotifications(
   });
 }
 
+grpc::ServerUnaryReactor* ApiService::ListNotifications(grpc::CallbackServerContext* context,
+                                                        const v1::ListNotificationsRequest* request,
+                                                        v1::ListNotificationsResponse* response) {
+  return serve(context, [&](std::string_view authorization, HubService::Done done) {
+    hubs_.listNotifications(authorization, *request, response, std::move(done));
+  });
+}
+
 grpc::ServerUnaryReactor* ApiService::ListInstallations(grpc::CallbackServerContext* context,
                                                         const v1::ListInstallationsRequest* request,
                                                         v1::ListInstallationsResponse* response) {

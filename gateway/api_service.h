@@ -58,6 +58,9 @@ class ApiService final : public v1::PushHub::CallbackService {
   grpc::ServerUnaryReactor* ListScheduledNotifications(
       grpc::CallbackServerContext* context, const v1::ListScheduledNotificationsRequest* request,
       v1::ListScheduledNotificationsResponse* response) override;
+  grpc::ServerUnaryReactor* ListNotifications(grpc::CallbackServerContext* context,
+                                              const v1::ListNotificationsRequest* request,
+                                              v1::ListNotificationsResponse* response) override;
   grpc::ServerUnaryReactor* ListInstallations(grpc::CallbackServerContext* context,
                                               const v1::ListInstallationsRequest* request,
                                               v1::ListInstallationsResponse* response) override;

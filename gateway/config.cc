@@ -288,12 +288,15 @@ Result<Config> parseConfig(std::string_view toml_text, const std::filesystem::pa
   Config config;
   std::optional<Error> error;
   Reader r(error);
-  r.onlyKnown(&root, "", {"server", "redis", "dispatch", "registry", "hubs"});
+  r.onlyKnown(&root, "", {"server", "redis", "dispatch", "registry", "console", "hubs"});
+  r.onlyKnown(root["console"].as_table(), "console",
+              {"enabled", "session_minutes", "max_live_pages"});
   r.onlyKnown(root["registry"].as_table(), "registry",
               {"sweep_interval_ms", "dead_channel_retention_hours"});
-  r.onlyKnown(root["server"].as_table(), "server",
-              {"grpc_listen", "admin_listen", "tls_cert", "tls_key", "workers", "admin_key",
-               "rest_listen", "rest_plain_http", "rest_max_connections"});
+  r.onlyKnown(
+      root["server"].as_table(), "server",
+      {"grpc_listen", "admin_listen", "admin_tls_cert", "admin_tls_key", "tls_cert", "tls_key",
+       "workers", "admin_key", "rest_listen", "rest_plain_http", "rest_max_connections"});
   r.onlyKnown(root["redis"].as_table(), "redis", {"host", "port", "nodes", "password"});
   r.onlyKnown(root["dispatch"].as_table(), "dispatch",
               {"buckets_per_job", "max_jobs_per_worker", "max_in_flight_per_job",
@@ -304,6 +307,14 @@ Result<Config> parseConfig(std::string_view toml_text, const std::filesystem::pa
   auto server = root["server"];
   r.get(server["grpc_listen"], "server.grpc_listen", config.grpc_listen);
   r.get(server["admin_listen"], "server.admin_listen", config.admin_listen);
+  r.get(server["admin_tls_cert"], "server.admin_tls_cert", config.admin_tls_cert_file);
+  r.get(server["admin_tls_key"], "server.admin_tls_key", config.admin_tls_key_file);
+  if (config.admin_tls_cert_file.empty() != config.admin_tls_key_file.empty()) {
+    r.fail("server.admin_tls_cert", "admin_tls_cert and admin_tls_key go together");
+  } else if (!config.admin_tls_cert_file.empty()) {
+    config.admin_tls_cert_file = (base_dir / config.admin_tls_cert_file).string();
+    config.admin_tls_key_file = (base_dir / config.admin_tls_key_file).string();
+  }
   r.get(server["tls_cert"], "server.tls_cert", config.tls_cert_file);
   r.get(server["tls_key"], "server.tls_key", config.tls_key_file);
   r.getInt(server["workers"], "server.workers", config.workers, 0, 256);
@@ -422,7 +433,18 @@ Result<Config> parseConfig(std::string_view toml_text, const std::filesystem::pa
       ++index;
     }
   }
-  if (config.hubs.empty()) r.fail("hubs", "at least one [[hubs]] entry is required");
+  auto console = root["console"];
+  r.get(console["enabled"], "console.enabled", config.console);
+  r.getInt(console["session_minutes"], "console.session_minutes", config.console_session_minutes, 1,
+           24 * 60);
+  r.getInt(console["max_live_pages"], "console.max_live_pages", config.console_max_live_pages, 1,
+           1000);
+
+  // Hubs may live in Redis alone (created with the admin key); without either there is nothing
+  // this instance could ever serve.
+  if (config.hubs.empty() && config.admin_key.empty()) {
+    r.fail("hubs", "no [[hubs]] entry and no server.admin_key: set one or the other");
+  }
   if (error) return *error;
   return config;
 }

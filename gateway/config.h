@@ -46,8 +46,11 @@ struct HubSettings {
 struct Config {
   // Listeners.
   std::string grpc_listen = "127.0.0.1:50051";
-  std::string admin_listen = "127.0.0.1:9090";  // /metrics, /healthz (plain HTTP; keep on loopback)
-  std::string tls_cert_file;                    // gRPC serves TLS when both are set
+  // /metrics, /healthz, /readyz and the console; HTTPS with admin_tls_cert/admin_tls_key.
+  std::string admin_listen = "127.0.0.1:9090";
+  std::string admin_tls_cert_file;
+  std::string admin_tls_key_file;
+  std::string tls_cert_file;  // gRPC serves TLS when both are set
   std::string tls_key_file;
   // The Azure Notification Hubs REST API (HTTPS with tls_cert/tls_key); empty: not served.
   std::string rest_listen;
@@ -56,6 +59,11 @@ struct Config {
   size_t workers = 0;                  // 0: one per core
   // Signs hub management calls (HubAdmin) with key name kAdminKeyName; empty: management is off.
   std::string admin_key;
+
+  // The operators' console on the admin listener (gateway/console.h).
+  bool console = true;
+  uint32_t console_session_minutes = 30;
+  size_t console_max_live_pages = 16;
 
   // Redis.
   std::string redis_host = "127.0.0.1";

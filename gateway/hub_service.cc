@@ -152,6 +152,25 @@ Result<void> validateNotificationId(const std::string& id) {
   return {};
 }
 
+std::string audienceOf(const v1::SendNotificationRequest& send) {
+  using Send = v1::SendNotificationRequest;
+  switch (send.audience_case()) {
+    case Send::kTag:
+      return "tag:" + send.tag();
+    case Send::kInstallationId:
+      return "installation:" + send.installation_id();
+    case Send::kBroadcast:
+      return "broadcast";
+    case Send::kTagExpression:
+      return "expression:" + send.tag_expression();
+    case Send::kDirect:
+      return "direct:" + std::to_string(send.direct().targets_size()) + " handles";
+    case Send::AUDIENCE_NOT_SET:
+      break;
+  }
+  return "";
+}
+
 void toStatusProto(const std::string& id, const registry::NotificationState& s,
                    v1::NotificationStatus& out) {
   using Status = v1::NotificationStatus;
@@ -192,6 +211,8 @@ void toStatusProto(const std::string& id, const registry::NotificationState& s,
       }
     }
     for (const auto& native : request.native()) out.add_target_platforms(native.platform());
+    out.set_audience(audienceOf(request));
+    out.set_test(request.test());
   }
   for (const auto& f : s.failures) toDeviceOutcome(f, *out.add_failures());
 }
@@ -430,12 +451,12 @@ Result<HubPtr> HubService::authorize(std::string_view authorization, const std::
   return runtime;
 }
 
-Result<HubPtr> HubService::authorizeInstallation(std::string_view authorization,
-                                                 const std::string& hub, const std::string& id,
-                                                 Right right) const {
+Result<HubPtr> HubService::authorizeRecord(std::string_view authorization, const std::string& hub,
+                                           const std::string& id, std::string_view id_field,
+                                           Right right) const {
   auto settings = authorize(authorization, hub, right);
   if (!settings) return settings;
-  if (auto ok = registry::validateInstallationId(id, "installation_id"); !ok) return ok.error();
+  if (auto ok = registry::validateInstallationId(id, id_field); !ok) return ok.error();
   return settings;
 }
 
@@ -518,8 +539,8 @@ void HubService::batchCreateOrUpdateInstallations(
 void HubService::getInstallation(std::string_view authorization,
                                  const v1::GetInstallationRequest& request,
                                  v1::Installation* response, Done done) {
-  auto hub =
-      authorizeInstallation(authorization, request.hub(), request.installation_id(), kListen);
+  auto hub = authorizeRecord(authorization, request.hub(), request.installation_id(),
+                             "installation_id", kListen);
   if (!hub) return done(hub.error());
   onWorker([response, hub = hubOf((*hub)->settings), id = request.installation_id(),
             done = std::move(done)](Worker& worker) {
@@ -536,8 +557,8 @@ void HubService::getInstallation(std::string_view authorization,
 void HubService::patchInstallation(std::string_view authorization,
                                    const v1::PatchInstallationRequest& request,
                                    v1::Installation* response, Done done) {
-  auto hub =
-      authorizeInstallation(authorization, request.hub(), request.installation_id(), kListen);
+  auto hub = authorizeRecord(authorization, request.hub(), request.installation_id(),
+                             "installation_id", kListen);
   if (!hub) return done(hub.error());
   if (request.operations_size() == 0) {
     return done(Error::invalidArgument("operations: give at least one operation"));
@@ -568,8 +589,8 @@ void HubService::patchInstallation(std::string_view authorization,
 void HubService::deleteInstallation(std::string_view authorization,
                                     const v1::DeleteInstallationRequest& request,
                                     v1::DeleteInstallationResponse* response, Done done) {
-  auto hub =
-      authorizeInstallation(authorization, request.hub(), request.installation_id(), kListen);
+  auto hub = authorizeRecord(authorization, request.hub(), request.installation_id(),
+                             "installation_id", kListen);
   if (!hub) return done(hub.error());
   onWorker([response, hub = hubOf((*hub)->settings), id = request.installation_id(),
             done = std::move(done)](Worker& worker) {
@@ -707,13 +728,30 @@ void HubService::getNotification(std::string_view authorization,
   });
 }
 
-Result<HubPtr> HubService::authorizeRegistration(std::string_view authorization,
-                                                 const std::string& hub, const std::string& id,
-                                                 Right right) const {
-  auto settings = authorize(authorization, hub, right);
-  if (!settings) return settings;
-  if (auto ok = registry::validateInstallationId(id, "registrationId"); !ok) return ok.error();
-  return settings;
+void HubService::listNotifications(std::string_view authorization,
+                                   const v1::ListNotificationsRequest& request,
+                                   v1::ListNotificationsResponse* response, Done done) {
+  auto hub = authorize(authorization, request.hub(), kManage);
+  if (!hub) return done(hub.error());
+  if (request.max() < 0 || request.max() > kMaxNotificationsListed) {
+    return done(Error::invalidArgument("max: must be 1.." +
+                                       std::to_string(kMaxNotificationsListed) + " (0 = 20); got " +
+                                       std::to_string(request.max())));
+  }
+  size_t max = request.max() == 0 ? 20 : static_cast<size_t>(request.max());
+  onWorker([name = (*hub)->settings.name, max, response, done = std::move(done)](Worker& worker) {
+    worker.queue().recent(
+        name, max,
+        [done,
+         response](const Result<std::vector<std::pair<std::string, registry::NotificationState>>>&
+                       listed) {
+          if (!listed) return done(listed.error());
+          for (const auto& [id, state] : *listed) {
+            toStatusProto(id, state, *response->add_notifications());
+          }
+          done({});
+        });
+  });
 }
 
 void HubService::putRegistration(std::string_view authorization, const std::string& hub_name,
@@ -769,7 +807,7 @@ void HubService::putRegistration(std::string_view authorization, const std::stri
 
 void HubService::getRegistration(std::string_view authorization, const std::string& hub_name,
                                  const std::string& id, registry::Installation* found, Done done) {
-  auto hub = authorizeRegistration(authorization, hub_name, id, kListen);
+  auto hub = authorizeRecord(authorization, hub_name, id, "registrationId", kListen);
   if (!hub) return done(hub.error());
   onWorker([hub = hubOf((*hub)->settings), id, found, done = std::move(done)](Worker& worker) {
     worker.registry().get(hub, storeId(id),
@@ -785,7 +823,7 @@ void HubService::getRegistration(std::string_view authorization, const std::stri
 void HubService::deleteRegistration(std::string_view authorization, const std::string& hub_name,
                                     const std::string& id, std::optional<std::string> if_match,
                                     Done done) {
-  auto hub = authorizeRegistration(authorization, hub_name, id, kListen);
+  auto hub = authorizeRecord(authorization, hub_name, id, "registrationId", kListen);
   if (!hub) return done(hub.error());
   onWorker([hub = hubOf((*hub)->settings), id, if_match = std::move(if_match),
             done = std::move(done)](Worker& worker) {

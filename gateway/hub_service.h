@@ -66,6 +66,11 @@ class HubService {
                                   v1::ListScheduledNotificationsResponse* response, Done done);
   void getNotification(std::string_view authorization, const v1::GetNotificationRequest& request,
                        v1::NotificationStatus* response, Done done);
+  // The latest sends, newest first, without their failures (Manage).
+  static constexpr int kMaxNotificationsListed = registry::NotificationQueue::kRecentKept;
+  void listNotifications(std::string_view authorization,
+                         const v1::ListNotificationsRequest& request,
+                         v1::ListNotificationsResponse* response, Done done);
 
   // Every installation and registration of the hub, a page at a time (Manage): for export.
   static constexpr int kMaxInstallationsListed = 1000;
@@ -115,12 +120,11 @@ class HubService {
   // long as it uses the settings, whatever the catalog does meanwhile.
   Result<HubPtr> authorize(std::string_view authorization, const std::string& hub,
                            Right right) const;
-  // authorize(), then the installation id checked.
-  Result<HubPtr> authorizeInstallation(std::string_view authorization, const std::string& hub,
-                                       const std::string& id, Right right) const;
-  // authorize(), then the registration id checked.
-  Result<HubPtr> authorizeRegistration(std::string_view authorization, const std::string& hub,
-                                       const std::string& id, Right right) const;
+  // authorize(), then the installation's or registration's id checked (an error names
+  // `id_field`).
+  Result<HubPtr> authorizeRecord(std::string_view authorization, const std::string& hub,
+                                 const std::string& id, std::string_view id_field,
+                                 Right right) const;
   // Runs `work(worker)` at once when called on a worker's thread, else posts it to the next
   // worker (round robin).
   template <typename Work>

@@ -7,6 +7,7 @@
 #include <boost/asio/post.hpp>
 
 #include <fstream>
+#include <future>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -90,16 +91,31 @@ Result<void> Server::start() {
   }
 
   auto [admin_host, admin_port] = splitHostPort(config_.admin_listen);
+  std::shared_ptr<boost::asio::ssl::context> admin_tls;
+  if (!config_.admin_tls_cert_file.empty()) {
+    auto context = http::serverTlsContext(config_.admin_tls_cert_file, config_.admin_tls_key_file,
+                                          "server.admin_tls_cert / server.admin_tls_key");
+    if (!context) return context.error();
+    admin_tls = std::move(*context);
+  }
+  if (config_.console) {
+    console_ = std::make_unique<console::Console>(
+        admin_ioc_, catalog_, *hubs_, *stats_,
+        console::Console::Options{std::chrono::minutes(config_.console_session_minutes),
+                                  config_.console_max_live_pages, admin_tls != nullptr});
+  }
   try {
     admin_ = std::make_unique<http::HttpServer>(
         admin_ioc_, admin_host, admin_port,
         [this](const http::HttpRequest& request, std::function<void(http::HttpResponse)> respond) {
           handleAdmin(request, std::move(respond));
-        });
+        },
+        admin_tls);
   } catch (const std::exception& e) {
     return Error::unavailable("server.admin_listen: cannot listen on " + config_.admin_listen +
                               ": " + e.what());
   }
+  if (console_) boost::asio::post(admin_ioc_, [this] { console_->start(); });
   admin_thread_ = std::thread([this] { admin_ioc_.run(); });
 
   std::string rest = "rest off";
@@ -121,27 +137,31 @@ Result<void> Server::start() {
                        splitHostPort(config_.rest_listen).first, rest_->port());
   }
 
-  logger->info("pushhubd listening: grpc {}:{} ({}), admin http://{}:{}, {}, {} workers, {} hubs",
+  logger->info("pushhubd listening: grpc {}:{} ({}), admin {}://{}:{}{}, {}, {} workers, {} hubs",
                splitHostPort(config_.grpc_listen).first, grpc_port_,
-               config_.tls_cert_file.empty() ? "plaintext" : "TLS", admin_host, admin_->port(),
-               rest, workers_.size(), catalog_.snapshot()->size());
+               config_.tls_cert_file.empty() ? "plaintext" : "TLS",
+               admin_->tls() ? "https" : "http", admin_host, admin_->port(),
+               console_ ? " (console at /)" : "", rest, workers_.size(),
+               catalog_.snapshot()->size());
   return {};
 }
 
 void Server::handleAdmin(const http::HttpRequest& request,
                          std::function<void(http::HttpResponse)> respond) {
-  if (request.method != "GET") {
+  bool metrics = request.path == "/metrics";
+  // Live: every worker answers and reaches Redis. Ready: live, and not stopping (a load
+  // balancer stops sending calls while a stopping instance drains).
+  bool ready = request.path == "/readyz";
+  bool health = ready || request.path == "/healthz";
+  if ((metrics || health) && request.method != "GET") {
     return respond({405, "application/json", R"({"error":"GET only"})"});
   }
-  if (request.path == "/metrics") {
+  if (metrics) {
     return stats_->collect(true, [respond = std::move(respond)](auto snapshot) {
       respond({200, "text/plain; version=0.0.4", renderPrometheus(*snapshot)});
     });
   }
-  // Live: every worker answers and reaches Redis. Ready: live, and not stopping (a load
-  // balancer stops sending calls while a stopping instance drains).
-  bool ready = request.path == "/readyz";
-  if (request.path == "/healthz" || ready) {
+  if (health) {
     return stats_->collect(false, [this, ready, respond = std::move(respond)](auto snapshot) {
       std::string status = "ok";
       if (snapshot->workers_answered < snapshot->workers) {
@@ -158,8 +178,10 @@ void Server::handleAdmin(const http::HttpRequest& request,
                            snapshot->workers_connected)});
     });
   }
-  respond(
-      {404, "application/json", R"({"error":"unknown path; try /metrics, /healthz or /readyz"})"});
+  if (console_ && console_->handle(request, respond)) return;
+  respond({404, "application/json",
+           console_ ? R"({"error":"unknown path; try /, /metrics, /healthz or /readyz"})"
+                    : R"({"error":"unknown path; try /metrics, /healthz or /readyz"})"});
 }
 
 void Server::stop(std::optional<std::chrono::milliseconds> grace) {
@@ -175,6 +197,16 @@ void Server::stop(std::optional<std::chrono::milliseconds> grace) {
   if (rest_) rest_->stop();
   boost::asio::post(workers_.front()->ioc(), [this] { hub_sync_->stop(); });
   for (auto& worker : workers_) worker->stop(deadline);
+  // The console's live pages close and its timers stop on the admin thread, where they run
+  // (the thread is joined below, so `console_stopped` outlives the handler).
+  std::promise<void> console_stopped;
+  if (console_) {
+    boost::asio::post(admin_ioc_, [this, &console_stopped] {
+      console_->stop();
+      console_stopped.set_value();
+    });
+    console_stopped.get_future().wait_for(std::chrono::seconds(2));
+  }
   if (admin_) admin_->stop();
   admin_ioc_.stop();
   if (admin_thread_.joinable()) admin_thread_.join();

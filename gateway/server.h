@@ -1,7 +1,8 @@
 #pragma once
 // pushhubd as a whole: the hub catalog and its sync with Redis, the workers, the gRPC server
-// (PushHub, HubAdmin, reflection) and the admin endpoint (/metrics in Prometheus text,
-// /healthz, /readyz). Built and driven from the main thread.
+// (PushHub, HubAdmin, reflection), the REST server, and the admin listener (/metrics in
+// Prometheus text, /healthz, /readyz, the operators' console at /). Built and driven from the
+// main thread.
 
 #include <grpcpp/server.h>
 
@@ -16,6 +17,7 @@
 #include "base/http_server.h"
 #include "gateway/api_service.h"
 #include "gateway/config.h"
+#include "gateway/console.h"
 #include "gateway/hub_admin_service.h"
 #include "gateway/hub_catalog.h"
 #include "gateway/hub_sync.h"
@@ -60,6 +62,7 @@ class Server {
   std::unique_ptr<grpc::Server> grpc_;
   int grpc_port_ = 0;
   boost::asio::io_context admin_ioc_{1};
+  std::unique_ptr<console::Console> console_;  // on the admin thread; off: [console] enabled
   std::unique_ptr<http::HttpServer> admin_;
   std::thread admin_thread_;
   bool started_ = false;

@@ -33,6 +33,18 @@ return 1
   return s;
 }
 
+// KEYS: the hub's recent list. ARGV: id, how many to keep, TTL (s): a hub that stops sending
+// lets its list expire with its last records.
+const Script& rememberScript() {
+  static const Script s(R"lua(
+redis.call('LPUSH', KEYS[1], ARGV[1])
+redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+)lua");
+  return s;
+}
+
 // KEYS: record. ARGV: job mark, 1 to return the body, now ms, the ordinal of the job's successor
 // or ''.
 // false: record gone; {1}: the job was already counted; {0, progress, body, successor's payload
@@ -359,6 +371,7 @@ void NotificationQueue::enqueue(const std::string& id, const std::string& hub, s
         if (!r) {
           return cb(r.error());
         }
+        remember(*redis, hub, id);
         if (payloads.empty()) {
           return cb(Result<void>());
         }
@@ -397,9 +410,10 @@ void NotificationQueue::schedule(const std::string& id, const std::string& hub, 
                                 std::to_string(ttl_s)};
   RedisClient* redis = &commands_;
   commands_.evalScript(writeRecordScript(), {recordKey(id)}, std::move(args),
-                       [redis, id, at_ms, key = scheduleKey(partitionOf(id)),
+                       [this, redis, id, hub, at_ms, key = scheduleKey(partitionOf(id)),
                         cb = std::move(cb)](Result<RedisReply> r) mutable {
                          if (!r) return cb(r.error());
+                         remember(*redis, hub, id);
                          redis->command(
                              {"HSET", recordKey(id), "scheduled_ms", std::to_string(at_ms)},
                              [](Result<RedisReply>) {});
@@ -829,6 +843,49 @@ std::optional<DeliveryFailure> decodeFailure(std::string_view encoded) {
 
 }  // namespace
 
+namespace {
+
+// A record as HGETALL returns it, without its failures (they are a list of their own).
+NotificationState parseRecord(const RedisReply& reply) {
+  NotificationState s;
+  auto num = [](const std::string& v) -> int64_t {
+    int64_t n = 0;
+    std::from_chars(v.data(), v.data() + v.size(), n);
+    return n;
+  };
+  const auto& e = reply.elements;
+  for (size_t i = 0; i + 1 < e.size(); i += 2) {
+    const std::string& k = e[i].str;
+    const std::string& v = e[i + 1].str;
+    if (k == "body") {
+      s.body = v;
+    } else if (k == "hub") {
+      s.hub = v;
+    } else if (k == "created_ms") {
+      s.created_ms = num(v);
+    } else if (k == "start_ms") {
+      s.start_ms = num(v);
+    } else if (k == "end_ms") {
+      s.end_ms = num(v);
+    } else if (k == "jobs_total") {
+      s.jobs_total = num(v);
+    } else if (k == "jobs_done") {
+      s.jobs_done = num(v);
+    } else if (k == "state") {
+      s.state = v;
+    } else if (k == "abandoned") {
+      s.abandoned = v;
+    } else if (k == "scheduled_ms") {
+      s.scheduled_ms = num(v);
+    } else if (k.rfind("o:", 0) == 0) {
+      s.outcome_counts[k.substr(2)] = num(v);
+    }
+  }
+  return s;
+}
+
+}  // namespace
+
 void NotificationQueue::state(const std::string& id,
                               std::function<void(Result<std::optional<NotificationState>>)> cb) {
   RedisClient* redis = &commands_;
@@ -840,42 +897,8 @@ void NotificationQueue::state(const std::string& id,
         if (r->elements.empty()) {
           return cb(std::optional<NotificationState>());
         }
-        NotificationState s;
-        auto num = [](const std::string& v) -> int64_t {
-          int64_t n = 0;
-          std::from_chars(v.data(), v.data() + v.size(), n);
-          return n;
-        };
-        const auto& e = r->elements;
-        for (size_t i = 0; i + 1 < e.size(); i += 2) {
-          const std::string& k = e[i].str;
-          const std::string& v = e[i + 1].str;
-          if (k == "body") {
-            s.body = v;
-          } else if (k == "hub") {
-            s.hub = v;
-          } else if (k == "created_ms") {
-            s.created_ms = num(v);
-          } else if (k == "start_ms") {
-            s.start_ms = num(v);
-          } else if (k == "end_ms") {
-            s.end_ms = num(v);
-          } else if (k == "jobs_total") {
-            s.jobs_total = num(v);
-          } else if (k == "jobs_done") {
-            s.jobs_done = num(v);
-          } else if (k == "state") {
-            s.state = v;
-          } else if (k == "abandoned") {
-            s.abandoned = v;
-          } else if (k == "scheduled_ms") {
-            s.scheduled_ms = num(v);
-          } else if (k.rfind("o:", 0) == 0) {
-            s.outcome_counts[k.substr(2)] = num(v);
-          }
-        }
         redis->command({"LRANGE", failuresKey(id), "0", "-1"},
-                       [s = std::move(s), cb = std::move(cb)](Result<RedisReply> list) mutable {
+                       [s = parseRecord(*r), cb = std::move(cb)](Result<RedisReply> list) mutable {
                          if (!list) return cb(list.error());
                          for (const auto& item : list->elements) {
                            if (auto f = decodeFailure(item.str))
@@ -883,6 +906,42 @@ void NotificationQueue::state(const std::string& id,
                          }
                          cb(std::optional<NotificationState>(std::move(s)));
                        });
+      });
+}
+
+void NotificationQueue::remember(RedisClient& redis, const std::string& hub,
+                                 const std::string& id) {
+  redis.evalScript(rememberScript(), {recentKey(hub)},
+                   {id, std::to_string(kRecentKept), std::to_string(options_.record_ttl.count())},
+                   [](Result<RedisReply>) {});
+}
+
+void NotificationQueue::recent(
+    const std::string& hub, size_t max,
+    std::function<void(Result<std::vector<std::pair<std::string, NotificationState>>>)> cb) {
+  using Listed = std::vector<std::pair<std::string, NotificationState>>;
+  RedisClient* redis = &commands_;
+  commands_.command(
+      {"LRANGE", recentKey(hub), "0", std::to_string(std::clamp<size_t>(max, 1, kRecentKept) - 1)},
+      [redis, hub, cb = std::move(cb)](Result<RedisReply> ids) mutable {
+        if (!ids) return cb(ids.error());
+        auto listed = std::make_shared<Listed>();
+        for (const auto& id : ids->elements) listed->emplace_back(id.str, NotificationState{});
+        if (listed->empty()) return cb(Listed{});
+        // Every record read at once (pipelined); the answer waits for all, in list order.
+        auto join = std::make_shared<Join>(
+            listed->size(), [hub, listed, cb = std::move(cb)](Result<void> all) {
+              if (!all) return cb(all.error());
+              // Expired records (no hub left) and, defensively, another hub's.
+              std::erase_if(*listed, [&hub](const auto& entry) { return entry.second.hub != hub; });
+              cb(std::move(*listed));
+            });
+        for (auto& [id, state] : *listed) {
+          redis->command({"HGETALL", recordKey(id)}, [join, listed, &state](Result<RedisReply> r) {
+            if (r) state = parseRecord(*r);
+            join->done(r ? Result<void>() : Result<void>(r.error()));
+          });
+        }
       });
 }
 

@@ -265,6 +265,16 @@ class NotificationQueue {
   void state(const std::string& id,
              std::function<void(Result<std::optional<NotificationState>>)> cb);
 
+  // The latest sends of `hub` (stored name), newest first: enqueue() and schedule() list each id
+  // in recentKey(hub), trimmed to kRecentKept, after its record is written (so a send whose
+  // listing failed is still delivered, only not listed). recent() reads at most `max` of them
+  // with their records (failures left out), skipping those whose record has expired.
+  static constexpr size_t kRecentKept = 100;
+  static std::string recentKey(const std::string& hub) { return "ph:recent:{" + hub + "}"; }
+  void recent(
+      const std::string& hub, size_t max,
+      std::function<void(Result<std::vector<std::pair<std::string, NotificationState>>>)> cb);
+
   static std::string recordKey(const std::string& id) { return "ph:n:{" + id + "}"; }
   static std::string failuresKey(const std::string& id) { return recordKey(id) + ":f"; }
   static std::string jobMark(const Job& job);
@@ -279,6 +289,8 @@ class NotificationQueue {
 
   // The partition a notification's first job (and its schedule entry) goes to.
   uint32_t partitionOf(const std::string& id) const;
+  // Lists `id` first in recentKey(hub); not waited for.
+  void remember(RedisClient& redis, const std::string& hub, const std::string& id);
   // XADDs a job of notification `id` to `stream` unless the same (id, `name`) was added there
   // before: for adds that a rerun of their caller repeats.
   void addOnce(const std::string& stream, const std::string& id, const std::string& hub,

@@ -249,6 +249,7 @@ TOML
 PUSHHUB_HUB=demo
 PUSHHUB_GRPC_ADDR=127.0.0.1:$grpc_port
 PUSHHUB_GRPC_ADDRS=$addrs
+PUSHHUB_CONSOLE_URL=http://127.0.0.1:$admin_port/
 PUSHHUB_METRICS_URL=http://127.0.0.1:$admin_port/metrics
 PUSHHUB_METRICS_URLS=$metrics
 PUSHHUB_REST_URL=https://127.0.0.1:$rest_port/
@@ -265,6 +266,7 @@ PNS_MOCK_WNS_URL=https://127.0.0.1:$wns_port
 REDIS_URL='$redis_url'
 ENV
   say "stack up: source $STACK_ENV (logs in $RUNDIR/*.log; ./run down stops it)"
+  say "console: http://127.0.0.1:$admin_port/ (hub demo, \$PUSHHUB_CONNECTION_STRING_FULL)"
 }
 
 # Prints "platform: sent to N distinct devices" for each provider pns-mock saw.

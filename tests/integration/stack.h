@@ -110,6 +110,7 @@ struct StackOptions {
   int instances = 1;                    // pushhubd processes sharing the Redis
   std::string extra_config;  // appended to every instance's [dispatch] (buckets_per_job: 16)
   bool redis_aof = false;    // the standalone Redis persists every write (appendfsync always)
+  bool admin_tls = false;    // the admin listener (metrics, console) serves HTTPS
 };
 
 inline StackOptions withMockFlags(std::vector<std::string> flags) {
@@ -209,11 +210,14 @@ class Stack {
     for (;;) {
       std::string text = readText(log);
       auto at = text.find("pushhubd listening: grpc 127.0.0.1:");
-      auto admin = text.find("admin http://127.0.0.1:", at == std::string::npos ? 0 : at);
+      auto admin =
+          text.find(options_.admin_tls ? "admin https://127.0.0.1:" : "admin http://127.0.0.1:",
+                    at == std::string::npos ? 0 : at);
       auto rest = text.find("rest https://127.0.0.1:", at == std::string::npos ? 0 : at);
       if (at != std::string::npos && admin != std::string::npos && rest != std::string::npos) {
         in.grpc_port = static_cast<uint16_t>(std::stoi(text.substr(at + 35)));
-        in.admin_port = static_cast<uint16_t>(std::stoi(text.substr(admin + 23)));
+        in.admin_port =
+            static_cast<uint16_t>(std::stoi(text.substr(admin + (options_.admin_tls ? 24 : 23))));
         in.rest_port = static_cast<uint16_t>(std::stoi(text.substr(rest + 23)));
         break;
       }
@@ -253,7 +257,9 @@ class Stack {
     return std::string("[server]\n") +
            "grpc_listen = \"127.0.0.1:0\"\n"
            "admin_listen = \"127.0.0.1:0\"\n"
-           "tls_cert = \"server.pem\"\ntls_key = \"server.key\"\nworkers = 2\n"
+           "tls_cert = \"server.pem\"\ntls_key = \"server.key\"\nworkers = 2\n" +
+           (options_.admin_tls ? "admin_tls_cert = \"server.pem\"\nadmin_tls_key = \"server.key\"\n"
+                               : "") +
            "rest_listen = \"127.0.0.1:0\"\n"
            "admin_key = \"" +
            kAdminKey + "\"\n" + redisConfig() + "[dispatch]\n" +

@@ -73,6 +73,7 @@ int queuesCommand(const Args& args);
 int statsCommand(const Args& args);
 int hubsCommand(const Args& args);
 int notificationCommand(Client& client, const Args& args, const std::string& id);
+int notificationListCommand(Client& client, const Args& args);
 int scheduleCommand(Client& client, const Args& args);
 int cancelCommand(Client& client, const std::string& id);
 

@@ -56,6 +56,7 @@ commands:
 
 operators (output for people; --json prints the answer as JSON):
   notification ID             state, times, outcomes and per-handle failures of a send
+  notification list [--max 20]  the hub's latest sends, newest first (a Manage key)
   schedule list [--max 100]   the hub's scheduled sends, earliest first (a Manage key)
   schedule cancel ID          calls off a scheduled send
   queues                      jobs queued and running per hub, oldest job's age, scheduled
@@ -501,6 +502,9 @@ int run(int argc, char** argv) {
   }
   if (p[0] == "notification" && p.size() == 3 && p[1] == "cancel") {
     return cancelCommand(client, p[2]);
+  }
+  if (p[0] == "notification" && p.size() == 2 && p[1] == "list") {
+    return notificationListCommand(client, args);
   }
   if (p[0] == "notification" && p.size() == 2) return notificationCommand(client, args, p[1]);
   if (p[0] == "schedule") return scheduleCommand(client, args);

@@ -228,8 +228,9 @@ int notificationCommand(Client& client, const Args& args, const std::string& id)
     std::cout << toJson(s) << "\n";
     return 0;
   }
-  std::cout << fmt::format("notification {}: {}\n", s.notification_id(),
-                           v1::azureStateName(s.state()));
+  std::cout << fmt::format("notification {}: {}{}\n", s.notification_id(),
+                           v1::azureStateName(s.state()), s.test() ? " (test send)" : "");
+  if (!s.audience().empty()) std::cout << "  audience  " << s.audience() << "\n";
   if (!s.abandoned_reason().empty()) std::cout << "  abandoned: " << s.abandoned_reason() << "\n";
   if (s.has_scheduled_time()) std::cout << "  scheduled for " << when(s.scheduled_time()) << "\n";
   std::cout << "  enqueued  " << when(s.enqueue_time()) << "\n";
@@ -256,6 +257,30 @@ int notificationCommand(Client& client, const Args& args, const std::string& id)
     std::cout << fmt::format("  {:<5} {:<28} {:>3} {:<24} {}{}\n", platformName(f.platform()),
                              handle, f.http_status(), f.outcome(), f.reason(),
                              f.installation_id().empty() ? "" : " (" + f.installation_id() + ")");
+  }
+  return 0;
+}
+
+int notificationListCommand(Client& client, const Args& args) {
+  v1::ListNotificationsRequest request;
+  request.set_hub(client.hub());
+  request.set_max(static_cast<int32_t>(args.number("--max", 20, 1, 100)));
+  grpc::ClientContext context;
+  client.prepare(context);
+  v1::ListNotificationsResponse response;
+  check(client.stub().ListNotifications(&context, request, &response));
+  if (args.has("--json")) {
+    std::cout << toJson(response) << "\n";
+    return 0;
+  }
+  std::cout << fmt::format("{:<34} {:<20} {:>14} {:>10} {:>8}  {}\n", "NOTIFICATION", "STATE",
+                           "ACCEPTED", "DELIVERED", "FAILED", "AUDIENCE");
+  for (const auto& n : response.notifications()) {
+    int64_t delivered = 0, failed = 0;
+    for (const auto& o : n.outcomes()) (o.outcome() == "Success" ? delivered : failed) += o.count();
+    std::cout << fmt::format("{:<34} {:<20} {:>14} {:>10} {:>8}  {}\n", n.notification_id(),
+                             v1::azureStateName(n.state()), ago(n.enqueue_time()), delivered,
+                             failed, n.audience());
   }
   return 0;
 }

@@ -92,6 +92,36 @@ job_idle_timeout_ms = 5000
   EXPECT_NE(error("[server]\nadmin_key = \"short\"\n").find("server.admin_key"), std::string::npos);
 }
 
+// An instance may serve only hubs kept in Redis (made with the admin key): the packaged default
+// config has no [[hubs]].
+TEST(ConfigTest, HubsMayAllLiveInRedis) {
+  auto config = parseConfig("[server]\nadmin_key = \"0123456789abcdef0123456789abcdef\"\n", ".");
+  ASSERT_TRUE(config) << config.error().message;
+  EXPECT_TRUE(config->hubs.empty());
+}
+
+// deploy/pushhubd.toml, /etc/pushhub/pushhubd.toml in the package: refused until the operator
+// sets an admin key (or a hub), then everything on loopback.
+TEST(ConfigTest, PackagedDefault) {
+  auto path = std::filesystem::path(PUSHHUB_SOURCE_DIR) / "deploy/pushhubd.toml";
+  auto shipped = loadConfig(path);
+  ASSERT_FALSE(shipped);
+  EXPECT_NE(shipped.error().message.find("no [[hubs]] entry and no server.admin_key"),
+            std::string::npos);
+
+  std::ifstream in(path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto at = text.find("# admin_key = \"\"");
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, 16, "admin_key = \"0123456789abcdef0123456789abcdef\"");
+  auto edited = parseConfig(text, path.parent_path());
+  ASSERT_TRUE(edited) << edited.error().message;
+  EXPECT_EQ(edited->grpc_listen, "127.0.0.1:50051");
+  EXPECT_EQ(edited->admin_listen, "127.0.0.1:9090");
+  EXPECT_TRUE(edited->rest_listen.empty());
+  EXPECT_EQ(edited->redis_nodes, (std::vector<registry::ClusterNode>{{"127.0.0.1", 6379}}));
+}
+
 TEST(ConfigTest, DeliveryGuarantees) {
   auto defaults = parseConfig(kMinimal, ".");
   ASSERT_TRUE(defaults);
@@ -141,7 +171,7 @@ TEST(ConfigTest, ErrorsNameTheKey) {
             std::string::npos);
   EXPECT_NE(errorOf("[redis]\nprot = 1\n").find("redis.prot: unknown key"), std::string::npos);
   EXPECT_NE(errorOf("[[hubs]]\nname = \"a\"\n").find("hubs[0].keys"), std::string::npos);
-  EXPECT_NE(errorOf("").find("hubs"), std::string::npos);
+  EXPECT_NE(errorOf("").find("hubs: no [[hubs]] entry and no server.admin_key"), std::string::npos);
   EXPECT_NE(errorOf("[server\n").find("line 1"), std::string::npos);
   EXPECT_NE(errorOf(std::string(kMinimal) + "[surprise]\n").find("surprise"), std::string::npos);
   EXPECT_NE(errorOf(std::string(kMinimal) + "  [hubs.apns]\n  key_id = \"K\"\n")

@@ -644,3 +644,62 @@ TEST_F(NotificationQueueTest, InspectTellsDepthAgeAndHubsAndListScheduledFilters
 
 }  // namespace
 }  // namespace pushhub::registry
+
+namespace pushhub::registry {
+namespace {
+
+using namespace testing;
+
+// The console's "latest sends": newest first, trimmed, one hub's only, expired records skipped,
+// scheduled sends listed too.
+TEST_F(NotificationQueueTest, RecentListsAHubsLatestSendsNewestFirst) {
+  auto recent = [&](const std::string& hub, size_t max) {
+    auto r = await<Result<std::vector<std::pair<std::string, NotificationState>>>>(
+        io_, [&](auto cb) { queue_.recent(hub, max, cb); });
+    EXPECT_TRUE(r) << (r ? "" : r.error().message);
+    std::vector<std::string> ids;
+    if (r) {
+      for (const auto& [id, s] : *r) {
+        EXPECT_EQ(s.hub, hub);
+        ids.push_back(id + ":" + s.state);
+      }
+    }
+    return ids;
+  };
+  EXPECT_TRUE(recent("myhub", 10).empty());
+  ASSERT_TRUE(enqueue(queue_, "first", "b", {}));
+  ASSERT_TRUE(enqueue(queue_, "second", "b", {"0-1"}));
+  ASSERT_TRUE(await<Result<void>>(io_, [&](auto cb) {
+    queue_.schedule("later", "myhub", "b", 4102444800000, cb);  // 2100-01-01
+  }));
+  ASSERT_TRUE(await<Result<void>>(
+      io_, [&](auto cb) { queue_.enqueue("elsewhere", "otherhub", "b", {}, cb); }));
+  EXPECT_EQ(recent("myhub", 10), (std::vector<std::string>{"later:scheduled", "second:enqueued",
+                                                           "first:notargetfound"}));
+  EXPECT_EQ(recent("myhub", 2), (std::vector<std::string>{"later:scheduled", "second:enqueued"}));
+  EXPECT_EQ(recent("otherhub", 10), (std::vector<std::string>{"elsewhere:notargetfound"}));
+
+  // A record gone (its retention over) is skipped.
+  ASSERT_TRUE(cmd(io_, commands_, {"DEL", NotificationQueue::recordKey("second")}));
+  EXPECT_EQ(recent("myhub", 10),
+            (std::vector<std::string>{"later:scheduled", "first:notargetfound"}));
+
+  // Only the latest kRecentKept stay listed, and the list expires with the records.
+  for (size_t i = 0; i < NotificationQueue::kRecentKept + 5; ++i) {
+    ASSERT_TRUE(enqueue(queue_, "n" + std::to_string(i), "b", {}));
+  }
+  auto length = cmd(io_, commands_, {"LLEN", NotificationQueue::recentKey("myhub")});
+  ASSERT_TRUE(length);
+  EXPECT_EQ(length->integer, static_cast<int64_t>(NotificationQueue::kRecentKept));
+  auto listed = recent("myhub", 1000);
+  ASSERT_EQ(listed.size(), NotificationQueue::kRecentKept);
+  EXPECT_EQ(listed.front(),
+            "n" + std::to_string(NotificationQueue::kRecentKept + 4) + ":notargetfound");
+  auto ttl = cmd(io_, commands_, {"TTL", NotificationQueue::recentKey("myhub")});
+  ASSERT_TRUE(ttl);
+  EXPECT_GT(ttl->integer, 3000);
+  EXPECT_LE(ttl->integer, 3600);
+}
+
+}  // namespace
+}  // namespace pushhub::registry
