@@ -92,6 +92,14 @@ std::pair<std::string, std::string> idAndVerb(std::string_view rest) {
   return {std::string(rest.substr(0, slash)), std::string(rest.substr(slash + 1))};
 }
 
+// What the page may know of its session: never a secret.
+json::object describe(const Session& session, std::string_view secret) {
+  return {{"hub", session.hub},
+          {"key_name", session.key_name},
+          {"expires", session.expires},
+          {"csrf", csrfToken(session, secret)}};
+}
+
 // A device handle shown enough to recognise, not whole.
 std::string maskHandle(const std::string& handle) {
   if (handle.size() <= 12) return std::string(handle.size(), '*');
@@ -146,27 +154,7 @@ void Console::stop() {
 bool Console::handle(const http::HttpRequest& request, Respond& respond) {
   assert(home_.get_executor().running_in_this_thread());
   const std::string& path = request.path;
-  bool api = path.rfind(kApi, 0) == 0;
-  if (!api) {
-    std::string_view name = path == "/" || path == "/console" || path == "/console/"
-                                ? "index.html"
-                                : std::string_view(path);
-    if (name != "index.html" && name.rfind("/console/", 0) != 0) return false;
-    if (name != "index.html") name.remove_prefix(9);
-    const Asset* asset = findAsset(name);
-    if (!asset) return false;
-    if (request.method != "GET") {
-      respond(refusal(405, "GET only"));
-      return true;
-    }
-    auto r = answer(200, std::string(asset->content_type), std::string(asset->body));
-    r.headers.emplace_back("Content-Security-Policy",
-                           "default-src 'self'; img-src 'self' data:; style-src 'self'; "
-                           "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; "
-                           "base-uri 'none'; form-action 'self'");
-    respond(std::move(r));
-    return true;
-  }
+  if (path.rfind(kApi, 0) != 0) return serveAsset(request, respond);
 
   std::string_view route = std::string_view(path).substr(kApi.size());
   bool post = request.method == "POST";
@@ -197,12 +185,9 @@ bool Console::handle(const http::HttpRequest& request, Respond& respond) {
     return true;
   }
   if (route == "session" && !post) {
-    respond(jsonAnswer(200, json::object{{"hub", session->session.hub},
-                                         {"key_name", session->session.key_name},
-                                         {"expires", session->session.expires},
-                                         {"csrf", csrfToken(session->session, session->secret)}}));
+    respond(jsonAnswer(200, describe(session->session, session->secret)));
   } else if (route == "signout" && post) {
-    signOut(request, *session, respond);
+    signOut(*session, respond);
   } else if (route == "live" && !post) {
     openLive(*session, respond);
   } else if (route == "overview" && !post) {
@@ -223,6 +208,30 @@ bool Console::handle(const http::HttpRequest& request, Respond& respond) {
   } else {
     respond(refusal(404, "unknown console call"));
   }
+  return true;
+}
+
+bool Console::serveAsset(const http::HttpRequest& request, Respond& respond) {
+  std::string_view name = request.path;
+  if (name == "/" || name == "/console" || name == "/console/") {
+    name = "index.html";
+  } else if (name.rfind("/console/", 0) == 0) {
+    name.remove_prefix(9);
+  } else {
+    return false;
+  }
+  const Asset* asset = findAsset(name);
+  if (!asset) return false;
+  if (request.method != "GET") {
+    respond(refusal(405, "GET only"));
+    return true;
+  }
+  auto r = answer(200, std::string(asset->content_type), std::string(asset->body));
+  r.headers.emplace_back("Content-Security-Policy",
+                         "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+                         "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; "
+                         "base-uri 'none'; form-action 'self'");
+  respond(std::move(r));
   return true;
 }
 
@@ -301,10 +310,7 @@ void Console::signIn(const http::HttpRequest& request, Respond& respond) {
                   unixSeconds() + std::chrono::seconds(options_.session_lifetime).count(),
                   newNonce()};
   std::string cookie = encode(session, access->secret);
-  auto r = jsonAnswer(200, json::object{{"hub", session.hub},
-                                        {"key_name", session.key_name},
-                                        {"expires", session.expires},
-                                        {"csrf", csrfToken(session, access->secret)}});
+  auto r = jsonAnswer(200, describe(session, access->secret));
   r.headers.emplace_back(
       "Set-Cookie", fmt::format("{}={}; Path=/; Max-Age={}; HttpOnly; SameSite=Strict{}", kCookie,
                                 cookie, std::chrono::seconds(options_.session_lifetime).count(),
@@ -312,7 +318,7 @@ void Console::signIn(const http::HttpRequest& request, Respond& respond) {
   respond(std::move(r));
 }
 
-void Console::signOut(const http::HttpRequest&, const Signed& session, Respond& respond) {
+void Console::signOut(const Signed& session, Respond& respond) {
   int64_t now = unixSeconds();
   std::erase_if(revoked_, [now](const auto& entry) { return entry.second <= now; });
   if (revoked_.size() >= kMaxRevoked) revoked_.erase(revoked_.begin());

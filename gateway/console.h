@@ -72,8 +72,9 @@ class Console {
   struct LivePage;
   using Respond = std::function<void(http::HttpResponse)>;
 
+  bool serveAsset(const http::HttpRequest& request, Respond& respond);
   void signIn(const http::HttpRequest& request, Respond& respond);
-  void signOut(const http::HttpRequest& request, const Signed& session, Respond& respond);
+  void signOut(const Signed& session, Respond& respond);
   void openLive(const Signed& session, Respond& respond);
   void overview(const Signed& session, std::function<void(std::string)> done);
   void notification(const Signed& session, const std::string& id, Respond& respond);
