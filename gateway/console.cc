@@ -350,9 +350,12 @@ void Console::openLive(const Signed& session, Respond& respond) {
 }
 
 void Console::tick() {
-  tick_timer_.cancel();
   std::erase_if(live_, [](const auto& page) { return !page->stream->open(); });
   if (live_.empty() || stopped_) return;
+  scheduleTick();  // the next in a second, whatever this one's gathering does
+  // A gathering still out (a worker slow to answer) is waited for, up to kStuckGather.
+  auto now = std::chrono::steady_clock::now();
+  if (ticking_ && now - tick_started_ < kStuckGather) return;
   // Each page's session again: an expired, signed-out or re-keyed one stops here.
   std::map<std::string, std::vector<std::shared_ptr<LivePage>>> by_hub;
   std::map<std::string, Signed> signer;
@@ -369,15 +372,13 @@ void Console::tick() {
   std::erase_if(live_, [](const auto& page) { return !page->stream->open(); });
   if (by_hub.empty()) return;
   ticking_ = true;
+  tick_started_ = now;
   auto left = std::make_shared<size_t>(by_hub.size());
   for (auto& [hub, pages] : by_hub) {
     overview(signer.at(hub), [this, pages = pages, left](std::string body) {
       std::string event = "data: " + body + "\n\n";
       for (const auto& page : pages) page->stream->write(event);
-      if (--*left == 0) {
-        ticking_ = false;
-        scheduleTick();
-      }
+      if (--*left == 0) ticking_ = false;
     });
   }
 }

@@ -52,6 +52,7 @@ class Console {
   static constexpr std::chrono::minutes kChartSpan{15};
   static constexpr std::chrono::seconds kLiveInterval{1};
   static constexpr int kLatestListed = 20;
+  static constexpr std::chrono::seconds kStuckGather{5};  // then the next tick gathers anew
 
   // Every argument must outlive the console.
   Console(boost::asio::io_context& home, const HubCatalog& catalog, HubService& hubs,
@@ -101,7 +102,8 @@ class Console {
   boost::asio::steady_timer sample_timer_;
   boost::asio::steady_timer tick_timer_;
   bool stopped_ = false;
-  bool ticking_ = false;  // a live update is being gathered
+  bool ticking_ = false;  // a live update is being gathered, since tick_started_
+  std::chrono::steady_clock::time_point tick_started_;
 
   // Cumulative deliveries of each hub by platform, every kChartStep, oldest first.
   struct Sample {
