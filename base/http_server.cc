@@ -3,6 +3,7 @@
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -28,7 +29,6 @@ using tcp = asio::ip::tcp;
 
 constexpr size_t kMaxBodyBytes = 1 << 20;
 constexpr size_t kMaxStreamBacklog = 1 << 20;  // bytes queued on a stream before it is cut
-constexpr size_t kMaxConnections = 512;        // past it a new connection is closed at once
 constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
 
 void parseTarget(HttpRequest& req) {
@@ -74,16 +74,24 @@ class SessionBase {
 }  // namespace
 
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
-  Impl(asio::io_context& io, HttpHandler h, std::shared_ptr<asio::ssl::context> tls)
-      : io(io), acceptor(io), handler(std::move(h)), tls(std::move(tls)) {}
+  Impl(asio::io_context& io, HttpHandler h, std::shared_ptr<asio::ssl::context> tls,
+       size_t max_connections)
+      : io(io),
+        acceptor(io),
+        accept_retry(io),
+        handler(std::move(h)),
+        tls(std::move(tls)),
+        max_connections(max_connections) {}
 
   void accept();
   void stopOnThread();
 
   asio::io_context& io;
   tcp::acceptor acceptor;
+  asio::steady_timer accept_retry;
   HttpHandler handler;
   std::shared_ptr<asio::ssl::context> tls;  // null: plain HTTP
+  size_t max_connections;
   uint16_t port = 0;
   bool stopped = false;
   // Open sessions, so stop() can close them. Touched only on io's thread.
@@ -121,12 +129,16 @@ class Session : public SessionBase,
     }
   }
 
+  // Whoever calls this holds a reference: dropping the session's own is safe here, and the one
+  // way a session whose answer or stream is still pending gets freed when its server stops
+  // (the io_context may be stopped before the write's completion would drop it).
   void shutdown() override {
     beast::error_code ignored;
     auto& socket = beast::get_lowest_layer(stream_).socket();
     socket.shutdown(tcp::socket::shutdown_both, ignored);
     socket.close(ignored);
     streaming_ = false;
+    pending_self_.reset();
   }
 
   // ResponseStream, on the io_context's thread.
@@ -311,8 +323,15 @@ void HttpServer::Impl::accept() {
       return;
     }
     if (ec) {
-      log::get("http")->warn("accept failed: {}", ec.message());
-    } else if (self->sessions.size() >= kMaxConnections) {
+      // Out of file descriptors, say: retrying at once would spin until some are freed.
+      log::get("http")->warn("accept failed: {}; retrying in 100 ms", ec.message());
+      self->accept_retry.expires_after(std::chrono::milliseconds(100));
+      self->accept_retry.async_wait([self](beast::error_code wait) {
+        if (!wait && !self->stopped) self->accept();
+      });
+      return;
+    }
+    if (self->sessions.size() >= self->max_connections) {
       beast::error_code ignored;
       socket.close(ignored);
     } else if (self->tls) {
@@ -331,6 +350,7 @@ void HttpServer::Impl::stopOnThread() {
   stopped = true;
   beast::error_code ignored;
   acceptor.close(ignored);
+  accept_retry.cancel();
   auto open = std::move(sessions);
   sessions.clear();
   for (auto& [raw, weak] : open) {
@@ -341,8 +361,9 @@ void HttpServer::Impl::stopOnThread() {
 }
 
 HttpServer::HttpServer(asio::io_context& io, const std::string& address, uint16_t port,
-                       HttpHandler handler, std::shared_ptr<asio::ssl::context> tls)
-    : impl_(std::make_shared<Impl>(io, std::move(handler), std::move(tls))) {
+                       HttpHandler handler, std::shared_ptr<asio::ssl::context> tls,
+                       size_t max_connections)
+    : impl_(std::make_shared<Impl>(io, std::move(handler), std::move(tls), max_connections)) {
   tcp::endpoint endpoint(asio::ip::make_address(address), port);
   impl_->acceptor.open(endpoint.protocol());
   impl_->acceptor.set_option(asio::socket_base::reuse_address(true));

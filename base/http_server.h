@@ -88,11 +88,16 @@ Result<std::shared_ptr<boost::asio::ssl::context>> serverTlsContext(const std::s
 // Listens on address:port (port 0 = let the kernel pick; see port()) and serves requests with
 // `handler` until stop() or destruction; over TLS when `tls` is set. The constructor binds and
 // listens synchronously and throws boost::system::system_error if that fails (a start-up error,
-// not a data-path one).
+// not a data-path one). A failed accept (out of file descriptors, say) is retried after 100 ms.
 class HttpServer {
  public:
+  // Connections open at once by default; past the bound a new one is closed at once (a flood of
+  // idle connections cannot take the listener's memory or file descriptors).
+  static constexpr size_t kDefaultMaxConnections = 512;
+
   HttpServer(boost::asio::io_context& io, const std::string& address, uint16_t port,
-             HttpHandler handler, std::shared_ptr<boost::asio::ssl::context> tls = nullptr);
+             HttpHandler handler, std::shared_ptr<boost::asio::ssl::context> tls = nullptr,
+             size_t max_connections = kDefaultMaxConnections);
   // Stops accepting and closes open connections (same as stop()).
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;

@@ -28,9 +28,10 @@ using tcp = asio::ip::tcp;
 // An HttpServer on its own io_context thread, port 0.
 class Served {
  public:
-  explicit Served(HttpHandler handler, std::shared_ptr<asio::ssl::context> tls = nullptr)
-      : server_(
-            std::make_unique<HttpServer>(io_, "127.0.0.1", 0, std::move(handler), std::move(tls))),
+  explicit Served(HttpHandler handler, std::shared_ptr<asio::ssl::context> tls = nullptr,
+                  size_t max_connections = HttpServer::kDefaultMaxConnections)
+      : server_(std::make_unique<HttpServer>(io_, "127.0.0.1", 0, std::move(handler),
+                                             std::move(tls), max_connections)),
         thread_([this] { io_.run(); }) {}
   ~Served() {
     server_->stop();
@@ -159,6 +160,30 @@ TEST(HttpServerTest, BacklogIsBounded) {
   });
   int written = refused_after.get_future().get();
   EXPECT_LT(written, 1024);  // refused before 64 MiB were queued
+}
+
+// Past its bound of open connections a new one is closed at once; the open ones still serve.
+TEST(HttpServerTest, ConnectionsAreBounded) {
+  constexpr size_t kBound = 8;
+  Served served(
+      [](const HttpRequest&, std::function<void(HttpResponse)> respond) {
+        respond({200, "text/plain", "ok"});
+      },
+      nullptr, kBound);
+  asio::io_context io;
+  auto ask = [](tcp::socket& socket) -> std::string {
+    boost::system::error_code ec;
+    asio::write(socket, asio::buffer(std::string("GET / HTTP/1.1\r\nHost: x\r\n\r\n")), ec);
+    std::string got;
+    if (!ec) asio::read_until(socket, asio::dynamic_buffer(got), "ok", ec);
+    return ec ? ec.message() : got.substr(0, 15);
+  };
+  std::vector<tcp::socket> open;
+  for (size_t i = 0; i < kBound; ++i) open.push_back(connectTo(io, served.port()));
+  EXPECT_EQ(ask(open.back()), "HTTP/1.1 200 OK");  // accepted after every one before it
+  auto extra = connectTo(io, served.port());
+  EXPECT_NE(ask(extra), "HTTP/1.1 200 OK");
+  EXPECT_EQ(ask(open.front()), "HTTP/1.1 200 OK");
 }
 
 TEST(HttpServerTest, ServesTls) {
